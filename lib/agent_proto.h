@@ -1,0 +1,162 @@
+/* agent_proto.h — the host <-> noid-agent protocol (DESIGN.md §6).
+ *
+ * One byte stream (virtio-serial port under QEMU, vsock under Firecracker)
+ * carries length-prefixed frames, multiplexed by a 32-bit stream id:
+ *
+ *   offset 0  u16  magic 0x4E41 ("NA")         all integers big-endian
+ *          2  u8   type (enum ap_type)
+ *          3  u8   flags (0; reserved)
+ *          4  u32  stream id (0 = the session itself)
+ *          8  u32  payload length, at most AP_MAX_PAYLOAD
+ *         12  ...  payload
+ *
+ * Session: the host sends HELLO{version, nonce} (repeating it until answered,
+ * because bytes sent before the guest opened its port are lost) and the agent
+ * answers HELLO_ACK{version, nonce, agent version}.  A HELLO at any time
+ * starts a new session: the agent kills every exec of the previous one.  This
+ * is how the channel survives a server restart or a snapshot restore.
+ *
+ * Exec: the host picks a fresh stream id and sends EXEC (TLV payload, see
+ * struct ap_exec_req).  The agent answers STARTED{pid}, then STDOUT/STDERR
+ * data frames, and finally EXIT{code, signal, timed_out}; or ERROR{message}
+ * if the process could not be started.  stdin: STDIN data frames, an empty
+ * one is EOF.  The host may have at most AP_STDIN_WINDOW bytes of stdin not
+ * yet acknowledged by WINDOW{n} frames.  KILL{signal} and RESIZE{rows, cols}
+ * act on a running exec.
+ *
+ * Control requests (SET_TIME, ADD_ENTROPY, PING) also use a fresh stream id
+ * and get OK or ERROR (PONG for PING) on it.
+ *
+ * A malformed frame is a session error: the receiver sends ERROR on stream 0,
+ * drops the session and resynchronises on the next magic.  It never exits.
+ *
+ * This file and agent_proto.c use libc only: the static agent builds them. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define AP_VERSION 1
+/* virtio-serial port name (QEMU) and vsock port (Firecracker) of the agent. */
+#define AP_SERIAL_PORT_NAME "org.noid.agent"
+#define AP_VSOCK_PORT 1024
+#define AP_MAGIC 0x4E41
+#define AP_HEADER_LEN 12
+/* Largest payload either side accepts (an EXEC with a large env fits). */
+#define AP_MAX_PAYLOAD (4u * 1024 * 1024)
+/* Data frames are cut to this size so one stream cannot hog the channel. */
+#define AP_DATA_CHUNK (64u * 1024)
+#define AP_STDIN_WINDOW (256u * 1024)
+#define AP_MAX_ARGS 4096
+#define AP_MAX_ENV 256
+#define AP_MAX_STRING (128u * 1024)
+#define AP_MAX_ENTROPY 4096
+
+enum ap_type {
+    /* host -> agent */
+    AP_HELLO = 1,
+    AP_EXEC = 2,
+    AP_STDIN = 3,
+    AP_KILL = 4,
+    AP_RESIZE = 5,
+    AP_SET_TIME = 6,
+    AP_ADD_ENTROPY = 7,
+    AP_PING = 8,
+    /* agent -> host */
+    AP_HELLO_ACK = 32,
+    AP_STARTED = 33,
+    AP_STDOUT = 34,
+    AP_STDERR = 35,
+    AP_EXIT = 36,
+    AP_WINDOW = 37,
+    AP_OK = 38,
+    AP_ERROR = 39,
+    AP_PONG = 40,
+};
+
+struct ap_frame {
+    uint8_t type;
+    uint8_t flags;
+    uint32_t stream;
+    uint32_t len;
+    const uint8_t *payload; /* points into the caller's buffer */
+};
+
+bool ap_type_is_known(uint8_t type);
+const char *ap_type_name(uint8_t type);
+
+/* Write a frame header into out. */
+void ap_header_encode(uint8_t out[AP_HEADER_LEN], uint8_t type, uint32_t stream, uint32_t len);
+
+/* Try to take one frame from the front of buf.
+ * Returns the number of bytes it spans (> 0) and fills *ret; 0 if more bytes
+ * are needed; -EBADMSG for a bad magic, unknown type or non-zero flags;
+ * -EMSGSIZE for a payload over AP_MAX_PAYLOAD. */
+int ap_frame_parse(const uint8_t *buf, size_t len, struct ap_frame *ret);
+
+/* After a bad frame: offset of the next possible frame start (the next magic
+ * byte pair after offset 0), or len if there is none. */
+size_t ap_resync(const uint8_t *buf, size_t len);
+
+/* ---- payloads ---- */
+
+struct ap_hello {
+    uint32_t version;
+    uint64_t nonce;
+    char agent_version[64]; /* HELLO_ACK only */
+};
+/* out must hold AP_HELLO_MAX bytes; returns the length used. */
+#define AP_HELLO_MAX (12 + 63) /* the version string is at most 63 bytes */
+size_t ap_hello_encode(const struct ap_hello *h, bool with_version, uint8_t *out);
+int ap_hello_decode(const uint8_t *p, size_t len, struct ap_hello *ret);
+
+struct ap_exit {
+    int32_t code;     /* exit status when signal == 0 */
+    uint32_t signal;  /* terminating signal, 0 if it exited */
+    bool timed_out;   /* killed because timeout_ms passed */
+};
+#define AP_EXIT_LEN 9
+void ap_exit_encode(const struct ap_exit *x, uint8_t out[AP_EXIT_LEN]);
+int ap_exit_decode(const uint8_t *p, size_t len, struct ap_exit *ret);
+
+/* u32 payloads: STARTED{pid}, KILL{signal}, WINDOW{bytes} */
+void ap_u32_encode(uint32_t v, uint8_t out[4]);
+int ap_u32_decode(const uint8_t *p, size_t len, uint32_t *ret);
+/* u64 payloads: SET_TIME{realtime ns} */
+void ap_u64_encode(uint64_t v, uint8_t out[8]);
+int ap_u64_decode(const uint8_t *p, size_t len, uint64_t *ret);
+/* RESIZE{rows, cols} */
+void ap_resize_encode(uint16_t rows, uint16_t cols, uint8_t out[4]);
+int ap_resize_decode(const uint8_t *p, size_t len, uint16_t *rows, uint16_t *cols);
+
+/* EXEC payload: a sequence of TLVs {u16 tag, u32 len, bytes}. */
+enum ap_exec_tag {
+    APT_ARG = 1,        /* repeated, in order; at least one */
+    APT_ENV = 2,        /* repeated "NAME=VALUE" */
+    APT_CWD = 3,
+    APT_TTY = 4,        /* u8 */
+    APT_TIMEOUT_MS = 5, /* u32, 0 = none */
+    APT_ROWS = 6,       /* u16 */
+    APT_COLS = 7,       /* u16 */
+    APT_STDIN = 8,      /* u8: 1 = host sends stdin frames; 0 = stdin is /dev/null */
+};
+
+struct ap_exec_req {
+    char **argv; /* NULL-terminated */
+    size_t argc;
+    char **env;  /* NULL-terminated */
+    size_t nenv;
+    char *cwd;   /* NULL = /root (falling back to /) */
+    bool tty;
+    bool stdin_open;
+    uint32_t timeout_ms;
+    uint16_t rows, cols;
+};
+
+/* Encode into a malloc'd buffer; -E2BIG if it would exceed AP_MAX_PAYLOAD. */
+int ap_exec_req_encode(const struct ap_exec_req *r, uint8_t **ret, size_t *ret_len);
+/* Decode, checking every bound (AP_MAX_ARGS, AP_MAX_ENV, AP_MAX_STRING, no NUL
+ * inside strings, unknown tags refused).  On failure *ret is freed. */
+int ap_exec_req_decode(const uint8_t *p, size_t len, struct ap_exec_req *ret);
+void ap_exec_req_free(struct ap_exec_req *r);

@@ -1,0 +1,142 @@
+/* fsutil.c — see fsutil.h. */
+#define _XOPEN_SOURCE 700
+#include "fsutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "macro.h"
+
+int mkdir_p(const char *path, mode_t mode)
+{
+    _cleanup_free_ char *p = strdup(path);
+
+    if (!p)
+        return -ENOMEM;
+    for (char *s = p + 1; *s; s++) {
+        if (*s != '/')
+            continue;
+        *s = 0;
+        if (mkdir(p, mode) < 0 && errno != EEXIST)
+            return -errno;
+        *s = '/';
+    }
+    if (mkdir(p, mode) < 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+static int rm_one(const char *fpath, const struct stat *sb, int type, struct FTW *ftw)
+{
+    int r = type == FTW_DP ? rmdir(fpath) : unlink(fpath);
+
+    if (r < 0 && errno != ENOENT)
+        return -errno;
+    return 0;
+}
+
+int rm_rf(const char *path)
+{
+    struct stat st;
+    int r;
+
+    if (lstat(path, &st) < 0)
+        return errno == ENOENT ? 0 : -errno;
+    if (!S_ISDIR(st.st_mode))
+        return unlink(path) < 0 && errno != ENOENT ? -errno : 0;
+    r = nftw(path, rm_one, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+    if (r > 0)
+        r = -EIO;
+    return r;
+}
+
+int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode)
+{
+    _cleanup_free_ char *tmp = NULL;
+    _cleanup_close_ int fd = -1;
+    const char *p = data;
+
+    if (asprintf(&tmp, "%s.tmp.%d", path, (int)getpid()) < 0)
+        return -ENOMEM;
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+    if (fd < 0)
+        return -errno;
+    if (fchmod(fd, mode) < 0)
+        goto fail;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            goto fail;
+        p += n;
+        len -= (size_t)n;
+    }
+    if (fsync(fd) < 0)
+        goto fail;
+    if (rename(tmp, path) < 0)
+        goto fail;
+    return 0;
+fail : {
+    int r = -errno;
+    unlink(tmp);
+    return r;
+}
+}
+
+int read_file(const char *path, size_t max, char **ret, size_t *ret_len)
+{
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+    _cleanup_free_ char *data = NULL;
+    size_t len = 0, cap = 0;
+
+    if (fd < 0)
+        return -errno;
+    for (;;) {
+        if (len + 4096 + 1 > cap) {
+            size_t ncap = cap ? cap * 2 : 8192;
+            char *p = realloc(data, ncap);
+            if (!p)
+                return -ENOMEM;
+            data = p;
+            cap = ncap;
+        }
+        ssize_t n = read(fd, data + len, cap - len - 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        if (n == 0)
+            break;
+        len += (size_t)n;
+        if (len > max)
+            return -EFBIG;
+    }
+    if (!data && !(data = malloc(1)))
+        return -ENOMEM;
+    data[len] = 0;
+    *ret = TAKE_PTR(data);
+    if (ret_len)
+        *ret_len = len;
+    return 0;
+}
+
+bool path_exists(const char *path)
+{
+    return access(path, F_OK) == 0;
+}
+
+char *path_join(const char *a, const char *b)
+{
+    char *p;
+
+    if (asprintf(&p, "%s/%s", a, b) < 0)
+        return NULL;
+    return p;
+}

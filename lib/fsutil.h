@@ -1,0 +1,25 @@
+/* fsutil.h — file-system helpers: directories, atomic writes, removal. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* mkdir -p with mode for every created component. */
+int mkdir_p(const char *path, mode_t mode);
+
+/* rm -rf that never follows symlinks and never leaves the file system of
+ * path (so a mount inside a VM dir is not emptied). -ENOENT is success. */
+int rm_rf(const char *path);
+
+/* Write data to path atomically: a temporary file in the same directory,
+ * fsync, rename.  The file gets mode. */
+int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode);
+
+/* Read a whole file of at most max bytes (NUL-terminated, malloc'd). */
+int read_file(const char *path, size_t max, char **ret, size_t *ret_len);
+
+bool path_exists(const char *path);
+
+/* path_join("a", "b") == "a/b", malloc'd. */
+char *path_join(const char *a, const char *b);

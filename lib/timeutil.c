@@ -1,0 +1,36 @@
+/* timeutil.c — see timeutil.h. */
+#include "timeutil.h"
+
+void time_rfc3339(time_t t, char out[RFC3339_LEN])
+{
+    struct tm tm;
+
+    gmtime_r(&t, &tm);
+    strftime(out, RFC3339_LEN, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+void time_now_rfc3339(char out[RFC3339_LEN])
+{
+    time_rfc3339(time(NULL), out);
+}
+
+int64_t time_mono_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+int64_t time_mono_ms(void)
+{
+    return time_mono_ns() / 1000000;
+}
+
+int64_t time_real_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}

@@ -1,0 +1,17 @@
+/* timeutil.h — clocks and timestamps. */
+#pragma once
+
+#include <stdint.h>
+#include <time.h>
+
+#define RFC3339_LEN 32
+
+/* "2026-11-26T15:55:21Z" for t (UTC). */
+void time_rfc3339(time_t t, char out[RFC3339_LEN]);
+void time_now_rfc3339(char out[RFC3339_LEN]);
+
+/* Monotonic clock in milliseconds / nanoseconds (for timeouts and durations). */
+int64_t time_mono_ms(void);
+int64_t time_mono_ns(void);
+/* Wall clock in nanoseconds since the epoch. */
+int64_t time_real_ns(void);

@@ -1,0 +1,67 @@
+/* fuzz_agent_proto.c — libFuzzer target: the agent protocol.  The input is a
+ * byte stream as it arrives on the channel; it is framed with the same loop
+ * the host and the agent use (parse, resync on error) and every payload is
+ * handed to its decoder. */
+#include <stdint.h>
+#include <string.h>
+
+#include "agent_proto.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void decode_payload(const struct ap_frame *f)
+{
+    struct ap_hello h;
+    struct ap_exit x;
+    struct ap_exec_req r;
+    uint32_t v32;
+    uint64_t v64;
+    uint16_t rows, cols;
+
+    switch (f->type) {
+    case AP_HELLO:
+    case AP_HELLO_ACK:
+        ap_hello_decode(f->payload, f->len, &h);
+        break;
+    case AP_EXEC:
+        if (ap_exec_req_decode(f->payload, f->len, &r) == 0)
+            ap_exec_req_free(&r);
+        break;
+    case AP_EXIT:
+        ap_exit_decode(f->payload, f->len, &x);
+        break;
+    case AP_STARTED:
+    case AP_KILL:
+    case AP_WINDOW:
+        ap_u32_decode(f->payload, f->len, &v32);
+        break;
+    case AP_SET_TIME:
+        ap_u64_decode(f->payload, f->len, &v64);
+        break;
+    case AP_RESIZE:
+        ap_resize_decode(f->payload, f->len, &rows, &cols);
+        break;
+    default:
+        break;
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    size_t off = 0;
+
+    while (off < size) {
+        struct ap_frame f;
+        int used = ap_frame_parse(data + off, size - off, &f);
+        if (used == 0)
+            break;
+        if (used < 0) {
+            size_t skip = ap_resync(data + off, size - off);
+            off += skip ? skip : 1;
+            continue;
+        }
+        decode_payload(&f);
+        off += (size_t)used;
+    }
+    return 0;
+}

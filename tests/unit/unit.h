@@ -1,0 +1,20 @@
+/* unit.h — the Check suites, one per module (test_<module>.c), run by
+ * unit_main.c: `unit-tests SUITE` runs one, without argument all. */
+#pragma once
+
+#include <check.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdlib.h>
+
+Suite *suite_agent_proto(void);
+Suite *suite_buf(void);
+Suite *suite_config(void);
+Suite *suite_db(void);
+Suite *suite_encoding(void);
+Suite *suite_kvfile(void);
+Suite *suite_names(void);
+Suite *suite_ratelimit(void);
+Suite *suite_token(void);
+Suite *suite_wire(void);

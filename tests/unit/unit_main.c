@@ -1,0 +1,47 @@
+/* unit_main.c — runs the Check suites named on the command line (all if none). */
+#include <stdio.h>
+#include <string.h>
+
+#include "unit.h"
+
+static const struct {
+    const char *name;
+    Suite *(*make)(void);
+} suites[] = {
+    {"agent_proto", suite_agent_proto},
+    {"buf", suite_buf},
+    {"config", suite_config},
+    {"db", suite_db},
+    {"encoding", suite_encoding},
+    {"kvfile", suite_kvfile},
+    {"names", suite_names},
+    {"ratelimit", suite_ratelimit},
+    {"token", suite_token},
+    {"wire", suite_wire},
+};
+
+int main(int argc, char **argv)
+{
+    SRunner *sr = NULL;
+    int failed;
+
+    for (size_t i = 0; i < sizeof(suites) / sizeof(suites[0]); i++) {
+        bool wanted = argc < 2;
+        for (int a = 1; a < argc; a++)
+            wanted = wanted || strcmp(argv[a], suites[i].name) == 0;
+        if (!wanted)
+            continue;
+        if (!sr)
+            sr = srunner_create(suites[i].make());
+        else
+            srunner_add_suite(sr, suites[i].make());
+    }
+    if (!sr) {
+        fprintf(stderr, "unknown suite\n");
+        return 2;
+    }
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}
