@@ -1,0 +1,105 @@
+/* api.h — what the REST front-end's files share: the per-request state,
+ * reply helpers and the route table.  Handlers turn a request into engine
+ * calls and exactly one reply; they never touch SQLite, QEMU or storage.
+ *
+ * Threading: libmicrohttpd serves all connections from a small pool of epoll
+ * threads (one per core).  Quick handlers run there.  Routes marked
+ * `blocking` (create, exec, destroy, ...) may take seconds: their connection
+ * is suspended and the handler runs on a thread of its own, so a slow exec
+ * never stalls anyone else; the reply is queued when the connection resumes. */
+#pragma once
+
+#include <json-c/json.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "buf.h"
+#include "db.h"
+#include "engine.h"
+#include "nerr.h"
+#include "ratelimit.h"
+
+/* Request bodies above this are refused with 413 (exec stdin rides in the
+ * body, hence the size). */
+#define API_MAX_BODY (16u * 1024 * 1024)
+#define API_MAX_PARAMS 3
+
+/* At most this many blocking handlers run at once; more get 503. */
+#define API_MAX_WORKERS 256
+
+struct api_server {
+    struct MHD_Daemon *d;
+    struct engine *eng;
+    const struct server_config *cfg;
+    struct ratelimit *rl;
+    int listen_fd;
+    char bound[128]; /* "ADDR:PORT" actually bound */
+    pthread_mutex_t workers_lock;
+    pthread_cond_t workers_done;
+    unsigned workers; /* (workers_lock) blocking handlers in flight */
+};
+
+struct api_request {
+    struct api_server *srv;
+    struct MHD_Connection *conn;
+    char method[16];
+    char *path;
+    struct buf body;
+    bool body_too_large;
+    bool authed;
+    struct db_user user;
+    int64_t start_ns;
+    unsigned status;                /* of the reply, for the access log */
+    struct MHD_Response *response;  /* the reply, queued by http.c */
+    bool suspended;                 /* a worker thread owns the request */
+    char client_ip[64];
+    char *params[API_MAX_PARAMS];
+    const struct api_route *route;
+};
+
+/* Reply helpers: each sets the one response of the request (later calls are
+ * ignored); http.c queues it. */
+void api_reply_json(struct api_request *rq, unsigned status, json_object *o); /* consumes o */
+void api_reply_error(struct api_request *rq, unsigned status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* An error reply with one extra header (Retry-After, Allow, ...). */
+void api_reply_error_hdr(struct api_request *rq, unsigned status, const char *hdr,
+                         const char *value, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+void api_reply_empty(struct api_request *rq, unsigned status);
+/* Reply with the HTTP status that an engine error code stands for. */
+void api_reply_engine_error(struct api_request *rq, int r, const struct nerr *e);
+unsigned api_status_for_errno(int r);
+
+/* Parse the body as one JSON object; on failure replies 400 and returns < 0. */
+int api_body_json(struct api_request *rq, json_object **ret);
+
+/* Authenticate the bearer token; on failure replies 401/429 and returns false. */
+bool api_authenticate(struct api_request *rq);
+
+typedef void (*api_handler_fn)(struct api_request *rq, char **params);
+
+struct api_route {
+    const char *method;
+    const char *pattern; /* segments; "{x}" captures one into params[] */
+    api_handler_fn fn;
+    bool blocking;       /* may take long: run on a worker thread */
+};
+
+/* Find the route of method + path.  NULL if none; then *ret_path_known says
+ * whether another method would match (405) and allow lists those methods. */
+const struct api_route *api_route_find(const char *method, const char *path,
+                                       char *params[API_MAX_PARAMS], bool *ret_path_known,
+                                       char *allow, size_t allow_size);
+
+/* Handlers */
+void api_get_healthz(struct api_request *rq, char **params);
+void api_get_version(struct api_request *rq, char **params);
+void api_get_whoami(struct api_request *rq, char **params);
+void api_get_capabilities(struct api_request *rq, char **params);
+void api_post_vms(struct api_request *rq, char **params);
+void api_get_vms(struct api_request *rq, char **params);
+void api_get_vm(struct api_request *rq, char **params);
+void api_delete_vm(struct api_request *rq, char **params);
+void api_post_exec(struct api_request *rq, char **params);

@@ -1,0 +1,374 @@
+/* http.c — see http.h.
+ *
+ * We create and bind the listening socket ourselves (so "127.0.0.1:0" picks a
+ * free port we can print) and hand it to libmicrohttpd, which serves it from
+ * one epoll thread per core.  Each request gets a struct api_request: its
+ * body is accumulated up to API_MAX_BODY, then authentication and routing run
+ * on the epoll thread; quick handlers run there too, blocking ones on a worker
+ * thread while the connection is suspended (see api.h).  The handler leaves
+ * exactly one response in the request, queued here; the completion callback
+ * writes the access-log line and frees the request. */
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "log.h"
+#include "timeutil.h"
+
+#define RATE_MAX_FAILURES 10
+#define RATE_WINDOW_MS (60 * 1000)
+
+static int64_t real_clock_ms(void *data)
+{
+    return time_mono_ms();
+}
+
+/* Copy s into out, replacing bytes that do not belong in a log line. */
+static void log_safe(const char *s, char *out, size_t size)
+{
+    size_t i;
+
+    for (i = 0; s && s[i] && i + 1 < size; i++)
+        out[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
+    out[i] = 0;
+}
+
+static void client_address(struct api_request *rq)
+{
+    const union MHD_ConnectionInfo *ci;
+    const char *fwd;
+
+    if (rq->srv->cfg->trust_forwarded_for &&
+        (fwd = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, "X-Forwarded-For"))) {
+        /* the left-most entry is the original client */
+        size_t n = strcspn(fwd, ",");
+        while (n > 0 && fwd[n - 1] == ' ')
+            n--;
+        while (*fwd == ' ' && n > 0) {
+            fwd++;
+            n--;
+        }
+        char tmp[64];
+        snprintf(tmp, sizeof(tmp), "%.*s", (int)MIN(n, sizeof(tmp) - 1), fwd);
+        log_safe(tmp, rq->client_ip, sizeof(rq->client_ip));
+        return;
+    }
+    ci = MHD_get_connection_info(rq->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (!ci || !ci->client_addr) {
+        snprintf(rq->client_ip, sizeof(rq->client_ip), "-");
+        return;
+    }
+    if (getnameinfo(ci->client_addr,
+                    ci->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                            : sizeof(struct sockaddr_in),
+                    rq->client_ip, sizeof(rq->client_ip), NULL, 0, NI_NUMERICHOST) != 0)
+        snprintf(rq->client_ip, sizeof(rq->client_ip), "-");
+}
+
+static void *worker_main(void *arg)
+{
+    struct api_request *rq = arg;
+    struct api_server *srv = rq->srv;
+
+    rq->route->fn(rq, rq->params);
+    if (!rq->response)
+        api_reply_error(rq, 500, "internal error: no reply");
+    /* from here on the request belongs to libmicrohttpd again */
+    MHD_resume_connection(rq->conn);
+    pthread_mutex_lock(&srv->workers_lock);
+    if (--srv->workers == 0)
+        pthread_cond_broadcast(&srv->workers_done);
+    pthread_mutex_unlock(&srv->workers_lock);
+    return NULL;
+}
+
+/* Run a blocking route on its own thread with the connection suspended. */
+static void run_in_worker(struct api_request *rq)
+{
+    struct api_server *srv = rq->srv;
+    pthread_attr_t attr;
+    pthread_t th;
+    bool full;
+
+    pthread_mutex_lock(&srv->workers_lock);
+    full = srv->workers >= API_MAX_WORKERS;
+    if (!full)
+        srv->workers++;
+    pthread_mutex_unlock(&srv->workers_lock);
+    if (full) {
+        api_reply_error(rq, 503, "server busy: %d long requests already running",
+                        API_MAX_WORKERS);
+        return;
+    }
+    rq->suspended = true;
+    MHD_suspend_connection(rq->conn);
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&th, &attr, worker_main, rq) != 0) {
+        rq->suspended = false;
+        MHD_resume_connection(rq->conn);
+        pthread_mutex_lock(&srv->workers_lock);
+        srv->workers--;
+        pthread_mutex_unlock(&srv->workers_lock);
+        api_reply_error(rq, 503, "server busy: cannot start a worker thread");
+    }
+    pthread_attr_destroy(&attr);
+}
+
+static void dispatch(struct api_request *rq)
+{
+    char allow[64];
+    bool path_known = false;
+    bool v1 = strncmp(rq->path, "/v1/", 4) == 0 || strcmp(rq->path, "/v1") == 0;
+
+    rq->route = api_route_find(rq->method, rq->path, rq->params, &path_known, allow,
+                               sizeof(allow));
+    /* everything under /v1 needs a valid token, even to learn a route is wrong */
+    if (v1 && !api_authenticate(rq))
+        return;
+    if (!rq->route) {
+        if (path_known) {
+            api_reply_error(rq, 405, "method %s is not allowed on %s (allowed: %s)", rq->method,
+                            rq->path, allow);
+        } else {
+            char safe[128];
+            log_safe(rq->path, safe, sizeof(safe));
+            api_reply_error(rq, 404, "no such endpoint: %s %s", rq->method, safe);
+        }
+        return;
+    }
+    if (rq->route->blocking)
+        run_in_worker(rq);
+    else
+        rq->route->fn(rq, rq->params);
+}
+
+static enum MHD_Result queue_reply(struct api_request *rq)
+{
+    enum MHD_Result ok;
+
+    if (!rq->response)
+        api_reply_error(rq, 500, "internal error: no reply");
+    if (!rq->response)
+        return MHD_NO;
+    ok = MHD_queue_response(rq->conn, rq->status, rq->response);
+    MHD_destroy_response(rq->response);
+    rq->response = NULL;
+    return ok;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    struct api_server *srv = cls;
+    struct api_request *rq = *con_cls;
+
+    if (!rq) {
+        const char *cl;
+        rq = calloc(1, sizeof(*rq));
+        if (!rq)
+            return MHD_NO;
+        rq->srv = srv;
+        rq->conn = conn;
+        rq->start_ns = time_mono_ns();
+        snprintf(rq->method, sizeof(rq->method), "%s", method);
+        rq->path = strdup(url);
+        buf_init(&rq->body, API_MAX_BODY);
+        *con_cls = rq;
+        if (!rq->path)
+            return MHD_NO;
+        client_address(rq);
+        cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && strtoull(cl, NULL, 10) > API_MAX_BODY) {
+            /* refuse before reading the body (no 100 Continue is sent) */
+            api_reply_error(rq, 413, "request body is larger than %u bytes", API_MAX_BODY);
+            return queue_reply(rq);
+        }
+        return MHD_YES;
+    }
+    if (rq->suspended) {
+        /* resumed: the worker left its reply */
+        rq->suspended = false;
+        return queue_reply(rq);
+    }
+    if (rq->status)
+        return MHD_YES; /* answered early (413): the rest of the body is discarded */
+    if (*upload_data_size > 0) {
+        if (!rq->body_too_large && buf_append(&rq->body, upload_data, *upload_data_size) < 0)
+            rq->body_too_large = true;
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (rq->body_too_large) {
+        api_reply_error(rq, 413, "request body is larger than %u bytes", API_MAX_BODY);
+        return queue_reply(rq);
+    }
+    dispatch(rq);
+    if (rq->suspended)
+        return MHD_YES;
+    return queue_reply(rq);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct api_request *rq = *con_cls;
+    char path[256];
+
+    if (!rq)
+        return;
+    log_safe(rq->path, path, sizeof(path));
+    log_info("access: %s %s %s %u user=%s %.3fms", rq->client_ip, rq->method, path,
+             rq->status ? rq->status : 0, rq->authed ? rq->user.name : "-",
+             (double)(time_mono_ns() - rq->start_ns) / 1e6);
+    if (rq->response)
+        MHD_destroy_response(rq->response);
+    for (size_t i = 0; i < API_MAX_PARAMS; i++)
+        free(rq->params[i]);
+    buf_free(&rq->body);
+    free(rq->path);
+    free(rq);
+    *con_cls = NULL;
+}
+
+/* Split "HOST:PORT" / "[V6]:PORT" and bind a listening socket. */
+static int bind_listen(const char *listen_addr, int *ret_fd, char *bound, size_t bound_size,
+                       struct nerr *e)
+{
+    char host[256], port[16];
+    const char *colon;
+    struct addrinfo hints = {0}, *ai = NULL;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    char hbuf[NI_MAXHOST], pbuf[NI_MAXSERV];
+    int fd = -1, one = 1, rc;
+
+    if (listen_addr[0] == '[') {
+        const char *end = strchr(listen_addr, ']');
+        if (!end || end[1] != ':')
+            return nerr_set(e, -EINVAL, "listen: cannot parse '%s' (expected [ADDR]:PORT)",
+                            listen_addr);
+        snprintf(host, sizeof(host), "%.*s", (int)(end - listen_addr - 1), listen_addr + 1);
+        colon = end + 1;
+    } else {
+        colon = strrchr(listen_addr, ':');
+        if (!colon)
+            return nerr_set(e, -EINVAL, "listen: cannot parse '%s' (expected HOST:PORT)",
+                            listen_addr);
+        snprintf(host, sizeof(host), "%.*s", (int)(colon - listen_addr), listen_addr);
+    }
+    snprintf(port, sizeof(port), "%s", colon + 1);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &ai);
+    if (rc != 0)
+        return nerr_set(e, -EINVAL, "listen: cannot resolve '%s': %s", listen_addr,
+                        gai_strerror(rc));
+    fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 1024) < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    freeaddrinfo(ai);
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0 ||
+        getnameinfo((struct sockaddr *)&ss, sl, hbuf, sizeof(hbuf), pbuf, sizeof(pbuf),
+                    NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+        close(fd);
+        return nerr_set(e, -EIO, "listen: cannot read the bound address");
+    }
+    snprintf(bound, bound_size, ss.ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", hbuf, pbuf);
+    *ret_fd = fd;
+    return 0;
+fail:
+    if (fd >= 0)
+        close(fd);
+    freeaddrinfo(ai);
+    return nerr_set(e, rc, "cannot listen on %s: %s", listen_addr, strerror(-rc));
+}
+
+int api_server_start(struct engine *eng, const struct server_config *cfg,
+                     struct api_server **ret, struct nerr *e)
+{
+    struct api_server *s = calloc(1, sizeof(*s));
+    long nthreads;
+    int r;
+
+    if (!s)
+        return -ENOMEM;
+    pthread_mutex_init(&s->workers_lock, NULL);
+    pthread_cond_init(&s->workers_done, NULL);
+    s->eng = eng;
+    s->cfg = cfg;
+    s->listen_fd = -1;
+    s->rl = ratelimit_new(RATE_MAX_FAILURES, RATE_WINDOW_MS, real_clock_ms, NULL);
+    if (!s->rl) {
+        free(s);
+        return -ENOMEM;
+    }
+    r = bind_listen(cfg->listen, &s->listen_fd, s->bound, sizeof(s->bound), e);
+    if (r < 0)
+        goto fail;
+    nthreads = sysconf(_SC_NPROCESSORS_ONLN);
+    if (nthreads < 1)
+        nthreads = 1;
+    s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+                                MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE | MHD_USE_ITC,
+                            0, NULL, NULL, on_request, s,
+                            MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
+                            MHD_OPTION_THREAD_POOL_SIZE, (unsigned)nthreads,
+                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)600,
+                            MHD_OPTION_END);
+    if (!s->d) {
+        r = nerr_set(e, -EIO, "cannot start the HTTP server on %s", s->bound);
+        goto fail;
+    }
+    *ret = s;
+    return 0;
+fail:
+    if (s->listen_fd >= 0)
+        close(s->listen_fd);
+    ratelimit_free(s->rl);
+    free(s);
+    return r;
+}
+
+const char *api_server_address(const struct api_server *s)
+{
+    return s->bound;
+}
+
+void api_server_stop(struct api_server *s)
+{
+    if (!s)
+        return;
+    if (s->d) {
+        MHD_socket fd = MHD_quiesce_daemon(s->d);
+        /* suspended connections must be resumed before the daemon stops:
+         * let running long requests (an exec, a create) finish first */
+        pthread_mutex_lock(&s->workers_lock);
+        while (s->workers > 0)
+            pthread_cond_wait(&s->workers_done, &s->workers_lock);
+        pthread_mutex_unlock(&s->workers_lock);
+        MHD_stop_daemon(s->d);
+        if (fd != MHD_INVALID_SOCKET)
+            close(fd);
+    }
+    ratelimit_free(s->rl);
+    free(s);
+}

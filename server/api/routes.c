@@ -1,0 +1,63 @@
+/* routes.c — the route table of the REST API (the guide's endpoint tables)
+ * and the matcher.  A pattern segment "{x}" captures one path segment. */
+#include <string.h>
+
+#include "api.h"
+
+static const struct api_route routes[] = {
+    {"GET", "/healthz", api_get_healthz, .blocking = false},
+    {"GET", "/version", api_get_version, .blocking = false},
+    {"GET", "/v1/whoami", api_get_whoami, .blocking = false},
+    {"GET", "/v1/capabilities", api_get_capabilities, .blocking = false},
+    {"POST", "/v1/vms", api_post_vms, .blocking = true},
+    {"GET", "/v1/vms", api_get_vms, .blocking = false},
+    {"GET", "/v1/vms/{name}", api_get_vm, .blocking = false},
+    {"DELETE", "/v1/vms/{name}", api_delete_vm, .blocking = true},
+    {"POST", "/v1/vms/{name}/exec", api_post_exec, .blocking = true},
+};
+
+/* Match path against pattern; on success params[] hold malloc'd captures. */
+static bool match(const char *pattern, const char *path, char *params[API_MAX_PARAMS])
+{
+    size_t np = 0;
+
+    while (*pattern && *path) {
+        if (*pattern != '/' || *path != '/')
+            return false;
+        pattern++;
+        path++;
+        size_t plen = strcspn(pattern, "/"), slen = strcspn(path, "/");
+        if (pattern[0] == '{') {
+            if (slen == 0 || np >= API_MAX_PARAMS)
+                return false;
+            if (params)
+                params[np] = strndup(path, slen);
+            np++;
+        } else if (plen != slen || strncmp(pattern, path, plen) != 0) {
+            return false;
+        }
+        pattern += plen;
+        path += slen;
+    }
+    return *pattern == '\0' && *path == '\0';
+}
+
+const struct api_route *api_route_find(const char *method, const char *path,
+                                       char *params[API_MAX_PARAMS], bool *ret_path_known,
+                                       char *allow, size_t allow_size)
+{
+    *ret_path_known = false;
+    allow[0] = '\0';
+    for (size_t i = 0; i < ARRAY_SIZE(routes); i++) {
+        if (!match(routes[i].pattern, path, NULL))
+            continue;
+        if (strcmp(routes[i].method, method) == 0) {
+            match(routes[i].pattern, path, params);
+            return &routes[i];
+        }
+        *ret_path_known = true;
+        size_t n = strlen(allow);
+        snprintf(allow + n, allow_size - n, "%s%s", n ? ", " : "", routes[i].method);
+    }
+    return NULL;
+}

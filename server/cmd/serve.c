@@ -1,0 +1,143 @@
+/* serve.c — `noid-server serve`: load the config, open the engine, serve the
+ * REST API until SIGTERM/SIGINT.  VMs are left running on exit on purpose:
+ * they outlive the server and are picked up again at the next start. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cmd.h"
+#include "engine.h"
+#include "http.h"
+#include "log.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: noid-server serve [--config FILE] [--data-dir DIR] [--listen ADDR:PORT]\n"
+            "\n"
+            "Run the noid API server.  Without --config the embedded defaults are used:\n"
+            "QEMU, SQLite in ~/.noid, and the guest image built by scripts/build-guest.sh.\n"
+            "\n"
+            "  --config FILE      server.toml to read\n"
+            "  --data-dir DIR     data directory (default: data_dir from the config, ~/.noid)\n"
+            "  --listen ADDR:PORT override the listen address (\"127.0.0.1:0\" = any free port)\n"
+            "  -h, --help         show this help\n");
+}
+
+int cmd_serve(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"data-dir", required_argument, NULL, 'd'},
+        {"listen", required_argument, NULL, 'l'},
+        {"help", no_argument, NULL, 'h'},
+        {0},
+    };
+    const char *config_path = NULL, *data_dir = NULL, *listen_addr = NULL;
+    struct server_config cfg;
+    struct engine *eng = NULL;
+    struct api_server *api = NULL;
+    struct nerr e = {0};
+    sigset_t set;
+    int c, sig, r, status = 1;
+
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': config_path = optarg; break;
+        case 'd': data_dir = optarg; break;
+        case 'l': listen_addr = optarg; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "noid-server serve: unexpected argument '%s'\n", argv[optind]);
+        return EXIT_USAGE;
+    }
+    r = cmd_load_config(config_path, data_dir, true, &cfg);
+    if (r != 0)
+        return r;
+    if (listen_addr) {
+        free(cfg.listen);
+        cfg.listen = strdup(listen_addr);
+    }
+
+    /* Signals are taken synchronously by this thread; every thread started
+     * from here on inherits the blocked mask. */
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    r = engine_open(&cfg, ENGINE_SERVE, &eng, &e);
+    if (r < 0) {
+        fprintf(stderr, "noid-server: %s\n", nerr_msg(&e));
+        goto out;
+    }
+    r = api_server_start(eng, &cfg, &api, &e);
+    if (r < 0) {
+        fprintf(stderr, "noid-server: %s\n", nerr_msg(&e));
+        goto out;
+    }
+    printf("noid-server listening on %s\n", api_server_address(api));
+    fflush(stdout);
+    log_info("noid-server listening on %s (data dir %s, config %s)", api_server_address(api),
+             cfg.data_dir, cfg.source);
+
+    do
+        r = sigwait(&set, &sig);
+    while (r == EINTR);
+    log_info("received %s; shutting down (VMs keep running)", strsignal(sig));
+    status = 0;
+out:
+    api_server_stop(api);
+    engine_close(eng);
+    server_config_free(&cfg);
+    return status;
+}
+
+int cmd_load_config(const char *config_path, const char *data_dir, bool need_vm_files,
+                    struct server_config *c)
+{
+    struct nerr e = {0};
+    int r;
+
+    r = server_config_init(c);
+    if (r < 0) {
+        fprintf(stderr, "noid-server: out of memory\n");
+        return 1;
+    }
+    if (config_path)
+        r = server_config_load_file(c, config_path, &e);
+    else if (need_vm_files)
+        r = server_config_load_embedded(c, &e);
+    if (r < 0) {
+        fprintf(stderr, "noid-server: %s\n", nerr_msg(&e));
+        server_config_free(c);
+        return EXIT_USAGE;
+    }
+    if (data_dir) {
+        free(c->data_dir);
+        c->data_dir = strdup(data_dir);
+    }
+    if (need_vm_files) {
+        const char *keys[] = {"kernel", "rootfs", "initrd"};
+        const char *vals[] = {c->kernel, c->rootfs, c->initrd};
+        for (size_t i = 0; i < 3; i++) {
+            char where[300];
+            if (!vals[i] || access(vals[i], R_OK) == 0)
+                continue;
+            server_config_where(c, keys[i], where, sizeof(where));
+            fprintf(stderr, "noid-server: %s: %s %s: %s%s\n", where, keys[i], vals[i],
+                    strerror(errno),
+                    config_path ? "" : " (build the guest image with scripts/build-guest.sh)");
+            server_config_free(c);
+            return EXIT_USAGE;
+        }
+    }
+    return 0;
+}

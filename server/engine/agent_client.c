@@ -1,0 +1,634 @@
+/* agent_client.c — see agent_client.h.
+ *
+ * Locks: c->lock protects the exec and control lists, every field of a
+ * struct agent_exec marked (lock), c->broken and the condition variable;
+ * c->wlock serialises whole frames on the socket.  Order: lock before wlock is
+ * never needed — each is taken alone.  The reader thread holds a reference
+ * and is detached; the last unref closes the socket. */
+#include "agent_client.h"
+
+#include <errno.h>
+#include <openssl/rand.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "log.h"
+#include "timeutil.h"
+#include "unixsock.h"
+
+#define HELLO_RETRY_MS 20
+#define SEND_TIMEOUT_S 10
+
+struct agent_exec {
+    struct agent_conn *c;
+    uint32_t stream;
+    struct agent_exec_sink sink;
+    struct agent_exec *next;   /* (lock) list of the connection's execs */
+    bool started, exited, failed; /* (lock) */
+    uint32_t pid;              /* (lock) */
+    struct ap_exit exit;       /* (lock) */
+    char error[200];           /* (lock) */
+    uint64_t window;           /* (lock) stdin bytes we may still send */
+    bool stdin_closed;
+};
+
+struct ctl_wait {
+    uint32_t stream;
+    bool done, ok;
+    char error[200];
+    struct ctl_wait *next;
+};
+
+struct agent_conn {
+    atomic_int refs;
+    int fd;
+    pthread_mutex_t wlock;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool broken;               /* (lock) */
+    struct agent_exec *execs;  /* (lock) */
+    struct ctl_wait *ctls;     /* (lock) */
+    uint32_t next_stream;      /* (lock) */
+    char agent_version[64];
+    struct buf in;             /* reader thread only */
+};
+
+static void timespec_at(int64_t deadline_ms, struct timespec *ts)
+{
+    ts->tv_sec = deadline_ms / 1000;
+    ts->tv_nsec = (deadline_ms % 1000) * 1000000L;
+}
+
+static void mark_broken_locked(struct agent_conn *c)
+{
+    c->broken = true;
+    pthread_cond_broadcast(&c->cond);
+}
+
+static int conn_send(struct agent_conn *c, uint8_t type, uint32_t stream, const void *payload,
+                     size_t len)
+{
+    uint8_t hdr[AP_HEADER_LEN];
+    struct iovec iov[2] = {{hdr, AP_HEADER_LEN}, {(void *)payload, len}};
+    size_t total = AP_HEADER_LEN + len, done = 0;
+    int r = 0;
+
+    ap_header_encode(hdr, type, stream, (uint32_t)len);
+    pthread_mutex_lock(&c->wlock);
+    while (done < total) {
+        struct msghdr msg = {0};
+        struct iovec v[2];
+        int nv = 0;
+        size_t skip = done;
+        for (int i = 0; i < 2; i++) {
+            if (skip >= iov[i].iov_len) {
+                skip -= iov[i].iov_len;
+                continue;
+            }
+            v[nv].iov_base = (char *)iov[i].iov_base + skip;
+            v[nv].iov_len = iov[i].iov_len - skip;
+            skip = 0;
+            nv++;
+        }
+        msg.msg_iov = v;
+        msg.msg_iovlen = (size_t)nv;
+        ssize_t n = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            r = errno == EAGAIN ? -ETIMEDOUT : -errno;
+            break;
+        }
+        done += (size_t)n;
+    }
+    pthread_mutex_unlock(&c->wlock);
+    if (r < 0) {
+        pthread_mutex_lock(&c->lock);
+        mark_broken_locked(c);
+        pthread_mutex_unlock(&c->lock);
+        shutdown(c->fd, SHUT_RDWR);
+    }
+    return r;
+}
+
+static struct agent_exec *find_exec(struct agent_conn *c, uint32_t stream)
+{
+    for (struct agent_exec *x = c->execs; x; x = x->next)
+        if (x->stream == stream)
+            return x;
+    return NULL;
+}
+
+static struct ctl_wait *find_ctl(struct agent_conn *c, uint32_t stream)
+{
+    for (struct ctl_wait *w = c->ctls; w; w = w->next)
+        if (w->stream == stream)
+            return w;
+    return NULL;
+}
+
+static void copy_message(char *out, size_t size, const struct ap_frame *f)
+{
+    size_t n = MIN((size_t)f->len, size - 1);
+
+    memcpy(out, f->payload, n);
+    out[n] = 0;
+}
+
+/* Handle one frame from the agent; returns -EPROTO to drop the connection. */
+static int dispatch(struct agent_conn *c, const struct ap_frame *f)
+{
+    struct agent_exec *x;
+    struct ctl_wait *w;
+    uint32_t v32;
+    int r = 0;
+
+    pthread_mutex_lock(&c->lock);
+    switch (f->type) {
+    case AP_HELLO_ACK:
+        break; /* a late answer to a repeated HELLO */
+    case AP_STARTED:
+        x = find_exec(c, f->stream);
+        if (x && ap_u32_decode(f->payload, f->len, &v32) == 0) {
+            x->started = true;
+            x->pid = v32;
+        }
+        break;
+    case AP_STDOUT:
+    case AP_STDERR:
+        x = find_exec(c, f->stream);
+        if (x && x->sink.on_output && f->len > 0)
+            x->sink.on_output(x->sink.user, f->type == AP_STDERR, f->payload, f->len);
+        break;
+    case AP_EXIT:
+        x = find_exec(c, f->stream);
+        if (x) {
+            if (ap_exit_decode(f->payload, f->len, &x->exit) < 0) {
+                r = -EPROTO;
+                break;
+            }
+            x->exited = true;
+        }
+        break;
+    case AP_WINDOW:
+        x = find_exec(c, f->stream);
+        if (x && ap_u32_decode(f->payload, f->len, &v32) == 0)
+            x->window += v32;
+        break;
+    case AP_OK:
+    case AP_PONG:
+        w = find_ctl(c, f->stream);
+        if (w) {
+            w->done = true;
+            w->ok = true;
+        }
+        break;
+    case AP_ERROR:
+        if (f->stream == 0) {
+            char msg[200];
+            copy_message(msg, sizeof(msg), f);
+            log_warn("agent reported a session error: %s", msg);
+            r = -EPROTO;
+            break;
+        }
+        x = find_exec(c, f->stream);
+        if (x) {
+            x->failed = true;
+            copy_message(x->error, sizeof(x->error), f);
+        }
+        w = find_ctl(c, f->stream);
+        if (w) {
+            w->done = true;
+            copy_message(w->error, sizeof(w->error), f);
+        }
+        break;
+    default:
+        r = -EPROTO; /* the agent sent a host-to-agent frame type */
+        break;
+    }
+    pthread_cond_broadcast(&c->cond);
+    pthread_mutex_unlock(&c->lock);
+    return r;
+}
+
+/* Read more bytes into c->in; 0 on EOF, -errno, or > 0. */
+static ssize_t fill(struct agent_conn *c)
+{
+    uint8_t chunk[64 * 1024];
+    ssize_t n;
+
+    do
+        n = read(c->fd, chunk, sizeof(chunk));
+    while (n < 0 && errno == EINTR);
+    if (n > 0 && buf_append(&c->in, chunk, (size_t)n) < 0)
+        return -EMSGSIZE;
+    return n < 0 ? -errno : n;
+}
+
+static void *reader_main(void *arg)
+{
+    struct agent_conn *c = arg;
+
+    for (;;) {
+        struct ap_frame f;
+        int used;
+
+        while (c->in.len > 0 && (used = ap_frame_parse(c->in.data, c->in.len, &f)) > 0) {
+            if (dispatch(c, &f) < 0) {
+                log_warn("agent channel: protocol error in a %s frame; dropping the channel",
+                         ap_type_name(f.type));
+                goto out;
+            }
+            buf_consume(&c->in, (size_t)used);
+        }
+        if (c->in.len > 0 && ap_frame_parse(c->in.data, c->in.len, &f) < 0) {
+            log_warn("agent channel: malformed frame; dropping the channel");
+            goto out;
+        }
+        if (fill(c) <= 0)
+            goto out;
+    }
+out:
+    pthread_mutex_lock(&c->lock);
+    mark_broken_locked(c);
+    pthread_mutex_unlock(&c->lock);
+    shutdown(c->fd, SHUT_RDWR);
+    agent_conn_unref(c);
+    return NULL;
+}
+
+/* Before the reader runs: send HELLO until the matching HELLO_ACK arrives.
+ * Frames of an earlier session (output of execs the agent is about to kill,
+ * half a frame cut by a disconnect) are skipped. */
+static int handshake(struct agent_conn *c, int timeout_ms, struct nerr *e)
+{
+    struct ap_hello hello = {.version = AP_VERSION};
+    uint8_t payload[AP_HELLO_MAX];
+    int64_t deadline = time_mono_ms() + timeout_ms;
+    int64_t next_hello = 0;
+    size_t plen;
+    int r;
+
+    if (RAND_bytes((unsigned char *)&hello.nonce, sizeof(hello.nonce)) != 1)
+        return -EIO;
+    plen = ap_hello_encode(&hello, false, payload);
+    for (;;) {
+        int64_t now = time_mono_ms();
+        if (now >= deadline)
+            return nerr_set(e, -ETIMEDOUT, "the guest agent did not answer within %d ms",
+                            timeout_ms);
+        if (now >= next_hello) {
+            r = conn_send(c, AP_HELLO, 0, payload, plen);
+            if (r < 0)
+                return nerr_set(e, -ECONNRESET, "agent channel closed: %s", strerror(-r));
+            next_hello = now + HELLO_RETRY_MS;
+        }
+        r = fd_wait_readable(c->fd, (int)MIN(next_hello, deadline) - (int)now > 0
+                                        ? (int)(MIN(next_hello, deadline) - now)
+                                        : 1);
+        if (r < 0)
+            return nerr_set(e, r, "agent channel: %s", strerror(-r));
+        if (r == 0)
+            continue;
+        ssize_t n = fill(c);
+        if (n == 0)
+            return nerr_set(e, -ECONNRESET, "agent channel closed during the handshake");
+        if (n < 0)
+            return nerr_set(e, (int)n, "agent channel: %s", strerror((int)-n));
+        for (;;) {
+            struct ap_frame f;
+            int used = ap_frame_parse(c->in.data, c->in.len, &f);
+            if (used == 0)
+                break;
+            if (used < 0) {
+                buf_consume(&c->in, MAX((size_t)1, ap_resync(c->in.data, c->in.len)));
+                continue;
+            }
+            if (f.type == AP_HELLO_ACK) {
+                struct ap_hello ack;
+                if (ap_hello_decode(f.payload, f.len, &ack) == 0 && ack.nonce == hello.nonce) {
+                    if (ack.version != AP_VERSION) {
+                        return nerr_set(e, -EPROTONOSUPPORT,
+                                        "guest agent speaks protocol v%u, the server v%u",
+                                        ack.version, AP_VERSION);
+                    }
+                    snprintf(c->agent_version, sizeof(c->agent_version), "%s",
+                             ack.agent_version);
+                    buf_consume(&c->in, (size_t)used);
+                    return 0;
+                }
+            }
+            buf_consume(&c->in, (size_t)used);
+        }
+    }
+}
+
+int agent_conn_open(int fd, int timeout_ms, struct agent_conn **ret, struct nerr *e)
+{
+    struct agent_conn *c = calloc(1, sizeof(*c));
+    struct timeval tv = {.tv_sec = SEND_TIMEOUT_S};
+    pthread_condattr_t ca;
+    pthread_attr_t ta;
+    pthread_t th;
+    int r;
+
+    if (!c) {
+        close(fd);
+        return -ENOMEM;
+    }
+    atomic_init(&c->refs, 1);
+    c->fd = fd;
+    pthread_mutex_init(&c->wlock, NULL);
+    pthread_mutex_init(&c->lock, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&c->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    buf_init(&c->in, AP_MAX_PAYLOAD + AP_HEADER_LEN + 64 * 1024);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    if (RAND_bytes((unsigned char *)&c->next_stream, sizeof(c->next_stream)) != 1)
+        c->next_stream = (uint32_t)time_mono_ns();
+
+    r = handshake(c, timeout_ms, e);
+    if (r < 0)
+        goto fail;
+    atomic_fetch_add(&c->refs, 1); /* the reader's reference */
+    pthread_attr_init(&ta);
+    pthread_attr_setdetachstate(&ta, PTHREAD_CREATE_DETACHED);
+    r = -pthread_create(&th, &ta, reader_main, c);
+    pthread_attr_destroy(&ta);
+    if (r < 0) {
+        atomic_fetch_sub(&c->refs, 1);
+        nerr_set(e, r, "cannot start the agent reader thread");
+        goto fail;
+    }
+    *ret = c;
+    return 0;
+fail:
+    agent_conn_unref(c);
+    return r;
+}
+
+struct agent_conn *agent_conn_ref(struct agent_conn *c)
+{
+    atomic_fetch_add(&c->refs, 1);
+    return c;
+}
+
+void agent_conn_unref(struct agent_conn *c)
+{
+    if (!c || atomic_fetch_sub(&c->refs, 1) != 1)
+        return;
+    close(c->fd);
+    buf_free(&c->in);
+    pthread_mutex_destroy(&c->wlock);
+    pthread_mutex_destroy(&c->lock);
+    pthread_cond_destroy(&c->cond);
+    free(c);
+}
+
+void agent_conn_shutdown(struct agent_conn *c)
+{
+    pthread_mutex_lock(&c->lock);
+    mark_broken_locked(c);
+    pthread_mutex_unlock(&c->lock);
+    shutdown(c->fd, SHUT_RDWR);
+}
+
+bool agent_conn_is_broken(struct agent_conn *c)
+{
+    bool b;
+
+    pthread_mutex_lock(&c->lock);
+    b = c->broken;
+    pthread_mutex_unlock(&c->lock);
+    return b;
+}
+
+const char *agent_conn_agent_version(struct agent_conn *c)
+{
+    return c->agent_version;
+}
+
+static uint32_t next_stream_locked(struct agent_conn *c)
+{
+    do
+        c->next_stream++;
+    while (c->next_stream == 0 || find_exec(c, c->next_stream) || find_ctl(c, c->next_stream));
+    return c->next_stream;
+}
+
+int agent_exec_start(struct agent_conn *c, const struct ap_exec_req *req,
+                     const struct agent_exec_sink *sink, struct agent_exec **ret,
+                     struct nerr *e)
+{
+    struct agent_exec *x;
+    uint8_t *payload = NULL;
+    size_t plen;
+    int r;
+
+    r = ap_exec_req_encode(req, &payload, &plen);
+    if (r < 0)
+        return nerr_set(e, r == -E2BIG ? -EINVAL : r,
+                        r == -E2BIG ? "the command and its environment are too large"
+                                    : "cannot encode the exec request");
+    x = calloc(1, sizeof(*x));
+    if (!x) {
+        free(payload);
+        return -ENOMEM;
+    }
+    x->c = agent_conn_ref(c);
+    if (sink)
+        x->sink = *sink;
+    x->window = AP_STDIN_WINDOW;
+    pthread_mutex_lock(&c->lock);
+    if (c->broken) {
+        pthread_mutex_unlock(&c->lock);
+        r = nerr_set(e, -ECONNRESET, "the agent channel is closed");
+        goto fail;
+    }
+    x->stream = next_stream_locked(c);
+    x->next = c->execs;
+    c->execs = x;
+    pthread_mutex_unlock(&c->lock);
+
+    r = conn_send(c, AP_EXEC, x->stream, payload, plen);
+    free(payload);
+    payload = NULL;
+    if (r < 0) {
+        agent_exec_free(x);
+        return nerr_set(e, -ECONNRESET, "cannot send the command to the agent: %s",
+                        strerror(-r));
+    }
+    *ret = x;
+    return 0;
+fail:
+    free(payload);
+    agent_conn_unref(x->c);
+    free(x);
+    return r;
+}
+
+int agent_exec_write_stdin(struct agent_exec *x, const void *data, size_t len, struct nerr *e)
+{
+    struct agent_conn *c = x->c;
+    const uint8_t *p = data;
+
+    while (len > 0) {
+        size_t n;
+        pthread_mutex_lock(&c->lock);
+        while (x->window == 0 && !x->exited && !x->failed && !c->broken)
+            pthread_cond_wait(&c->cond, &c->lock);
+        if (c->broken) {
+            pthread_mutex_unlock(&c->lock);
+            return nerr_set(e, -ECONNRESET, "the agent channel closed while sending stdin");
+        }
+        if (x->exited || x->failed) {
+            /* the process is gone; what it did not read is dropped, like EPIPE */
+            pthread_mutex_unlock(&c->lock);
+            return 0;
+        }
+        n = MIN(len, MIN((size_t)x->window, (size_t)AP_DATA_CHUNK));
+        x->window -= n;
+        pthread_mutex_unlock(&c->lock);
+        int r = conn_send(c, AP_STDIN, x->stream, p, n);
+        if (r < 0)
+            return nerr_set(e, -ECONNRESET, "cannot send stdin: %s", strerror(-r));
+        p += n;
+        len -= n;
+    }
+    return 0;
+}
+
+int agent_exec_close_stdin(struct agent_exec *x, struct nerr *e)
+{
+    int r;
+
+    if (x->stdin_closed)
+        return 0;
+    x->stdin_closed = true;
+    r = conn_send(x->c, AP_STDIN, x->stream, NULL, 0);
+    if (r < 0)
+        return nerr_set(e, -ECONNRESET, "cannot close stdin: %s", strerror(-r));
+    return 0;
+}
+
+int agent_exec_kill(struct agent_exec *x, int sig)
+{
+    uint8_t p[4];
+
+    ap_u32_encode((uint32_t)sig, p);
+    return conn_send(x->c, AP_KILL, x->stream, p, sizeof(p));
+}
+
+int agent_exec_resize(struct agent_exec *x, uint16_t rows, uint16_t cols)
+{
+    uint8_t p[4];
+
+    ap_resize_encode(rows, cols, p);
+    return conn_send(x->c, AP_RESIZE, x->stream, p, sizeof(p));
+}
+
+int agent_exec_wait(struct agent_exec *x, int64_t deadline_ms, struct ap_exit *ret,
+                    struct nerr *e)
+{
+    struct agent_conn *c = x->c;
+    struct timespec ts;
+    int r = 0;
+
+    timespec_at(deadline_ms, &ts);
+    pthread_mutex_lock(&c->lock);
+    while (!x->exited && !x->failed && !c->broken) {
+        int rc = pthread_cond_timedwait(&c->cond, &c->lock, &ts);
+        if (rc == ETIMEDOUT) {
+            r = -ETIMEDOUT;
+            break;
+        }
+    }
+    if (x->exited) {
+        *ret = x->exit;
+        r = 0;
+    } else if (x->failed) {
+        r = nerr_set(e, -EIO, "the agent could not run the command: %s", x->error);
+    } else if (c->broken) {
+        r = nerr_set(e, -ECONNRESET, "the connection to the guest agent was lost");
+    } else {
+        r = nerr_set(e, -ETIMEDOUT, "the guest agent did not report the end of the command");
+    }
+    pthread_mutex_unlock(&c->lock);
+    return r;
+}
+
+uint32_t agent_exec_pid(struct agent_exec *x)
+{
+    uint32_t pid;
+
+    pthread_mutex_lock(&x->c->lock);
+    pid = x->pid;
+    pthread_mutex_unlock(&x->c->lock);
+    return pid;
+}
+
+void agent_exec_free(struct agent_exec *x)
+{
+    struct agent_conn *c;
+
+    if (!x)
+        return;
+    c = x->c;
+    pthread_mutex_lock(&c->lock);
+    for (struct agent_exec **pp = &c->execs; *pp; pp = &(*pp)->next)
+        if (*pp == x) {
+            *pp = x->next;
+            break;
+        }
+    pthread_mutex_unlock(&c->lock);
+    agent_conn_unref(c);
+    free(x);
+}
+
+int agent_control(struct agent_conn *c, uint8_t type, const void *payload, size_t len,
+                  int timeout_ms, struct nerr *e)
+{
+    struct ctl_wait w = {0};
+    struct timespec ts;
+    int r;
+
+    timespec_at(time_mono_ms() + timeout_ms, &ts);
+    pthread_mutex_lock(&c->lock);
+    if (c->broken) {
+        pthread_mutex_unlock(&c->lock);
+        return nerr_set(e, -ECONNRESET, "the agent channel is closed");
+    }
+    w.stream = next_stream_locked(c);
+    w.next = c->ctls;
+    c->ctls = &w;
+    pthread_mutex_unlock(&c->lock);
+
+    r = conn_send(c, type, w.stream, payload, len);
+
+    pthread_mutex_lock(&c->lock);
+    while (r == 0 && !w.done && !c->broken)
+        if (pthread_cond_timedwait(&c->cond, &c->lock, &ts) == ETIMEDOUT)
+            break;
+    if (r < 0 || (!w.done && c->broken))
+        r = nerr_set(e, -ECONNRESET, "the agent channel closed");
+    else if (!w.done)
+        r = nerr_set(e, -ETIMEDOUT, "the guest agent did not answer %s", ap_type_name(type));
+    else if (!w.ok)
+        r = nerr_set(e, -EIO, "the guest agent refused %s: %s", ap_type_name(type), w.error);
+    for (struct ctl_wait **pp = &c->ctls; *pp; pp = &(*pp)->next)
+        if (*pp == &w) {
+            *pp = w.next;
+            break;
+        }
+    pthread_mutex_unlock(&c->lock);
+    return r;
+}

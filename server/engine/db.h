@@ -1,0 +1,101 @@
+/* db.h — the SQLite store: users, vms, checkpoints (DESIGN.md §7, the guide).
+ *
+ * One connection per process, guarded by db->lock: every db_* function takes
+ * the lock for the duration of its statements only, so callers never hold it
+ * while talking to a VMM or an agent.  Prepared statements are cached on the
+ * connection.  All rows are scoped by user_id; no function here returns a row
+ * of another user unless it is an admin/reconcile helper named *_all.
+ *
+ * Return values: 0 / -ENOENT (no such row) / -EEXIST (unique violation) /
+ * -EIO (SQLite error, logged by the caller with db_errmsg()). */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "names.h"
+#include "nerr.h"
+#include "timeutil.h"
+#include "token.h"
+
+#define DB_SCHEMA_VERSION 2
+#define DB_ID_LEN 16 /* user ids and checkpoint ids: 16 lowercase hex */
+
+struct db;
+
+struct db_user {
+    char id[DB_ID_LEN + 1];
+    char name[USER_NAME_MAX + 1];
+    char token_hash[TOKEN_HASH_HEX_LEN + 1];
+    char created_at[RFC3339_LEN];
+};
+
+/* Stored lifecycle phase of a VM row.  Whether the VM runs is never stored:
+ * it is read from the live process (vm_is_running in the engine). */
+#define VM_PHASE_CREATING "creating"
+#define VM_PHASE_READY "ready"
+
+struct db_vm {
+    int64_t id;
+    char user_id[DB_ID_LEN + 1];
+    char name[VM_NAME_MAX + 1];
+    int64_t pid;
+    long long cpus;
+    long long mem_mib;
+    char phase[16];
+    char created_at[RFC3339_LEN];
+    char vmm[16];
+    char instance_id[33];
+    char restored_from[24]; /* "" for a cold boot */
+};
+
+struct db_checkpoint {
+    char id[DB_ID_LEN + 1];
+    int64_t vm_id;
+    char user_id[DB_ID_LEN + 1];
+    char vm_name[VM_NAME_MAX + 1];
+    char label[LABEL_MAX + 1];
+    bool has_label;
+    char created_at[RFC3339_LEN];
+    long long pause_ms;
+    long long size_bytes;
+    long long cpus;
+    long long mem_mib;
+    char vmm[16];
+};
+
+int db_open(const char *path, struct db **ret, struct nerr *e);
+void db_close(struct db *db);
+int db_user_version(struct db *db);
+
+/* users */
+int db_user_insert(struct db *db, const struct db_user *u);
+int db_user_get_by_name(struct db *db, const char *name, struct db_user *ret);
+/* Candidate row whose token hash starts with lookup; the caller compares the
+ * full hash in constant time. */
+int db_user_get_by_token_lookup(struct db *db, const char *lookup, struct db_user *ret);
+int db_user_set_token_hash(struct db *db, const char *user_id, const char *token_hash);
+int db_user_delete(struct db *db, const char *user_id);
+int db_user_list(struct db *db, struct db_user **ret, size_t *ret_n);
+
+/* vms */
+int db_vm_insert(struct db *db, struct db_vm *vm); /* sets vm->id */
+int db_vm_get(struct db *db, const char *user_id, const char *name, struct db_vm *ret);
+int db_vm_list(struct db *db, const char *user_id, struct db_vm **ret, size_t *ret_n);
+int db_vm_list_all(struct db *db, struct db_vm **ret, size_t *ret_n);
+int db_vm_count(struct db *db, const char *user_id, size_t *ret);
+/* Update the process identity and phase after (re)starting the VMM. */
+int db_vm_set_runtime(struct db *db, int64_t vm_id, int64_t pid, const char *instance_id,
+                      const char *phase, const char *restored_from);
+int db_vm_delete(struct db *db, int64_t vm_id);
+
+/* checkpoints */
+int db_checkpoint_insert(struct db *db, const struct db_checkpoint *c);
+int db_checkpoint_list(struct db *db, const char *user_id, int64_t vm_id,
+                       struct db_checkpoint **ret, size_t *ret_n);
+int db_checkpoint_get(struct db *db, const char *user_id, const char *id,
+                      struct db_checkpoint *ret);
+int db_checkpoint_delete(struct db *db, const char *user_id, const char *id);
+
+const char *db_errmsg(struct db *db);

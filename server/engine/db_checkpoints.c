@@ -1,0 +1,140 @@
+/* db_checkpoints.c — the checkpoints table (see db.h).  A row is inserted
+ * only once the checkpoint's files are complete, so a listed checkpoint is
+ * always restorable. */
+#include <errno.h>
+#include <string.h>
+
+#include "db-internal.h"
+
+#define CP_COLS                                                                                    \
+    "c.id, c.vm_id, c.user_id, v.name, c.label, c.created_at, c.pause_ms, c.size_bytes, c.cpus, "  \
+    "c.mem_mib, c.vmm"
+
+static void row_to_cp(sqlite3_stmt *st, struct db_checkpoint *c)
+{
+    db_copy_text(st, 0, c->id, sizeof(c->id));
+    c->vm_id = sqlite3_column_int64(st, 1);
+    db_copy_text(st, 2, c->user_id, sizeof(c->user_id));
+    db_copy_text(st, 3, c->vm_name, sizeof(c->vm_name));
+    c->has_label = sqlite3_column_type(st, 4) != SQLITE_NULL;
+    db_copy_text(st, 4, c->label, sizeof(c->label));
+    db_copy_text(st, 5, c->created_at, sizeof(c->created_at));
+    c->pause_ms = sqlite3_column_int64(st, 6);
+    c->size_bytes = sqlite3_column_int64(st, 7);
+    c->cpus = sqlite3_column_int64(st, 8);
+    c->mem_mib = sqlite3_column_int64(st, 9);
+    db_copy_text(st, 10, c->vmm, sizeof(c->vmm));
+}
+
+int db_checkpoint_insert(struct db *db, const struct db_checkpoint *c)
+{
+    sqlite3_stmt *st;
+    int r = -EIO;
+
+    pthread_mutex_lock(&db->lock);
+    st = db_stmt(db, ST_CP_INSERT,
+                 "INSERT INTO checkpoints (id, vm_id, user_id, label, created_at, pause_ms, "
+                 "size_bytes, cpus, mem_mib, vmm) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    if (!st)
+        goto out;
+    sqlite3_bind_text(st, 1, c->id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, c->vm_id);
+    sqlite3_bind_text(st, 3, c->user_id, -1, SQLITE_STATIC);
+    if (c->has_label)
+        sqlite3_bind_text(st, 4, c->label, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 4);
+    sqlite3_bind_text(st, 5, c->created_at, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 6, c->pause_ms);
+    sqlite3_bind_int64(st, 7, c->size_bytes);
+    sqlite3_bind_int64(st, 8, c->cpus);
+    sqlite3_bind_int64(st, 9, c->mem_mib);
+    sqlite3_bind_text(st, 10, c->vmm, -1, SQLITE_STATIC);
+    r = db_step_done(db, st);
+out:
+    db_stmt_done(st);
+    pthread_mutex_unlock(&db->lock);
+    return r;
+}
+
+int db_checkpoint_list(struct db *db, const char *user_id, int64_t vm_id,
+                       struct db_checkpoint **ret, size_t *ret_n)
+{
+    sqlite3_stmt *st;
+    struct db_checkpoint *list = NULL, *grown;
+    size_t n = 0;
+    int r = -EIO, rc;
+
+    pthread_mutex_lock(&db->lock);
+    st = db_stmt(db, ST_CP_LIST,
+                 "SELECT " CP_COLS " FROM checkpoints c JOIN vms v ON v.id = c.vm_id "
+                 "WHERE c.user_id = ? AND c.vm_id = ? ORDER BY c.created_at, c.rowid");
+    if (!st)
+        goto out;
+    sqlite3_bind_text(st, 1, user_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, vm_id);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        grown = realloc(list, (n + 1) * sizeof(*list));
+        if (!grown) {
+            r = -ENOMEM;
+            goto out;
+        }
+        list = grown;
+        row_to_cp(st, &list[n++]);
+    }
+    if (rc != SQLITE_DONE)
+        goto out;
+    *ret = TAKE_PTR(list);
+    *ret_n = n;
+    r = 0;
+out:
+    free(list);
+    db_stmt_done(st);
+    pthread_mutex_unlock(&db->lock);
+    return r;
+}
+
+int db_checkpoint_get(struct db *db, const char *user_id, const char *id,
+                      struct db_checkpoint *ret)
+{
+    sqlite3_stmt *st;
+    int r = -EIO, rc;
+
+    pthread_mutex_lock(&db->lock);
+    st = db_stmt(db, ST_CP_GET,
+                 "SELECT " CP_COLS " FROM checkpoints c JOIN vms v ON v.id = c.vm_id "
+                 "WHERE c.user_id = ? AND c.id = ?");
+    if (!st)
+        goto out;
+    sqlite3_bind_text(st, 1, user_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        row_to_cp(st, ret);
+        r = 0;
+    } else if (rc == SQLITE_DONE) {
+        r = -ENOENT;
+    }
+out:
+    db_stmt_done(st);
+    pthread_mutex_unlock(&db->lock);
+    return r;
+}
+
+int db_checkpoint_delete(struct db *db, const char *user_id, const char *id)
+{
+    sqlite3_stmt *st;
+    int r = -EIO;
+
+    pthread_mutex_lock(&db->lock);
+    st = db_stmt(db, ST_CP_DELETE, "DELETE FROM checkpoints WHERE user_id = ? AND id = ?");
+    if (!st)
+        goto out;
+    sqlite3_bind_text(st, 1, user_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+    r = db_step_done(db, st);
+out:
+    db_stmt_done(st);
+    pthread_mutex_unlock(&db->lock);
+    return r;
+}

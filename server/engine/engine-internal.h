@@ -1,0 +1,71 @@
+/* engine-internal.h — what the engine's files share.  Front-ends include
+ * engine.h only.
+ *
+ * Lock order (outer to inner):
+ *     vm_rt.lifecycle  ->  vm_rt.conn_lock  ->  engine.quota_lock  ->  db.lock
+ * engine.reg_lock is only ever held alone, to look an entry up. */
+#pragma once
+
+#include <pthread.h>
+
+#include "agent_client.h"
+#include "db.h"
+#include "engine.h"
+#include "storage.h"
+#include "vmm.h"
+
+/* In-memory companion of a VM row: the things that must not be duplicated
+ * between concurrent requests on the same VM. */
+struct vm_rt {
+    int64_t vm_id;              /* vms.id: AUTOINCREMENT, never reused */
+    int refs;                   /* (engine.reg_lock) */
+    struct vm_rt *next;         /* (engine.reg_lock) */
+    pthread_mutex_t lifecycle;  /* serialises create/destroy/checkpoint/restore */
+    pthread_mutex_t conn_lock;  /* protects conn */
+    struct agent_conn *conn;    /* (conn_lock) NULL until first use */
+};
+
+struct engine {
+    struct server_config *cfg;
+    enum engine_mode mode;
+    struct db *db;
+    struct storage *storage;
+    char *data_dir;
+    char *storage_dir;
+    struct vmm_backend *qemu;   /* NULL in admin mode */
+    struct vmm_backend *firecracker;
+    const char *default_vmm;    /* "qemu" or "firecracker" */
+    char *base_rootfs;          /* pristine rootfs copy inside storage (reflink source) */
+    pthread_mutex_t base_lock;  /* protects base_rootfs creation */
+    pthread_mutex_t quota_lock; /* makes "count VMs, insert row" atomic per engine */
+    pthread_mutex_t reg_lock;   /* protects the registry list */
+    struct vm_rt *registry;
+};
+
+/* Paths (malloc'd).  Names must be validated before. */
+char *engine_user_dir(struct engine *eng, const char *user_id);
+char *engine_vm_dir(struct engine *eng, const char *user_id, const char *vm_name);
+char *engine_checkpoints_dir(struct engine *eng, const char *user_id, const char *vm_name);
+
+/* Registry: get (creating if needed) and release the runtime of a VM row. */
+struct vm_rt *engine_rt_get(struct engine *eng, int64_t vm_id);
+void engine_rt_put(struct engine *eng, struct vm_rt *rt);
+void engine_rt_forget(struct engine *eng, int64_t vm_id);
+
+struct vmm_backend *engine_backend(struct engine *eng, const char *vmm_name);
+
+/* Whether the VM's process runs. */
+bool engine_vm_row_is_running(const struct db_vm *vm);
+
+/* The VM's agent connection, (re)connecting and handshaking if needed. The
+ * caller unrefs it. */
+int engine_vm_agent(struct engine *eng, const struct db_vm *vm, struct vm_rt *rt,
+                    int timeout_ms, struct agent_conn **ret, struct nerr *e);
+/* Drop the cached connection (after the VMM was replaced or killed). */
+void engine_vm_agent_drop(struct vm_rt *rt);
+
+/* Remove every VM of a user (used by remove-user). */
+int engine_vms_destroy_all_of_user(struct engine *eng, const char *user_id, struct nerr *e);
+
+/* Reconcile rows left half-done by a crash (server start only). */
+int engine_reconcile(struct engine *eng);

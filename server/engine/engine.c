@@ -1,0 +1,242 @@
+/* engine.c — opening the engine (data dir, database, storage, backends), the
+ * registry of per-VM runtime objects, and the paths of the storage layout:
+ *
+ *   <data>/noid.db
+ *   <data>/storage/users/<user_id>/vms/<vm_name>/            one VM
+ *   <data>/storage/users/<user_id>/checkpoints/<vm_name>/<id>/ its checkpoints
+ *   <data>/storage/base/rootfs-<key>.ext4                     reflink source
+ *   <data>/golden/                                            golden snapshot */
+#include "engine-internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "firecracker.h"
+#include "fsutil.h"
+#include "log.h"
+#include "qemu.h"
+
+struct db *engine_db(struct engine *eng)
+{
+    return eng->db;
+}
+
+const struct server_config *engine_config(struct engine *eng)
+{
+    return eng->cfg;
+}
+
+char *engine_user_dir(struct engine *eng, const char *user_id)
+{
+    char *p;
+
+    if (asprintf(&p, "%s/users/%s", eng->storage_dir, user_id) < 0)
+        return NULL;
+    return p;
+}
+
+char *engine_vm_dir(struct engine *eng, const char *user_id, const char *vm_name)
+{
+    char *p;
+
+    if (asprintf(&p, "%s/users/%s/vms/%s", eng->storage_dir, user_id, vm_name) < 0)
+        return NULL;
+    return p;
+}
+
+char *engine_checkpoints_dir(struct engine *eng, const char *user_id, const char *vm_name)
+{
+    char *p;
+
+    if (asprintf(&p, "%s/users/%s/checkpoints/%s", eng->storage_dir, user_id, vm_name) < 0)
+        return NULL;
+    return p;
+}
+
+struct vm_rt *engine_rt_get(struct engine *eng, int64_t vm_id)
+{
+    struct vm_rt *rt;
+
+    pthread_mutex_lock(&eng->reg_lock);
+    for (rt = eng->registry; rt; rt = rt->next)
+        if (rt->vm_id == vm_id)
+            break;
+    if (!rt) {
+        rt = calloc(1, sizeof(*rt));
+        if (rt) {
+            rt->vm_id = vm_id;
+            pthread_mutex_init(&rt->lifecycle, NULL);
+            pthread_mutex_init(&rt->conn_lock, NULL);
+            rt->next = eng->registry;
+            eng->registry = rt;
+        }
+    }
+    if (rt)
+        rt->refs++;
+    pthread_mutex_unlock(&eng->reg_lock);
+    return rt;
+}
+
+static void rt_free(struct vm_rt *rt)
+{
+    if (rt->conn) {
+        agent_conn_shutdown(rt->conn);
+        agent_conn_unref(rt->conn);
+    }
+    pthread_mutex_destroy(&rt->lifecycle);
+    pthread_mutex_destroy(&rt->conn_lock);
+    free(rt);
+}
+
+/* Entries stay while referenced; an entry whose VM row is gone is freed by
+ * engine_rt_forget once nobody holds it. */
+void engine_rt_put(struct engine *eng, struct vm_rt *rt)
+{
+    if (!rt)
+        return;
+    pthread_mutex_lock(&eng->reg_lock);
+    rt->refs--;
+    pthread_mutex_unlock(&eng->reg_lock);
+}
+
+void engine_rt_forget(struct engine *eng, int64_t vm_id)
+{
+    struct vm_rt *dead = NULL;
+
+    pthread_mutex_lock(&eng->reg_lock);
+    for (struct vm_rt **pp = &eng->registry; *pp; pp = &(*pp)->next)
+        if ((*pp)->vm_id == vm_id) {
+            if ((*pp)->refs == 0) {
+                dead = *pp;
+                *pp = dead->next;
+            }
+            break;
+        }
+    pthread_mutex_unlock(&eng->reg_lock);
+    if (dead)
+        rt_free(dead);
+}
+
+struct vmm_backend *engine_backend(struct engine *eng, const char *vmm_name)
+{
+    if (strcmp(vmm_name, "qemu") == 0)
+        return eng->qemu;
+    if (strcmp(vmm_name, "firecracker") == 0)
+        return eng->firecracker;
+    return NULL;
+}
+
+static int open_backends(struct engine *eng, struct nerr *e)
+{
+    const struct server_config *c = eng->cfg;
+    _cleanup_free_ char *probe_cache = path_join(eng->data_dir, "kvm-probe");
+    struct qemu_options qo = {
+        .qemu_bin = c->qemu_bin,
+        .accel = c->accel,
+        .kernel = c->kernel,
+        .initrd = c->initrd,
+        .probe_cache = probe_cache,
+    };
+    bool want_fc = strcmp(c->vmm, "firecracker") == 0;
+    bool fc_ok = vmm_firecracker_available(c->firecracker_bin);
+    int r;
+
+    if (want_fc && !fc_ok)
+        return nerr_set(e, -ENODEV,
+                        "vmm = \"firecracker\" but %s is not executable or /dev/kvm is not usable",
+                        c->firecracker_bin);
+    if (fc_ok) {
+        struct firecracker_options fo = {.firecracker_bin = c->firecracker_bin};
+        r = vmm_firecracker_new(&fo, &eng->firecracker, e);
+        if (r < 0)
+            return r;
+    }
+    if (!want_fc) {
+        r = vmm_qemu_new(&qo, &eng->qemu, e);
+        if (r < 0 && strcmp(c->vmm, "qemu") == 0)
+            return r;
+        if (r < 0 && !eng->firecracker)
+            return r;
+    }
+    /* auto: Firecracker when it is really usable, else QEMU */
+    eng->default_vmm = (want_fc || (strcmp(c->vmm, "auto") == 0 && eng->firecracker))
+                           ? "firecracker"
+                           : "qemu";
+    log_info("vmm: %s%s", eng->default_vmm,
+             strcmp(eng->default_vmm, "qemu") == 0
+                 ? (vmm_qemu_uses_kvm(eng->qemu) ? " (KVM)" : " (TCG)")
+                 : "");
+    return 0;
+}
+
+int engine_open(struct server_config *cfg, enum engine_mode mode, struct engine **ret,
+                struct nerr *e)
+{
+    struct engine *eng = calloc(1, sizeof(*eng));
+    _cleanup_free_ char *db_path = NULL;
+    int r;
+
+    if (!eng)
+        return -ENOMEM;
+    eng->cfg = cfg;
+    eng->mode = mode;
+    pthread_mutex_init(&eng->base_lock, NULL);
+    pthread_mutex_init(&eng->quota_lock, NULL);
+    pthread_mutex_init(&eng->reg_lock, NULL);
+    eng->data_dir = strdup(cfg->data_dir);
+    eng->storage_dir = path_join(cfg->data_dir, "storage");
+    db_path = path_join(cfg->data_dir, "noid.db");
+    if (!eng->data_dir || !eng->storage_dir || !db_path) {
+        r = -ENOMEM;
+        goto fail;
+    }
+    r = mkdir_p(eng->data_dir, 0700);
+    if (r < 0) {
+        nerr_set(e, r, "cannot create data dir %s: %s", eng->data_dir, strerror(-r));
+        goto fail;
+    }
+    r = db_open(db_path, &eng->db, e);
+    if (r < 0)
+        goto fail;
+    r = storage_open(eng->storage_dir, &eng->storage, e);
+    if (r < 0)
+        goto fail;
+    if (mode == ENGINE_SERVE) {
+        r = open_backends(eng, e);
+        if (r < 0)
+            goto fail;
+        log_info("storage: %s (%s)", eng->storage_dir, storage_kind(eng->storage));
+        engine_reconcile(eng);
+    }
+    *ret = eng;
+    return 0;
+fail:
+    engine_close(eng);
+    return r;
+}
+
+void engine_close(struct engine *eng)
+{
+    if (!eng)
+        return;
+    while (eng->registry) {
+        struct vm_rt *rt = eng->registry;
+        eng->registry = rt->next;
+        rt_free(rt);
+    }
+    if (eng->qemu)
+        vmm_qemu_free(eng->qemu);
+    if (eng->firecracker)
+        vmm_firecracker_free(eng->firecracker);
+    storage_free(eng->storage);
+    db_close(eng->db);
+    free(eng->data_dir);
+    free(eng->storage_dir);
+    free(eng->base_rootfs);
+    pthread_mutex_destroy(&eng->base_lock);
+    pthread_mutex_destroy(&eng->quota_lock);
+    pthread_mutex_destroy(&eng->reg_lock);
+    free(eng);
+}

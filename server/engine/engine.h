@@ -1,0 +1,73 @@
+/* engine.h — the VM engine: the one place front-ends (REST/WS, FUSE, admin
+ * subcommands) go through.  It owns the database, the storage tree, the VMM
+ * backends and the agent connections.  Front-ends never touch SQLite, QEMU or
+ * btrfs themselves.
+ *
+ * Errors: -errno plus a sentence in the nerr.  The codes a front-end maps:
+ *   -EINVAL bad input (400)       -ENOENT no such VM/checkpoint/user (404)
+ *   -EEXIST name taken (409)      -EBUSY / -ESRCH conflict: busy or not running (409)
+ *   -EDQUOT a per-user cap (429)  -ETIMEDOUT the guest did not answer (504)
+ *   anything else: internal (500). */
+#pragma once
+
+#include <stdbool.h>
+
+#include "config.h"
+#include "db.h"
+#include "nerr.h"
+#include "token.h"
+#include "wire.h"
+
+struct engine;
+
+enum engine_mode {
+    ENGINE_ADMIN, /* user management from the command line: DB + storage only */
+    ENGINE_SERVE, /* the server: also VMM backends, reconcile, agent connections */
+};
+
+/* Open the data dir (created 0700 if missing), the database and storage. */
+int engine_open(struct server_config *cfg, enum engine_mode mode, struct engine **ret,
+                struct nerr *e);
+void engine_close(struct engine *eng);
+
+struct db *engine_db(struct engine *eng);
+const struct server_config *engine_config(struct engine *eng);
+
+/* ---- users (engine/users.c) ---- */
+
+/* Create a user; writes the new token (shown once, never stored) to token_out. */
+int engine_user_add(struct engine *eng, const char *name, char token_out[TOKEN_LEN + 1],
+                    struct db_user *ret, struct nerr *e);
+int engine_user_list(struct engine *eng, struct db_user **ret, size_t *ret_n, struct nerr *e);
+/* New token; the old one stops working at once. */
+int engine_user_rotate_token(struct engine *eng, const char *name,
+                             char token_out[TOKEN_LEN + 1], struct nerr *e);
+/* Stop and remove the user's VMs, checkpoints and storage, then the user. */
+int engine_user_remove(struct engine *eng, const char *name, struct nerr *e);
+/* 0 and the user for a valid token; -EACCES otherwise (no reason given on
+ * purpose: a caller must not learn which part was wrong). */
+int engine_user_authenticate(struct engine *eng, const char *token, struct db_user *ret);
+
+/* ---- VMs (engine/vm.c, engine/exec.c) ---- */
+
+/* Server limits and defaults, as GET /v1/capabilities reports them. */
+void engine_capabilities(struct engine *eng, struct wire_capabilities *ret);
+
+/* Create and boot a VM; returns when its agent answers.  Any failure undoes
+ * everything (process, storage, row).  -EINVAL, -EEXIST, -EDQUOT, -ETIMEDOUT. */
+int engine_vm_create(struct engine *eng, const struct db_user *u,
+                     const struct wire_create_req *req, struct wire_vm_info *ret,
+                     struct nerr *e);
+int engine_vm_list(struct engine *eng, const struct db_user *u, struct wire_vm_info **ret,
+                   size_t *ret_n, struct nerr *e);
+int engine_vm_info(struct engine *eng, const struct db_user *u, const char *name,
+                   struct wire_vm_info *ret, struct nerr *e);
+/* Kill the VMM, remove storage (and checkpoints), delete the row. */
+int engine_vm_destroy(struct engine *eng, const struct db_user *u, const char *name,
+                      struct nerr *e);
+/* Run a command to completion; output capped at max_exec_output_bytes per
+ * stream (truncated=true).  -ESRCH when the VM is not running. */
+int engine_vm_exec(struct engine *eng, const struct db_user *u, const char *name,
+                   const struct wire_exec_req *req, struct wire_exec_result *ret,
+                   struct nerr *e);
+void engine_vm_info_list_free(struct wire_vm_info *list, size_t n);

@@ -1,0 +1,168 @@
+/* exec.c — run one command in a VM and collect its result (HTTP exec).
+ *
+ * The agent enforces the timeout inside the guest (it kills the process
+ * group and reports timed_out); the host waits a grace period longer and, if
+ * the agent stays silent, kills the command itself and reports a timeout.
+ * Output is kept per stream up to max_exec_output_bytes; what is beyond is
+ * counted as truncation and dropped while the command keeps running, so a
+ * chatty command never blocks on a full pipe. */
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+
+#include "buf.h"
+#include "encoding.h"
+#include "engine-internal.h"
+#include "log.h"
+#include "timeutil.h"
+#include "vm-internal.h"
+
+#define EXEC_GRACE_MS 5000
+#define AGENT_CONNECT_TIMEOUT_MS 10000
+
+struct capture {
+    struct buf out, err;
+    bool truncated;
+};
+
+static void capture_output(void *user, bool is_stderr, const uint8_t *data, size_t len)
+{
+    struct capture *c = user;
+    struct buf *b = is_stderr ? &c->err : &c->out;
+
+    if (buf_append_capped(b, data, len) < len)
+        c->truncated = true;
+}
+
+static int validate_request(const struct server_config *cfg, const struct wire_exec_req *req,
+                            long long *timeout_secs, struct nerr *e)
+{
+    int r;
+
+    for (size_t i = 0; i < req->nenv; i++) {
+        r = name_env_entry_check(req->env[i], strlen(req->env[i]), e);
+        if (r < 0)
+            return r;
+    }
+    if (req->cwd && req->cwd[0] != '/')
+        return nerr_set(e, -EINVAL, "cwd must be an absolute path");
+    *timeout_secs = cfg->exec_timeout_secs;
+    if (req->has_timeout_secs) {
+        if (req->timeout_secs > cfg->exec_timeout_secs)
+            return nerr_set(e, -EINVAL,
+                            "timeout_secs %lld is above this server's limit of %lld s "
+                            "(exec_timeout_secs)",
+                            req->timeout_secs, cfg->exec_timeout_secs);
+        *timeout_secs = req->timeout_secs;
+    }
+    return 0;
+}
+
+int engine_vm_exec(struct engine *eng, const struct db_user *u, const char *name,
+                   const struct wire_exec_req *req, struct wire_exec_result *ret,
+                   struct nerr *e)
+{
+    struct capture cap;
+    struct db_vm vm;
+    struct vm_rt *rt = NULL;
+    struct agent_conn *conn = NULL;
+    struct agent_exec *x = NULL;
+    struct ap_exec_req areq = {0};
+    struct agent_exec_sink sink = {capture_output, &cap};
+    struct ap_exit ex = {0};
+    uint8_t *stdin_bytes = NULL;
+    size_t stdin_len = 0;
+    long long timeout_secs = 0;
+    bool timed_out = false;
+    int r;
+
+    buf_init(&cap.out, (size_t)eng->cfg->max_exec_output_bytes);
+    buf_init(&cap.err, (size_t)eng->cfg->max_exec_output_bytes);
+    cap.truncated = false;
+
+    r = validate_request(eng->cfg, req, &timeout_secs, e);
+    if (r < 0)
+        goto out;
+    if (req->stdin_b64) {
+        r = base64_decode(req->stdin_b64, req->stdin_b64_len, &stdin_bytes, &stdin_len);
+        if (r < 0) {
+            r = nerr_set(e, -EINVAL, "field 'stdin_b64' is not valid base64");
+            goto out;
+        }
+    }
+    r = vm_lookup(eng, u, name, &vm, e);
+    if (r < 0)
+        goto out;
+    if (strcmp(vm.phase, VM_PHASE_CREATING) == 0) {
+        r = nerr_set(e, -EBUSY, "VM '%s' is still being created", name);
+        goto out;
+    }
+    if (!engine_vm_row_is_running(&vm)) {
+        r = nerr_set(e, -ESRCH, "VM '%s' is not running (state: dead)", name);
+        goto out;
+    }
+    rt = engine_rt_get(eng, vm.id);
+    if (!rt) {
+        r = -ENOMEM;
+        goto out;
+    }
+    r = engine_vm_agent(eng, &vm, rt, AGENT_CONNECT_TIMEOUT_MS, &conn, e);
+    if (r < 0)
+        goto out;
+
+    areq.argv = req->command;
+    areq.argc = req->ncommand;
+    areq.env = req->env;
+    areq.nenv = req->nenv;
+    areq.cwd = req->cwd;
+    areq.tty = req->tty;
+    areq.stdin_open = req->stdin_text || req->stdin_b64;
+    areq.timeout_ms = (uint32_t)(timeout_secs * 1000);
+    r = agent_exec_start(conn, &areq, &sink, &x, e);
+    if (r < 0)
+        goto out;
+    if (areq.stdin_open) {
+        r = agent_exec_write_stdin(x, req->stdin_text ? (const uint8_t *)req->stdin_text : stdin_bytes,
+                                   req->stdin_text ? req->stdin_text_len : stdin_len, e);
+        if (r >= 0)
+            r = agent_exec_close_stdin(x, e);
+        if (r < 0)
+            goto out;
+    }
+    r = agent_exec_wait(x, time_mono_ms() + timeout_secs * 1000 + EXEC_GRACE_MS, &ex, e);
+    if (r == -ETIMEDOUT) {
+        /* the agent should have killed it; make sure, and report a timeout */
+        log_warn("vm %s/%s: agent did not end a timed-out command; killing it", u->id, name);
+        agent_exec_kill(x, SIGKILL);
+        timed_out = true;
+        r = 0;
+    }
+    if (r < 0)
+        goto out;
+
+    memset(ret, 0, sizeof(*ret));
+    ret->timed_out = timed_out || ex.timed_out;
+    ret->signal = ex.signal;
+    if (ret->timed_out)
+        ret->exit_code = 124;
+    else if (ex.signal)
+        ret->exit_code = 128 + ex.signal;
+    else
+        ret->exit_code = ex.code;
+    ret->truncated = cap.truncated;
+    ret->out = (uint8_t *)buf_steal(&cap.out, &ret->out_len);
+    ret->err = (uint8_t *)buf_steal(&cap.err, &ret->err_len);
+    if (!ret->out || !ret->err) {
+        wire_exec_result_free(ret);
+        r = -ENOMEM;
+    }
+out:
+    agent_exec_free(x);
+    if (conn)
+        agent_conn_unref(conn);
+    engine_rt_put(eng, rt);
+    buf_free(&cap.out);
+    buf_free(&cap.err);
+    free(stdin_bytes);
+    return r;
+}

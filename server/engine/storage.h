@@ -1,0 +1,44 @@
+/* storage.h — where VM disks, logs and checkpoints live on the host.
+ *
+ * Two implementations behind one interface, chosen by detection, never by
+ * configuration (DESIGN.md §7):
+ *   btrfs:  a subvolume per VM dir, reflinked files, a read-only snapshot per
+ *           checkpoint, a writable snapshot per restore/clone, subvolume delete;
+ *   other:  plain directories; files cloned with FICLONE when the file system
+ *           supports it, else copied sparse-aware (holes stay holes).
+ * Paths handed in are absolute and already validated by the caller. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "nerr.h"
+
+struct storage;
+
+int storage_open(const char *root, struct storage **ret, struct nerr *e);
+void storage_free(struct storage *st);
+
+const char *storage_root(const struct storage *st);
+bool storage_is_btrfs(const struct storage *st);
+const char *storage_kind(const struct storage *st); /* "btrfs" or "plain" */
+
+/* Create a VM directory (btrfs: a subvolume); parents are created as needed. */
+int storage_make_vm_dir(struct storage *st, const char *path, struct nerr *e);
+
+/* Copy one file: reflink when possible, else a sparse-aware copy.  dst must
+ * not exist; it is written under a temporary name and renamed, so it never
+ * appears half-written. */
+int storage_copy_file(struct storage *st, const char *src, const char *dst, struct nerr *e);
+
+/* Snapshot a VM directory into dst (which must not exist).  btrfs: a snapshot
+ * of the subvolume (read-only if asked); else a new directory holding copies
+ * of src's regular files (sockets, FIFOs and subdirectories are skipped). */
+int storage_snapshot_dir(struct storage *st, const char *src, const char *dst, bool readonly,
+                         struct nerr *e);
+
+/* Remove a VM or checkpoint directory, whatever it is (subvolume or not). */
+int storage_remove_tree(struct storage *st, const char *path);
+
+/* Sum of allocated bytes of the regular files in dir (not recursive). */
+int64_t storage_dir_bytes(const char *dir);

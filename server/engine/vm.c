@@ -1,0 +1,647 @@
+/* vm.c — the VM lifecycle: create (cold boot), list, info, destroy, and the
+ * crash reconcile at start.
+ *
+ * Create is a transaction: the row is inserted first (phase "creating", which
+ * reserves the name through UNIQUE(user_id, name)), then storage, then the
+ * VMM, then the agent handshake; the row becomes "ready" last.  Any failure
+ * undoes what was done, in reverse.  A crash in the middle leaves a
+ * "creating" row that engine_reconcile() undoes at the next start.
+ *
+ * Whether a VM runs is never stored: it is read from /proc (pid + instance id). */
+#include <errno.h>
+#include <dirent.h>
+#include <openssl/evp.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "encoding.h"
+#include "engine-internal.h"
+#include "fsutil.h"
+#include "log.h"
+#include "noid-config.h"
+#include "timeutil.h"
+#include "vm-internal.h"
+
+bool engine_vm_row_is_running(const struct db_vm *vm)
+{
+    return vmm_proc_is_alive(vm->pid, vm->instance_id);
+}
+
+void engine_capabilities(struct engine *eng, struct wire_capabilities *ret)
+{
+    const struct server_config *c = eng->cfg;
+
+    memset(ret, 0, sizeof(*ret));
+    ret->api_version = NOID_API_VERSION;
+    ret->max_exec_output_bytes = c->max_exec_output_bytes;
+    ret->exec_timeout_secs = c->exec_timeout_secs;
+    ret->console_timeout_secs = c->console_timeout_secs;
+    ret->max_vm_name_length = VM_NAME_MAX;
+    ret->default_cpus = c->default_cpus;
+    ret->default_mem_mib = c->default_mem_mib;
+    ret->max_cpus = c->max_cpus;
+    ret->max_mem_mib = c->max_mem_mib;
+    ret->max_vms_per_user = c->max_vms_per_user;
+}
+
+static const char *vm_state(const struct db_vm *vm)
+{
+    if (strcmp(vm->phase, VM_PHASE_CREATING) == 0)
+        return "creating";
+    return engine_vm_row_is_running(vm) ? "running" : "dead";
+}
+
+int vm_info_from_row(const struct db_vm *vm, struct wire_vm_info *ret)
+{
+    memset(ret, 0, sizeof(*ret));
+    ret->name = strdup(vm->name);
+    ret->state = strdup(vm_state(vm));
+    ret->created_at = strdup(vm->created_at);
+    ret->vmm = strdup(vm->vmm);
+    ret->restored_from = vm->restored_from[0] ? strdup(vm->restored_from) : NULL;
+    ret->cpus = vm->cpus;
+    ret->mem_mib = vm->mem_mib;
+    if (!ret->name || !ret->state || !ret->created_at || !ret->vmm ||
+        (vm->restored_from[0] && !ret->restored_from)) {
+        wire_vm_info_free(ret);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+/* ---- guest RAM files ---- */
+
+char *vm_mem_dir(struct engine *eng)
+{
+    unsigned char md[32];
+    char hex[17];
+    unsigned int mdlen;
+    char *p;
+
+    if (eng->cfg->mem_dir)
+        return strdup(eng->cfg->mem_dir);
+    /* one directory per data dir, so servers with different data dirs (tests
+     * run several at once) never touch each other's files */
+    EVP_Digest(eng->data_dir, strlen(eng->data_dir), md, &mdlen, EVP_sha256(), NULL);
+    hex_encode(md, 8, hex);
+    if (asprintf(&p, "/dev/shm/noid-%s", hex) < 0)
+        return NULL;
+    return p;
+}
+
+char *vm_mem_file(struct engine *eng, const char *instance_id)
+{
+    _cleanup_free_ char *dir = vm_mem_dir(eng);
+    char *p;
+
+    if (!dir || asprintf(&p, "%s/%s.ram", dir, instance_id) < 0)
+        return NULL;
+    return p;
+}
+
+/* ---- storage of one VM ---- */
+
+/* The pristine rootfs, copied once into storage so that every VM disk can be
+ * a reflink of it (btrfs); elsewhere the configured file is the source. */
+static int base_rootfs(struct engine *eng, char **ret, struct nerr *e)
+{
+    const char *src = eng->cfg->rootfs;
+    struct stat s;
+    char key[512], hex[17];
+    unsigned char md[32];
+    unsigned int mdlen;
+    int r = 0;
+
+    if (stat(src, &s) < 0)
+        return nerr_set(e, -errno, "rootfs %s: %s", src, strerror(errno));
+    if (!storage_is_btrfs(eng->storage))
+        return (*ret = strdup(src)) ? 0 : -ENOMEM;
+    snprintf(key, sizeof(key), "%s:%lld:%lld.%09ld", src, (long long)s.st_size,
+             (long long)s.st_mtim.tv_sec, s.st_mtim.tv_nsec);
+    EVP_Digest(key, strlen(key), md, &mdlen, EVP_sha256(), NULL);
+    hex_encode(md, 8, hex);
+    pthread_mutex_lock(&eng->base_lock);
+    free(eng->base_rootfs);
+    eng->base_rootfs = NULL;
+    if (asprintf(&eng->base_rootfs, "%s/base/rootfs-%s.ext4", eng->storage_dir, hex) < 0) {
+        eng->base_rootfs = NULL;
+        r = -ENOMEM;
+        goto out;
+    }
+    if (!path_exists(eng->base_rootfs)) {
+        _cleanup_free_ char *dir = path_join(eng->storage_dir, "base");
+        if (!dir || mkdir_p(dir, 0700) < 0) {
+            r = nerr_set(e, -EIO, "cannot create %s/base", eng->storage_dir);
+            goto out;
+        }
+        r = storage_copy_file(eng->storage, src, eng->base_rootfs, e);
+        if (r < 0)
+            goto out;
+        log_info("storage: cached the base rootfs as %s", eng->base_rootfs);
+    }
+    *ret = strdup(eng->base_rootfs);
+    if (!*ret)
+        r = -ENOMEM;
+out:
+    pthread_mutex_unlock(&eng->base_lock);
+    return r;
+}
+
+int vm_prepare_dir(struct engine *eng, const struct db_vm *vm, char **ret_dir, struct nerr *e)
+{
+    _cleanup_free_ char *dir = engine_vm_dir(eng, vm->user_id, vm->name);
+    _cleanup_free_ char *disk = NULL, *base = NULL;
+    int r;
+
+    if (!dir)
+        return -ENOMEM;
+    /* a leftover of a crash: the row (which we hold) says the name is ours */
+    storage_remove_tree(eng->storage, dir);
+    r = storage_make_vm_dir(eng->storage, dir, e);
+    if (r < 0)
+        return r;
+    r = base_rootfs(eng, &base, e);
+    if (r < 0)
+        goto fail;
+    disk = path_join(dir, VM_FILE_ROOTFS);
+    if (!disk) {
+        r = -ENOMEM;
+        goto fail;
+    }
+    r = storage_copy_file(eng->storage, base, disk, e);
+    if (r < 0)
+        goto fail;
+    *ret_dir = TAKE_PTR(dir);
+    return 0;
+fail:
+    storage_remove_tree(eng->storage, dir);
+    return r;
+}
+
+/* ---- starting, connecting ---- */
+
+int engine_vm_agent(struct engine *eng, const struct db_vm *vm, struct vm_rt *rt,
+                    int timeout_ms, struct agent_conn **ret, struct nerr *e)
+{
+    struct vmm_backend *be = engine_backend(eng, vm->vmm);
+    _cleanup_free_ char *dir = engine_vm_dir(eng, vm->user_id, vm->name);
+    int fd = -1, r = 0;
+
+    if (!dir)
+        return -ENOMEM;
+    if (!be)
+        return nerr_set(e, -ENODEV, "VM '%s' runs under %s, which this server cannot drive",
+                        vm->name, vm->vmm);
+    pthread_mutex_lock(&rt->conn_lock);
+    if (rt->conn && agent_conn_is_broken(rt->conn)) {
+        agent_conn_unref(rt->conn);
+        rt->conn = NULL;
+    }
+    if (!rt->conn) {
+        r = be->ops->agent_connect(be, dir, &fd, e);
+        if (r >= 0)
+            r = agent_conn_open(fd, timeout_ms, &rt->conn, e);
+    }
+    if (r >= 0)
+        *ret = agent_conn_ref(rt->conn);
+    pthread_mutex_unlock(&rt->conn_lock);
+    return r;
+}
+
+void engine_vm_agent_drop(struct vm_rt *rt)
+{
+    pthread_mutex_lock(&rt->conn_lock);
+    if (rt->conn) {
+        agent_conn_shutdown(rt->conn);
+        agent_conn_unref(rt->conn);
+        rt->conn = NULL;
+    }
+    pthread_mutex_unlock(&rt->conn_lock);
+}
+
+/* Last lines of the serial console, to explain a boot that went wrong. */
+static void serial_tail(const char *dir, char *out, size_t size)
+{
+    _cleanup_free_ char *path = path_join(dir, VM_FILE_SERIAL_LOG);
+    _cleanup_free_ char *text = NULL;
+    size_t len = 0;
+
+    out[0] = 0;
+    if (!path || read_file(path, 16 * 1024 * 1024, &text, &len) < 0 || len == 0)
+        return;
+    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
+        text[--len] = 0;
+    const char *start = len > size - 1 ? text + len - (size - 1) : text;
+    snprintf(out, size, "%s", start);
+    for (char *p = out; *p; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = ' ';
+}
+
+int vm_start_and_wait(struct engine *eng, struct db_vm *vm, struct vm_rt *rt, const char *dir,
+                      const struct vm_start_spec *spec, struct nerr *e)
+{
+    struct vmm_backend *be = engine_backend(eng, vm->vmm);
+    _cleanup_free_ char *disk = path_join(dir, VM_FILE_ROOTFS);
+    _cleanup_free_ char *memdir = vm_mem_dir(eng);
+    _cleanup_free_ char *memfile = NULL;
+    struct vmm_boot b = {0};
+    struct vmm_proc proc = {0};
+    struct agent_conn *conn = NULL;
+    int64_t t0 = time_mono_ms();
+    int r;
+
+    if (!be)
+        return nerr_set(e, -ENODEV, "VMM '%s' is not available on this server", vm->vmm);
+    if (!disk || !memdir)
+        return -ENOMEM;
+    r = random_hex_id(vm->instance_id, 16);
+    if (r < 0)
+        return r;
+    b.vm_dir = dir;
+    b.instance_id = vm->instance_id;
+    b.kernel = eng->cfg->kernel;
+    b.initrd = eng->cfg->initrd;
+    b.rootfs = disk;
+    b.cpus = (int)vm->cpus;
+    b.mem_mib = (int)vm->mem_mib;
+    if (spec && spec->mem_file) {
+        /* a private (copy-on-write) mapping of a template's memory */
+        b.mem_file = spec->mem_file;
+        b.mem_shared = spec->mem_shared;
+    } else if (be->ops->supports_shared_memory_file(be) && mkdir_p(memdir, 0700) == 0) {
+        /* guest RAM in a tmpfs file: a checkpoint copies it instead of
+         * streaming it through the migration channel */
+        memfile = vm_mem_file(eng, vm->instance_id);
+        if (!memfile)
+            return -ENOMEM;
+        if (spec && spec->mem_seed) {
+            r = storage_copy_file(eng->storage, spec->mem_seed, memfile, e);
+            if (r < 0)
+                return r;
+        }
+        b.mem_file = memfile;
+        b.mem_shared = true;
+    }
+    if (spec) {
+        b.restore_state = spec->restore_state;
+        b.restore_ignore_shared = spec->restore_ignore_shared;
+    }
+
+    r = be->ops->start(be, &b, &proc, e);
+    if (r < 0)
+        goto fail;
+    vm->pid = proc.pid;
+    /* record the process at once, so a crash from here on is reconciled */
+    r = db_vm_set_runtime(eng->db, vm->id, vm->pid, vm->instance_id, vm->phase,
+                          vm->restored_from);
+    if (r < 0) {
+        nerr_set(e, r, "cannot record the VM process: %s", db_errmsg(eng->db));
+        goto fail;
+    }
+    engine_vm_agent_drop(rt);
+    /* QEMU accepts the agent socket at once and the handshake waits for the
+     * guest; Firecracker refuses vsock connections until the agent listens,
+     * so connection errors are retried while the VMM lives. */
+    for (int64_t deadline = t0 + eng->cfg->boot_timeout_secs * 1000;;) {
+        int64_t left = deadline - time_mono_ms();
+        struct nerr attempt = {0};
+        r = left > 0 ? engine_vm_agent(eng, vm, rt, (int)left, &conn, &attempt) : -ETIMEDOUT;
+        if (r >= 0)
+            break;
+        if (left <= 0 || r == -ETIMEDOUT || !engine_vm_row_is_running(vm) ||
+            !(r == -ECONNREFUSED || r == -ECONNRESET || r == -ENOENT || r == -EAGAIN)) {
+            char tail[200];
+            bool alive = engine_vm_row_is_running(vm);
+            serial_tail(dir, tail, sizeof(tail));
+            nerr_set(e, r, "the guest agent did not answer (%s%s%s)",
+                     alive ? (attempt.msg[0] ? attempt.msg : "timeout") : "the VMM exited",
+                     tail[0] ? "; console: " : "", tail);
+            goto fail;
+        }
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    agent_conn_unref(conn);
+    log_info("vm %s/%s: %s, agent answered after %lld ms", vm->user_id, vm->name,
+             spec && spec->restore_state ? "restored" : "booted",
+             (long long)(time_mono_ms() - t0));
+    return 0;
+fail:
+    engine_vm_agent_drop(rt);
+    if (proc.pid > 0)
+        vmm_proc_kill(proc.pid, vm->instance_id, 10000);
+    if (memfile)
+        unlink(memfile);
+    return r;
+}
+
+/* Kill the VMM and remove everything of the VM except its row. */
+void vm_teardown_runtime(struct engine *eng, const struct db_vm *vm, struct vm_rt *rt)
+{
+    _cleanup_free_ char *memfile = NULL;
+
+    if (rt)
+        engine_vm_agent_drop(rt);
+    if (vm->pid > 0 && vmm_proc_kill(vm->pid, vm->instance_id, 10000) < 0)
+        log_warn("vm %s/%s: pid %lld did not die", vm->user_id, vm->name, (long long)vm->pid);
+    if (vm->instance_id[0] && (memfile = vm_mem_file(eng, vm->instance_id)))
+        unlink(memfile);
+}
+
+static int vm_teardown(struct engine *eng, const struct db_vm *vm, struct vm_rt *rt,
+                       struct nerr *e)
+{
+    _cleanup_free_ char *dir = engine_vm_dir(eng, vm->user_id, vm->name);
+    _cleanup_free_ char *cps = engine_checkpoints_dir(eng, vm->user_id, vm->name);
+    int r;
+
+    if (!dir || !cps)
+        return -ENOMEM;
+    vm_teardown_runtime(eng, vm, rt);
+    r = storage_remove_tree(eng->storage, cps);
+    if (r < 0)
+        return nerr_set(e, r, "cannot remove %s: %s", cps, strerror(-r));
+    r = storage_remove_tree(eng->storage, dir);
+    if (r < 0)
+        return nerr_set(e, r, "cannot remove %s: %s", dir, strerror(-r));
+    r = db_vm_delete(eng->db, vm->id);
+    if (r < 0 && r != -ENOENT)
+        return nerr_set(e, r, "cannot delete the VM row: %s", db_errmsg(eng->db));
+    return 0;
+}
+
+/* ---- public operations ---- */
+
+static int resolve_size(const struct server_config *c, const struct wire_create_req *req,
+                        long long *cpus, long long *mem, struct nerr *e)
+{
+    *cpus = req->has_cpus ? req->cpus : c->default_cpus;
+    *mem = req->has_mem_mib ? req->mem_mib : c->default_mem_mib;
+    if (*cpus < 1 || *cpus > c->max_cpus)
+        return nerr_set(e, -EINVAL, "cpus must be between 1 and %lld (max_cpus), got %lld",
+                        c->max_cpus, *cpus);
+    if (*mem < 64 || *mem > c->max_mem_mib)
+        return nerr_set(e, -EINVAL, "mem_mib must be between 64 and %lld (max_mem_mib), got %lld",
+                        c->max_mem_mib, *mem);
+    return 0;
+}
+
+int vm_insert_row(struct engine *eng, const struct db_user *u, const char *name,
+                  long long cpus, long long mem, const char *vmm, struct db_vm *vm,
+                  struct nerr *e)
+{
+    size_t count = 0;
+    int r;
+
+    memset(vm, 0, sizeof(*vm));
+    snprintf(vm->user_id, sizeof(vm->user_id), "%s", u->id);
+    snprintf(vm->name, sizeof(vm->name), "%s", name);
+    snprintf(vm->phase, sizeof(vm->phase), "%s", VM_PHASE_CREATING);
+    snprintf(vm->vmm, sizeof(vm->vmm), "%s", vmm);
+    vm->cpus = cpus;
+    vm->mem_mib = mem;
+    time_now_rfc3339(vm->created_at);
+
+    pthread_mutex_lock(&eng->quota_lock);
+    r = db_vm_count(eng->db, u->id, &count);
+    if (r < 0) {
+        r = nerr_set(e, r, "cannot count VMs: %s", db_errmsg(eng->db));
+    } else if ((long long)count >= eng->cfg->max_vms_per_user) {
+        r = nerr_set(e, -EDQUOT, "VM limit reached: you have %zu VMs (max_vms_per_user = %lld)",
+                     count, eng->cfg->max_vms_per_user);
+    } else {
+        r = db_vm_insert(eng->db, vm);
+        if (r == -EEXIST)
+            r = nerr_set(e, r, "a VM named '%s' already exists", name);
+        else if (r < 0)
+            r = nerr_set(e, r, "cannot record the VM: %s", db_errmsg(eng->db));
+    }
+    pthread_mutex_unlock(&eng->quota_lock);
+    return r;
+}
+
+int engine_vm_create(struct engine *eng, const struct db_user *u,
+                     const struct wire_create_req *req, struct wire_vm_info *ret,
+                     struct nerr *e)
+{
+    _cleanup_free_ char *dir = NULL;
+    struct db_vm vm;
+    struct vm_rt *rt;
+    long long cpus, mem;
+    int r;
+
+    if (eng->mode != ENGINE_SERVE)
+        return nerr_set(e, -EPERM, "VMs are created by the running server");
+    r = name_vm_check(req->name, e);
+    if (r < 0)
+        return r;
+    r = resolve_size(eng->cfg, req, &cpus, &mem, e);
+    if (r < 0)
+        return r;
+    r = vm_insert_row(eng, u, req->name, cpus, mem, eng->default_vmm, &vm, e);
+    if (r < 0)
+        return r;
+    rt = engine_rt_get(eng, vm.id);
+    if (!rt) {
+        db_vm_delete(eng->db, vm.id);
+        return -ENOMEM;
+    }
+    pthread_mutex_lock(&rt->lifecycle);
+    r = vm_create_from_golden(eng, &vm, rt, e);
+    if (r == -ENOENT) { /* no usable golden snapshot: cold boot */
+        r = vm_prepare_dir(eng, &vm, &dir, e);
+        if (r >= 0)
+            r = vm_start_and_wait(eng, &vm, rt, dir, NULL, e);
+    }
+    if (r >= 0) {
+        snprintf(vm.phase, sizeof(vm.phase), "%s", VM_PHASE_READY);
+        r = db_vm_set_runtime(eng->db, vm.id, vm.pid, vm.instance_id, vm.phase,
+                              vm.restored_from);
+        if (r < 0)
+            nerr_set(e, r, "cannot record the VM: %s", db_errmsg(eng->db));
+    }
+    if (r < 0) {
+        struct nerr ignored = {0};
+        vm_teardown(eng, &vm, rt, &ignored);
+    } else {
+        r = vm_info_from_row(&vm, ret);
+    }
+    pthread_mutex_unlock(&rt->lifecycle);
+    engine_rt_put(eng, rt);
+    if (r < 0)
+        engine_rt_forget(eng, vm.id);
+    return r;
+}
+
+int engine_vm_list(struct engine *eng, const struct db_user *u, struct wire_vm_info **ret,
+                   size_t *ret_n, struct nerr *e)
+{
+    struct db_vm *rows = NULL;
+    struct wire_vm_info *list;
+    size_t n = 0;
+    int r;
+
+    r = db_vm_list(eng->db, u->id, &rows, &n);
+    if (r < 0)
+        return nerr_set(e, r, "cannot list VMs: %s", db_errmsg(eng->db));
+    list = calloc(n ? n : 1, sizeof(*list));
+    if (!list) {
+        free(rows);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        r = vm_info_from_row(&rows[i], &list[i]);
+        if (r < 0) {
+            engine_vm_info_list_free(list, i);
+            free(rows);
+            return r;
+        }
+    }
+    free(rows);
+    *ret = list;
+    *ret_n = n;
+    return 0;
+}
+
+void engine_vm_info_list_free(struct wire_vm_info *list, size_t n)
+{
+    if (!list)
+        return;
+    for (size_t i = 0; i < n; i++)
+        wire_vm_info_free(&list[i]);
+    free(list);
+}
+
+int vm_lookup(struct engine *eng, const struct db_user *u, const char *name, struct db_vm *ret,
+              struct nerr *e)
+{
+    int r = name_vm_check(name, e);
+
+    if (r < 0)
+        return r;
+    r = db_vm_get(eng->db, u->id, name, ret);
+    if (r == -ENOENT)
+        return nerr_set(e, r, "no VM named '%s'", name);
+    if (r < 0)
+        return nerr_set(e, r, "cannot read VM '%s': %s", name, db_errmsg(eng->db));
+    return 0;
+}
+
+int engine_vm_info(struct engine *eng, const struct db_user *u, const char *name,
+                   struct wire_vm_info *ret, struct nerr *e)
+{
+    struct db_vm vm;
+    int r = vm_lookup(eng, u, name, &vm, e);
+
+    if (r < 0)
+        return r;
+    return vm_info_from_row(&vm, ret);
+}
+
+int engine_vm_destroy(struct engine *eng, const struct db_user *u, const char *name,
+                      struct nerr *e)
+{
+    struct db_vm vm;
+    struct vm_rt *rt;
+    int r;
+
+    r = vm_lookup(eng, u, name, &vm, e);
+    if (r < 0)
+        return r;
+    rt = engine_rt_get(eng, vm.id);
+    if (!rt)
+        return -ENOMEM;
+    pthread_mutex_lock(&rt->lifecycle);
+    /* re-read under the lock: a concurrent destroy may have won */
+    r = vm_lookup(eng, u, name, &vm, e);
+    if (r >= 0 && vm.id != rt->vm_id)
+        r = nerr_set(e, -ENOENT, "no VM named '%s'", name);
+    if (r >= 0)
+        r = vm_teardown(eng, &vm, rt, e);
+    pthread_mutex_unlock(&rt->lifecycle);
+    engine_rt_put(eng, rt);
+    engine_rt_forget(eng, rt->vm_id);
+    return r;
+}
+
+int engine_vms_destroy_all_of_user(struct engine *eng, const char *user_id, struct nerr *e)
+{
+    struct db_vm *rows = NULL;
+    size_t n = 0;
+    int r;
+
+    r = db_vm_list(eng->db, user_id, &rows, &n);
+    if (r < 0)
+        return nerr_set(e, r, "cannot list VMs: %s", db_errmsg(eng->db));
+    for (size_t i = 0; i < n && r >= 0; i++) {
+        struct vm_rt *rt = engine_rt_get(eng, rows[i].id);
+        if (rt)
+            pthread_mutex_lock(&rt->lifecycle);
+        r = vm_teardown(eng, &rows[i], rt, e);
+        if (rt) {
+            pthread_mutex_unlock(&rt->lifecycle);
+            engine_rt_put(eng, rt);
+            engine_rt_forget(eng, rows[i].id);
+        }
+    }
+    free(rows);
+    return r;
+}
+
+/* Remove RAM files of VMM processes that no longer exist. */
+static void reconcile_mem_files(struct engine *eng, const struct db_vm *rows, size_t n)
+{
+    _cleanup_free_ char *dir = vm_mem_dir(eng);
+    DIR *d = dir ? opendir(dir) : NULL;
+    struct dirent *de;
+
+    if (!d)
+        return;
+    while ((de = readdir(d))) {
+        size_t len = strlen(de->d_name);
+        bool live = false;
+        if (len < 5 || strcmp(de->d_name + len - 4, ".ram") != 0)
+            continue;
+        for (size_t i = 0; i < n && !live; i++)
+            live = strncmp(rows[i].instance_id, de->d_name, len - 4) == 0 &&
+                   rows[i].instance_id[len - 4] == '\0' && engine_vm_row_is_running(&rows[i]);
+        if (!live && unlinkat(dirfd(d), de->d_name, 0) == 0)
+            log_info("reconcile: removed stale guest RAM file %s/%s", dir, de->d_name);
+    }
+    closedir(d);
+}
+
+int engine_reconcile(struct engine *eng)
+{
+    struct db_vm *rows = NULL;
+    size_t n = 0, running = 0, dead = 0;
+    int r;
+
+    r = db_vm_list_all(eng->db, &rows, &n);
+    if (r < 0) {
+        log_error("reconcile: cannot list VMs: %s", db_errmsg(eng->db));
+        return r;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct db_vm *vm = &rows[i];
+        if (strcmp(vm->phase, VM_PHASE_CREATING) == 0) {
+            struct nerr ignored = {0};
+            log_warn("reconcile: VM %s/%s was being created when the server stopped; removing it",
+                     vm->user_id, vm->name);
+            vm_teardown(eng, vm, NULL, &ignored);
+            vm->pid = 0;
+            continue;
+        }
+        if (engine_vm_row_is_running(vm))
+            running++;
+        else
+            dead++;
+    }
+    reconcile_mem_files(eng, rows, n);
+    log_info("reconcile: %zu VMs running, %zu dead", running, dead);
+    free(rows);
+    return 0;
+}

@@ -1,0 +1,69 @@
+/* proc.c — finding and stopping VMM processes that may have been started by
+ * an earlier noid-server: /proc is the source of truth, the instance id in
+ * the VMM's argv guards against a recycled pid. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "macro.h"
+#include "vmm.h"
+
+static bool proc_is_zombie(int64_t pid)
+{
+    char path[64], buf[512];
+    _cleanup_close_ int fd = -1;
+    ssize_t n;
+    char *rp;
+
+    snprintf(path, sizeof(path), "/proc/%lld/stat", (long long)pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return true;
+    n = read(fd, buf, sizeof(buf) - 1);
+    if (n <= 0)
+        return true;
+    buf[n] = 0;
+    /* state follows the last ')' (the command name may contain parentheses) */
+    rp = strrchr(buf, ')');
+    return !rp || rp[1] != ' ' || rp[2] == 'Z' || rp[2] == 'X';
+}
+
+bool vmm_proc_is_alive(int64_t pid, const char *instance_id)
+{
+    char path[64], buf[8192];
+    _cleanup_close_ int fd = -1;
+    ssize_t n;
+    size_t idlen = strlen(instance_id);
+
+    if (pid <= 0 || idlen == 0)
+        return false;
+    snprintf(path, sizeof(path), "/proc/%lld/cmdline", (long long)pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    n = read(fd, buf, sizeof(buf));
+    if (n <= 0)
+        return false;
+    if (!memmem(buf, (size_t)n, instance_id, idlen))
+        return false;
+    return !proc_is_zombie(pid);
+}
+
+int vmm_proc_kill(int64_t pid, const char *instance_id, int timeout_ms)
+{
+    struct timespec ts = {0, 10 * 1000 * 1000};
+
+    if (!vmm_proc_is_alive(pid, instance_id))
+        return 0;
+    if (kill((pid_t)pid, SIGKILL) < 0 && errno != ESRCH)
+        return -errno;
+    for (int waited = 0; waited < timeout_ms; waited += 10) {
+        if (!vmm_proc_is_alive(pid, instance_id))
+            return 0;
+        nanosleep(&ts, NULL);
+    }
+    return vmm_proc_is_alive(pid, instance_id) ? -ETIMEDOUT : 0;
+}

@@ -1,0 +1,184 @@
+# lib.sh — helpers for integration tests: real noid-server and noid binaries,
+# a temporary data dir per test, real VMs when the guest image is present.
+#
+# Every test script sources this file, calls `it_setup`, and uses the
+# helpers; everything it started (server, VMMs) is killed and its temp dir
+# removed on exit, pass or fail.
+set -euo pipefail
+
+: "${NOID_BUILD:?NOID_BUILD must point at the meson build dir}"
+SERVER_BIN="$NOID_BUILD/server/noid-server"
+CLI_BIN="$NOID_BUILD/cli/noid"
+GUEST_DIR="${NOID_GUEST_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/noid/guest}"
+
+T=""
+SERVER_PID=""
+URL=""
+PASSED=0
+IT_DONE=
+
+log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+
+fail() {
+    printf 'FAIL: %s\n' "$*" >&2
+    if [ -n "$T" ] && [ -f "$T/server.log" ]; then
+        echo "--- last lines of the server log ---" >&2
+        tail -n 40 "$T/server.log" >&2 || true
+    fi
+    exit 1
+}
+
+ok() { PASSED=$((PASSED + 1)); log "ok: $*"; }
+
+assert_eq() { # expected actual what
+    [ "$1" = "$2" ] || fail "$3: expected '$1', got '$2'"
+}
+
+assert_contains() { # haystack needle what
+    case "$1" in *"$2"*) ;; *) fail "$3: '$2' not found in: $1" ;; esac
+}
+
+assert_not_contains() {
+    case "$1" in *"$2"*) fail "$3: '$2' unexpectedly found in: $1" ;; *) ;; esac
+}
+
+it_cleanup() {
+    local rc=$?
+    set +e
+    if [ -n "$SERVER_PID" ]; then
+        kill -TERM "$SERVER_PID" 2>/dev/null
+        wait "$SERVER_PID" 2>/dev/null
+    fi
+    if [ -n "$T" ]; then
+        # VMs outlive the server by design: kill every VMM started for this test
+        pkill -KILL -f -- "$T/" 2>/dev/null
+        sleep 0.2
+        if [ -d "$T/data" ]; then
+            local h
+            h=$(printf '%s' "$T/data" | sha256sum | cut -c1-16)
+            rm -rf "/dev/shm/noid-$h"
+        fi
+        # btrfs images are unmounted by the tests that mount them
+        if [ -n "${NOID_TEST_KEEP:-}" ]; then
+            log "kept $T (NOID_TEST_KEEP)"
+        else
+            rm -rf "$T"
+        fi
+    fi
+    if [ "$rc" -eq 0 ] && [ -n "$IT_DONE" ]; then
+        log "PASS ($PASSED checks)"
+    elif [ "$rc" -eq 0 ]; then
+        rc=1
+    fi
+    exit "$rc"
+}
+
+# Called by each test script as its last line.
+it_done() { IT_DONE=1; }
+
+it_setup() {
+    T=$(mktemp -d /tmp/noid-it.XXXXXX)
+    trap it_cleanup EXIT
+    trap 'exit 143' TERM INT
+    mkdir -p "$T/home"
+    export HOME="$T/home"
+    unset NOID_URL NOID_TOKEN
+    cd "$T"
+}
+
+have_guest() {
+    [ -f "$GUEST_DIR/vmlinux" ] && [ -f "$GUEST_DIR/rootfs.ext4" ] && [ -f "$GUEST_DIR/initrd.cpio" ]
+}
+
+require_guest() {
+    have_guest || fail "guest image missing in $GUEST_DIR: run scripts/build-guest.sh (scripts/test.sh does)"
+}
+
+# Write $T/server.toml.  With "vm", point at the real guest image; otherwise
+# at empty placeholder files (enough for tests that never boot a VM).
+write_config() { # vm|novm [extra toml lines...]
+    local mode=$1
+    shift
+    if [ "$mode" = vm ]; then
+        require_guest
+        {
+            echo "kernel = \"$GUEST_DIR/vmlinux\""
+            echo "rootfs = \"$GUEST_DIR/rootfs.ext4\""
+            echo "initrd = \"$GUEST_DIR/initrd.cpio\""
+        } > "$T/server.toml"
+    else
+        : > "$T/kernel.placeholder"
+        : > "$T/rootfs.placeholder"
+        {
+            echo "kernel = \"$T/kernel.placeholder\""
+            echo "rootfs = \"$T/rootfs.placeholder\""
+            echo "golden = false"
+        } > "$T/server.toml"
+    fi
+    {
+        echo "listen = \"127.0.0.1:0\""
+        echo "data_dir = \"$T/data\""
+        for line in "$@"; do echo "$line"; done
+    } >> "$T/server.toml"
+}
+
+# Start the server on the current config; sets URL.
+start_server() {
+    : > "$T/server.out"
+    "$SERVER_BIN" serve --config "$T/server.toml" "$@" > "$T/server.out" 2>> "$T/server.log" &
+    SERVER_PID=$!
+    local i
+    for i in $(seq 1 600); do
+        if grep -q '^noid-server listening on ' "$T/server.out"; then
+            URL="http://$(sed -n 's/^noid-server listening on //p' "$T/server.out")"
+            return 0
+        fi
+        kill -0 "$SERVER_PID" 2>/dev/null || fail "server exited during start"
+        sleep 0.1
+    done
+    fail "server did not start within 60 s"
+}
+
+stop_server() {
+    [ -n "$SERVER_PID" ] || return 0
+    kill -TERM "$SERVER_PID"
+    local rc=0
+    wait "$SERVER_PID" || rc=$?
+    SERVER_PID=""
+    return $rc
+}
+
+add_user() { # name -> token on stdout
+    "$SERVER_BIN" add-user "$1" --config "$T/server.toml"
+}
+
+# curl helpers: http METHOD PATH [TOKEN] [BODY] -> sets HTTP_STATUS, HTTP_BODY
+http() {
+    local method=$1 path=$2 token=${3:-} body=${4:-}
+    local args=(-s -o "$T/http.body" -w '%{http_code}' -X "$method")
+    [ -n "$token" ] && args+=(-H "Authorization: Bearer $token")
+    [ -n "$body" ] && args+=(-H 'Content-Type: application/json' --data-binary "$body")
+    HTTP_STATUS=$(curl "${args[@]}" "$URL$path")
+    HTTP_BODY=$(cat "$T/http.body")
+}
+
+# The CLI, logged in as the user whose token is given
+cli_login() { # token
+    "$CLI_BIN" auth setup --url "$URL" --token "$1" > /dev/null
+}
+
+noid() { "$CLI_BIN" "$@"; }
+
+# State of a VM as the CLI shows it (running, dead, creating)
+vm_state() { noid info "$1" | awk '/^state:/ {print $2}'; }
+
+# A field of a JSON document on stdin: json_get KEY
+json_get() { python3 -c 'import json,sys; v=json.load(sys.stdin)[sys.argv[1]]; print("" if v is None else v)' "$1"; }
+
+# Whether a process is alive (a zombie is not: on machines whose init does
+# not reap, a killed daemon stays a zombie)
+proc_alive() {
+    local st
+    st=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+    [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+}
