@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# vm.sh — VM benchmarks of issue 3, each next to a baseline from the same run:
+#   * cold create (POST /v1/vms -> 201, i.e. agent ready), median of N
+#     vs raw QEMU: the same command line noid used, started by hand, until
+#     the agent answers a HELLO (ratio; goal <= 1.10)
+#   * HTTP exec round trip of `true` (median of 100, keep-alive client)
+#     vs the agent running `true` over the raw channel (ratio; goal <= 1.5)
+#   * the raw channel's tiny-message round trip (PING), for reference
+# N = NOID_BENCH_REPS (default 5).  Needs the guest image and root.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD=${NOID_BUILD:-$ROOT/build}
+REPS=${NOID_BENCH_REPS:-5}
+GUEST=${NOID_GUEST_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/noid/guest}
+export PYTHONPATH="$ROOT/tests/bench"
+
+T=$(mktemp -d /tmp/noid-bench.XXXXXX)
+cleanup() {
+    [ -n "${PID:-}" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
+    pkill -KILL -f -- "$T/" 2>/dev/null || true
+    rm -rf "$T" "/dev/shm/noid-$(printf '%s' "$T/data" | sha256sum | cut -c1-16)"
+}
+trap cleanup EXIT
+cat > "$T/server.toml" <<TOML
+kernel = "$GUEST/vmlinux"
+rootfs = "$GUEST/rootfs.ext4"
+initrd = "$GUEST/initrd.cpio"
+listen = "127.0.0.1:0"
+data_dir = "$T/data"
+golden = false
+max_vms_per_user = 100
+TOML
+TOKEN=$("$BUILD/server/noid-server" add-user bench --config "$T/server.toml")
+"$BUILD/server/noid-server" serve --config "$T/server.toml" > "$T/out" 2> "$T/log" &
+PID=$!
+for _ in $(seq 100); do grep -q listening "$T/out" && break; sleep 0.1; done
+URL="http://$(sed -n 's/^noid-server listening on //p' "$T/out")"
+
+python3 - "$URL" "$TOKEN" "$REPS" "$T" <<'PY'
+import http.client, json, os, shutil, statistics, subprocess, sys, time, urllib.parse
+from agentproto import Agent
+
+url, token, reps, tmp = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+u = urllib.parse.urlparse(url)
+conn = http.client.HTTPConnection(u.hostname, u.port, timeout=300)
+hdr = {"Authorization": "Bearer " + token, "Content-Type": "application/json"}
+
+def call(method, path, body=None):
+    conn.request(method, path, json.dumps(body) if body is not None else None, hdr)
+    r = conn.getresponse()
+    data = r.read()
+    if r.status >= 300:
+        raise RuntimeError(f"{method} {path}: {r.status} {data!r}")
+    return json.loads(data) if data else None
+
+def ms(x):
+    return f"{x * 1000:.1f} ms"
+
+# -- cold create through noid --
+create = []
+for i in range(reps):
+    t0 = time.monotonic()
+    call("POST", "/v1/vms", {"name": f"c{i}"})
+    create.append(time.monotonic() - t0)
+    if i < reps - 1:
+        call("DELETE", f"/v1/vms/c{i}")
+last = f"c{reps - 1}"
+
+# -- the same QEMU command line by hand (raw baseline) --
+vmdir = subprocess.check_output(
+    ["sh", "-c", f"ls -d {tmp}/data/storage/users/*/vms/{last}"]).decode().strip()
+pid = int(open(os.path.join(vmdir, "qemu.pid")).read())
+argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")[:-1]
+argv = [a.decode() for a in argv]
+raw = []
+for i in range(reps):
+    d = os.path.join(tmp, f"raw{i}")
+    os.makedirs(d)
+    shutil.copy(os.path.join(vmdir, "rootfs.ext4"), d)  # not timed: noid's copy is a reflink or sparse copy
+    a = []
+    for x in argv:
+        x = x.replace(vmdir, d)
+        if x.startswith("memory-backend-file"):  # its own RAM file
+            x = ",".join(p if not p.startswith("mem-path=") else f"mem-path={d}/ram" for p in x.split(","))
+        a.append(x)
+    t0 = time.monotonic()
+    subprocess.check_call(a, cwd=d)
+    ag = Agent(os.path.join(d, "agent.sock"))
+    ag.hello()
+    raw.append(time.monotonic() - t0)
+    if i < reps - 1:
+        subprocess.call(["pkill", "-KILL", "-f", d + "/"])
+
+cm, rm = statistics.median(create), statistics.median(raw)
+print(f"cold create (request -> agent ready): median {ms(cm)} of {reps}")
+print(f"raw QEMU boot -> agent HELLO_ACK:     median {ms(rm)} of {reps}")
+print(f"ratio create/raw: {cm / rm:.2f} (goal <= 1.10)")
+
+# -- exec round trip vs raw agent exec --
+call("POST", f"/v1/vms/{last}/exec", {"command": ["true"]})  # warm
+http_rt = []
+for _ in range(100):
+    t0 = time.monotonic()
+    r = call("POST", f"/v1/vms/{last}/exec", {"command": ["true"]})
+    http_rt.append(time.monotonic() - t0)
+    assert r["exit_code"] == 0
+raw_rt = []
+ag.run(["true"])
+for _ in range(100):
+    t0 = time.monotonic()
+    code, _ = ag.run(["true"])
+    raw_rt.append(time.monotonic() - t0)
+    assert code == 0
+ping = []
+for _ in range(100):
+    t0 = time.monotonic()
+    ag.ping()
+    ping.append(time.monotonic() - t0)
+hm, am = statistics.median(http_rt), statistics.median(raw_rt)
+print(f"HTTP exec of true: median {ms(hm)} of 100")
+print(f"raw agent exec of true: median {ms(am)} of 100")
+print(f"ratio http/raw: {hm / am:.2f} (goal <= 1.5)")
+print(f"raw channel PING round trip: median {statistics.median(ping) * 1e3:.3f} ms of 100")
+PY
