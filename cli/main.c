@@ -21,13 +21,17 @@ static const struct {
     {"info", cmd_info, "show a VM"},
     {"destroy", cmd_destroy, "destroy a VM"},
     {"exec", cmd_exec, "run a command in a VM"},
+    {"checkpoint", cmd_checkpoint, "save a VM's whole state without stopping it"},
+    {"checkpoints", cmd_checkpoints, "list a VM's checkpoints"},
+    {"restore", cmd_restore, "restore a VM to a checkpoint, or clone it (--as NEW)"},
+    {"checkpoint-rm", cmd_checkpoint_rm, "delete a checkpoint"},
 };
 
 static void usage(FILE *f)
 {
     fprintf(f, "Usage: noid COMMAND [ARGS]\n\nCommands:\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-        fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].help);
+        fprintf(f, "  %-14s %s\n", commands[i].name, commands[i].help);
     fprintf(f, "\nNAME defaults to the VM of ./.noid-vm (see 'noid use').\n"
                "Environment: NOID_URL, NOID_TOKEN override the saved login;\n"
                "HTTP proxies are ignored unless NOID_USE_SYSTEM_PROXY=1.\n"

@@ -664,6 +664,7 @@ static const struct wire_field capabilities_fields[] = {
     {"max_mem_mib", WT_INT, FIELD(wire_capabilities, max_mem_mib), NO_AUX, false, ANY_INT},
     {"max_vms_per_user", WT_INT, FIELD(wire_capabilities, max_vms_per_user), NO_AUX, false,
      ANY_INT},
+    {"golden_ready", WT_BOOL, FIELD(wire_capabilities, golden_ready), NO_AUX, false, 0, 0},
 };
 
 int wire_capabilities_decode(json_object *o, struct wire_capabilities *r, struct nerr *e)
@@ -687,6 +688,7 @@ json_object *wire_capabilities_encode(const struct wire_capabilities *r)
     json_object_object_add(o, "max_cpus", json_object_new_int64(r->max_cpus));
     json_object_object_add(o, "max_mem_mib", json_object_new_int64(r->max_mem_mib));
     json_object_object_add(o, "max_vms_per_user", json_object_new_int64(r->max_vms_per_user));
+    json_object_object_add(o, "golden_ready", json_object_new_boolean(r->golden_ready));
     return o;
 }
 

@@ -109,6 +109,7 @@ struct wire_capabilities {
     long long max_cpus;
     long long max_mem_mib;
     long long max_vms_per_user;
+    bool golden_ready; /* create starts VMs from a golden snapshot right now */
 };
 
 struct wire_version {

@@ -46,7 +46,7 @@ if [ "${NOID_TEST_QUICK:-0}" != 1 ]; then
     ninja -C build-asan
     export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
     meson test -C build-asan --print-errorlogs --num-processes 2 --suite unit --suite fuzz
-    meson test -C build-asan --print-errorlogs foundation vm firecracker-contract
+    meson test -C build-asan --print-errorlogs foundation vm checkpoint-plain firecracker-contract
     unset ASAN_OPTIONS UBSAN_OPTIONS
 
     step "libFuzzer (${FUZZ_SECONDS}s per target)"

@@ -15,6 +15,7 @@ static const struct {
     {"list-users", cmd_list_users, "list users (id, name, created)"},
     {"rotate-token", cmd_rotate_token, "replace a user's token"},
     {"remove-user", cmd_remove_user, "delete a user with all their VMs and storage"},
+    {"golden", cmd_golden, "build or promote the golden snapshot VMs start from"},
 };
 
 static void usage(FILE *f)

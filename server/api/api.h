@@ -103,3 +103,7 @@ void api_get_vms(struct api_request *rq, char **params);
 void api_get_vm(struct api_request *rq, char **params);
 void api_delete_vm(struct api_request *rq, char **params);
 void api_post_exec(struct api_request *rq, char **params);
+void api_post_checkpoint(struct api_request *rq, char **params);
+void api_get_checkpoints(struct api_request *rq, char **params);
+void api_delete_checkpoint(struct api_request *rq, char **params);
+void api_post_restore(struct api_request *rq, char **params);

@@ -14,6 +14,10 @@ static const struct api_route routes[] = {
     {"GET", "/v1/vms/{name}", api_get_vm, .blocking = false},
     {"DELETE", "/v1/vms/{name}", api_delete_vm, .blocking = true},
     {"POST", "/v1/vms/{name}/exec", api_post_exec, .blocking = true},
+    {"POST", "/v1/vms/{name}/checkpoints", api_post_checkpoint, .blocking = true},
+    {"GET", "/v1/vms/{name}/checkpoints", api_get_checkpoints, .blocking = false},
+    {"DELETE", "/v1/vms/{name}/checkpoints/{id}", api_delete_checkpoint, .blocking = true},
+    {"POST", "/v1/vms/{name}/restore", api_post_restore, .blocking = true},
 };
 
 /* Match path against pattern; on success params[] hold malloc'd captures. */

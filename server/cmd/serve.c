@@ -83,6 +83,8 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "noid-server: %s\n", nerr_msg(&e));
         goto out;
     }
+    if (cfg.golden)
+        engine_golden_ensure_async(eng);
     printf("noid-server listening on %s\n", api_server_address(api));
     fflush(stdout);
     log_info("noid-server listening on %s (data dir %s, config %s)", api_server_address(api),

@@ -25,6 +25,7 @@ enum db_stmt_id {
     ST_CP_LIST,
     ST_CP_GET,
     ST_CP_DELETE,
+    ST_CP_PREFIX_ALL,
     ST__MAX
 };
 

@@ -97,5 +97,8 @@ int db_checkpoint_list(struct db *db, const char *user_id, int64_t vm_id,
 int db_checkpoint_get(struct db *db, const char *user_id, const char *id,
                       struct db_checkpoint *ret);
 int db_checkpoint_delete(struct db *db, const char *user_id, const char *id);
+/* Admin (golden promote): checkpoints of any user whose id starts with prefix. */
+int db_checkpoint_find_prefix_all(struct db *db, const char *prefix, struct db_checkpoint **ret,
+                                  size_t *ret_n);
 
 const char *db_errmsg(struct db *db);

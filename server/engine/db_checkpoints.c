@@ -57,8 +57,9 @@ out:
     return r;
 }
 
-int db_checkpoint_list(struct db *db, const char *user_id, int64_t vm_id,
-                       struct db_checkpoint **ret, size_t *ret_n)
+/* Run a prepared list query (bound by bind) into a malloc'd array. */
+static int list_query(struct db *db, enum db_stmt_id id, const char *sql, const char *text_arg,
+                      int64_t int_arg, bool has_int, struct db_checkpoint **ret, size_t *ret_n)
 {
     sqlite3_stmt *st;
     struct db_checkpoint *list = NULL, *grown;
@@ -66,13 +67,12 @@ int db_checkpoint_list(struct db *db, const char *user_id, int64_t vm_id,
     int r = -EIO, rc;
 
     pthread_mutex_lock(&db->lock);
-    st = db_stmt(db, ST_CP_LIST,
-                 "SELECT " CP_COLS " FROM checkpoints c JOIN vms v ON v.id = c.vm_id "
-                 "WHERE c.user_id = ? AND c.vm_id = ? ORDER BY c.created_at, c.rowid");
+    st = db_stmt(db, id, sql);
     if (!st)
         goto out;
-    sqlite3_bind_text(st, 1, user_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, vm_id);
+    sqlite3_bind_text(st, 1, text_arg, -1, SQLITE_STATIC);
+    if (has_int)
+        sqlite3_bind_int64(st, 2, int_arg);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         grown = realloc(list, (n + 1) * sizeof(*list));
         if (!grown) {
@@ -92,6 +92,25 @@ out:
     db_stmt_done(st);
     pthread_mutex_unlock(&db->lock);
     return r;
+}
+
+int db_checkpoint_list(struct db *db, const char *user_id, int64_t vm_id,
+                       struct db_checkpoint **ret, size_t *ret_n)
+{
+    return list_query(db, ST_CP_LIST,
+                      "SELECT " CP_COLS " FROM checkpoints c JOIN vms v ON v.id = c.vm_id "
+                      "WHERE c.user_id = ? AND c.vm_id = ? ORDER BY c.created_at, c.rowid",
+                      user_id, vm_id, true, ret, ret_n);
+}
+
+int db_checkpoint_find_prefix_all(struct db *db, const char *prefix, struct db_checkpoint **ret,
+                                  size_t *ret_n)
+{
+    /* prefix is validated lowercase hex, so it holds no LIKE wildcards */
+    return list_query(db, ST_CP_PREFIX_ALL,
+                      "SELECT " CP_COLS " FROM checkpoints c JOIN vms v ON v.id = c.vm_id "
+                      "WHERE c.id LIKE ? || '%' ORDER BY c.id",
+                      prefix, 0, false, ret, ret_n);
 }
 
 int db_checkpoint_get(struct db *db, const char *user_id, const char *id,

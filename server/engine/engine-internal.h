@@ -35,11 +35,16 @@ struct engine {
     struct vmm_backend *qemu;   /* NULL in admin mode */
     struct vmm_backend *firecracker;
     const char *default_vmm;    /* "qemu" or "firecracker" */
-    char *base_rootfs;          /* pristine rootfs copy inside storage (reflink source) */
-    pthread_mutex_t base_lock;  /* protects base_rootfs creation */
+    pthread_mutex_t base_lock;  /* serialises filling storage/base (reflink sources) */
     pthread_mutex_t quota_lock; /* makes "count VMs, insert row" atomic per engine */
     pthread_mutex_t reg_lock;   /* protects the registry list */
     struct vm_rt *registry;
+    char *golden_dir;           /* <data>/golden */
+    /* Creates read the golden files under the read lock; a rebuild swaps
+     * the directory under the write lock. */
+    pthread_rwlock_t golden_lock;
+    pthread_mutex_t golden_build_lock; /* one builder at a time in this process */
+    bool golden_rebuild_running;       /* (golden_build_lock) */
 };
 
 /* Paths (malloc'd).  Names must be validated before. */
@@ -69,3 +74,10 @@ int engine_vms_destroy_all_of_user(struct engine *eng, const char *user_id, stru
 
 /* Reconcile rows left half-done by a crash (server start only). */
 int engine_reconcile(struct engine *eng);
+
+/* The pristine copy of src inside storage (so VM disks can be reflinks of
+ * it on btrfs); elsewhere src itself.  *ret is malloc'd. */
+int engine_base_copy(struct engine *eng, const char *src, char **ret, struct nerr *e);
+
+/* Accelerator name of a backend ("kvm", "tcg") for the golden key. */
+const char *engine_accel_name(struct engine *eng, const char *vmm);

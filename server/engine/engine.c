@@ -11,12 +11,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
 
 #include "firecracker.h"
 #include "fsutil.h"
 #include "log.h"
 #include "qemu.h"
+#include "spawn-util.h"
 
 struct db *engine_db(struct engine *eng)
 {
@@ -119,6 +123,13 @@ void engine_rt_forget(struct engine *eng, int64_t vm_id)
         rt_free(dead);
 }
 
+const char *engine_accel_name(struct engine *eng, const char *vmm)
+{
+    if (strcmp(vmm, "qemu") == 0 && eng->qemu)
+        return vmm_qemu_uses_kvm(eng->qemu) ? "kvm" : "tcg";
+    return "kvm"; /* Firecracker always runs on KVM */
+}
+
 struct vmm_backend *engine_backend(struct engine *eng, const char *vmm_name)
 {
     if (strcmp(vmm_name, "qemu") == 0)
@@ -171,6 +182,57 @@ static int open_backends(struct engine *eng, struct nerr *e)
     return 0;
 }
 
+/* btrfs_image: give storage/ a btrfs file system from a loop-mounted image
+ * when it is not on btrfs already (the guide's btrfs setup, done for the
+ * admin).  Needs root; without it plain storage is used, with a warning. */
+static int mount_btrfs_image(struct engine *eng, struct nerr *e)
+{
+    const struct server_config *c = eng->cfg;
+    _cleanup_free_ char *image = NULL;
+    struct statfs sfs;
+    int r;
+
+    if (!c->btrfs_image)
+        return 0;
+    r = mkdir_p(eng->storage_dir, 0700);
+    if (r < 0)
+        return nerr_set(e, r, "cannot create %s: %s", eng->storage_dir, strerror(-r));
+    if (statfs(eng->storage_dir, &sfs) == 0 && sfs.f_type == BTRFS_SUPER_MAGIC)
+        return 0; /* mounted already (by us earlier, or by the admin) */
+    if (geteuid() != 0) {
+        log_warn("storage: btrfs_image needs root to mount; using %s as it is",
+                 eng->storage_dir);
+        return 0;
+    }
+    image = c->btrfs_image[0] == '/' ? strdup(c->btrfs_image)
+                                      : path_join(eng->data_dir, c->btrfs_image);
+    if (!image)
+        return -ENOMEM;
+    if (!path_exists(image)) {
+        int fd = open(image, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0)
+            return nerr_set(e, -errno, "cannot create %s: %s", image, strerror(errno));
+        r = ftruncate(fd, (off_t)c->btrfs_image_size_mib * 1024 * 1024) < 0 ? -errno : 0;
+        close(fd);
+        char *mkfs[] = {(char *)"mkfs.btrfs", (char *)"-q", image, NULL};
+        if (r >= 0 && spawn_wait(mkfs, NULL) != 0)
+            r = -EIO;
+        if (r < 0) {
+            unlink(image);
+            return nerr_set(e, r, "cannot make a btrfs file system in %s (is btrfs-progs "
+                                  "installed?)", image);
+        }
+        log_info("storage: created btrfs image %s (%lld MiB)", image, c->btrfs_image_size_mib);
+    }
+    char *mount_argv[] = {(char *)"mount", (char *)"-o", (char *)"loop", image,
+                          eng->storage_dir, NULL};
+    if (spawn_wait(mount_argv, NULL) != 0)
+        return nerr_set(e, -EIO, "cannot loop-mount %s on %s", image, eng->storage_dir);
+    chmod(eng->storage_dir, 0700);
+    log_info("storage: mounted btrfs image %s on %s", image, eng->storage_dir);
+    return 0;
+}
+
 int engine_open(struct server_config *cfg, enum engine_mode mode, struct engine **ret,
                 struct nerr *e)
 {
@@ -185,10 +247,13 @@ int engine_open(struct server_config *cfg, enum engine_mode mode, struct engine 
     pthread_mutex_init(&eng->base_lock, NULL);
     pthread_mutex_init(&eng->quota_lock, NULL);
     pthread_mutex_init(&eng->reg_lock, NULL);
+    pthread_rwlock_init(&eng->golden_lock, NULL);
+    pthread_mutex_init(&eng->golden_build_lock, NULL);
     eng->data_dir = strdup(cfg->data_dir);
+    eng->golden_dir = path_join(cfg->data_dir, "golden");
     eng->storage_dir = path_join(cfg->data_dir, "storage");
     db_path = path_join(cfg->data_dir, "noid.db");
-    if (!eng->data_dir || !eng->storage_dir || !db_path) {
+    if (!eng->data_dir || !eng->storage_dir || !eng->golden_dir || !db_path) {
         r = -ENOMEM;
         goto fail;
     }
@@ -200,16 +265,20 @@ int engine_open(struct server_config *cfg, enum engine_mode mode, struct engine 
     r = db_open(db_path, &eng->db, e);
     if (r < 0)
         goto fail;
+    r = mount_btrfs_image(eng, e);
+    if (r < 0)
+        goto fail;
     r = storage_open(eng->storage_dir, &eng->storage, e);
     if (r < 0)
         goto fail;
-    if (mode == ENGINE_SERVE) {
+    if (mode == ENGINE_SERVE || mode == ENGINE_GOLDEN) {
         r = open_backends(eng, e);
         if (r < 0)
             goto fail;
         log_info("storage: %s (%s)", eng->storage_dir, storage_kind(eng->storage));
-        engine_reconcile(eng);
     }
+    if (mode == ENGINE_SERVE)
+        engine_reconcile(eng);
     *ret = eng;
     return 0;
 fail:
@@ -234,7 +303,9 @@ void engine_close(struct engine *eng)
     db_close(eng->db);
     free(eng->data_dir);
     free(eng->storage_dir);
-    free(eng->base_rootfs);
+    free(eng->golden_dir);
+    pthread_rwlock_destroy(&eng->golden_lock);
+    pthread_mutex_destroy(&eng->golden_build_lock);
     pthread_mutex_destroy(&eng->base_lock);
     pthread_mutex_destroy(&eng->quota_lock);
     pthread_mutex_destroy(&eng->reg_lock);

@@ -23,6 +23,7 @@ struct engine;
 enum engine_mode {
     ENGINE_ADMIN, /* user management from the command line: DB + storage only */
     ENGINE_SERVE, /* the server: also VMM backends, reconcile, agent connections */
+    ENGINE_GOLDEN, /* golden build/promote from the command line: DB, storage, backends */
 };
 
 /* Open the data dir (created 0700 if missing), the database and storage. */
@@ -71,3 +72,35 @@ int engine_vm_exec(struct engine *eng, const struct db_user *u, const char *name
                    const struct wire_exec_req *req, struct wire_exec_result *ret,
                    struct nerr *e);
 void engine_vm_info_list_free(struct wire_vm_info *list, size_t n);
+
+/* ---- checkpoints, restore, clone (engine/checkpoint.c) ---- */
+
+/* Save the VM's memory, CPU and device state, disk and serial log without
+ * stopping it (it is paused for pause_ms).  Nothing is listed unless it is
+ * complete; on failure everything is removed and the VM resumed. */
+int engine_checkpoint_create(struct engine *eng, const struct db_user *u, const char *vm_name,
+                             const char *label, struct wire_checkpoint *ret, struct nerr *e);
+int engine_checkpoint_list(struct engine *eng, const struct db_user *u, const char *vm_name,
+                           struct wire_checkpoint **ret, size_t *ret_n, struct nerr *e);
+/* id may be any unique prefix; -EBUSY names the candidates when ambiguous. */
+int engine_checkpoint_delete(struct engine *eng, const struct db_user *u, const char *vm_name,
+                             const char *id, struct nerr *e);
+/* Restore vm_name to the checkpoint in place (new_name NULL) or clone it
+ * into a new VM new_name.  *ret_created says which. */
+int engine_vm_restore(struct engine *eng, const struct db_user *u, const char *vm_name,
+                      const char *checkpoint_id, const char *new_name, struct wire_vm_info *ret,
+                      bool *ret_created, struct nerr *e);
+void engine_checkpoint_list_free(struct wire_checkpoint *list, size_t n);
+
+/* ---- golden snapshot (engine/golden.c) ---- */
+
+/* Make sure a golden snapshot matching the current kernel, rootfs, initrd,
+ * default cpus/mem and VMM exists; (re)build it if not.  force rebuilds. */
+int engine_golden_ensure(struct engine *eng, bool force, struct nerr *e);
+/* Make a checkpoint (by id or unique prefix, any user) the golden image. */
+int engine_golden_promote(struct engine *eng, const char *checkpoint_id, struct nerr *e);
+/* Whether a usable golden snapshot is in place. */
+bool engine_golden_ready(struct engine *eng);
+/* engine_golden_ensure on a background thread (the server keeps serving;
+ * creates cold-boot until the snapshot is ready). */
+void engine_golden_ensure_async(struct engine *eng);

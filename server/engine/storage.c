@@ -176,7 +176,8 @@ static int copy_sparse(int in, int out, off_t size)
     return 0;
 }
 
-int storage_copy_file(struct storage *st, const char *src, const char *dst, struct nerr *e)
+static int copy_file(struct storage *st, const char *src, const char *dst, bool sync,
+                     struct nerr *e)
 {
     _cleanup_free_ char *tmp = NULL;
     _cleanup_close_ int in = -1;
@@ -200,7 +201,7 @@ int storage_copy_file(struct storage *st, const char *src, const char *dst, stru
         r = 0;
     } else {
         r = copy_sparse(in, out, s.st_size);
-        if (r == 0 && fdatasync(out) < 0)
+        if (r == 0 && sync && fdatasync(out) < 0)
             r = -errno;
     }
     if (r < 0) {
@@ -214,6 +215,37 @@ int storage_copy_file(struct storage *st, const char *src, const char *dst, stru
     }
     (void)st;
     return 0;
+}
+
+int storage_copy_file(struct storage *st, const char *src, const char *dst, struct nerr *e)
+{
+    return copy_file(st, src, dst, true, e);
+}
+
+int storage_copy_file_nosync(struct storage *st, const char *src, const char *dst,
+                             struct nerr *e)
+{
+    return copy_file(st, src, dst, false, e);
+}
+
+int storage_sync_file(const char *path)
+{
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0)
+        return -errno;
+    return fsync(fd) < 0 ? -errno : 0;
+}
+
+int storage_set_read_only(struct storage *st, const char *path)
+{
+    enum btrfs_util_error be;
+
+    if (!st->btrfs || btrfs_util_is_subvolume(path) != BTRFS_UTIL_OK)
+        return 0;
+    errno = 0;
+    be = btrfs_util_set_subvolume_read_only(path, true);
+    return be == BTRFS_UTIL_OK ? 0 : btrfs_errno(be);
 }
 
 int storage_snapshot_dir(struct storage *st, const char *src, const char *dst, bool readonly,

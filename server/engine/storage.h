@@ -30,6 +30,13 @@ int storage_make_vm_dir(struct storage *st, const char *path, struct nerr *e);
  * not exist; it is written under a temporary name and renamed, so it never
  * appears half-written. */
 int storage_copy_file(struct storage *st, const char *src, const char *dst, struct nerr *e);
+/* Same without waiting for the data to reach the disk (the caller syncs
+ * later with storage_sync_file): for copies made while a VM is paused. */
+int storage_copy_file_nosync(struct storage *st, const char *src, const char *dst,
+                             struct nerr *e);
+int storage_sync_file(const char *path);
+/* Mark a btrfs snapshot read-only (no-op elsewhere). */
+int storage_set_read_only(struct storage *st, const char *path);
 
 /* Snapshot a VM directory into dst (which must not exist).  btrfs: a snapshot
  * of the subvolume (read-only if asked); else a new directory holding copies

@@ -30,6 +30,9 @@ int vm_start_and_wait(struct engine *eng, struct db_vm *vm, struct vm_rt *rt, co
 /* Kill the VMM and drop its RAM file and agent connection; keeps storage. */
 void vm_teardown_runtime(struct engine *eng, const struct db_vm *vm, struct vm_rt *rt);
 
+/* Tell a restored guest the time and give it fresh entropy. */
+int vm_refresh_identity(struct agent_conn *conn, struct nerr *e);
+
 char *vm_mem_dir(struct engine *eng);
 char *vm_mem_file(struct engine *eng, const char *instance_id);
 

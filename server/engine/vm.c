@@ -10,7 +10,9 @@
  * Whether a VM runs is never stored: it is read from /proc (pid + instance id). */
 #include <errno.h>
 #include <dirent.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -44,6 +46,7 @@ void engine_capabilities(struct engine *eng, struct wire_capabilities *ret)
     ret->max_cpus = c->max_cpus;
     ret->max_mem_mib = c->max_mem_mib;
     ret->max_vms_per_user = c->max_vms_per_user;
+    ret->golden_ready = c->golden && engine_golden_ready(eng);
 }
 
 static const char *vm_state(const struct db_vm *vm)
@@ -103,47 +106,40 @@ char *vm_mem_file(struct engine *eng, const char *instance_id)
 
 /* ---- storage of one VM ---- */
 
-/* The pristine rootfs, copied once into storage so that every VM disk can be
- * a reflink of it (btrfs); elsewhere the configured file is the source. */
-static int base_rootfs(struct engine *eng, char **ret, struct nerr *e)
+int engine_base_copy(struct engine *eng, const char *src, char **ret, struct nerr *e)
 {
-    const char *src = eng->cfg->rootfs;
     struct stat s;
     char key[512], hex[17];
     unsigned char md[32];
     unsigned int mdlen;
+    _cleanup_free_ char *copy = NULL;
     int r = 0;
 
     if (stat(src, &s) < 0)
-        return nerr_set(e, -errno, "rootfs %s: %s", src, strerror(errno));
+        return nerr_set(e, -errno, "%s: %s", src, strerror(errno));
     if (!storage_is_btrfs(eng->storage))
         return (*ret = strdup(src)) ? 0 : -ENOMEM;
     snprintf(key, sizeof(key), "%s:%lld:%lld.%09ld", src, (long long)s.st_size,
              (long long)s.st_mtim.tv_sec, s.st_mtim.tv_nsec);
     EVP_Digest(key, strlen(key), md, &mdlen, EVP_sha256(), NULL);
     hex_encode(md, 8, hex);
-    pthread_mutex_lock(&eng->base_lock);
-    free(eng->base_rootfs);
-    eng->base_rootfs = NULL;
-    if (asprintf(&eng->base_rootfs, "%s/base/rootfs-%s.ext4", eng->storage_dir, hex) < 0) {
-        eng->base_rootfs = NULL;
-        r = -ENOMEM;
-        goto out;
+    if (asprintf(&copy, "%s/base/%s.img", eng->storage_dir, hex) < 0) {
+        copy = NULL;
+        return -ENOMEM;
     }
-    if (!path_exists(eng->base_rootfs)) {
+    pthread_mutex_lock(&eng->base_lock);
+    if (!path_exists(copy)) {
         _cleanup_free_ char *dir = path_join(eng->storage_dir, "base");
         if (!dir || mkdir_p(dir, 0700) < 0) {
             r = nerr_set(e, -EIO, "cannot create %s/base", eng->storage_dir);
             goto out;
         }
-        r = storage_copy_file(eng->storage, src, eng->base_rootfs, e);
+        r = storage_copy_file(eng->storage, src, copy, e);
         if (r < 0)
             goto out;
-        log_info("storage: cached the base rootfs as %s", eng->base_rootfs);
+        log_info("storage: cached %s as %s (reflink source)", src, copy);
     }
-    *ret = strdup(eng->base_rootfs);
-    if (!*ret)
-        r = -ENOMEM;
+    *ret = TAKE_PTR(copy);
 out:
     pthread_mutex_unlock(&eng->base_lock);
     return r;
@@ -162,7 +158,7 @@ int vm_prepare_dir(struct engine *eng, const struct db_vm *vm, char **ret_dir, s
     r = storage_make_vm_dir(eng->storage, dir, e);
     if (r < 0)
         return r;
-    r = base_rootfs(eng, &base, e);
+    r = engine_base_copy(eng, eng->cfg->rootfs, &base, e);
     if (r < 0)
         goto fail;
     disk = path_join(dir, VM_FILE_ROOTFS);
@@ -219,6 +215,25 @@ void engine_vm_agent_drop(struct vm_rt *rt)
         rt->conn = NULL;
     }
     pthread_mutex_unlock(&rt->conn_lock);
+}
+
+/* After a restore the guest's clock is where it was at the checkpoint and
+ * its random state is shared with every other VM restored from the same
+ * snapshot: set the time and reseed the kernel CRNG. */
+int vm_refresh_identity(struct agent_conn *conn, struct nerr *e)
+{
+    uint8_t now[8], seed[64];
+    int r;
+
+    ap_u64_encode((uint64_t)time_real_ns(), now);
+    r = agent_control(conn, AP_SET_TIME, now, sizeof(now), 5000, e);
+    if (r < 0)
+        return r;
+    if (RAND_bytes(seed, sizeof(seed)) != 1)
+        return nerr_set(e, -EIO, "cannot draw entropy for the guest");
+    r = agent_control(conn, AP_ADD_ENTROPY, seed, sizeof(seed), 5000, e);
+    OPENSSL_cleanse(seed, sizeof(seed));
+    return r;
 }
 
 /* Last lines of the serial console, to explain a boot that went wrong. */
@@ -323,6 +338,13 @@ int vm_start_and_wait(struct engine *eng, struct db_vm *vm, struct vm_rt *rt, co
         }
         struct timespec ts = {0, 20 * 1000 * 1000};
         nanosleep(&ts, NULL);
+    }
+    if (spec && spec->restore_state) {
+        r = vm_refresh_identity(conn, e);
+        if (r < 0) {
+            agent_conn_unref(conn);
+            goto fail;
+        }
     }
     agent_conn_unref(conn);
     log_info("vm %s/%s: %s, agent answered after %lld ms", vm->user_id, vm->name,

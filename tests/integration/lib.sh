@@ -44,6 +44,7 @@ assert_not_contains() {
 
 it_cleanup() {
     local rc=$?
+    trap - ERR
     set +e
     if [ -n "$SERVER_PID" ]; then
         kill -TERM "$SERVER_PID" 2>/dev/null
@@ -53,6 +54,11 @@ it_cleanup() {
         # VMs outlive the server by design: kill every VMM started for this test
         pkill -KILL -f -- "$T/" 2>/dev/null
         sleep 0.2
+        # storage on a loop-mounted image (btrfs_image, fault tests)
+        local m
+        for m in "$T/data/storage" "$T/mnt"; do
+            mountpoint -q "$m" 2>/dev/null && umount -l "$m"
+        done
         if [ -d "$T/data" ]; then
             local h
             h=$(printf '%s' "$T/data" | sha256sum | cut -c1-16)
@@ -80,6 +86,9 @@ it_setup() {
     T=$(mktemp -d /tmp/noid-it.XXXXXX)
     trap it_cleanup EXIT
     trap 'exit 143' TERM INT
+    # a command failing outside an assertion says where, instead of a silent exit
+    set -E
+    trap 'fail "unexpected failure (status $?) at line $LINENO: $BASH_COMMAND"' ERR
     mkdir -p "$T/home"
     export HOME="$T/home"
     unset NOID_URL NOID_TOKEN
@@ -149,7 +158,7 @@ stop_server() {
 }
 
 add_user() { # name -> token on stdout
-    "$SERVER_BIN" add-user "$1" --config "$T/server.toml"
+    "$SERVER_BIN" add-user "$1" --config "$T/server.toml" 2>> "$T/server.log"
 }
 
 # curl helpers: http METHOD PATH [TOKEN] [BODY] -> sets HTTP_STATUS, HTTP_BODY
@@ -182,3 +191,25 @@ proc_alive() {
     st=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
     [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
 }
+
+require_root() {
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "SKIP: needs root (loop mounts); CI runs as root" >&2
+        exit 77
+    fi
+}
+
+# Wait until the server reports a usable golden snapshot (it builds one in
+# the background at start and after its inputs change).
+wait_golden() { # token
+    local i
+    for i in $(seq 1 600); do
+        http GET /v1/capabilities "$1"
+        case "$HTTP_BODY" in *'"golden_ready":true'*) return 0 ;; esac
+        sleep 0.2
+    done
+    fail "golden snapshot not ready after 120 s"
+}
+
+# Checkpoint ids of a VM, one per line
+checkpoint_ids() { noid checkpoints "$1" --json | python3 -c 'import json,sys; [print(c["id"]) for c in json.load(sys.stdin)]'; }

@@ -31,13 +31,13 @@ ok "config errors name file:line and exit 2"
 write_config novm
 TOKEN=$(add_user alice)
 [[ "$TOKEN" =~ ^noid_tok_[0-9a-f]{64}$ ]] || fail "token format: $TOKEN"
-rc=0; out=$(add_user alice 2>&1) || rc=$?
+rc=0; out=$("$SERVER_BIN" add-user alice --config "$T/server.toml" 2>&1) || rc=$?
 [ "$rc" -ne 0 ] || fail "duplicate add-user succeeded"
 assert_contains "$out" "user 'alice' already exists" "duplicate user"
 rc=0; out=$("$SERVER_BIN" rotate-token nobody --config "$T/server.toml" 2>&1) || rc=$?
 [ "$rc" -ne 0 ] || fail "rotate-token of unknown user succeeded"
 assert_contains "$out" "no user named 'nobody'" "unknown user"
-rc=0; out=$(add_user 'Bad/Name' 2>&1) || rc=$?
+rc=0; out=$("$SERVER_BIN" add-user 'Bad/Name' --config "$T/server.toml" 2>&1) || rc=$?
 [ "$rc" -ne 0 ] || fail "invalid user name accepted"
 BOB=$(add_user bob)
 list=$("$SERVER_BIN" list-users --config "$T/server.toml")
