@@ -1,8 +1,10 @@
 /* main.c — noid-server: dispatch to a subcommand (server/cmd/). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cmd.h"
+#include "log.h"
 #include "noid-config.h"
 
 static const struct {
@@ -32,6 +34,8 @@ int main(int argc, char **argv)
         usage(stderr);
         return EXIT_USAGE;
     }
+    if (getenv("NOID_DEBUG"))
+        log_set_level(LOG_LVL_DEBUG);
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {
         usage(stdout);

@@ -45,6 +45,11 @@ struct engine {
     pthread_rwlock_t golden_lock;
     pthread_mutex_t golden_build_lock; /* one builder at a time in this process */
     bool golden_rebuild_running;       /* (golden_build_lock) */
+    pthread_mutex_t pool_lock;  /* disk_pool.c: protects the fields below */
+    pthread_cond_t pool_idle;
+    char *pool_wanted[4];       /* (pool_lock) sources to keep copies of */
+    bool pool_refilling;        /* (pool_lock) a refill thread runs */
+    bool pool_stopping;         /* (pool_lock) */
 };
 
 /* Paths (malloc'd).  Names must be validated before. */

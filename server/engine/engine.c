@@ -16,6 +16,7 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include "disk_pool.h"
 #include "firecracker.h"
 #include "fsutil.h"
 #include "log.h"
@@ -248,6 +249,8 @@ int engine_open(struct server_config *cfg, enum engine_mode mode, struct engine 
     pthread_mutex_init(&eng->quota_lock, NULL);
     pthread_mutex_init(&eng->reg_lock, NULL);
     pthread_rwlock_init(&eng->golden_lock, NULL);
+    pthread_mutex_init(&eng->pool_lock, NULL);
+    pthread_cond_init(&eng->pool_idle, NULL);
     pthread_mutex_init(&eng->golden_build_lock, NULL);
     eng->data_dir = strdup(cfg->data_dir);
     eng->golden_dir = path_join(cfg->data_dir, "golden");
@@ -277,8 +280,10 @@ int engine_open(struct server_config *cfg, enum engine_mode mode, struct engine 
             goto fail;
         log_info("storage: %s (%s)", eng->storage_dir, storage_kind(eng->storage));
     }
-    if (mode == ENGINE_SERVE)
+    if (mode == ENGINE_SERVE) {
         engine_reconcile(eng);
+        disk_pool_clear(eng); /* sources may have changed while we were away */
+    }
     *ret = eng;
     return 0;
 fail:
@@ -290,6 +295,7 @@ void engine_close(struct engine *eng)
 {
     if (!eng)
         return;
+    disk_pool_shutdown(eng);
     while (eng->registry) {
         struct vm_rt *rt = eng->registry;
         eng->registry = rt->next;
@@ -305,6 +311,8 @@ void engine_close(struct engine *eng)
     free(eng->storage_dir);
     free(eng->golden_dir);
     pthread_rwlock_destroy(&eng->golden_lock);
+    pthread_mutex_destroy(&eng->pool_lock);
+    pthread_cond_destroy(&eng->pool_idle);
     pthread_mutex_destroy(&eng->golden_build_lock);
     pthread_mutex_destroy(&eng->base_lock);
     pthread_mutex_destroy(&eng->quota_lock);

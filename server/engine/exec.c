@@ -76,6 +76,8 @@ int engine_vm_exec(struct engine *eng, const struct db_user *u, const char *name
     bool timed_out = false;
     int r;
 
+    int64_t t_begin = time_mono_ns();
+
     buf_init(&cap.out, (size_t)eng->cfg->max_exec_output_bytes);
     buf_init(&cap.err, (size_t)eng->cfg->max_exec_output_bytes);
     cap.truncated = false;
@@ -129,7 +131,10 @@ int engine_vm_exec(struct engine *eng, const struct db_user *u, const char *name
         if (r < 0)
             goto out;
     }
+    int64_t t_started = time_mono_ns();
     r = agent_exec_wait(x, time_mono_ms() + timeout_secs * 1000 + EXEC_GRACE_MS, &ex, e);
+    log_debug("exec %s/%s: setup %.3f ms, run %.3f ms", u->id, name,
+              (double)(t_started - t_begin) / 1e6, (double)(time_mono_ns() - t_started) / 1e6);
     if (r == -ETIMEDOUT) {
         /* the agent should have killed it; make sure, and report a timeout */
         log_warn("vm %s/%s: agent did not end a timed-out command; killing it", u->id, name);

@@ -27,6 +27,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "disk_pool.h"
 #include "encoding.h"
 #include "engine-internal.h"
 #include "fsutil.h"
@@ -319,6 +320,7 @@ static int golden_install(struct engine *eng, const char *dir, json_object *cfg,
     if (r < 0)
         return nerr_set(e, r, "cannot put the golden snapshot in place: %s", strerror(-r));
     rm_rf(old); /* VMs that map the old memory.snap keep its inode alive */
+    disk_pool_clear(eng); /* copies of the old disk */
     return 0;
 }
 
@@ -478,11 +480,12 @@ int vm_create_from_golden(struct engine *eng, struct db_vm *vm, struct vm_rt *rt
         goto out;
     r = engine_base_copy(eng, gdisk, &base, e);
     if (r >= 0)
-        r = storage_copy_file(eng->storage, base, disk, e);
+        r = disk_pool_take(eng, base, disk, e);
     if (r >= 0 && path_exists(glog))
         r = storage_copy_file(eng->storage, glog, log_copy, e);
     if (r < 0)
         goto fail;
+    log_debug("vm %s/%s: disk from golden ready", vm->user_id, vm->name);
     spec.restore_state = gstate;
     spec.restore_ignore_shared = true;
     spec.mem_file = gmem;

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "disk_pool.h"
 #include "encoding.h"
 #include "engine-internal.h"
 #include "fsutil.h"
@@ -166,7 +167,7 @@ int vm_prepare_dir(struct engine *eng, const struct db_vm *vm, char **ret_dir, s
         r = -ENOMEM;
         goto fail;
     }
-    r = storage_copy_file(eng->storage, base, disk, e);
+    r = disk_pool_take(eng, base, disk, e);
     if (r < 0)
         goto fail;
     *ret_dir = TAKE_PTR(dir);
@@ -305,9 +306,12 @@ int vm_start_and_wait(struct engine *eng, struct db_vm *vm, struct vm_rt *rt, co
         b.restore_ignore_shared = spec->restore_ignore_shared;
     }
 
+    int64_t t_spawn = time_mono_ms();
     r = be->ops->start(be, &b, &proc, e);
     if (r < 0)
         goto fail;
+    log_debug("vm %s/%s: VMM started in %lld ms", vm->user_id, vm->name,
+              (long long)(time_mono_ms() - t_spawn));
     vm->pid = proc.pid;
     /* record the process at once, so a crash from here on is reconciled */
     r = db_vm_set_runtime(eng->db, vm->id, vm->pid, vm->instance_id, vm->phase,

@@ -4,7 +4,8 @@
 #     vs raw QEMU: the same command line noid used, started by hand, until
 #     the agent answers a HELLO (ratio; goal <= 1.10)
 #   * HTTP exec round trip of `true` (median of 100, keep-alive client)
-#     vs the agent running `true` over the raw channel (ratio; goal <= 1.5)
+#     vs the agent of the same VM running `true` over its raw channel, with
+#     noid-server stopped (the VM keeps running) (ratio; goal <= 1.5)
 #   * the raw channel's tiny-message round trip (PING), for reference
 # N = NOID_BENCH_REPS (default 5).  Needs the guest image and root.
 set -euo pipefail
@@ -36,11 +37,11 @@ PID=$!
 for _ in $(seq 100); do grep -q listening "$T/out" && break; sleep 0.1; done
 URL="http://$(sed -n 's/^noid-server listening on //p' "$T/out")"
 
-python3 - "$URL" "$TOKEN" "$REPS" "$T" <<'PY'
+python3 - "$URL" "$TOKEN" "$REPS" "$T" "$PID" <<'PY'
 import http.client, json, os, shutil, statistics, subprocess, sys, time, urllib.parse
 from agentproto import Agent
 
-url, token, reps, tmp = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+url, token, reps, tmp, server_pid = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
 u = urllib.parse.urlparse(url)
 conn = http.client.HTTPConnection(u.hostname, u.port, timeout=300)
 hdr = {"Authorization": "Bearer " + token, "Content-Type": "application/json"}
@@ -80,16 +81,19 @@ for i in range(reps):
     a = []
     for x in argv:
         x = x.replace(vmdir, d)
-        if x.startswith("memory-backend-file"):  # its own RAM file
-            x = ",".join(p if not p.startswith("mem-path=") else f"mem-path={d}/ram" for p in x.split(","))
+        if x.startswith("memory-backend-file"):  # its own RAM file, on tmpfs like noid's
+            x = ",".join(p if not p.startswith("mem-path=") else f"mem-path=/dev/shm/{os.path.basename(tmp)}-raw{i}.ram" for p in x.split(","))
         a.append(x)
     t0 = time.monotonic()
     subprocess.check_call(a, cwd=d)
     ag = Agent(os.path.join(d, "agent.sock"))
     ag.hello()
     raw.append(time.monotonic() - t0)
-    if i < reps - 1:
-        subprocess.call(["pkill", "-KILL", "-f", d + "/"])
+    subprocess.call(["pkill", "-KILL", "-f", d + "/"])
+    try:
+        os.unlink(f"/dev/shm/{os.path.basename(tmp)}-raw{i}.ram")
+    except FileNotFoundError:
+        pass
 
 cm, rm = statistics.median(create), statistics.median(raw)
 print(f"cold create (request -> agent ready): median {ms(cm)} of {reps}")
@@ -104,6 +108,13 @@ for _ in range(100):
     r = call("POST", f"/v1/vms/{last}/exec", {"command": ["true"]})
     http_rt.append(time.monotonic() - t0)
     assert r["exit_code"] == 0
+# the same VM without the server: stop noid-server (the VM keeps running)
+conn.close()
+os.kill(server_pid, 15)
+while os.path.exists(f"/proc/{server_pid}") and open(f"/proc/{server_pid}/stat").read().split()[2] != "Z":
+    time.sleep(0.05)
+ag = Agent(os.path.join(vmdir, "agent.sock"))
+ag.hello()
 raw_rt = []
 ag.run(["true"])
 for _ in range(100):

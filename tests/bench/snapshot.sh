@@ -1,0 +1,209 @@
+#!/usr/bin/env bash
+# snapshot.sh — checkpoint/golden/clone benchmarks of issue 4, each next to a
+# baseline measured in the same run:
+#   * checkpoint pause and total time, 256 MiB and 1 GiB guests (median of N)
+#     vs raw QEMU on the same command line with ordinary RAM:
+#     QMP stop -> migrate to a file -> completed (goal: pause <= 1.0 x raw)
+#   * create from the golden snapshot vs raw QEMU restoring that same
+#     snapshot by hand to the agent's first answer (goal <= 1.2 x raw),
+#     and vs a cold create (goal >= 10 x faster)
+#   * clone (restore --as) latency
+#   * memory (sum of PSS) of 10 VMs created from golden vs 10 cold-booted VMs
+#     (goal <= 0.4)
+# N = NOID_BENCH_REPS (default 5).  Needs the guest image.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD=${NOID_BUILD:-$ROOT/build}
+REPS=${NOID_BENCH_REPS:-5}
+GUEST=${NOID_GUEST_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/noid/guest}
+export PYTHONPATH="$ROOT/tests/bench"
+
+T=$(mktemp -d /tmp/noid-bench.XXXXXX)
+cleanup() {
+    [ -n "${PID:-}" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
+    pkill -KILL -f -- "$T/" 2>/dev/null || true
+    rm -rf "$T" "/dev/shm/noid-$(printf '%s' "$T/data" | sha256sum | cut -c1-16)" /dev/shm/"$(basename "$T")"-*
+}
+trap cleanup EXIT
+cat > "$T/server.toml" <<TOML
+kernel = "$GUEST/vmlinux"
+rootfs = "$GUEST/rootfs.ext4"
+initrd = "$GUEST/initrd.cpio"
+listen = "127.0.0.1:0"
+data_dir = "$T/data"
+golden = true
+max_vms_per_user = 100
+max_mem_mib = 2048
+TOML
+TOKEN=$("$BUILD/server/noid-server" add-user bench --config "$T/server.toml" 2> /dev/null)
+"$BUILD/server/noid-server" serve --config "$T/server.toml" > "$T/out" 2> "$T/log" &
+PID=$!
+for _ in $(seq 100); do grep -q listening "$T/out" && break; sleep 0.1; done
+URL="http://$(sed -n 's/^noid-server listening on //p' "$T/out")"
+
+python3 - "$URL" "$TOKEN" "$REPS" "$T" <<'PY'
+import glob, http.client, json, os, statistics, subprocess, sys, time, urllib.parse
+from agentproto import Agent
+from qmp import QMP
+
+url, token, reps, tmp = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+u = urllib.parse.urlparse(url)
+conn = http.client.HTTPConnection(u.hostname, u.port, timeout=600)
+hdr = {"Authorization": "Bearer " + token, "Content-Type": "application/json"}
+med = statistics.median
+
+def call(method, path, body=None):
+    conn.request(method, path, json.dumps(body) if body is not None else None, hdr)
+    r = conn.getresponse()
+    data = r.read()
+    if r.status >= 300:
+        raise RuntimeError(f"{method} {path}: {r.status} {data!r}")
+    return json.loads(data) if data else None
+
+def ms(x):
+    return f"{x * 1000:.1f} ms"
+
+def vm_dir(name):
+    return glob.glob(f"{tmp}/data/storage/users/*/vms/{name}")[0]
+
+def qemu_argv(name):
+    pid = int(open(os.path.join(vm_dir(name), "qemu.pid")).read())
+    return [a.decode() for a in open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")[:-1]], pid
+
+def pss_kib(pid):
+    for line in open(f"/proc/{pid}/smaps_rollup"):
+        if line.startswith("Pss:"):
+            return int(line.split()[1])
+    return 0
+
+def raw_copy(name, tag, keep_ram_file):
+    """Start the VM's own QEMU command line by hand in a fresh dir; plain RAM
+    unless keep_ram_file. Returns (dir, argv)."""
+    argv, _ = qemu_argv(name)
+    src = vm_dir(name)
+    d = os.path.join(tmp, tag)
+    os.makedirs(d)
+    subprocess.check_call(["cp", "--sparse=always", os.path.join(src, "rootfs.ext4"), d])
+    out, skip = [], False
+    for x in argv:
+        if skip:
+            skip = False
+            continue
+        if x == "-object" and not keep_ram_file:
+            skip = True  # memory-backend-file: dropped, ordinary RAM instead
+            out.pop() if out and out[-1] == "-object" else None
+            continue
+        x = x.replace(src, d)
+        if x.startswith("microvm") and not keep_ram_file:
+            x = x.replace(",memory-backend=mem", "")
+        out.append(x)
+    # -object rng-random was dropped with the loop above only if it followed
+    # a skipped "-object"; re-add the entropy device's backend if missing
+    if "rng-random,id=rng,filename=/dev/urandom" not in out:
+        out += ["-object", "rng-random,id=rng,filename=/dev/urandom"]
+    return d, out
+
+# ---------- checkpoint pause/total vs raw stop->migrate ----------
+wait_golden = time.monotonic() + 300
+while not call("GET", "/v1/capabilities")["golden_ready"] and time.monotonic() < wait_golden:
+    time.sleep(0.2)
+for mem in (256, 1024):
+    name = f"ck{mem}"
+    call("POST", "/v1/vms", {"name": name, "mem_mib": mem} if mem != 256 else {"name": name})
+    info = call("GET", f"/v1/vms/{name}")
+    if info["restored_from"]:
+        # the 256 MiB one came from golden (private RAM): use a cold boot for
+        # checkpoints, as users who care about pause time would
+        call("DELETE", f"/v1/vms/{name}")
+        call("POST", "/v1/vms", {"name": name, "cpus": 2})
+    pauses, totals = [], []
+    for i in range(reps):
+        t0 = time.monotonic()
+        cp = call("POST", f"/v1/vms/{name}/checkpoints", {"label": f"b{i}"})
+        totals.append(time.monotonic() - t0)
+        pauses.append(cp["pause_ms"] / 1000)
+        call("DELETE", f"/v1/vms/{name}/checkpoints/{cp['id']}")
+    # raw: same command line, ordinary RAM, booted by hand, stop -> migrate -> completed
+    d, argv = raw_copy(name, f"rawck{mem}", keep_ram_file=False)
+    subprocess.check_call(argv, cwd=d)
+    Agent(os.path.join(d, "agent.sock")).hello()
+    q = QMP(os.path.join(d, "qmp.sock"))
+    q.cmd("migrate-set-parameters", **{"max-bandwidth": 1 << 40})
+    raw = []
+    for i in range(reps):
+        f = os.path.join(d, f"state{i}")
+        t0 = time.monotonic()
+        q.cmd("stop")
+        q.cmd("migrate", uri=f"exec:cat > {f}")
+        while q.cmd("query-migrate")["status"] not in ("completed", "failed"):
+            time.sleep(0.001)
+        raw.append(time.monotonic() - t0)
+        q.cmd("cont")
+        os.unlink(f)
+    q.close()
+    subprocess.call(["pkill", "-KILL", "-f", d + "/"])
+    print(f"checkpoint {mem} MiB: pause median {ms(med(pauses))}, total {ms(med(totals))} (of {reps})")
+    print(f"raw QEMU stop->migrate-completed {mem} MiB: median {ms(med(raw))}")
+    print(f"ratio pause/raw {mem} MiB: {med(pauses) / med(raw):.2f} (goal <= 1.0; stretch: pause < 100 ms)")
+
+# ---------- golden create vs raw restore of the same snapshot; vs cold ----------
+golden = os.path.join(tmp, "data", "golden")
+gcreate = []
+for i in range(reps):
+    t0 = time.monotonic()
+    v = call("POST", "/v1/vms", {"name": f"g{i}"})
+    gcreate.append(time.monotonic() - t0)
+    assert v["restored_from"] == "golden", v
+argv, _ = qemu_argv("g0")
+rawg = []
+for i in range(reps):
+    d = os.path.join(tmp, f"rawg{i}")
+    os.makedirs(d)
+    subprocess.check_call(["cp", "--sparse=always", os.path.join(golden, "rootfs.ext4"), d])
+    a = [x.replace(vm_dir("g0"), d) for x in argv]
+    t0 = time.monotonic()
+    subprocess.check_call(a, cwd=d)
+    q = QMP(os.path.join(d, "qmp.sock"))
+    q.cmd("migrate-set-capabilities", capabilities=[{"capability": "x-ignore-shared", "state": True}])
+    q.cmd("migrate-incoming", uri=f"exec:cat {golden}/vmstate.snap")
+    while q.cmd("query-status")["status"] == "inmigrate":
+        time.sleep(0.001)
+    q.cmd("cont")
+    Agent(os.path.join(d, "agent.sock")).hello()
+    rawg.append(time.monotonic() - t0)
+    q.close()
+    subprocess.call(["pkill", "-KILL", "-f", d + "/"])
+cold = []
+for i in range(reps):
+    t0 = time.monotonic()
+    call("POST", "/v1/vms", {"name": f"cold{i}", "cpus": 2})  # another size: cold boot
+    cold.append(time.monotonic() - t0)
+    call("DELETE", f"/v1/vms/cold{i}")
+print(f"create from golden: median {ms(med(gcreate))} (of {reps})")
+print(f"raw QEMU restore of the golden snapshot -> agent: median {ms(med(rawg))}")
+print(f"ratio golden create/raw restore: {med(gcreate) / med(rawg):.2f} (goal <= 1.2)")
+print(f"cold create: median {ms(med(cold))}; cold/golden: {med(cold) / med(gcreate):.1f}x (goal >= 10x)")
+
+# ---------- clone latency ----------
+cp = call("POST", "/v1/vms/ck256/checkpoints", {"label": "clone-src"})
+clone = []
+for i in range(reps):
+    t0 = time.monotonic()
+    call("POST", "/v1/vms/ck256/restore", {"checkpoint_id": cp["id"], "new_name": f"cl{i}"})
+    clone.append(time.monotonic() - t0)
+print(f"clone (restore --as): median {ms(med(clone))} (of {reps})")
+
+# ---------- memory: 10 VMs from golden vs 10 cold VMs ----------
+for i in range(reps, 10):
+    call("POST", "/v1/vms", {"name": f"g{i}"})
+for i in range(10):
+    call("POST", f"/v1/vms/g{i}/exec", {"command": ["true"]})
+for i in range(10):
+    call("POST", "/v1/vms", {"name": f"m{i}", "cpus": 2})  # cold boots
+    call("POST", f"/v1/vms/m{i}/exec", {"command": ["true"]})
+time.sleep(2)
+gp = sum(pss_kib(qemu_argv(f"g{i}")[1]) for i in range(10))
+cp_ = sum(pss_kib(qemu_argv(f"m{i}")[1]) for i in range(10))
+print(f"memory of 10 golden VMs: {gp / 1024:.0f} MiB PSS; of 10 cold VMs: {cp_ / 1024:.0f} MiB PSS")
+print(f"ratio golden/cold memory: {gp / cp_:.2f} (goal <= 0.4)")
+PY
