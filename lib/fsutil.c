@@ -140,3 +140,18 @@ char *path_join(const char *a, const char *b)
         return NULL;
     return p;
 }
+
+void file_last_line(const char *path, char *out, size_t size)
+{
+    _cleanup_free_ char *text = NULL;
+    size_t len = 0;
+    char *last;
+
+    out[0] = 0;
+    if (read_file(path, 16 * 1024 * 1024, &text, &len) < 0)
+        return;
+    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r' || text[len - 1] == ' '))
+        text[--len] = 0;
+    last = strrchr(text, '\n');
+    snprintf(out, size, "%s", last ? last + 1 : text);
+}

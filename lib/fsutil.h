@@ -21,5 +21,9 @@ int read_file(const char *path, size_t max, char **ret, size_t *ret_len);
 
 bool path_exists(const char *path);
 
+/* The last non-empty line of a text file (at most its last 16 MiB are read),
+ * or "" when there is none. */
+void file_last_line(const char *path, char *out, size_t size);
+
 /* path_join("a", "b") == "a/b", malloc'd. */
 char *path_join(const char *a, const char *b);

@@ -5,13 +5,19 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "macro.h"
+#include "unixsock.h"
 
 struct http_client {
     CURL *curl;
     char *base_url; /* without trailing '/' */
     char *auth_header;
+    char unix_path[108]; /* "" for TCP */
+    int dirfd;           /* keeps a /proc/self/fd/<dirfd> unix_path valid */
+    long connect_ms, total_ms;
+    size_t max_response;
 };
 
 void http_global_init(void)
@@ -26,6 +32,9 @@ int http_client_new(const char *base_url, const char *token, struct http_client 
 
     if (!c)
         return -ENOMEM;
+    c->dirfd = -1;
+    c->connect_ms = 10000;
+    c->max_response = HTTP_MAX_RESPONSE;
     c->base_url = strdup(base_url);
     if (!c->base_url)
         goto nomem;
@@ -46,10 +55,39 @@ nomem:
     return -ENOMEM;
 }
 
+int http_client_new_unix(const char *dir, const char *name, struct http_client **ret)
+{
+    struct http_client *c;
+    int r = http_client_new("http://localhost", NULL, &c);
+
+    if (r < 0)
+        return r;
+    r = unix_sock_path(dir, name, c->unix_path, &c->dirfd);
+    if (r < 0) {
+        http_client_free(c);
+        return r;
+    }
+    *ret = c;
+    return 0;
+}
+
+void http_client_set_timeouts(struct http_client *c, long connect_ms, long total_ms)
+{
+    c->connect_ms = connect_ms;
+    c->total_ms = total_ms;
+}
+
+void http_client_set_max_response(struct http_client *c, size_t max)
+{
+    c->max_response = max;
+}
+
 void http_client_free(struct http_client *c)
 {
     if (!c)
         return;
+    if (c->dirfd >= 0)
+        close(c->dirfd);
     if (c->curl)
         curl_easy_cleanup(c->curl);
     free(c->base_url);
@@ -81,18 +119,23 @@ int http_client_request(struct http_client *c, const char *method, const char *p
         url = NULL;
         return -ENOMEM;
     }
-    buf_init(&resp->body, HTTP_MAX_RESPONSE);
+    buf_init(&resp->body, c->max_response);
     resp->status = 0;
 
     curl_easy_reset(c->curl);
     curl_easy_setopt(c->curl, CURLOPT_URL, url);
     curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+    curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS, c->connect_ms);
+    if (c->total_ms)
+        curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, c->total_ms);
+    if (c->unix_path[0])
+        curl_easy_setopt(c->curl, CURLOPT_UNIX_SOCKET_PATH, c->unix_path);
     curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &resp->body);
     curl_easy_setopt(c->curl, CURLOPT_USERAGENT, "noid-cli");
-    if (!(proxy_env && strcmp(proxy_env, "1") == 0)) {
+    /* a proxy never applies to a unix socket */
+    if (c->unix_path[0] || !(proxy_env && strcmp(proxy_env, "1") == 0)) {
         curl_easy_setopt(c->curl, CURLOPT_PROXY, "");
         curl_easy_setopt(c->curl, CURLOPT_NOPROXY, "*");
     }
@@ -125,8 +168,8 @@ int http_client_request(struct http_client *c, const char *method, const char *p
             r = nerr_set(e, -ETIMEDOUT, "%s: timed out", c->base_url);
             break;
         case CURLE_WRITE_ERROR:
-            r = nerr_set(e, -EFBIG, "response from %s is larger than %u bytes", c->base_url,
-                         HTTP_MAX_RESPONSE);
+            r = nerr_set(e, -EFBIG, "response from %s is larger than %zu bytes", c->base_url,
+                         c->max_response);
             break;
         case CURLE_URL_MALFORMAT:
         case CURLE_UNSUPPORTED_PROTOCOL:

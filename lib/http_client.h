@@ -25,6 +25,13 @@ struct http_response {
 void http_global_init(void);
 
 int http_client_new(const char *base_url, const char *token, struct http_client **ret);
+/* A client for an HTTP server on the unix socket dir/name (as Firecracker's
+ * API); sockets beyond sun_path's 108 bytes work too (lib/unixsock.h). */
+int http_client_new_unix(const char *dir, const char *name, struct http_client **ret);
+/* Connect and whole-request timeouts in ms (0 = none); default 10000 / 0. */
+void http_client_set_timeouts(struct http_client *c, long connect_ms, long total_ms);
+/* Cap on response bodies (default HTTP_MAX_RESPONSE). */
+void http_client_set_max_response(struct http_client *c, size_t max);
 void http_client_free(struct http_client *c);
 
 /* Perform method path (relative to the base URL, starting with '/').  body may

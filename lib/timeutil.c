@@ -1,6 +1,8 @@
 /* timeutil.c — see timeutil.h. */
 #include "timeutil.h"
 
+#include <errno.h>
+
 void time_rfc3339(time_t t, char out[RFC3339_LEN])
 {
     struct tm tm;
@@ -33,4 +35,12 @@ int64_t time_real_ns(void)
 
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+void time_sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
 }

@@ -13,5 +13,7 @@ void time_now_rfc3339(char out[RFC3339_LEN]);
 /* Monotonic clock in milliseconds / nanoseconds (for timeouts and durations). */
 int64_t time_mono_ms(void);
 int64_t time_mono_ns(void);
+void time_sleep_ms(long ms);
+
 /* Wall clock in nanoseconds since the epoch. */
 int64_t time_real_ns(void);

@@ -12,24 +12,32 @@
 
 #include "macro.h"
 
-/* Fill addr with dir/name, or with /proc/self/fd/<dirfd>/name if too long
- * (then *dirfd is opened and must stay open until connect/bind is done). */
-static int make_addr(const char *dir, const char *name, struct sockaddr_un *addr, int *dirfd)
+_Static_assert(sizeof(((struct sockaddr_un *)0)->sun_path) == 108, "sun_path size");
+
+int unix_sock_path(const char *dir, const char *name, char out[108], int *ret_dirfd)
 {
     int n;
 
-    memset(addr, 0, sizeof(*addr));
-    addr->sun_family = AF_UNIX;
-    n = snprintf(addr->sun_path, sizeof(addr->sun_path), "%s/%s", dir, name);
-    if (n >= 0 && (size_t)n < sizeof(addr->sun_path))
+    *ret_dirfd = -1;
+    n = snprintf(out, 108, "%s/%s", dir, name);
+    if (n >= 0 && n < 108)
         return 0;
-    *dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (*dirfd < 0)
+    *ret_dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (*ret_dirfd < 0)
         return -errno;
-    n = snprintf(addr->sun_path, sizeof(addr->sun_path), "/proc/self/fd/%d/%s", *dirfd, name);
-    if (n < 0 || (size_t)n >= sizeof(addr->sun_path))
+    n = snprintf(out, 108, "/proc/self/fd/%d/%s", *ret_dirfd, name);
+    if (n < 0 || n >= 108)
         return -ENAMETOOLONG;
     return 0;
+}
+
+/* Fill addr with the path of dir/name (*dirfd must stay open until
+ * connect/bind is done). */
+static int make_addr(const char *dir, const char *name, struct sockaddr_un *addr, int *dirfd)
+{
+    memset(addr, 0, sizeof(*addr));
+    addr->sun_family = AF_UNIX;
+    return unix_sock_path(dir, name, addr->sun_path, dirfd);
 }
 
 int unix_connect(const char *dir, const char *name, int *ret_fd)

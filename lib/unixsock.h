@@ -9,6 +9,11 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+/* The sun_path to reach dir/name: the plain path when it fits, else
+ * /proc/self/fd/<dirfd>/name with *ret_dirfd opened (the caller closes it
+ * once done connecting); *ret_dirfd is -1 in the plain case. */
+int unix_sock_path(const char *dir, const char *name, char out[108], int *ret_dirfd);
+
 /* Connect a SOCK_STREAM socket to dir/name; the result is CLOEXEC and
  * blocking.  -EAGAIN when the listener's backlog is full, never a hang. */
 int unix_connect(const char *dir, const char *name, int *ret_fd);

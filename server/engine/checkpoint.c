@@ -203,16 +203,9 @@ int engine_checkpoint_create(struct engine *eng, const struct db_user *u, const 
         if (r < 0)
             return r;
     }
-    r = vm_lookup(eng, u, vm_name, &vm, e);
+    r = vm_acquire(eng, u, vm_name, &vm, &rt, e);
     if (r < 0)
         return r;
-    rt = engine_rt_get(eng, vm.id);
-    if (!rt)
-        return -ENOMEM;
-    pthread_mutex_lock(&rt->lifecycle);
-    r = vm_lookup(eng, u, vm_name, &vm, e); /* fresh under the lock */
-    if (r < 0)
-        goto out;
     if (strcmp(vm.phase, VM_PHASE_READY) != 0 || !engine_vm_row_is_running(&vm)) {
         r = nerr_set(e, -ESRCH, "VM '%s' is not running", vm_name);
         goto out;
@@ -295,8 +288,7 @@ out:
     }
     if (r < 0 && tmp)
         storage_remove_tree(eng->storage, tmp);
-    pthread_mutex_unlock(&rt->lifecycle);
-    engine_rt_put(eng, rt);
+    vm_release(eng, rt, false);
     return r;
 }
 
@@ -343,13 +335,9 @@ int engine_checkpoint_delete(struct engine *eng, const struct db_user *u, const 
     _cleanup_free_ char *dir = NULL;
     int r;
 
-    r = vm_lookup(eng, u, vm_name, &vm, e);
+    r = vm_acquire(eng, u, vm_name, &vm, &rt, e);
     if (r < 0)
         return r;
-    rt = engine_rt_get(eng, vm.id);
-    if (!rt)
-        return -ENOMEM;
-    pthread_mutex_lock(&rt->lifecycle);
     r = checkpoint_resolve(eng, &vm, id, &cp, e);
     if (r < 0)
         goto out;
@@ -376,8 +364,7 @@ int engine_checkpoint_delete(struct engine *eng, const struct db_user *u, const 
     }
     r = 0;
 out:
-    pthread_mutex_unlock(&rt->lifecycle);
-    engine_rt_put(eng, rt);
+    vm_release(eng, rt, false);
     return r;
 }
 
@@ -559,21 +546,15 @@ int engine_vm_restore(struct engine *eng, const struct db_user *u, const char *v
     struct vm_rt *rt;
     int r;
 
-    r = vm_lookup(eng, u, vm_name, &vm, e);
-    if (r < 0)
-        return r;
     if (new_name) {
         r = name_vm_check(new_name, e);
         if (r < 0)
             return r;
     }
-    rt = engine_rt_get(eng, vm.id);
-    if (!rt)
-        return -ENOMEM;
-    pthread_mutex_lock(&rt->lifecycle);
-    r = vm_lookup(eng, u, vm_name, &vm, e);
-    if (r >= 0)
-        r = checkpoint_resolve(eng, &vm, checkpoint_id, &cp, e);
+    r = vm_acquire(eng, u, vm_name, &vm, &rt, e);
+    if (r < 0)
+        return r;
+    r = checkpoint_resolve(eng, &vm, checkpoint_id, &cp, e);
     if (r >= 0 && strcmp(vm.phase, VM_PHASE_READY) != 0)
         r = nerr_set(e, -EBUSY, "VM '%s' is still being created", vm_name);
     if (r >= 0 && new_name) {
@@ -588,7 +569,6 @@ int engine_vm_restore(struct engine *eng, const struct db_user *u, const char *v
             r = vm_info_from_row(&vm, ret);
         *ret_created = false;
     }
-    pthread_mutex_unlock(&rt->lifecycle);
-    engine_rt_put(eng, rt);
+    vm_release(eng, rt, false);
     return r;
 }

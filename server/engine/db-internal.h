@@ -56,3 +56,8 @@ void db_stmt_done(sqlite3_stmt *st);
  * constraint violation, -EIO otherwise. */
 int db_step_done(struct db *db, sqlite3_stmt *st);
 void db_copy_text(sqlite3_stmt *st, int col, char *out, size_t size);
+
+/* Step st to the end, converting each row with row_fn into a malloc'd array
+ * of elem_size elements.  Call with db->lock held and st bound. */
+typedef void (*db_row_fn)(sqlite3_stmt *st, void *out);
+int db_collect(sqlite3_stmt *st, size_t elem_size, db_row_fn row_fn, void **ret, size_t *ret_n);

@@ -261,3 +261,28 @@ void db_copy_text(sqlite3_stmt *st, int col, char *out, size_t size)
 
     snprintf(out, size, "%s", t ? (const char *)t : "");
 }
+
+int db_collect(sqlite3_stmt *st, size_t elem_size, db_row_fn row_fn, void **ret, size_t *ret_n)
+{
+    char *list = NULL, *grown;
+    size_t n = 0;
+    int rc;
+
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        grown = realloc(list, (n + 1) * elem_size);
+        if (!grown) {
+            free(list);
+            return -ENOMEM;
+        }
+        list = grown;
+        row_fn(st, list + n * elem_size);
+        n++;
+    }
+    if (rc != SQLITE_DONE) {
+        free(list);
+        return -EIO;
+    }
+    *ret = list;
+    *ret_n = n;
+    return 0;
+}

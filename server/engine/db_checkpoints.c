@@ -57,38 +57,26 @@ out:
     return r;
 }
 
-/* Run a prepared list query (bound by bind) into a malloc'd array. */
+static void row_to_cp_cb(sqlite3_stmt *st, void *out)
+{
+    row_to_cp(st, out);
+}
+
+/* A list query with a text parameter and an optional integer one. */
 static int list_query(struct db *db, enum db_stmt_id id, const char *sql, const char *text_arg,
                       int64_t int_arg, bool has_int, struct db_checkpoint **ret, size_t *ret_n)
 {
     sqlite3_stmt *st;
-    struct db_checkpoint *list = NULL, *grown;
-    size_t n = 0;
-    int r = -EIO, rc;
+    int r = -EIO;
 
     pthread_mutex_lock(&db->lock);
     st = db_stmt(db, id, sql);
-    if (!st)
-        goto out;
-    sqlite3_bind_text(st, 1, text_arg, -1, SQLITE_STATIC);
-    if (has_int)
-        sqlite3_bind_int64(st, 2, int_arg);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        grown = realloc(list, (n + 1) * sizeof(*list));
-        if (!grown) {
-            r = -ENOMEM;
-            goto out;
-        }
-        list = grown;
-        row_to_cp(st, &list[n++]);
+    if (st) {
+        sqlite3_bind_text(st, 1, text_arg, -1, SQLITE_STATIC);
+        if (has_int)
+            sqlite3_bind_int64(st, 2, int_arg);
+        r = db_collect(st, sizeof(**ret), row_to_cp_cb, (void **)ret, ret_n);
     }
-    if (rc != SQLITE_DONE)
-        goto out;
-    *ret = TAKE_PTR(list);
-    *ret_n = n;
-    r = 0;
-out:
-    free(list);
     db_stmt_done(st);
     pthread_mutex_unlock(&db->lock);
     return r;

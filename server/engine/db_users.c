@@ -134,33 +134,20 @@ out:
     return r;
 }
 
+static void row_to_user_cb(sqlite3_stmt *st, void *out)
+{
+    row_to_user(st, out);
+}
+
 int db_user_list(struct db *db, struct db_user **ret, size_t *ret_n)
 {
     sqlite3_stmt *st;
-    struct db_user *list = NULL, *grown;
-    size_t n = 0;
-    int r = -EIO, rc;
+    int r = -EIO;
 
     pthread_mutex_lock(&db->lock);
     st = db_stmt(db, ST_USER_LIST, "SELECT " USER_COLS " FROM users ORDER BY created_at, name");
-    if (!st)
-        goto out;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        grown = realloc(list, (n + 1) * sizeof(*list));
-        if (!grown) {
-            r = -ENOMEM;
-            goto out;
-        }
-        list = grown;
-        row_to_user(st, &list[n++]);
-    }
-    if (rc != SQLITE_DONE)
-        goto out;
-    *ret = TAKE_PTR(list);
-    *ret_n = n;
-    r = 0;
-out:
-    free(list);
+    if (st)
+        r = db_collect(st, sizeof(**ret), row_to_user_cb, (void **)ret, ret_n);
     db_stmt_done(st);
     pthread_mutex_unlock(&db->lock);
     return r;

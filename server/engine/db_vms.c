@@ -77,36 +77,24 @@ out:
     return r;
 }
 
+static void row_to_vm_cb(sqlite3_stmt *st, void *out)
+{
+    row_to_vm(st, out);
+}
+
 static int list_rows(struct db *db, enum db_stmt_id id, const char *sql, const char *user_id,
                      struct db_vm **ret, size_t *ret_n)
 {
     sqlite3_stmt *st;
-    struct db_vm *list = NULL, *grown;
-    size_t n = 0;
-    int r = -EIO, rc;
+    int r = -EIO;
 
     pthread_mutex_lock(&db->lock);
     st = db_stmt(db, id, sql);
-    if (!st)
-        goto out;
-    if (user_id)
-        sqlite3_bind_text(st, 1, user_id, -1, SQLITE_STATIC);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        grown = realloc(list, (n + 1) * sizeof(*list));
-        if (!grown) {
-            r = -ENOMEM;
-            goto out;
-        }
-        list = grown;
-        row_to_vm(st, &list[n++]);
+    if (st) {
+        if (user_id)
+            sqlite3_bind_text(st, 1, user_id, -1, SQLITE_STATIC);
+        r = db_collect(st, sizeof(**ret), row_to_vm_cb, (void **)ret, ret_n);
     }
-    if (rc != SQLITE_DONE)
-        goto out;
-    *ret = TAKE_PTR(list);
-    *ret_n = n;
-    r = 0;
-out:
-    free(list);
     db_stmt_done(st);
     pthread_mutex_unlock(&db->lock);
     return r;

@@ -249,21 +249,10 @@ static int build_template(struct engine *eng, const char *dir, struct nerr *e)
     if (r < 0)
         return r;
     deadline = time_mono_ms() + eng->cfg->boot_timeout_secs * 1000;
-    for (;;) {
-        int fd = -1;
-        struct nerr attempt = {0};
-        r = be->ops->agent_connect(be, dir, &fd, &attempt);
-        if (r >= 0)
-            r = agent_conn_open(fd, (int)MAX(1, deadline - time_mono_ms()), &conn, &attempt);
-        if (r >= 0)
-            break;
-        if (time_mono_ms() >= deadline || r == -ETIMEDOUT ||
-            !vmm_proc_is_alive(proc.pid, instance)) {
-            nerr_set(e, r, "the template VM's agent did not answer: %s", attempt.msg);
-            goto out;
-        }
-        struct timespec ts = {0, 20 * 1000 * 1000};
-        nanosleep(&ts, NULL);
+    r = vm_agent_connect_wait(be, dir, proc.pid, instance, deadline, &conn, e);
+    if (r < 0) {
+        nerr_prefix(e, "template VM");
+        goto out;
     }
     agent_conn_shutdown(conn);
     agent_conn_unref(conn);

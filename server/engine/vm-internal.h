@@ -16,6 +16,12 @@ struct vm_start_spec {
 int vm_info_from_row(const struct db_vm *vm, struct wire_vm_info *ret);
 int vm_lookup(struct engine *eng, const struct db_user *u, const char *name, struct db_vm *ret,
               struct nerr *e);
+/* Look a VM up and take its lifecycle lock (the row is re-read under it).
+ * Every success is paired with vm_release; forget drops the runtime entry
+ * (after a destroy). */
+int vm_acquire(struct engine *eng, const struct db_user *u, const char *name, struct db_vm *vm,
+               struct vm_rt **ret_rt, struct nerr *e);
+void vm_release(struct engine *eng, struct vm_rt *rt, bool forget);
 /* Insert a "creating" row, enforcing max_vms_per_user atomically. */
 int vm_insert_row(struct engine *eng, const struct db_user *u, const char *name,
                   long long cpus, long long mem, const char *vmm, struct db_vm *vm,
@@ -29,6 +35,12 @@ int vm_start_and_wait(struct engine *eng, struct db_vm *vm, struct vm_rt *rt, co
                       const struct vm_start_spec *spec, struct nerr *e);
 /* Kill the VMM and drop its RAM file and agent connection; keeps storage. */
 void vm_teardown_runtime(struct engine *eng, const struct db_vm *vm, struct vm_rt *rt);
+
+/* Connect to the agent of the VMM (pid, instance_id) in dir and shake hands,
+ * retrying while the VMM lives, until deadline_ms (time_mono_ms). */
+int vm_agent_connect_wait(struct vmm_backend *be, const char *dir, int64_t pid,
+                          const char *instance_id, int64_t deadline_ms, struct agent_conn **ret,
+                          struct nerr *e);
 
 /* Tell a restored guest the time and give it fresh entropy. */
 int vm_refresh_identity(struct agent_conn *conn, struct nerr *e);

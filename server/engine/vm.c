@@ -218,6 +218,33 @@ void engine_vm_agent_drop(struct vm_rt *rt)
     pthread_mutex_unlock(&rt->conn_lock);
 }
 
+int vm_agent_connect_wait(struct vmm_backend *be, const char *dir, int64_t pid,
+                          const char *instance_id, int64_t deadline_ms, struct agent_conn **ret,
+                          struct nerr *e)
+{
+    for (;;) {
+        int64_t left = deadline_ms - time_mono_ms();
+        struct nerr attempt = {0};
+        int fd = -1, r;
+
+        r = left > 0 ? be->ops->agent_connect(be, dir, &fd, &attempt) : -ETIMEDOUT;
+        if (r >= 0)
+            r = agent_conn_open(fd, (int)MAX(1, left), ret, &attempt);
+        if (r >= 0)
+            return 0;
+        /* QEMU accepts the agent socket at once and the handshake waits for
+         * the guest; Firecracker refuses vsock connections until the agent
+         * listens: connection errors are retried while the VMM lives */
+        bool alive = vmm_proc_is_alive(pid, instance_id);
+        if (left <= 0 || r == -ETIMEDOUT || !alive ||
+            !(r == -ECONNREFUSED || r == -ECONNRESET || r == -ENOENT || r == -EAGAIN))
+            return nerr_set(e, r, "the guest agent did not answer (%s)",
+                            !alive ? "the VMM exited"
+                                   : attempt.msg[0] ? attempt.msg : "timeout");
+        time_sleep_ms(20);
+    }
+}
+
 /* After a restore the guest's clock is where it was at the checkpoint and
  * its random state is shared with every other VM restored from the same
  * snapshot: set the time and reseed the kernel CRNG. */
@@ -321,28 +348,21 @@ int vm_start_and_wait(struct engine *eng, struct db_vm *vm, struct vm_rt *rt, co
         goto fail;
     }
     engine_vm_agent_drop(rt);
-    /* QEMU accepts the agent socket at once and the handshake waits for the
-     * guest; Firecracker refuses vsock connections until the agent listens,
-     * so connection errors are retried while the VMM lives. */
-    for (int64_t deadline = t0 + eng->cfg->boot_timeout_secs * 1000;;) {
-        int64_t left = deadline - time_mono_ms();
-        struct nerr attempt = {0};
-        r = left > 0 ? engine_vm_agent(eng, vm, rt, (int)left, &conn, &attempt) : -ETIMEDOUT;
-        if (r >= 0)
-            break;
-        if (left <= 0 || r == -ETIMEDOUT || !engine_vm_row_is_running(vm) ||
-            !(r == -ECONNREFUSED || r == -ECONNRESET || r == -ENOENT || r == -EAGAIN)) {
-            char tail[200];
-            bool alive = engine_vm_row_is_running(vm);
-            serial_tail(dir, tail, sizeof(tail));
-            nerr_set(e, r, "the guest agent did not answer (%s%s%s)",
-                     alive ? (attempt.msg[0] ? attempt.msg : "timeout") : "the VMM exited",
-                     tail[0] ? "; console: " : "", tail);
-            goto fail;
+    r = vm_agent_connect_wait(be, dir, vm->pid, vm->instance_id,
+                              t0 + eng->cfg->boot_timeout_secs * 1000, &conn, e);
+    if (r < 0) {
+        char tail[200];
+        serial_tail(dir, tail, sizeof(tail));
+        if (tail[0]) {
+            size_t n = strlen(e->msg);
+            snprintf(e->msg + n, sizeof(e->msg) - n, "; console: %s", tail);
         }
-        struct timespec ts = {0, 20 * 1000 * 1000};
-        nanosleep(&ts, NULL);
+        goto fail;
     }
+    /* keep the connection for later execs */
+    pthread_mutex_lock(&rt->conn_lock);
+    rt->conn = agent_conn_ref(conn);
+    pthread_mutex_unlock(&rt->conn_lock);
     if (spec && spec->restore_state) {
         r = vm_refresh_identity(conn, e);
         if (r < 0) {
@@ -556,6 +576,44 @@ int vm_lookup(struct engine *eng, const struct db_user *u, const char *name, str
     return 0;
 }
 
+int vm_acquire(struct engine *eng, const struct db_user *u, const char *name, struct db_vm *vm,
+               struct vm_rt **ret_rt, struct nerr *e)
+{
+    struct vm_rt *rt;
+    int64_t id;
+    int r;
+
+    r = vm_lookup(eng, u, name, vm, e);
+    if (r < 0)
+        return r;
+    id = vm->id;
+    rt = engine_rt_get(eng, id);
+    if (!rt)
+        return -ENOMEM;
+    pthread_mutex_lock(&rt->lifecycle);
+    /* re-read under the lock: a concurrent destroy (or destroy + create of
+     * the same name) may have won */
+    r = vm_lookup(eng, u, name, vm, e);
+    if (r >= 0 && vm->id != id)
+        r = nerr_set(e, -ENOENT, "no VM named '%s'", name);
+    if (r < 0) {
+        vm_release(eng, rt, false);
+        return r;
+    }
+    *ret_rt = rt;
+    return 0;
+}
+
+void vm_release(struct engine *eng, struct vm_rt *rt, bool forget)
+{
+    int64_t id = rt->vm_id;
+
+    pthread_mutex_unlock(&rt->lifecycle);
+    engine_rt_put(eng, rt);
+    if (forget)
+        engine_rt_forget(eng, id);
+}
+
 int engine_vm_info(struct engine *eng, const struct db_user *u, const char *name,
                    struct wire_vm_info *ret, struct nerr *e)
 {
@@ -574,22 +632,11 @@ int engine_vm_destroy(struct engine *eng, const struct db_user *u, const char *n
     struct vm_rt *rt;
     int r;
 
-    r = vm_lookup(eng, u, name, &vm, e);
+    r = vm_acquire(eng, u, name, &vm, &rt, e);
     if (r < 0)
         return r;
-    rt = engine_rt_get(eng, vm.id);
-    if (!rt)
-        return -ENOMEM;
-    pthread_mutex_lock(&rt->lifecycle);
-    /* re-read under the lock: a concurrent destroy may have won */
-    r = vm_lookup(eng, u, name, &vm, e);
-    if (r >= 0 && vm.id != rt->vm_id)
-        r = nerr_set(e, -ENOENT, "no VM named '%s'", name);
-    if (r >= 0)
-        r = vm_teardown(eng, &vm, rt, e);
-    pthread_mutex_unlock(&rt->lifecycle);
-    engine_rt_put(eng, rt);
-    engine_rt_forget(eng, rt->vm_id);
+    r = vm_teardown(eng, &vm, rt, e);
+    vm_release(eng, rt, true);
     return r;
 }
 

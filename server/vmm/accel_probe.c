@@ -63,7 +63,6 @@ static bool probe_kvm_boots(const struct qemu_options *o)
         goto out;
     for (int64_t deadline = time_mono_ms() + ACCEL_PROBE_TIMEOUT_MS; time_mono_ms() < deadline;) {
         _cleanup_free_ char *text = NULL;
-        struct timespec ts = {0, 50 * 1000 * 1000};
         if (read_file(serial, 4 * 1024 * 1024, &text, NULL) == 0 &&
             strstr(text, ACCEL_PROBE_MARKER)) {
             ok = true;
@@ -73,7 +72,7 @@ static bool probe_kvm_boots(const struct qemu_options *o)
             pid = -1;
             break;
         }
-        nanosleep(&ts, NULL);
+        time_sleep_ms(50);
     }
     if (pid > 0) {
         kill(pid, SIGKILL);

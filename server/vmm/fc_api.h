@@ -1,14 +1,11 @@
 /* fc_api.h — requests to one Firecracker process's API socket.
  *
  * Firecracker serves HTTP/1.1 with JSON bodies on a Unix socket
- * (shared/firecracker/firecracker.yaml).  We talk to it through libcurl
- * (CURLOPT_UNIX_SOCKET_PATH): no hand-written HTTP parsing.  A struct fc_api
- * holds one curl handle, so consecutive requests of one operation (the whole
- * boot sequence, say) share one keep-alive connection.
- *
- * sun_path holds only 108 bytes; when <vm_dir>/<socket> is longer, the
- * socket is reached as /proc/self/fd/<dirfd>/<socket> through a directory fd
- * that the struct keeps open (the trick lib/unixsock.c uses).
+ * (shared/firecracker/firecracker.yaml).  We talk to it with lib/http_client
+ * (libcurl, CURLOPT_UNIX_SOCKET_PATH): no hand-written HTTP parsing.  A
+ * struct fc_api holds one client, so consecutive requests of one operation
+ * (the whole boot sequence, say) share one keep-alive connection; socket
+ * paths longer than sun_path work (lib/unixsock.h).
  *
  * Every request has a timeout; reply bodies are bounded by
  * FC_API_MAX_REPLY.  Not thread-safe: one struct fc_api per operation. */

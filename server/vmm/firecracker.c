@@ -106,52 +106,6 @@ static const char *path_in_dir(const char *dir, const char *path)
     return path + n + 1;
 }
 
-/* Last line of vmm.log (Firecracker's stderr), for error messages. */
-static void vmm_log_tail(const char *vm_dir, char *out, size_t size)
-{
-    _cleanup_free_ char *path = path_join(vm_dir, VM_FILE_VMM_LOG);
-    _cleanup_free_ char *text = NULL;
-    size_t len;
-    char *last;
-
-    out[0] = 0;
-    if (!path || read_file(path, 1024 * 1024, &text, &len) < 0)
-        return;
-    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == ' '))
-        text[--len] = 0;
-    last = strrchr(text, '\n');
-    snprintf(out, size, "%s", last ? last + 1 : text);
-}
-
-/* Whether pid has exited.  Not vmm_proc_is_alive(): right after
- * spawn_detached the child may not have exec'd yet, so its argv does not
- * hold the instance id for a moment. */
-static bool proc_has_exited(pid_t pid)
-{
-    char path[64], buf[512];
-    _cleanup_close_ int fd = -1;
-    ssize_t n;
-    char *rp;
-
-    if (kill(pid, 0) < 0 && errno == ESRCH)
-        return true;
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return true;
-    n = read(fd, buf, sizeof(buf) - 1);
-    if (n <= 0)
-        return true;
-    buf[n] = 0;
-    rp = strrchr(buf, ')');
-    return rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X');
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 /* The files Firecracker expects before it starts: the serial FIFO, an
  * existing logger file (it opens log_path without O_CREAT), and no stale
@@ -224,7 +178,7 @@ static int wait_api_socket(const struct vmm_boot *b, pid_t pid, struct nerr *e)
 
         if (unix_connect(b->vm_dir, VM_FILE_FC_SOCK, &fd) == 0)
             return 0;
-        if (proc_has_exited(pid)) {
+        if (vmm_proc_has_exited(pid)) {
             vmm_log_tail(b->vm_dir, tail, sizeof(tail));
             return nerr_set(e, -EIO, "Firecracker exited at start: %s",
                             tail[0] ? tail : "no message in " VM_FILE_VMM_LOG);
@@ -232,7 +186,7 @@ static int wait_api_socket(const struct vmm_boot *b, pid_t pid, struct nerr *e)
         if (time_mono_ms() > deadline)
             return nerr_set(e, -ETIMEDOUT, "Firecracker's API socket did not appear within %d ms",
                             FC_START_TIMEOUT_MS);
-        sleep_ms(5);
+        time_sleep_ms(5);
     }
 }
 

@@ -1,6 +1,7 @@
 /* proc.c — finding and stopping VMM processes that may have been started by
  * an earlier noid-server: /proc is the source of truth, the instance id in
- * the VMM's argv guards against a recycled pid. */
+ * the VMM's argv guards against a recycled pid.  Also what every backend
+ * reads from a VMM that failed: the last line of its log. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -8,7 +9,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "fsutil.h"
 #include "macro.h"
+#include "timeutil.h"
 #include "vmm.h"
 
 static bool proc_is_zombie(int64_t pid)
@@ -29,6 +32,13 @@ static bool proc_is_zombie(int64_t pid)
     /* state follows the last ')' (the command name may contain parentheses) */
     rp = strrchr(buf, ')');
     return !rp || rp[1] != ' ' || rp[2] == 'Z' || rp[2] == 'X';
+}
+
+bool vmm_proc_has_exited(int64_t pid)
+{
+    if (kill((pid_t)pid, 0) < 0 && errno == ESRCH)
+        return true;
+    return proc_is_zombie(pid);
 }
 
 bool vmm_proc_is_alive(int64_t pid, const char *instance_id)
@@ -54,7 +64,6 @@ bool vmm_proc_is_alive(int64_t pid, const char *instance_id)
 
 int vmm_proc_kill(int64_t pid, const char *instance_id, int timeout_ms)
 {
-    struct timespec ts = {0, 10 * 1000 * 1000};
 
     if (!vmm_proc_is_alive(pid, instance_id))
         return 0;
@@ -63,7 +72,16 @@ int vmm_proc_kill(int64_t pid, const char *instance_id, int timeout_ms)
     for (int waited = 0; waited < timeout_ms; waited += 10) {
         if (!vmm_proc_is_alive(pid, instance_id))
             return 0;
-        nanosleep(&ts, NULL);
+        time_sleep_ms(10);
     }
     return vmm_proc_is_alive(pid, instance_id) ? -ETIMEDOUT : 0;
+}
+
+void vmm_log_tail(const char *vm_dir, char *out, size_t size)
+{
+    _cleanup_free_ char *path = path_join(vm_dir, VM_FILE_VMM_LOG);
+
+    out[0] = 0;
+    if (path)
+        file_last_line(path, out, size);
 }

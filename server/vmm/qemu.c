@@ -166,22 +166,6 @@ static int build_argv(struct qemu *q, const struct vmm_boot *b, char ***ret)
     return 0;
 }
 
-/* Last line of vmm.log, for error messages. */
-static void vmm_log_tail(const char *vm_dir, char *out, size_t size)
-{
-    _cleanup_free_ char *path = path_join(vm_dir, VM_FILE_VMM_LOG);
-    _cleanup_free_ char *text = NULL;
-    size_t len;
-
-    out[0] = 0;
-    if (!path || read_file(path, 1024 * 1024, &text, &len) < 0)
-        return;
-    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == ' '))
-        text[--len] = 0;
-    char *last = strrchr(text, '\n');
-    snprintf(out, size, "%s", last ? last + 1 : text);
-}
-
 static int read_pidfile(const char *vm_dir, int64_t *ret)
 {
     _cleanup_free_ char *path = path_join(vm_dir, VM_FILE_QEMU_PID);
@@ -228,12 +212,6 @@ static int query_string(struct qmp *m, const char *cmd, const char *key, char *o
     return 0;
 }
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* Feed the saved state into a QEMU started with -incoming defer, wait until
  * it is loaded, and let the guest run. */
 static int qemu_load_state(const struct vmm_boot *b, struct nerr *e)
@@ -276,7 +254,7 @@ static int qemu_load_state(const struct vmm_boot *b, struct nerr *e)
             r = nerr_set(e, -ETIMEDOUT, "QEMU did not finish loading the saved state");
             goto out;
         }
-        sleep_ms(2);
+        time_sleep_ms(2);
     }
     if (strcmp(status, "paused") == 0 || strcmp(status, "postmigrate") == 0 ||
         strcmp(status, "prelaunch") == 0) {
@@ -416,7 +394,7 @@ static int qemu_save_state(struct vmm_backend *be, const char *vm_dir, const cha
             r = nerr_set(e, -ETIMEDOUT, "saving the VM state timed out");
             goto out;
         }
-        sleep_ms(1);
+        time_sleep_ms(1);
     }
     if (fsync(fd) < 0 && errno != EINVAL) {
         r = nerr_set(e, -errno, "cannot flush the saved state: %s", strerror(errno));

@@ -94,5 +94,12 @@ struct vmm_backend {
  * against pid reuse).  Zombies count as dead. */
 bool vmm_proc_is_alive(int64_t pid, const char *instance_id);
 
+/* Whether pid is gone or a zombie, whatever it runs (just after a spawn its
+ * argv may not show the instance id yet). */
+bool vmm_proc_has_exited(int64_t pid);
+
+/* Last line of the VMM's own log (VM_FILE_VMM_LOG), for error messages. */
+void vmm_log_tail(const char *vm_dir, char *out, size_t size);
+
 /* SIGKILL the VMM (if it is ours) and wait up to timeout_ms for it to go. */
 int vmm_proc_kill(int64_t pid, const char *instance_id, int timeout_ms);

@@ -4,30 +4,13 @@
 # wrk, 64 connections, 10 s each (NOID_BENCH_SECONDS to change).
 # Prints req/s and p99 latency of both and the ratio whoami/healthz.
 # Goal (issue 2): whoami >= 0.5 x healthz and >= 15,000 req/s, p99 < 10 ms.
-set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-BUILD=${NOID_BUILD:-$ROOT/build}
+. "$(dirname "$0")/lib.sh"
 SECS=${NOID_BENCH_SECONDS:-10}
 CONNS=64
 THREADS=2
 
 command -v wrk > /dev/null || { echo "wrk missing: run scripts/deps.sh" >&2; exit 1; }
-T=$(mktemp -d /tmp/noid-bench.XXXXXX)
-trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; rm -rf "$T"' EXIT
-: > "$T/k"
-: > "$T/r"
-cat > "$T/server.toml" <<TOML
-kernel = "$T/k"
-rootfs = "$T/r"
-listen = "127.0.0.1:0"
-data_dir = "$T/data"
-golden = false
-TOML
-TOKEN=$("$BUILD/server/noid-server" add-user bench --config "$T/server.toml")
-"$BUILD/server/noid-server" serve --config "$T/server.toml" > "$T/out" 2> /dev/null &
-PID=$!
-for _ in $(seq 100); do grep -q listening "$T/out" && break; sleep 0.1; done
-URL="http://$(sed -n 's/^noid-server listening on //p' "$T/out")"
+bench_start_server novm
 
 # wrk prints "Requests/sec: N" and, with --latency, a "99% X" line
 run() { # path [header]

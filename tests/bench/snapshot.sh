@@ -11,35 +11,8 @@
 #   * memory (sum of PSS) of 10 VMs created from golden vs 10 cold-booted VMs
 #     (goal <= 0.4)
 # N = NOID_BENCH_REPS (default 5).  Needs the guest image.
-set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-BUILD=${NOID_BUILD:-$ROOT/build}
-REPS=${NOID_BENCH_REPS:-5}
-GUEST=${NOID_GUEST_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/noid/guest}
-export PYTHONPATH="$ROOT/tests/bench"
-
-T=$(mktemp -d /tmp/noid-bench.XXXXXX)
-cleanup() {
-    [ -n "${PID:-}" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
-    pkill -KILL -f -- "$T/" 2>/dev/null || true
-    rm -rf "$T" "/dev/shm/noid-$(printf '%s' "$T/data" | sha256sum | cut -c1-16)" /dev/shm/"$(basename "$T")"-*
-}
-trap cleanup EXIT
-cat > "$T/server.toml" <<TOML
-kernel = "$GUEST/vmlinux"
-rootfs = "$GUEST/rootfs.ext4"
-initrd = "$GUEST/initrd.cpio"
-listen = "127.0.0.1:0"
-data_dir = "$T/data"
-golden = true
-max_vms_per_user = 100
-max_mem_mib = 2048
-TOML
-TOKEN=$("$BUILD/server/noid-server" add-user bench --config "$T/server.toml" 2> /dev/null)
-"$BUILD/server/noid-server" serve --config "$T/server.toml" > "$T/out" 2> "$T/log" &
-PID=$!
-for _ in $(seq 100); do grep -q listening "$T/out" && break; sleep 0.1; done
-URL="http://$(sed -n 's/^noid-server listening on //p' "$T/out")"
+. "$(dirname "$0")/lib.sh"
+bench_start_server vm 'golden = true' 'max_vms_per_user = 100' 'max_mem_mib = 2048'
 
 python3 - "$URL" "$TOKEN" "$REPS" "$T" <<'PY'
 import glob, http.client, json, os, statistics, subprocess, sys, time, urllib.parse

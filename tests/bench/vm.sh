@@ -8,34 +8,8 @@
 #     noid-server stopped (the VM keeps running) (ratio; goal <= 1.5)
 #   * the raw channel's tiny-message round trip (PING), for reference
 # N = NOID_BENCH_REPS (default 5).  Needs the guest image and root.
-set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-BUILD=${NOID_BUILD:-$ROOT/build}
-REPS=${NOID_BENCH_REPS:-5}
-GUEST=${NOID_GUEST_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/noid/guest}
-export PYTHONPATH="$ROOT/tests/bench"
-
-T=$(mktemp -d /tmp/noid-bench.XXXXXX)
-cleanup() {
-    [ -n "${PID:-}" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
-    pkill -KILL -f -- "$T/" 2>/dev/null || true
-    rm -rf "$T" "/dev/shm/noid-$(printf '%s' "$T/data" | sha256sum | cut -c1-16)"
-}
-trap cleanup EXIT
-cat > "$T/server.toml" <<TOML
-kernel = "$GUEST/vmlinux"
-rootfs = "$GUEST/rootfs.ext4"
-initrd = "$GUEST/initrd.cpio"
-listen = "127.0.0.1:0"
-data_dir = "$T/data"
-golden = false
-max_vms_per_user = 100
-TOML
-TOKEN=$("$BUILD/server/noid-server" add-user bench --config "$T/server.toml")
-"$BUILD/server/noid-server" serve --config "$T/server.toml" > "$T/out" 2> "$T/log" &
-PID=$!
-for _ in $(seq 100); do grep -q listening "$T/out" && break; sleep 0.1; done
-URL="http://$(sed -n 's/^noid-server listening on //p' "$T/out")"
+. "$(dirname "$0")/lib.sh"
+bench_start_server vm 'golden = false' 'max_vms_per_user = 100'
 
 python3 - "$URL" "$TOKEN" "$REPS" "$T" "$PID" <<'PY'
 import http.client, json, os, shutil, statistics, subprocess, sys, time, urllib.parse
