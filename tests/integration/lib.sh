@@ -7,6 +7,7 @@
 set -euo pipefail
 
 : "${NOID_BUILD:?NOID_BUILD must point at the meson build dir}"
+IT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SERVER_BIN="$NOID_BUILD/server/noid-server"
 CLI_BIN="$NOID_BUILD/cli/noid"
 GUEST_DIR="${NOID_GUEST_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/noid/guest}"
