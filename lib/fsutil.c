@@ -32,6 +32,21 @@ int mkdir_p(const char *path, mode_t mode)
     return 0;
 }
 
+int mkdir_private(const char *path)
+{
+    struct stat st;
+
+    if (mkdir(path, 0700) == 0)
+        return 0;
+    if (errno != EEXIST)
+        return -errno;
+    if (lstat(path, &st) < 0)
+        return -errno;
+    if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077) != 0)
+        return -EPERM;
+    return 0;
+}
+
 static int rm_one(const char *fpath, const struct stat *sb, int type, struct FTW *ftw)
 {
     int r = type == FTW_DP ? rmdir(fpath) : unlink(fpath);

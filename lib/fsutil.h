@@ -8,6 +8,11 @@
 /* mkdir -p with mode for every created component. */
 int mkdir_p(const char *path, mode_t mode);
 
+/* A directory only we can use: created 0700, or if it exists, accepted only
+ * when it is a real directory (no symlink) owned by us with no access for
+ * group or others.  -EPERM otherwise (someone may have planted it). */
+int mkdir_private(const char *path);
+
 /* rm -rf that never follows symlinks and never leaves the file system of
  * path (so a mount inside a VM dir is not emptied). -ENOENT is success. */
 int rm_rf(const char *path);

@@ -25,8 +25,16 @@
 #define API_MAX_BODY (16u * 1024 * 1024)
 #define API_MAX_PARAMS 3
 
-/* At most this many blocking handlers run at once; more get 503. */
+/* At most this many blocking handlers run at once (503 beyond), and at most
+ * API_MAX_WORKERS_PER_USER of them for one user (429 beyond), so one tenant
+ * with many long execs cannot starve the others. */
 #define API_MAX_WORKERS 256
+#define API_MAX_WORKERS_PER_USER 32
+
+struct api_user_load {
+    char user_id[DB_ID_LEN + 1];
+    unsigned workers;
+};
 
 struct api_server {
     struct MHD_Daemon *d;
@@ -38,6 +46,7 @@ struct api_server {
     pthread_mutex_t workers_lock;
     pthread_cond_t workers_done;
     unsigned workers; /* (workers_lock) blocking handlers in flight */
+    struct api_user_load loads[API_MAX_WORKERS]; /* (workers_lock) per user, workers > 0 */
 };
 
 struct api_request {

@@ -71,20 +71,49 @@ static void client_address(struct api_request *rq)
         snprintf(rq->client_ip, sizeof(rq->client_ip), "-");
 }
 
+/* The load slot of a user (workers_lock held); NULL when all are taken. */
+static struct api_user_load *user_load(struct api_server *srv, const char *user_id, bool create)
+{
+    struct api_user_load *free_slot = NULL;
+
+    for (size_t i = 0; i < API_MAX_WORKERS; i++) {
+        struct api_user_load *l = &srv->loads[i];
+        if (l->workers > 0 && strcmp(l->user_id, user_id) == 0)
+            return l;
+        if (l->workers == 0 && !free_slot)
+            free_slot = l;
+    }
+    if (create && free_slot)
+        snprintf(free_slot->user_id, sizeof(free_slot->user_id), "%s", user_id);
+    return create ? free_slot : NULL;
+}
+
+static void worker_done(struct api_server *srv, const char *user_id)
+{
+    struct api_user_load *l;
+
+    pthread_mutex_lock(&srv->workers_lock);
+    l = user_load(srv, user_id, false);
+    if (l)
+        l->workers--;
+    if (--srv->workers == 0)
+        pthread_cond_broadcast(&srv->workers_done);
+    pthread_mutex_unlock(&srv->workers_lock);
+}
+
 static void *worker_main(void *arg)
 {
     struct api_request *rq = arg;
     struct api_server *srv = rq->srv;
+    char user_id[DB_ID_LEN + 1];
 
+    snprintf(user_id, sizeof(user_id), "%s", rq->user.id);
     rq->route->fn(rq, rq->params);
     if (!rq->response)
         api_reply_error(rq, 500, "internal error: no reply");
-    /* from here on the request belongs to libmicrohttpd again */
+    /* from here on the request belongs to libmicrohttpd again: no rq access */
     MHD_resume_connection(rq->conn);
-    pthread_mutex_lock(&srv->workers_lock);
-    if (--srv->workers == 0)
-        pthread_cond_broadcast(&srv->workers_done);
-    pthread_mutex_unlock(&srv->workers_lock);
+    worker_done(srv, user_id);
     return NULL;
 }
 
@@ -96,12 +125,25 @@ static void run_in_worker(struct api_request *rq)
     pthread_t th;
     bool full;
 
+    struct api_user_load *load;
+    bool user_full = false;
+
     pthread_mutex_lock(&srv->workers_lock);
     full = srv->workers >= API_MAX_WORKERS;
-    if (!full)
+    load = full ? NULL : user_load(srv, rq->user.id, true);
+    user_full = load && load->workers >= API_MAX_WORKERS_PER_USER;
+    if (!full && !user_full && load) {
         srv->workers++;
+        load->workers++;
+    }
     pthread_mutex_unlock(&srv->workers_lock);
-    if (full) {
+    if (user_full) {
+        api_reply_error(rq, 429, "you have %d long requests (exec, create, ...) running; "
+                                 "wait for one to finish",
+                        API_MAX_WORKERS_PER_USER);
+        return;
+    }
+    if (full || !load) {
         api_reply_error(rq, 503, "server busy: %d long requests already running",
                         API_MAX_WORKERS);
         return;
@@ -113,9 +155,7 @@ static void run_in_worker(struct api_request *rq)
     if (pthread_create(&th, &attr, worker_main, rq) != 0) {
         rq->suspended = false;
         MHD_resume_connection(rq->conn);
-        pthread_mutex_lock(&srv->workers_lock);
-        srv->workers--;
-        pthread_mutex_unlock(&srv->workers_lock);
+        worker_done(srv, rq->user.id);
         api_reply_error(rq, 503, "server busy: cannot start a worker thread");
     }
     pthread_attr_destroy(&attr);

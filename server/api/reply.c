@@ -95,8 +95,6 @@ unsigned api_status_for_errno(int r)
     case EINVAL:
     case E2BIG:
         return 400;
-    case EACCES:
-        return 401;
     case EPERM:
         return 403;
     case ENOENT:

@@ -476,16 +476,22 @@ fail:
     return r;
 }
 
-int agent_exec_write_stdin(struct agent_exec *x, const void *data, size_t len, struct nerr *e)
+int agent_exec_write_stdin(struct agent_exec *x, const void *data, size_t len,
+                           int64_t deadline_ms, struct nerr *e)
 {
     struct agent_conn *c = x->c;
     const uint8_t *p = data;
+    struct timespec ts;
 
+    timespec_at(deadline_ms, &ts);
     while (len > 0) {
         size_t n;
         pthread_mutex_lock(&c->lock);
         while (x->window == 0 && !x->exited && !x->failed && !c->broken)
-            pthread_cond_wait(&c->cond, &c->lock);
+            if (pthread_cond_timedwait(&c->cond, &c->lock, &ts) == ETIMEDOUT) {
+                pthread_mutex_unlock(&c->lock);
+                return nerr_set(e, -ETIMEDOUT, "the command did not read its stdin in time");
+            }
         if (c->broken) {
             pthread_mutex_unlock(&c->lock);
             return nerr_set(e, -ECONNRESET, "the agent channel closed while sending stdin");

@@ -44,8 +44,11 @@ struct agent_exec_sink {
 int agent_exec_start(struct agent_conn *c, const struct ap_exec_req *req,
                      const struct agent_exec_sink *sink, struct agent_exec **ret,
                      struct nerr *e);
-/* Send stdin bytes, waiting for window credit from the agent as needed. */
-int agent_exec_write_stdin(struct agent_exec *x, const void *data, size_t len, struct nerr *e);
+/* Send stdin bytes, waiting for window credit from the agent as needed, but
+ * not past deadline_ms (time_mono_ms): a guest that never reads must not
+ * hold the caller for ever. */
+int agent_exec_write_stdin(struct agent_exec *x, const void *data, size_t len,
+                           int64_t deadline_ms, struct nerr *e);
 int agent_exec_close_stdin(struct agent_exec *x, struct nerr *e);
 int agent_exec_kill(struct agent_exec *x, int sig);
 int agent_exec_resize(struct agent_exec *x, uint16_t rows, uint16_t cols);

@@ -465,27 +465,80 @@ static int start_from_checkpoint(struct engine *eng, struct db_vm *vm, struct vm
     return vm_start_and_wait(eng, vm, rt, vm_dir, &spec, e);
 }
 
+/* Replace the VM by the checkpoint without ever losing it.  The new
+ * directory is prepared beside the old one (.restoring-<name>, a name no VM
+ * can have); then the old VM is paused, its directory moved aside
+ * (.replaced-<name>) and the new one moved in, so the new VMM starts from
+ * its final paths (QEMU reopens its disk by path when it saves state).  Once
+ * the new guest answers, the old VMM is killed and its directory removed;
+ * on failure the directories move back and the old VM resumes as it was.
+ * The row says "restoring" meanwhile, so execs get a 409 until it is over. */
 static int restore_in_place(struct engine *eng, struct db_vm *vm, struct vm_rt *rt,
                             const struct db_checkpoint *cp, struct nerr *e)
 {
     _cleanup_free_ char *vm_dir = engine_vm_dir(eng, vm->user_id, vm->name);
     _cleanup_free_ char *cp_dir = checkpoint_dir(eng, vm, cp->id);
+    _cleanup_free_ char *staging = vm_staging_dir(eng, vm, "restoring");
+    _cleanup_free_ char *aside = vm_staging_dir(eng, vm, "replaced");
+    struct vmm_backend *be = engine_backend(eng, vm->vmm);
+    struct db_vm old = *vm;
+    bool paused = false, swapped = false;
     int r;
 
-    if (!vm_dir || !cp_dir)
+    if (!vm_dir || !cp_dir || !staging || !aside)
         return -ENOMEM;
-    vm_teardown_runtime(eng, vm, rt);
-    r = vm_dir_from_checkpoint(eng, cp_dir, vm_dir, e);
+    if (!be)
+        return nerr_set(e, -ENODEV, "VMM '%s' is not available", vm->vmm);
+    snprintf(vm->phase, sizeof(vm->phase), "%s", VM_PHASE_RESTORING);
+    r = db_vm_set_runtime(eng->db, vm->id, old.pid, old.instance_id, vm->phase,
+                          old.restored_from);
     if (r < 0)
-        return r;
+        return nerr_set(e, r, "cannot record the restore: %s", db_errmsg(eng->db));
+    r = vm_dir_from_checkpoint(eng, cp_dir, staging, e);
+    if (r < 0)
+        goto fail;
+    if (engine_vm_row_is_running(&old)) {
+        struct nerr ignored = {0};
+        paused = be->ops->pause(be, vm_dir, &ignored) >= 0;
+    }
+    engine_vm_agent_drop(rt);
+    storage_remove_tree(eng->storage, aside);
+    if (rename(vm_dir, aside) < 0) {
+        r = nerr_set(e, -EIO, "cannot move the VM aside: %s", strerror(errno));
+        goto fail;
+    }
+    if (rename(staging, vm_dir) < 0) {
+        r = nerr_set(e, -EIO, "cannot move the restored VM in: %s", strerror(errno));
+        rename(aside, vm_dir);
+        goto fail;
+    }
+    swapped = true;
     snprintf(vm->restored_from, sizeof(vm->restored_from), "%s", cp->id);
     r = start_from_checkpoint(eng, vm, rt, vm_dir, cp_dir, false, e);
-    if (r < 0) {
-        /* the old VM is gone; record that nothing runs rather than a stale pid */
-        vm->pid = 0;
+    if (r < 0)
+        goto fail;
+    /* the new guest answers: retire the old one */
+    vm_teardown_runtime(eng, &old, NULL);
+    storage_remove_tree(eng->storage, aside);
+    goto out;
+fail:
+    if (swapped) {
+        storage_remove_tree(eng->storage, vm_dir);
+        if (rename(aside, vm_dir) < 0)
+            log_error("vm %s/%s: cannot move the old VM back from %s: %s", vm->user_id,
+                      vm->name, aside, strerror(errno));
     }
-    db_vm_set_runtime(eng->db, vm->id, vm->pid, vm->instance_id, VM_PHASE_READY,
-                      vm->restored_from);
+    storage_remove_tree(eng->storage, staging);
+    *vm = old;
+    if (paused) {
+        struct nerr ignored = {0};
+        if (be->ops->resume(be, vm_dir, &ignored) < 0)
+            log_warn("vm %s/%s: cannot resume after a failed restore: %s", vm->user_id,
+                     vm->name, ignored.msg);
+    }
+out:
+    snprintf(vm->phase, sizeof(vm->phase), "%s", VM_PHASE_READY);
+    db_vm_set_runtime(eng->db, vm->id, vm->pid, vm->instance_id, vm->phase, vm->restored_from);
     return r;
 }
 

@@ -35,6 +35,7 @@ struct db_user {
  * it is read from the live process (vm_is_running in the engine). */
 #define VM_PHASE_CREATING "creating"
 #define VM_PHASE_READY "ready"
+#define VM_PHASE_RESTORING "restoring"
 
 struct db_vm {
     int64_t id;

@@ -97,19 +97,26 @@ static void *refill_main(void *arg)
         }
         pthread_mutex_unlock(&eng->pool_lock);
 
-        if (mkdir_p(dir, 0700) == 0 && random_hex_id(id, 8) == 0 &&
-            asprintf(&dst, "%s/%s.img", dir, id) >= 0) {
-            if (storage_copy_file(eng->storage, src, dst, &e) < 0) {
-                log_warn("disk pool: cannot prepare a copy of %s: %s", src, nerr_msg(&e));
-                free(dst);
-                free(src);
-                free(dir);
-                pthread_mutex_lock(&eng->pool_lock);
-                eng->pool_refilling = false;
-                pthread_cond_broadcast(&eng->pool_idle);
-                pthread_mutex_unlock(&eng->pool_lock);
-                return NULL;
-            }
+        int r = mkdir_p(dir, 0700);
+        if (r >= 0)
+            r = random_hex_id(id, 8);
+        if (r >= 0 && asprintf(&dst, "%s/%s.img", dir, id) < 0) {
+            dst = NULL;
+            r = -ENOMEM;
+        }
+        if (r < 0)
+            nerr_set(&e, r, "%s", strerror(-r));
+        if (r < 0 || storage_copy_file(eng->storage, src, dst, &e) < 0) {
+            /* give up until the next take asks again: no busy retry */
+            log_warn("disk pool: cannot prepare a copy of %s: %s", src, nerr_msg(&e));
+            free(dst);
+            free(src);
+            free(dir);
+            pthread_mutex_lock(&eng->pool_lock);
+            eng->pool_refilling = false;
+            pthread_cond_broadcast(&eng->pool_idle);
+            pthread_mutex_unlock(&eng->pool_lock);
+            return NULL;
         }
         free(dst);
         free(src);

@@ -19,6 +19,7 @@
 struct vm_rt {
     int64_t vm_id;              /* vms.id: AUTOINCREMENT, never reused */
     int refs;                   /* (engine.reg_lock) */
+    bool forgotten;             /* (engine.reg_lock) the VM is gone: free at refs == 0 */
     struct vm_rt *next;         /* (engine.reg_lock) */
     pthread_mutex_t lifecycle;  /* serialises create/destroy/checkpoint/restore */
     pthread_mutex_t conn_lock;  /* protects conn */
@@ -39,12 +40,10 @@ struct engine {
     pthread_mutex_t quota_lock; /* makes "count VMs, insert row" atomic per engine */
     pthread_mutex_t reg_lock;   /* protects the registry list */
     struct vm_rt *registry;
-    char *golden_dir;           /* <data>/golden */
-    /* Creates read the golden files under the read lock; a rebuild swaps
-     * the directory under the write lock. */
-    pthread_rwlock_t golden_lock;
-    pthread_mutex_t golden_build_lock; /* one builder at a time in this process */
-    bool golden_rebuild_running;       /* (golden_build_lock) */
+    char *golden_dir;           /* <data>/golden (see golden.c for its locks) */
+    pthread_mutex_t golden_build_lock; /* protects golden_rebuild_running */
+    pthread_cond_t golden_build_done;
+    bool golden_rebuild_running;       /* (golden_build_lock) a background build runs */
     pthread_mutex_t pool_lock;  /* disk_pool.c: protects the fields below */
     pthread_cond_t pool_idle;
     char *pool_wanted[4];       /* (pool_lock) sources to keep copies of */

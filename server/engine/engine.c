@@ -66,7 +66,7 @@ struct vm_rt *engine_rt_get(struct engine *eng, int64_t vm_id)
 
     pthread_mutex_lock(&eng->reg_lock);
     for (rt = eng->registry; rt; rt = rt->next)
-        if (rt->vm_id == vm_id)
+        if (rt->vm_id == vm_id && !rt->forgotten)
             break;
     if (!rt) {
         rt = calloc(1, sizeof(*rt));
@@ -97,13 +97,31 @@ static void rt_free(struct vm_rt *rt)
 
 /* Entries stay while referenced; an entry whose VM row is gone is freed by
  * engine_rt_forget once nobody holds it. */
+/* Unlink rt if it is forgotten and unreferenced (reg_lock held). */
+static struct vm_rt *rt_unlink_if_dead(struct engine *eng, struct vm_rt *rt)
+{
+    if (!rt->forgotten || rt->refs > 0)
+        return NULL;
+    for (struct vm_rt **pp = &eng->registry; *pp; pp = &(*pp)->next)
+        if (*pp == rt) {
+            *pp = rt->next;
+            return rt;
+        }
+    return NULL;
+}
+
 void engine_rt_put(struct engine *eng, struct vm_rt *rt)
 {
+    struct vm_rt *dead;
+
     if (!rt)
         return;
     pthread_mutex_lock(&eng->reg_lock);
     rt->refs--;
+    dead = rt_unlink_if_dead(eng, rt);
     pthread_mutex_unlock(&eng->reg_lock);
+    if (dead)
+        rt_free(dead);
 }
 
 void engine_rt_forget(struct engine *eng, int64_t vm_id)
@@ -111,12 +129,11 @@ void engine_rt_forget(struct engine *eng, int64_t vm_id)
     struct vm_rt *dead = NULL;
 
     pthread_mutex_lock(&eng->reg_lock);
-    for (struct vm_rt **pp = &eng->registry; *pp; pp = &(*pp)->next)
-        if ((*pp)->vm_id == vm_id) {
-            if ((*pp)->refs == 0) {
-                dead = *pp;
-                *pp = dead->next;
-            }
+    for (struct vm_rt *rt = eng->registry; rt; rt = rt->next)
+        if (rt->vm_id == vm_id) {
+            /* freed now, or by the last engine_rt_put */
+            rt->forgotten = true;
+            dead = rt_unlink_if_dead(eng, rt);
             break;
         }
     pthread_mutex_unlock(&eng->reg_lock);
@@ -248,7 +265,7 @@ int engine_open(struct server_config *cfg, enum engine_mode mode, struct engine 
     pthread_mutex_init(&eng->base_lock, NULL);
     pthread_mutex_init(&eng->quota_lock, NULL);
     pthread_mutex_init(&eng->reg_lock, NULL);
-    pthread_rwlock_init(&eng->golden_lock, NULL);
+    pthread_cond_init(&eng->golden_build_done, NULL);
     pthread_mutex_init(&eng->pool_lock, NULL);
     pthread_cond_init(&eng->pool_idle, NULL);
     pthread_mutex_init(&eng->golden_build_lock, NULL);
@@ -296,6 +313,11 @@ void engine_close(struct engine *eng)
     if (!eng)
         return;
     disk_pool_shutdown(eng);
+    /* a background golden build uses the engine: let it finish */
+    pthread_mutex_lock(&eng->golden_build_lock);
+    while (eng->golden_rebuild_running)
+        pthread_cond_wait(&eng->golden_build_done, &eng->golden_build_lock);
+    pthread_mutex_unlock(&eng->golden_build_lock);
     while (eng->registry) {
         struct vm_rt *rt = eng->registry;
         eng->registry = rt->next;
@@ -310,7 +332,7 @@ void engine_close(struct engine *eng)
     free(eng->data_dir);
     free(eng->storage_dir);
     free(eng->golden_dir);
-    pthread_rwlock_destroy(&eng->golden_lock);
+    pthread_cond_destroy(&eng->golden_build_done);
     pthread_mutex_destroy(&eng->pool_lock);
     pthread_cond_destroy(&eng->pool_idle);
     pthread_mutex_destroy(&eng->golden_build_lock);

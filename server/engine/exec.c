@@ -73,6 +73,7 @@ int engine_vm_exec(struct engine *eng, const struct db_user *u, const char *name
     uint8_t *stdin_bytes = NULL;
     size_t stdin_len = 0;
     long long timeout_secs = 0;
+    int64_t deadline;
     bool timed_out = false;
     int r;
 
@@ -95,8 +96,9 @@ int engine_vm_exec(struct engine *eng, const struct db_user *u, const char *name
     r = vm_lookup(eng, u, name, &vm, e);
     if (r < 0)
         goto out;
-    if (strcmp(vm.phase, VM_PHASE_CREATING) == 0) {
-        r = nerr_set(e, -EBUSY, "VM '%s' is still being created", name);
+    if (strcmp(vm.phase, VM_PHASE_READY) != 0) {
+        r = nerr_set(e, -EBUSY, "VM '%s' is being %s; try again in a moment", name,
+                     strcmp(vm.phase, VM_PHASE_CREATING) == 0 ? "created" : "restored");
         goto out;
     }
     if (!engine_vm_row_is_running(&vm)) {
@@ -123,16 +125,23 @@ int engine_vm_exec(struct engine *eng, const struct db_user *u, const char *name
     r = agent_exec_start(conn, &areq, &sink, &x, e);
     if (r < 0)
         goto out;
+    deadline = time_mono_ms() + timeout_secs * 1000 + EXEC_GRACE_MS;
     if (areq.stdin_open) {
         r = agent_exec_write_stdin(x, req->stdin_text ? (const uint8_t *)req->stdin_text : stdin_bytes,
-                                   req->stdin_text ? req->stdin_text_len : stdin_len, e);
-        if (r >= 0)
+                                   req->stdin_text ? req->stdin_text_len : stdin_len, deadline, e);
+        if (r == -ETIMEDOUT) {
+            /* it never read its stdin: the timeout covers the whole exec */
+            agent_exec_kill(x, SIGKILL);
+            timed_out = true;
+            r = 0;
+        }
+        if (r >= 0 && !timed_out)
             r = agent_exec_close_stdin(x, e);
         if (r < 0)
             goto out;
     }
     int64_t t_started = time_mono_ns();
-    r = agent_exec_wait(x, time_mono_ms() + timeout_secs * 1000 + EXEC_GRACE_MS, &ex, e);
+    r = agent_exec_wait(x, timed_out ? time_mono_ms() + EXEC_GRACE_MS : deadline, &ex, e);
     log_debug("exec %s/%s: setup %.3f ms, run %.3f ms", u->id, name,
               (double)(t_started - t_begin) / 1e6, (double)(time_mono_ns() - t_started) / 1e6);
     if (r == -ETIMEDOUT) {

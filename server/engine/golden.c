@@ -14,8 +14,10 @@
  * them changes the snapshot is invalid: create cold-boots and a rebuild is
  * started in the background.  The files are never modified in place (VMs
  * map memory.snap): a (re)build writes golden.build-<id>/ and swaps it in
- * with two renames under golden_lock.  A lock file keeps an admin
- * `golden build` and the server from building at the same time. */
+ * with one atomic exchange of directories.  Lock files (flock) work across
+ * the server and admin commands: golden.build.lock lets one builder run,
+ * golden.lock is shared by creates reading the files and exclusive for the
+ * exchange. */
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
@@ -192,6 +194,30 @@ static json_object *golden_read_config(struct engine *eng)
     return p ? json_object_from_file(p) : NULL;
 }
 
+/* flock() on <golden>.<suffix>, held until the returned fd is closed.
+ * Locks work across processes (server and admin commands):
+ *   "build.lock" exclusive: one builder per data dir;
+ *   "lock" shared while a create reads the snapshot, exclusive to swap it. */
+static int golden_flock(struct engine *eng, const char *suffix, int how)
+{
+    _cleanup_free_ char *p = NULL;
+    int fd;
+
+    if (asprintf(&p, "%s.%s", eng->golden_dir, suffix) < 0)
+        return -ENOMEM;
+    fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    while (flock(fd, how) < 0) {
+        if (errno == EINTR)
+            continue;
+        int r = -errno;
+        close(fd);
+        return r;
+    }
+    return fd;
+}
+
 bool engine_golden_ready(struct engine *eng)
 {
     json_object *rec;
@@ -199,10 +225,11 @@ bool engine_golden_ready(struct engine *eng)
 
     if (eng->mode != ENGINE_SERVE && eng->mode != ENGINE_GOLDEN)
         return false;
-    pthread_rwlock_rdlock(&eng->golden_lock);
+    int lock = golden_flock(eng, "lock", LOCK_SH);
     rec = golden_read_config(eng);
     ok = rec && !golden_mismatch(eng, rec);
-    pthread_rwlock_unlock(&eng->golden_lock);
+    if (lock >= 0)
+        close(lock);
     json_object_put(rec);
     return ok;
 }
@@ -300,12 +327,19 @@ static int golden_install(struct engine *eng, const char *dir, json_object *cfg,
     r = write_file_atomic(cfg_path, text, len, 0600);
     if (r < 0)
         return nerr_set(e, r, "cannot write %s: %s", cfg_path, strerror(-r));
-    pthread_rwlock_wrlock(&eng->golden_lock);
-    if (path_exists(eng->golden_dir) && rename(eng->golden_dir, old) < 0)
+    int lock = golden_flock(eng, "lock", LOCK_EX); /* wait for creates reading it */
+    if (lock < 0)
+        return nerr_set(e, lock, "cannot lock the golden snapshot: %s", strerror(-lock));
+    /* one atomic exchange: there is always a complete snapshot in place */
+    if (path_exists(eng->golden_dir)) {
+        if (renameat2(AT_FDCWD, dir, AT_FDCWD, eng->golden_dir, RENAME_EXCHANGE) < 0)
+            r = -errno;
+        else if (rename(dir, old) < 0) /* dir holds the old snapshot now */
+            r = -errno;
+    } else if (rename(dir, eng->golden_dir) < 0) {
         r = -errno;
-    if (r >= 0 && rename(dir, eng->golden_dir) < 0)
-        r = -errno;
-    pthread_rwlock_unlock(&eng->golden_lock);
+    }
+    close(lock);
     if (r < 0)
         return nerr_set(e, r, "cannot put the golden snapshot in place: %s", strerror(-r));
     rm_rf(old); /* VMs that map the old memory.snap keep its inode alive */
@@ -313,23 +347,6 @@ static int golden_install(struct engine *eng, const char *dir, json_object *cfg,
     return 0;
 }
 
-/* flock()ed lock file: one builder per data dir, across processes. */
-static int golden_lock_file(struct engine *eng)
-{
-    _cleanup_free_ char *p = NULL;
-    int fd;
-
-    if (asprintf(&p, "%s.lock", eng->golden_dir) < 0)
-        return -ENOMEM;
-    fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return -errno;
-    if (flock(fd, LOCK_EX) < 0) {
-        close(fd);
-        return -errno;
-    }
-    return fd;
-}
 
 static char *new_build_dir(struct engine *eng)
 {
@@ -356,9 +373,10 @@ int engine_golden_ensure(struct engine *eng, bool force, struct nerr *e)
 
     if (!engine_backend(eng, eng->default_vmm))
         return nerr_set(e, -ENODEV, "no VMM backend to build a golden snapshot with");
-    lock = golden_lock_file(eng);
+    lock = golden_flock(eng, "build.lock", LOCK_EX);
     if (lock < 0)
-        return nerr_set(e, lock, "cannot lock %s.lock: %s", eng->golden_dir, strerror(-lock));
+        return nerr_set(e, lock, "cannot lock %s.build.lock: %s", eng->golden_dir,
+                        strerror(-lock));
     rec = golden_read_config(eng);
     why = rec ? golden_mismatch(eng, rec) : "missing";
     json_object_put(rec);
@@ -393,6 +411,7 @@ static void *rebuild_main(void *arg)
         log_warn("golden: rebuild failed: %s", nerr_msg(&e));
     pthread_mutex_lock(&eng->golden_build_lock);
     eng->golden_rebuild_running = false;
+    pthread_cond_broadcast(&eng->golden_build_done);
     pthread_mutex_unlock(&eng->golden_build_lock);
     return NULL;
 }
@@ -428,15 +447,19 @@ int vm_create_from_golden(struct engine *eng, struct db_vm *vm, struct vm_rt *rt
     struct vm_start_spec spec = {0};
     json_object *rec, *v;
     const char *why;
-    int r;
+    int lock, r;
 
     if (!eng->cfg->golden || eng->mode != ENGINE_SERVE)
         return -ENOENT;
-    pthread_rwlock_rdlock(&eng->golden_lock);
+    /* shared until QEMU has read everything: a rebuild (maybe by an admin
+     * command in another process) cannot swap the files under us */
+    lock = golden_flock(eng, "lock", LOCK_SH);
+    if (lock < 0)
+        return -ENOENT;
     rec = golden_read_config(eng);
     why = rec ? golden_mismatch(eng, rec) : "missing";
     if (why) {
-        pthread_rwlock_unlock(&eng->golden_lock);
+        close(lock);
         json_object_put(rec);
         log_info("golden: not usable (%s%s); cold boot, rebuilding in the background", why,
                  strcmp(why, "missing") ? " changed" : "");
@@ -446,7 +469,7 @@ int vm_create_from_golden(struct engine *eng, struct db_vm *vm, struct vm_rt *rt
     if (!json_object_object_get_ex(rec, "cpus", &v) || json_object_get_int64(v) != vm->cpus ||
         !json_object_object_get_ex(rec, "mem_mib", &v) || json_object_get_int64(v) != vm->mem_mib ||
         !json_object_object_get_ex(rec, "vmm", &v) || strcmp(json_object_get_string(v), vm->vmm)) {
-        pthread_rwlock_unlock(&eng->golden_lock);
+        close(lock);
         json_object_put(rec);
         return -ENOENT; /* another size than the template: cold boot */
     }
@@ -497,7 +520,7 @@ fail:
     storage_remove_tree(eng->storage, dir);
     vm->restored_from[0] = '\0';
 out:
-    pthread_rwlock_unlock(&eng->golden_lock);
+    close(lock);
     return r;
 }
 
@@ -545,7 +568,7 @@ int engine_golden_promote(struct engine *eng, const char *checkpoint_id, struct 
                      list[0].id, list[0].vmm, eng->default_vmm);
         goto out;
     }
-    lock = golden_lock_file(eng);
+    lock = golden_flock(eng, "build.lock", LOCK_EX);
     if (lock < 0) {
         r = nerr_set(e, lock, "cannot lock the golden snapshot: %s", strerror(-lock));
         goto out;

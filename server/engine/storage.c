@@ -23,6 +23,14 @@ struct storage {
     bool btrfs;
 };
 
+/* What a storage failure means to the caller: a full disk or quota stays
+ * (507), everything else is an internal error — a missing or unreadable
+ * file inside our own storage is not the user's "not found". */
+static int storage_errno(int r)
+{
+    return r == -ENOSPC || r == -EDQUOT || r == -ENOMEM ? r : -EIO;
+}
+
 int storage_open(const char *root, struct storage **ret, struct nerr *e)
 {
     struct storage *st;
@@ -31,9 +39,11 @@ int storage_open(const char *root, struct storage **ret, struct nerr *e)
 
     r = mkdir_p(root, 0700);
     if (r < 0)
-        return nerr_set(e, r, "cannot create storage dir %s: %s", root, strerror(-r));
+        return nerr_set(e, storage_errno(r), "cannot create storage dir %s: %s", root,
+                        strerror(-r));
     if (statfs(root, &sfs) < 0)
-        return nerr_set(e, -errno, "cannot stat storage dir %s: %s", root, strerror(errno));
+        return nerr_set(e, storage_errno(-errno), "cannot stat storage dir %s: %s", root,
+                        strerror(errno));
     st = calloc(1, sizeof(*st));
     if (!st || !(st->root = strdup(root))) {
         free(st);
@@ -85,7 +95,7 @@ int storage_make_vm_dir(struct storage *st, const char *path, struct nerr *e)
         *slash = 0;
         r = mkdir_p(parent, 0700);
         if (r < 0)
-            return nerr_set(e, r, "cannot create %s: %s", parent, strerror(-r));
+            return nerr_set(e, storage_errno(r), "cannot create %s: %s", parent, strerror(-r));
     }
     if (st->btrfs) {
         enum btrfs_util_error be;
@@ -93,14 +103,14 @@ int storage_make_vm_dir(struct storage *st, const char *path, struct nerr *e)
         be = btrfs_util_create_subvolume(path, 0, NULL, NULL);
         if (be != BTRFS_UTIL_OK) {
             r = btrfs_errno(be);
-            return nerr_set(e, r, "cannot create subvolume %s: %s", path,
+            return nerr_set(e, storage_errno(r), "cannot create subvolume %s: %s", path,
                             btrfs_util_strerror(be));
         }
         chmod(path, 0700);
         return 0;
     }
     if (mkdir(path, 0700) < 0)
-        return nerr_set(e, -errno, "cannot create %s: %s", path, strerror(errno));
+        return nerr_set(e, storage_errno(-errno), "cannot create %s: %s", path, strerror(errno));
     return 0;
 }
 
@@ -112,7 +122,8 @@ static int copy_range(int in, int out, off_t off, off_t len)
     off_t in_off = off, out_off = off;
 
     while (len > 0) {
-        ssize_t n = copy_file_range(in, &in_off, out, &out_off, (size_t)MIN(len, (off_t)1 << 30), 0);
+        ssize_t n =
+            copy_file_range(in, &in_off, out, &out_off, (size_t)MIN(len, (off_t)1 << 30), 0);
         if (n > 0) {
             len -= n;
             continue;
@@ -187,16 +198,16 @@ static int copy_file(struct storage *st, const char *src, const char *dst, bool 
 
     in = open(src, O_RDONLY | O_CLOEXEC);
     if (in < 0)
-        return nerr_set(e, -errno, "cannot open %s: %s", src, strerror(errno));
+        return nerr_set(e, storage_errno(-errno), "cannot open %s: %s", src, strerror(errno));
     if (fstat(in, &s) < 0)
-        return nerr_set(e, -errno, "cannot stat %s: %s", src, strerror(errno));
+        return nerr_set(e, storage_errno(-errno), "cannot stat %s: %s", src, strerror(errno));
     if (asprintf(&tmp, "%s.partial", dst) < 0) {
         tmp = NULL;
         return -ENOMEM;
     }
     out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, s.st_mode & 0777);
     if (out < 0)
-        return nerr_set(e, -errno, "cannot create %s: %s", tmp, strerror(errno));
+        return nerr_set(e, storage_errno(-errno), "cannot create %s: %s", tmp, strerror(errno));
     if (ioctl(out, FICLONE, in) == 0) {
         r = 0;
     } else {
@@ -206,12 +217,12 @@ static int copy_file(struct storage *st, const char *src, const char *dst, bool 
     }
     if (r < 0) {
         unlink(tmp);
-        return nerr_set(e, r, "cannot copy %s: %s", src, strerror(-r));
+        return nerr_set(e, storage_errno(r), "cannot copy %s: %s", src, strerror(-r));
     }
     if (rename(tmp, dst) < 0) {
         r = -errno;
         unlink(tmp);
-        return nerr_set(e, r, "cannot create %s: %s", dst, strerror(-r));
+        return nerr_set(e, storage_errno(r), "cannot create %s: %s", dst, strerror(-r));
     }
     (void)st;
     return 0;
@@ -222,8 +233,7 @@ int storage_copy_file(struct storage *st, const char *src, const char *dst, stru
     return copy_file(st, src, dst, true, e);
 }
 
-int storage_copy_file_nosync(struct storage *st, const char *src, const char *dst,
-                             struct nerr *e)
+int storage_copy_file_nosync(struct storage *st, const char *src, const char *dst, struct nerr *e)
 {
     return copy_file(st, src, dst, false, e);
 }
@@ -258,11 +268,12 @@ int storage_snapshot_dir(struct storage *st, const char *src, const char *dst, b
     if (st->btrfs && btrfs_util_is_subvolume(src) == BTRFS_UTIL_OK) {
         enum btrfs_util_error be;
         errno = 0;
-        be = btrfs_util_create_snapshot(src, dst, readonly ? BTRFS_UTIL_CREATE_SNAPSHOT_READ_ONLY : 0,
-                                        NULL, NULL);
+        be = btrfs_util_create_snapshot(
+            src, dst, readonly ? BTRFS_UTIL_CREATE_SNAPSHOT_READ_ONLY : 0, NULL, NULL);
         if (be != BTRFS_UTIL_OK) {
             r = btrfs_errno(be);
-            return nerr_set(e, r, "cannot snapshot %s: %s", src, btrfs_util_strerror(be));
+            return nerr_set(e, storage_errno(r), "cannot snapshot %s: %s", src,
+                            btrfs_util_strerror(be));
         }
         return 0;
     }
@@ -271,7 +282,7 @@ int storage_snapshot_dir(struct storage *st, const char *src, const char *dst, b
         return r;
     d = opendir(src);
     if (!d) {
-        r = nerr_set(e, -errno, "cannot read %s: %s", src, strerror(errno));
+        r = nerr_set(e, storage_errno(-errno), "cannot read %s: %s", src, strerror(errno));
         goto fail;
     }
     while ((de = readdir(d))) {

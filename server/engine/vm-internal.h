@@ -26,6 +26,9 @@ void vm_release(struct engine *eng, struct vm_rt *rt, bool forget);
 int vm_insert_row(struct engine *eng, const struct db_user *u, const char *name,
                   long long cpus, long long mem, const char *vmm, struct db_vm *vm,
                   struct nerr *e);
+/* A sibling of the VM's directory that no VM can own (".<what>-<name>"),
+ * for work on the side (a restore in progress). */
+char *vm_staging_dir(struct engine *eng, const struct db_vm *vm, const char *what);
 /* Fresh VM dir with a copy of the base rootfs; *ret_dir is malloc'd. */
 int vm_prepare_dir(struct engine *eng, const struct db_vm *vm, char **ret_dir, struct nerr *e);
 /* Start the VMM for vm in dir (cold boot when spec is NULL), record the
@@ -46,6 +49,8 @@ int vm_agent_connect_wait(struct vmm_backend *be, const char *dir, int64_t pid,
 int vm_refresh_identity(struct agent_conn *conn, struct nerr *e);
 
 char *vm_mem_dir(struct engine *eng);
+/* Create or check the RAM directory (private to us); false = do not use it. */
+bool vm_mem_dir_ready(const char *dir);
 char *vm_mem_file(struct engine *eng, const char *instance_id);
 
 /* golden.c: create vm from the golden snapshot; -ENOENT when there is no

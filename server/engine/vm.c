@@ -14,6 +14,8 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -54,7 +56,23 @@ static const char *vm_state(const struct db_vm *vm)
 {
     if (strcmp(vm->phase, VM_PHASE_CREATING) == 0)
         return "creating";
+    if (strcmp(vm->phase, VM_PHASE_RESTORING) == 0)
+        return "restoring";
     return engine_vm_row_is_running(vm) ? "running" : "dead";
+}
+
+/* A VM whose VMM died (crash, OOM kill) no longer needs its RAM file, which
+ * holds host memory (tmpfs) until removed. */
+static void release_dead_ram(struct engine *eng, const struct db_vm *vm)
+{
+    _cleanup_free_ char *f = NULL;
+
+    if (strcmp(vm->phase, VM_PHASE_READY) != 0 || !vm->instance_id[0] ||
+        engine_vm_row_is_running(vm))
+        return;
+    f = vm_mem_file(eng, vm->instance_id);
+    if (f && unlink(f) == 0)
+        log_info("vm %s/%s is dead; released its RAM file", vm->user_id, vm->name);
 }
 
 int vm_info_from_row(const struct db_vm *vm, struct wire_vm_info *ret)
@@ -95,6 +113,26 @@ char *vm_mem_dir(struct engine *eng)
     return p;
 }
 
+bool vm_mem_dir_ready(const char *dir)
+{
+    int r = mkdir_private(dir);
+
+    if (r == -ENOENT) { /* a configured mem_dir whose parents are missing */
+        _cleanup_free_ char *parent = strdup(dir);
+        char *slash = parent ? strrchr(parent, '/') : NULL;
+        if (slash && slash != parent) {
+            *slash = 0;
+            if (mkdir_p(parent, 0700) == 0)
+                r = mkdir_private(dir);
+        }
+    }
+    if (r < 0)
+        log_warn("mem_dir %s is not a private directory of ours (%s); guest RAM stays "
+                 "anonymous, checkpoints copy it through the VMM",
+                 dir, r == -EPERM ? "wrong owner, mode or a symlink" : strerror(-r));
+    return r >= 0;
+}
+
 char *vm_mem_file(struct engine *eng, const char *instance_id)
 {
     _cleanup_free_ char *dir = vm_mem_dir(eng);
@@ -106,6 +144,17 @@ char *vm_mem_file(struct engine *eng, const char *instance_id)
 }
 
 /* ---- storage of one VM ---- */
+
+char *vm_staging_dir(struct engine *eng, const struct db_vm *vm, const char *what)
+{
+    char *p;
+
+    /* VM names start with a letter or digit, so ".<what>-<name>" is never
+     * the directory of another VM */
+    if (asprintf(&p, "%s/users/%s/vms/.%s-%s", eng->storage_dir, vm->user_id, what, vm->name) < 0)
+        return NULL;
+    return p;
+}
 
 int engine_base_copy(struct engine *eng, const char *src, char **ret, struct nerr *e)
 {
@@ -314,7 +363,7 @@ int vm_start_and_wait(struct engine *eng, struct db_vm *vm, struct vm_rt *rt, co
         /* a private (copy-on-write) mapping of a template's memory */
         b.mem_file = spec->mem_file;
         b.mem_shared = spec->mem_shared;
-    } else if (be->ops->supports_shared_memory_file(be) && mkdir_p(memdir, 0700) == 0) {
+    } else if (be->ops->supports_shared_memory_file(be) && vm_mem_dir_ready(memdir)) {
         /* guest RAM in a tmpfs file: a checkpoint copies it instead of
          * streaming it through the migration channel */
         memfile = vm_mem_file(eng, vm->instance_id);
@@ -361,6 +410,8 @@ int vm_start_and_wait(struct engine *eng, struct db_vm *vm, struct vm_rt *rt, co
     }
     /* keep the connection for later execs */
     pthread_mutex_lock(&rt->conn_lock);
+    if (rt->conn) /* an exec raced in and connected: ours is the one to keep */
+        agent_conn_unref(rt->conn);
     rt->conn = agent_conn_ref(conn);
     pthread_mutex_unlock(&rt->conn_lock);
     if (spec && spec->restore_state) {
@@ -539,6 +590,7 @@ int engine_vm_list(struct engine *eng, const struct db_user *u, struct wire_vm_i
         return -ENOMEM;
     }
     for (size_t i = 0; i < n; i++) {
+        release_dead_ram(eng, &rows[i]);
         r = vm_info_from_row(&rows[i], &list[i]);
         if (r < 0) {
             engine_vm_info_list_free(list, i);
@@ -596,6 +648,9 @@ int vm_acquire(struct engine *eng, const struct db_user *u, const char *name, st
     r = vm_lookup(eng, u, name, vm, e);
     if (r >= 0 && vm->id != id)
         r = nerr_set(e, -ENOENT, "no VM named '%s'", name);
+    /* a row still being created is its creator's until it is ready (or gone) */
+    if (r >= 0 && strcmp(vm->phase, VM_PHASE_CREATING) == 0)
+        r = nerr_set(e, -EBUSY, "VM '%s' is still being created", name);
     if (r < 0) {
         vm_release(eng, rt, false);
         return r;
@@ -622,6 +677,7 @@ int engine_vm_info(struct engine *eng, const struct db_user *u, const char *name
 
     if (r < 0)
         return r;
+    release_dead_ram(eng, &vm);
     return vm_info_from_row(&vm, ret);
 }
 
@@ -687,6 +743,102 @@ static void reconcile_mem_files(struct engine *eng, const struct db_vm *rows, si
     closedir(d);
 }
 
+/* A restore was interrupted: the old VMM may be paused and a new one half
+ * started.  Neither can be trusted, so both go and the VM shows as dead; its
+ * owner restores again or destroys it. */
+static void reconcile_restore(struct engine *eng, struct db_vm *vm)
+{
+    _cleanup_free_ char *dir = engine_vm_dir(eng, vm->user_id, vm->name);
+    _cleanup_free_ char *staging = vm_staging_dir(eng, vm, "restoring");
+    _cleanup_free_ char *needle = NULL;
+
+    log_warn("reconcile: VM %s/%s was being restored when the server stopped; it is dead now",
+             vm->user_id, vm->name);
+    if (dir && asprintf(&needle, "%s/", dir) >= 0)
+        vmm_proc_kill_matching(needle, 5000);
+    free(needle);
+    needle = NULL;
+    if (staging && asprintf(&needle, "%s/", staging) >= 0)
+        vmm_proc_kill_matching(needle, 5000);
+    if (staging)
+        storage_remove_tree(eng->storage, staging);
+    {
+        /* if the old directory was moved aside and not back, it is the VM */
+        _cleanup_free_ char *aside = vm_staging_dir(eng, vm, "replaced");
+        if (aside && dir && path_exists(aside) && !path_exists(dir))
+            rename(aside, dir);
+    }
+    vm_teardown_runtime(eng, vm, NULL);
+    vm->pid = 0;
+    snprintf(vm->phase, sizeof(vm->phase), "%s", VM_PHASE_READY);
+    db_vm_set_runtime(eng->db, vm->id, 0, vm->instance_id, vm->phase, vm->restored_from);
+}
+
+/* Remove what an operation cut short by a crash leaves: temporary checkpoint
+ * directories, half-copied files, golden build directories, and work dirs
+ * beside VMs.  None of it is listed anywhere. */
+static void sweep_dir(struct engine *eng, const char *dir, int depth)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+
+    if (!d)
+        return;
+    while ((de = readdir(d))) {
+        const char *n = de->d_name;
+        size_t len = strlen(n);
+        _cleanup_free_ char *p = NULL;
+        if (strcmp(n, ".") == 0 || strcmp(n, "..") == 0)
+            continue;
+        p = path_join(dir, n);
+        if (!p)
+            break;
+        bool stale = strncmp(n, ".tmp-", 5) == 0 || strncmp(n, ".restoring-", 11) == 0 ||
+                     strncmp(n, ".replaced-", 10) == 0 ||
+                     (len > 8 && strcmp(n + len - 8, ".partial") == 0);
+        if (stale) {
+            log_info("reconcile: removing leftover %s", p);
+            storage_remove_tree(eng->storage, p);
+        } else if (de->d_type == DT_DIR && depth > 0) {
+            sweep_dir(eng, p, depth - 1);
+        }
+    }
+    closedir(d);
+}
+
+static void reconcile_leftovers(struct engine *eng)
+{
+    DIR *d;
+    struct dirent *de;
+
+    /* storage/users/<uid>/{vms,checkpoints/<vm>}/<entry>, storage/base, pool */
+    sweep_dir(eng, eng->storage_dir, 4);
+    /* golden build dirs, unless an admin `golden build` is running now */
+    _cleanup_free_ char *lockp = NULL;
+    _cleanup_close_ int lock = -1;
+    if (asprintf(&lockp, "%s.build.lock", eng->golden_dir) < 0) {
+        lockp = NULL;
+        return;
+    }
+    lock = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB) < 0)
+        return;
+    d = opendir(eng->data_dir);
+    if (!d)
+        return;
+    while ((de = readdir(d))) {
+        if (strncmp(de->d_name, "golden.build-", 13) == 0 ||
+            strncmp(de->d_name, "golden.old-", 11) == 0) {
+            _cleanup_free_ char *p = path_join(eng->data_dir, de->d_name);
+            if (p) {
+                log_info("reconcile: removing leftover %s", p);
+                rm_rf(p);
+            }
+        }
+    }
+    closedir(d);
+}
+
 int engine_reconcile(struct engine *eng)
 {
     struct db_vm *rows = NULL;
@@ -708,12 +860,15 @@ int engine_reconcile(struct engine *eng)
             vm->pid = 0;
             continue;
         }
+        if (strcmp(vm->phase, VM_PHASE_RESTORING) == 0)
+            reconcile_restore(eng, vm);
         if (engine_vm_row_is_running(vm))
             running++;
         else
             dead++;
     }
     reconcile_mem_files(eng, rows, n);
+    reconcile_leftovers(eng);
     log_info("reconcile: %zu VMs running, %zu dead", running, dead);
     free(rows);
     return 0;

@@ -2,10 +2,12 @@
  * an earlier noid-server: /proc is the source of truth, the instance id in
  * the VMM's argv guards against a recycled pid.  Also what every backend
  * reads from a VMM that failed: the last line of its log. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -75,6 +77,43 @@ int vmm_proc_kill(int64_t pid, const char *instance_id, int timeout_ms)
         time_sleep_ms(10);
     }
     return vmm_proc_is_alive(pid, instance_id) ? -ETIMEDOUT : 0;
+}
+
+int vmm_proc_kill_matching(const char *needle, int timeout_ms)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *de;
+    size_t nlen = strlen(needle);
+    int killed = 0;
+
+    if (!d || nlen == 0) {
+        if (d)
+            closedir(d);
+        return 0;
+    }
+    while ((de = readdir(d))) {
+        char path[64], buf[8192];
+        _cleanup_close_ int fd = -1;
+        char *end;
+        long pid = strtol(de->d_name, &end, 10);
+        ssize_t n;
+
+        if (*end || pid <= 0 || pid == getpid())
+            continue;
+        snprintf(path, sizeof(path), "/proc/%ld/cmdline", pid);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        n = read(fd, buf, sizeof(buf));
+        if (n <= 0 || !memmem(buf, (size_t)n, needle, nlen))
+            continue;
+        if (kill((pid_t)pid, SIGKILL) == 0)
+            killed++;
+        for (int waited = 0; waited < timeout_ms && !vmm_proc_has_exited(pid); waited += 10)
+            time_sleep_ms(10);
+    }
+    closedir(d);
+    return killed;
 }
 
 void vmm_log_tail(const char *vm_dir, char *out, size_t size)

@@ -297,8 +297,13 @@ static int qemu_start(struct vmm_backend *be, const struct vmm_boot *b, struct v
                         tail[0] ? tail : "no message");
     }
     r = read_pidfile(b->vm_dir, &pid);
-    if (r < 0)
+    if (r < 0) {
+        /* it runs, but we cannot track it: find it by its instance id and stop it */
+        char needle[64];
+        snprintf(needle, sizeof(needle), "noid-%s", b->instance_id);
+        vmm_proc_kill_matching(needle, 5000);
         return nerr_set(e, r, "QEMU started but its pid file is unreadable: %s", strerror(-r));
+    }
     if (b->restore_state) {
         r = qemu_load_state(b, e);
         if (r < 0) {

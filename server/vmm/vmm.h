@@ -98,6 +98,11 @@ bool vmm_proc_is_alive(int64_t pid, const char *instance_id);
  * argv may not show the instance id yet). */
 bool vmm_proc_has_exited(int64_t pid);
 
+/* SIGKILL every process whose command line contains needle (an absolute
+ * path of ours, e.g. "<vm_dir>/"), except the caller; returns how many. Used
+ * to sweep VMMs that a crash left without a record. */
+int vmm_proc_kill_matching(const char *needle, int timeout_ms);
+
 /* Last line of the VMM's own log (VM_FILE_VMM_LOG), for error messages. */
 void vmm_log_tail(const char *vm_dir, char *out, size_t size);
 

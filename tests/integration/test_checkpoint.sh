@@ -89,6 +89,24 @@ assert_eq "$CP2" "$(noid info clone1 --json | json_get restored_from)" "clone re
     fail "clone rows"
 ok "clones: own disk (writes not shared), own random state"
 
+# ---- a restore that fails leaves the VM as it was ----
+if [ "$MODE" = plain ]; then
+    CPX=$(noid checkpoint vm1 --label broken 2>/dev/null)
+    noid exec vm1 -- sh -c 'echo survivor > /root/after-broken'
+    : > "$CPS/vm1/$CPX/vmstate.snap" # a checkpoint whose saved state is gone
+    http POST /v1/vms/vm1/restore "$A" "{\"checkpoint_id\":\"$CPX\"}"
+    [ "$HTTP_STATUS" -ge 500 ] || fail "restore of a broken checkpoint gave HTTP $HTTP_STATUS"
+    assert_eq running "$(vm_state vm1)" "VM after a failed restore"
+    assert_eq survivor "$(noid exec vm1 -- cat /root/after-broken)" "the VM kept its state"
+    c5=$(noid exec vm1 -- cat /root/counter)
+    sleep 0.3
+    [ "$(noid exec vm1 -- cat /root/counter)" -gt "$c5" ] || fail "VM paused after a failed restore"
+    find "$T/data/storage" -name '.restoring-*' -o -name '.replaced-*' | grep -q . &&
+        fail "restore left its work directories"
+    noid checkpoint-rm vm1 "$CPX" > /dev/null
+    ok "a failed restore changes nothing: the VM runs on with its state"
+fi
+
 # ---- the clock after restoring an old checkpoint ----
 while [ $(( $(date +%s) - CP1_HOST_TIME )) -lt 5 ]; do sleep 1; done # the checkpoint must be stale
 noid restore vm1 "$CP1" > /dev/null
