@@ -8,10 +8,12 @@
  *      left out — tens of KiB instead of the whole RAM)
  *   3. btrfs: a snapshot of the VM's subvolume; elsewhere copies (reflink
  *      when possible) of the disk and the serial log
- *   4. a copy of the RAM file (page cache only: no fsync while paused)
+ *   4. a copy of the RAM file (page cache only: no fsync while paused), made
+ *      on a second thread at the same time as 2 and 3
  *   5. resume — the pause ends here and is reported as pause_ms
- *   6. flush everything to disk, mark the snapshot read-only, rename it from
- *      its temporary name (.tmp-<id>) to <id>, insert the row.
+ *   6. move the RAM copy in, flush everything to disk, mark the snapshot
+ *      read-only, rename it from its temporary name (.tmp-<id>) to <id>,
+ *      insert the row.
  * A failure anywhere removes the temporary directory and resumes the VM, so
  * a checkpoint is either complete and listed, or absent.
  *
@@ -23,6 +25,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <openssl/rand.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -116,19 +119,51 @@ static char *shared_ram_file(struct engine *eng, const struct db_vm *vm)
     return f;
 }
 
-/* Steps 1-5 of the file comment: everything that happens while paused. */
+struct ram_copy {
+    struct engine *eng;
+    const char *from, *to;
+    struct nerr err;
+    int r;
+};
+
+static void *ram_copy_main(void *arg)
+{
+    struct ram_copy *rc = arg;
+
+    rc->r = storage_copy_file_nosync(rc->eng->storage, rc->from, rc->to, &rc->err);
+    return NULL;
+}
+
+/* Steps 2-4 of the file comment: everything that happens while paused.  The
+ * RAM file is frozen from the moment the VM is paused, so it is copied on a
+ * second thread while the VMM saves the device state and the disk is
+ * snapshotted: the pause lasts the longer of the two, not their sum. */
 static int checkpoint_while_paused(struct engine *eng, struct vmm_backend *be,
                                    const struct db_vm *vm, const char *vm_dir,
                                    const char *tmp, const char *ram, struct nerr *e)
 {
     bool btrfs = storage_is_btrfs(eng->storage);
     _cleanup_free_ char *state_in_vm = path_join(vm_dir, VM_FILE_VMSTATE);
-    _cleanup_free_ char *mem_out = path_join(tmp, VM_FILE_MEMORY);
-    bool mem_saved = false;
-    int r;
+    _cleanup_free_ char *mem_stage = NULL;
+    struct ram_copy rc = {.eng = eng, .from = ram};
+    pthread_t th;
+    bool copying = false, mem_saved = false;
+    int r = 0;
 
-    if (!state_in_vm || !mem_out)
+    if (!state_in_vm)
         return -ENOMEM;
+    if (ram) {
+        /* the copy cannot go into tmp yet (on btrfs tmp is the snapshot made
+         * below): stage it beside, in the checkpoints directory */
+        if (asprintf(&mem_stage, "%s.memory", tmp) < 0) {
+            mem_stage = NULL;
+            return -ENOMEM;
+        }
+        rc.to = mem_stage;
+        copying = pthread_create(&th, NULL, ram_copy_main, &rc) == 0;
+        if (!copying)
+            ram_copy_main(&rc);
+    }
     if (btrfs) {
         /* state into the VM's subvolume, then one snapshot takes it all */
         unlink(state_in_vm);
@@ -156,8 +191,33 @@ static int checkpoint_while_paused(struct engine *eng, struct vmm_backend *be,
             r = storage_copy_file_nosync(eng->storage, from, to, e);
         }
     }
-    if (r >= 0 && ram && !mem_saved)
-        r = storage_copy_file_nosync(eng->storage, ram, mem_out, e);
+    if (copying)
+        pthread_join(th, NULL);
+    if (ram && rc.r < 0 && r >= 0)
+        r = nerr_set(e, rc.r, "%s", rc.err.msg);
+    return r;
+}
+
+/* After the resume: move the staged RAM copy into the checkpoint (a rename;
+ * on btrfs a reflink, since the checkpoint is another subvolume). */
+static int place_memory_copy(struct engine *eng, const char *tmp, struct nerr *e)
+{
+    _cleanup_free_ char *stage = NULL, *out = path_join(tmp, VM_FILE_MEMORY);
+    int r = 0;
+
+    if (!out || asprintf(&stage, "%s.memory", tmp) < 0) {
+        stage = NULL;
+        return -ENOMEM;
+    }
+    if (!path_exists(stage))
+        return 0;
+    if (rename(stage, out) < 0) {
+        if (errno == EXDEV)
+            r = storage_copy_file_nosync(eng->storage, stage, out, e);
+        else
+            r = nerr_set(e, -EIO, "cannot place the memory copy: %s", strerror(errno));
+    }
+    unlink(stage);
     return r;
 }
 
@@ -246,6 +306,9 @@ int engine_checkpoint_create(struct engine *eng, const struct db_user *u, const 
     paused = false;
     cp.pause_ms = (time_mono_ns() - t_pause + 500000) / 1000000;
 
+    r = place_memory_copy(eng, tmp, e);
+    if (r < 0)
+        goto out;
     r = sync_dir_files(tmp);
     if (r < 0) {
         nerr_set(e, r, "cannot write the checkpoint to disk: %s", strerror(-r));
@@ -286,8 +349,12 @@ out:
             log_warn("vm %s/%s: cannot resume after a failed checkpoint: %s", vm.user_id,
                      vm.name, ignored.msg);
     }
-    if (r < 0 && tmp)
+    if (r < 0 && tmp) {
+        _cleanup_free_ char *stage = NULL;
         storage_remove_tree(eng->storage, tmp);
+        if (asprintf(&stage, "%s.memory", tmp) >= 0)
+            unlink(stage);
+    }
     vm_release(eng, rt, false);
     return r;
 }

@@ -12,7 +12,8 @@
 #     (goal <= 0.4)
 # N = NOID_BENCH_REPS (default 5).  Needs the guest image.
 . "$(dirname "$0")/lib.sh"
-bench_start_server vm 'golden = true' 'max_vms_per_user = 100' 'max_mem_mib = 2048'
+bench_start_server vm 'golden = true' 'max_vms_per_user = 100' 'max_mem_mib = 2048' \
+    'boot_timeout_secs = 300'
 
 python3 - "$URL" "$TOKEN" "$REPS" "$T" <<'PY'
 import glob, http.client, json, os, statistics, subprocess, sys, time, urllib.parse
@@ -166,16 +167,21 @@ for i in range(reps):
     clone.append(time.monotonic() - t0)
 print(f"clone (restore --as): median {ms(med(clone))} (of {reps})")
 
-# ---------- memory: 10 VMs from golden vs 10 cold VMs ----------
+# ---------- memory: 10 VMs from golden vs 10 cold VMs (one set at a time) ----------
+for name in ["ck256", "ck1024"] + [f"cl{i}" for i in range(reps)]:
+    call("DELETE", f"/v1/vms/{name}")
 for i in range(reps, 10):
     call("POST", "/v1/vms", {"name": f"g{i}"})
 for i in range(10):
     call("POST", f"/v1/vms/g{i}/exec", {"command": ["true"]})
-for i in range(10):
-    call("POST", "/v1/vms", {"name": f"m{i}", "cpus": 2})  # cold boots
-    call("POST", f"/v1/vms/m{i}/exec", {"command": ["true"]})
 time.sleep(2)
 gp = sum(pss_kib(qemu_argv(f"g{i}")[1]) for i in range(10))
+for i in range(10):
+    call("DELETE", f"/v1/vms/g{i}")
+for i in range(10):
+    call("POST", "/v1/vms", {"name": f"m{i}", "cpus": 2})  # another size: cold boots
+    call("POST", f"/v1/vms/m{i}/exec", {"command": ["true"]})
+time.sleep(2)
 cp_ = sum(pss_kib(qemu_argv(f"m{i}")[1]) for i in range(10))
 print(f"memory of 10 golden VMs: {gp / 1024:.0f} MiB PSS; of 10 cold VMs: {cp_ / 1024:.0f} MiB PSS")
 print(f"ratio golden/cold memory: {gp / cp_:.2f} (goal <= 0.4)")
