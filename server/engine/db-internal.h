@@ -61,3 +61,5 @@ void db_copy_text(sqlite3_stmt *st, int col, char *out, size_t size);
  * of elem_size elements.  Call with db->lock held and st bound. */
 typedef void (*db_row_fn)(sqlite3_stmt *st, void *out);
 int db_collect(sqlite3_stmt *st, size_t elem_size, db_row_fn row_fn, void **ret, size_t *ret_n);
+/* Step st once: 0 and *out filled by row_fn, -ENOENT without a row, -EIO. */
+int db_fetch_one(sqlite3_stmt *st, db_row_fn row_fn, void *out);

@@ -286,3 +286,14 @@ int db_collect(sqlite3_stmt *st, size_t elem_size, db_row_fn row_fn, void **ret,
     *ret_n = n;
     return 0;
 }
+
+int db_fetch_one(sqlite3_stmt *st, db_row_fn row_fn, void *out)
+{
+    int rc = sqlite3_step(st);
+
+    if (rc == SQLITE_ROW) {
+        row_fn(st, out);
+        return 0;
+    }
+    return rc == SQLITE_DONE ? -ENOENT : -EIO;
+}

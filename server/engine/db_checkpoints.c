@@ -10,8 +10,10 @@
     "c.id, c.vm_id, c.user_id, v.name, c.label, c.created_at, c.pause_ms, c.size_bytes, c.cpus, "  \
     "c.mem_mib, c.vmm"
 
-static void row_to_cp(sqlite3_stmt *st, struct db_checkpoint *c)
+static void row_to_cp(sqlite3_stmt *st, void *out)
 {
+    struct db_checkpoint *c = out;
+
     db_copy_text(st, 0, c->id, sizeof(c->id));
     c->vm_id = sqlite3_column_int64(st, 1);
     db_copy_text(st, 2, c->user_id, sizeof(c->user_id));
@@ -57,11 +59,6 @@ out:
     return r;
 }
 
-static void row_to_cp_cb(sqlite3_stmt *st, void *out)
-{
-    row_to_cp(st, out);
-}
-
 /* A list query with a text parameter and an optional integer one. */
 static int list_query(struct db *db, enum db_stmt_id id, const char *sql, const char *text_arg,
                       int64_t int_arg, bool has_int, struct db_checkpoint **ret, size_t *ret_n)
@@ -75,7 +72,7 @@ static int list_query(struct db *db, enum db_stmt_id id, const char *sql, const 
         sqlite3_bind_text(st, 1, text_arg, -1, SQLITE_STATIC);
         if (has_int)
             sqlite3_bind_int64(st, 2, int_arg);
-        r = db_collect(st, sizeof(**ret), row_to_cp_cb, (void **)ret, ret_n);
+        r = db_collect(st, sizeof(**ret), row_to_cp, (void **)ret, ret_n);
     }
     db_stmt_done(st);
     pthread_mutex_unlock(&db->lock);
@@ -105,7 +102,7 @@ int db_checkpoint_get(struct db *db, const char *user_id, const char *id,
                       struct db_checkpoint *ret)
 {
     sqlite3_stmt *st;
-    int r = -EIO, rc;
+    int r = -EIO;
 
     pthread_mutex_lock(&db->lock);
     st = db_stmt(db, ST_CP_GET,
@@ -115,13 +112,7 @@ int db_checkpoint_get(struct db *db, const char *user_id, const char *id,
         goto out;
     sqlite3_bind_text(st, 1, user_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        row_to_cp(st, ret);
-        r = 0;
-    } else if (rc == SQLITE_DONE) {
-        r = -ENOENT;
-    }
+    r = db_fetch_one(st, row_to_cp, ret);
 out:
     db_stmt_done(st);
     pthread_mutex_unlock(&db->lock);

@@ -6,8 +6,10 @@
 
 #define USER_COLS "id, name, token_hash, created_at"
 
-static void row_to_user(sqlite3_stmt *st, struct db_user *u)
+static void row_to_user(sqlite3_stmt *st, void *out)
 {
+    struct db_user *u = out;
+
     db_copy_text(st, 0, u->id, sizeof(u->id));
     db_copy_text(st, 1, u->name, sizeof(u->name));
     db_copy_text(st, 2, u->token_hash, sizeof(u->token_hash));
@@ -43,20 +45,14 @@ static int get_one(struct db *db, enum db_stmt_id id, const char *sql, const cha
                    struct db_user *ret)
 {
     sqlite3_stmt *st;
-    int r = -EIO, rc;
+    int r = -EIO;
 
     pthread_mutex_lock(&db->lock);
     st = db_stmt(db, id, sql);
     if (!st)
         goto out;
     sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        row_to_user(st, ret);
-        r = 0;
-    } else if (rc == SQLITE_DONE) {
-        r = -ENOENT;
-    }
+    r = db_fetch_one(st, row_to_user, ret);
 out:
     db_stmt_done(st);
     pthread_mutex_unlock(&db->lock);
@@ -73,7 +69,7 @@ int db_user_get_by_token_lookup(struct db *db, const char *lookup, struct db_use
 {
     static const char sql[] = "SELECT " USER_COLS " FROM users WHERE token_lookup = ?";
     struct db_reader *rd = db_reader_get(db);
-    int r = -EIO, rc;
+    int r = -EIO;
 
     if (!rd)
         return get_one(db, ST_USER_BY_LOOKUP, sql, lookup, ret);
@@ -82,13 +78,7 @@ int db_user_get_by_token_lookup(struct db *db, const char *lookup, struct db_use
             SQLITE_OK)
         return -EIO;
     sqlite3_bind_text(rd->by_lookup, 1, lookup, -1, SQLITE_STATIC);
-    rc = sqlite3_step(rd->by_lookup);
-    if (rc == SQLITE_ROW) {
-        row_to_user(rd->by_lookup, ret);
-        r = 0;
-    } else if (rc == SQLITE_DONE) {
-        r = -ENOENT;
-    }
+    r = db_fetch_one(rd->by_lookup, row_to_user, ret);
     sqlite3_reset(rd->by_lookup);
     sqlite3_clear_bindings(rd->by_lookup);
     return r;
@@ -134,11 +124,6 @@ out:
     return r;
 }
 
-static void row_to_user_cb(sqlite3_stmt *st, void *out)
-{
-    row_to_user(st, out);
-}
-
 int db_user_list(struct db *db, struct db_user **ret, size_t *ret_n)
 {
     sqlite3_stmt *st;
@@ -147,7 +132,7 @@ int db_user_list(struct db *db, struct db_user **ret, size_t *ret_n)
     pthread_mutex_lock(&db->lock);
     st = db_stmt(db, ST_USER_LIST, "SELECT " USER_COLS " FROM users ORDER BY created_at, name");
     if (st)
-        r = db_collect(st, sizeof(**ret), row_to_user_cb, (void **)ret, ret_n);
+        r = db_collect(st, sizeof(**ret), row_to_user, (void **)ret, ret_n);
     db_stmt_done(st);
     pthread_mutex_unlock(&db->lock);
     return r;

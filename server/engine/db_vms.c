@@ -8,8 +8,10 @@
 #define VM_COLS                                                                                    \
     "id, user_id, name, pid, cpus, mem_mib, state, created_at, vmm, instance_id, restored_from"
 
-static void row_to_vm(sqlite3_stmt *st, struct db_vm *v)
+static void row_to_vm(sqlite3_stmt *st, void *out)
 {
+    struct db_vm *v = out;
+
     v->id = sqlite3_column_int64(st, 0);
     db_copy_text(st, 1, v->user_id, sizeof(v->user_id));
     db_copy_text(st, 2, v->name, sizeof(v->name));
@@ -56,7 +58,7 @@ out:
 int db_vm_get(struct db *db, const char *user_id, const char *name, struct db_vm *ret)
 {
     sqlite3_stmt *st;
-    int r = -EIO, rc;
+    int r = -EIO;
 
     pthread_mutex_lock(&db->lock);
     st = db_stmt(db, ST_VM_GET, "SELECT " VM_COLS " FROM vms WHERE user_id = ? AND name = ?");
@@ -64,22 +66,11 @@ int db_vm_get(struct db *db, const char *user_id, const char *name, struct db_vm
         goto out;
     sqlite3_bind_text(st, 1, user_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        row_to_vm(st, ret);
-        r = 0;
-    } else if (rc == SQLITE_DONE) {
-        r = -ENOENT;
-    }
+    r = db_fetch_one(st, row_to_vm, ret);
 out:
     db_stmt_done(st);
     pthread_mutex_unlock(&db->lock);
     return r;
-}
-
-static void row_to_vm_cb(sqlite3_stmt *st, void *out)
-{
-    row_to_vm(st, out);
 }
 
 static int list_rows(struct db *db, enum db_stmt_id id, const char *sql, const char *user_id,
@@ -93,7 +84,7 @@ static int list_rows(struct db *db, enum db_stmt_id id, const char *sql, const c
     if (st) {
         if (user_id)
             sqlite3_bind_text(st, 1, user_id, -1, SQLITE_STATIC);
-        r = db_collect(st, sizeof(**ret), row_to_vm_cb, (void **)ret, ret_n);
+        r = db_collect(st, sizeof(**ret), row_to_vm, (void **)ret, ret_n);
     }
     db_stmt_done(st);
     pthread_mutex_unlock(&db->lock);

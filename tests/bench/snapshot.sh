@@ -16,26 +16,14 @@ bench_start_server vm 'golden = true' 'max_vms_per_user = 100' 'max_mem_mib = 20
     'boot_timeout_secs = 300'
 
 python3 - "$URL" "$TOKEN" "$REPS" "$T" <<'PY'
-import glob, http.client, json, os, statistics, subprocess, sys, time, urllib.parse
+import glob, os, statistics, subprocess, sys, time
 from agentproto import Agent
+from noidapi import Api, ms
 from qmp import QMP
 
 url, token, reps, tmp = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-u = urllib.parse.urlparse(url)
-conn = http.client.HTTPConnection(u.hostname, u.port, timeout=600)
-hdr = {"Authorization": "Bearer " + token, "Content-Type": "application/json"}
-med = statistics.median
-
-def call(method, path, body=None):
-    conn.request(method, path, json.dumps(body) if body is not None else None, hdr)
-    r = conn.getresponse()
-    data = r.read()
-    if r.status >= 300:
-        raise RuntimeError(f"{method} {path}: {r.status} {data!r}")
-    return json.loads(data) if data else None
-
-def ms(x):
-    return f"{x * 1000:.1f} ms"
+api = Api(url, token)
+call = api.call
 
 def vm_dir(name):
     return glob.glob(f"{tmp}/data/storage/users/*/vms/{name}")[0]

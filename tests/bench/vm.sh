@@ -12,24 +12,13 @@
 bench_start_server vm 'golden = false' 'max_vms_per_user = 100'
 
 python3 - "$URL" "$TOKEN" "$REPS" "$T" "$PID" <<'PY'
-import http.client, json, os, shutil, statistics, subprocess, sys, time, urllib.parse
+import os, shutil, statistics, subprocess, sys, time
 from agentproto import Agent
+from noidapi import Api, ms
 
 url, token, reps, tmp, server_pid = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
-u = urllib.parse.urlparse(url)
-conn = http.client.HTTPConnection(u.hostname, u.port, timeout=300)
-hdr = {"Authorization": "Bearer " + token, "Content-Type": "application/json"}
-
-def call(method, path, body=None):
-    conn.request(method, path, json.dumps(body) if body is not None else None, hdr)
-    r = conn.getresponse()
-    data = r.read()
-    if r.status >= 300:
-        raise RuntimeError(f"{method} {path}: {r.status} {data!r}")
-    return json.loads(data) if data else None
-
-def ms(x):
-    return f"{x * 1000:.1f} ms"
+api = Api(url, token)
+call = api.call
 
 # -- cold create through noid --
 create = []
@@ -83,7 +72,7 @@ for _ in range(100):
     http_rt.append(time.monotonic() - t0)
     assert r["exit_code"] == 0
 # the same VM without the server: stop noid-server (the VM keeps running)
-conn.close()
+api.close()
 os.kill(server_pid, 15)
 while os.path.exists(f"/proc/{server_pid}") and open(f"/proc/{server_pid}/stat").read().split()[2] != "Z":
     time.sleep(0.05)

@@ -1,0 +1,26 @@
+"""noidapi.py — the REST calls the benchmarks make (keep-alive client)."""
+import http.client
+import json
+import urllib.parse
+
+
+class Api:
+    def __init__(self, url, token, timeout=600):
+        u = urllib.parse.urlparse(url)
+        self.conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+        self.hdr = {"Authorization": "Bearer " + token, "Content-Type": "application/json"}
+
+    def call(self, method, path, body=None):
+        self.conn.request(method, path, json.dumps(body) if body is not None else None, self.hdr)
+        r = self.conn.getresponse()
+        data = r.read()
+        if r.status >= 300:
+            raise RuntimeError(f"{method} {path}: {r.status} {data!r}")
+        return json.loads(data) if data else None
+
+    def close(self):
+        self.conn.close()
+
+
+def ms(seconds):
+    return f"{seconds * 1000:.1f} ms"
