@@ -24,6 +24,7 @@ from qmp import QMP
 url, token, reps, tmp = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 api = Api(url, token)
 call = api.call
+med = statistics.median
 
 def vm_dir(name):
     return glob.glob(f"{tmp}/data/storage/users/*/vms/{name}")[0]
