@@ -56,7 +56,6 @@ struct agent_conn {
     struct agent_exec *execs;  /* (lock) */
     struct ctl_wait *ctls;     /* (lock) */
     uint32_t next_stream;      /* (lock) */
-    char agent_version[64];
     struct buf in;             /* reader thread only */
 };
 
@@ -319,8 +318,8 @@ static int handshake(struct agent_conn *c, int timeout_ms, struct nerr *e)
                                         "guest agent speaks protocol v%u, the server v%u",
                                         ack.version, AP_VERSION);
                     }
-                    snprintf(c->agent_version, sizeof(c->agent_version), "%s",
-                             ack.agent_version);
+                    log_debug("agent channel: %s, protocol v%u", ack.agent_version,
+                              ack.version);
                     buf_consume(&c->in, (size_t)used);
                     return 0;
                 }
@@ -410,11 +409,6 @@ bool agent_conn_is_broken(struct agent_conn *c)
     b = c->broken;
     pthread_mutex_unlock(&c->lock);
     return b;
-}
-
-const char *agent_conn_agent_version(struct agent_conn *c)
-{
-    return c->agent_version;
 }
 
 static uint32_t next_stream_locked(struct agent_conn *c)
@@ -534,14 +528,6 @@ int agent_exec_kill(struct agent_exec *x, int sig)
     return conn_send(x->c, AP_KILL, x->stream, p, sizeof(p));
 }
 
-int agent_exec_resize(struct agent_exec *x, uint16_t rows, uint16_t cols)
-{
-    uint8_t p[4];
-
-    ap_resize_encode(rows, cols, p);
-    return conn_send(x->c, AP_RESIZE, x->stream, p, sizeof(p));
-}
-
 int agent_exec_wait(struct agent_exec *x, int64_t deadline_ms, struct ap_exit *ret,
                     struct nerr *e)
 {
@@ -570,16 +556,6 @@ int agent_exec_wait(struct agent_exec *x, int64_t deadline_ms, struct ap_exit *r
     }
     pthread_mutex_unlock(&c->lock);
     return r;
-}
-
-uint32_t agent_exec_pid(struct agent_exec *x)
-{
-    uint32_t pid;
-
-    pthread_mutex_lock(&x->c->lock);
-    pid = x->pid;
-    pthread_mutex_unlock(&x->c->lock);
-    return pid;
 }
 
 void agent_exec_free(struct agent_exec *x)

@@ -31,7 +31,6 @@ void agent_conn_unref(struct agent_conn *c);
 /* Shut the channel down: wakes every waiter with -ECONNRESET. */
 void agent_conn_shutdown(struct agent_conn *c);
 bool agent_conn_is_broken(struct agent_conn *c);
-const char *agent_conn_agent_version(struct agent_conn *c);
 
 /* Where an exec's output goes.  Called from the reader thread with the
  * connection's dispatch lock held: must be quick and must not call back into
@@ -51,14 +50,11 @@ int agent_exec_write_stdin(struct agent_exec *x, const void *data, size_t len,
                            int64_t deadline_ms, struct nerr *e);
 int agent_exec_close_stdin(struct agent_exec *x, struct nerr *e);
 int agent_exec_kill(struct agent_exec *x, int sig);
-int agent_exec_resize(struct agent_exec *x, uint16_t rows, uint16_t cols);
 /* Wait for the process to end (until deadline, a time_mono_ms() value).
  * 0 and *ret on exit; -ETIMEDOUT at the deadline; -ECONNRESET if the channel
  * broke; -EIO with the agent's reason if it could not start the command. */
 int agent_exec_wait(struct agent_exec *x, int64_t deadline_ms, struct ap_exit *ret,
                     struct nerr *e);
-/* pid of the process in the guest (0 before STARTED). */
-uint32_t agent_exec_pid(struct agent_exec *x);
 void agent_exec_free(struct agent_exec *x);
 
 /* A control request (SET_TIME, ADD_ENTROPY, PING) and its OK/PONG. */

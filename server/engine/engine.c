@@ -23,16 +23,6 @@
 #include "qemu.h"
 #include "spawn-util.h"
 
-struct db *engine_db(struct engine *eng)
-{
-    return eng->db;
-}
-
-const struct server_config *engine_config(struct engine *eng)
-{
-    return eng->cfg;
-}
-
 char *engine_user_dir(struct engine *eng, const char *user_id)
 {
     char *p;

@@ -31,9 +31,6 @@ int engine_open(struct server_config *cfg, enum engine_mode mode, struct engine 
                 struct nerr *e);
 void engine_close(struct engine *eng);
 
-struct db *engine_db(struct engine *eng);
-const struct server_config *engine_config(struct engine *eng);
-
 /* ---- users (engine/users.c) ---- */
 
 /* Create a user; writes the new token (shown once, never stored) to token_out. */

@@ -62,11 +62,6 @@ void storage_free(struct storage *st)
     free(st);
 }
 
-const char *storage_root(const struct storage *st)
-{
-    return st->root;
-}
-
 bool storage_is_btrfs(const struct storage *st)
 {
     return st->btrfs;

@@ -19,7 +19,6 @@ struct storage;
 int storage_open(const char *root, struct storage **ret, struct nerr *e);
 void storage_free(struct storage *st);
 
-const char *storage_root(const struct storage *st);
 bool storage_is_btrfs(const struct storage *st);
 const char *storage_kind(const struct storage *st); /* "btrfs" or "plain" */
 

@@ -501,8 +501,3 @@ bool vmm_qemu_uses_kvm(struct vmm_backend *be)
 {
     return Q(be)->kvm;
 }
-
-const char *vmm_qemu_cmdline(struct vmm_backend *be)
-{
-    return Q(be)->cmdline;
-}

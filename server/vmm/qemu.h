@@ -20,6 +20,3 @@ void vmm_qemu_free(struct vmm_backend *be);
 
 /* Whether this backend runs guests with KVM (false: TCG). */
 bool vmm_qemu_uses_kvm(struct vmm_backend *be);
-
-/* The kernel command line the backend passes (for the raw-boot benchmark). */
-const char *vmm_qemu_cmdline(struct vmm_backend *be);
