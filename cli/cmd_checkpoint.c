@@ -7,16 +7,41 @@
 #include "names.h"
 #include "wire.h"
 
-/* Split positional args [NAME] X: with two, the first is the VM; with one,
- * the VM comes from ./.noid-vm. Returns the VM name (malloc'd) or NULL. */
-static char *vm_and_arg(int npos, char **pos, const char **ret_arg)
+/* Parse "[NAME] CHECKPOINT" plus, when as_opt is given, "--as NEW".  With
+ * two positionals the first is the VM, with one the VM comes from
+ * ./.noid-vm.  Returns -1 to go on (*ret_vm malloc'd, *ret_id set), else the
+ * exit status (help printed, or a usage error reported). */
+static int parse_vm_checkpoint(int argc, char **argv, const char *usage, const char *help,
+                               const char **as_opt, char **ret_vm, const char **ret_id)
 {
-    if (npos == 2) {
-        *ret_arg = pos[1];
-        return cli_vm_name(pos[0]);
+    struct nerr e = {0};
+    char *pos[2];
+    int npos = 0;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            printf("Usage: %s\n\n%s\n", usage, help);
+            return 0;
+        } else if (as_opt && strcmp(argv[i], "--as") == 0 && i + 1 < argc) {
+            *as_opt = argv[++i];
+            if (name_vm_check(*as_opt, &e) < 0) {
+                cli_print_error("%s", e.msg);
+                return CLI_EXIT_USAGE;
+            }
+        } else if (argv[i][0] != '-' && npos < 2) {
+            pos[npos++] = argv[i];
+        } else {
+            cli_print_error("unexpected argument '%s'", argv[i]);
+            return CLI_EXIT_USAGE;
+        }
     }
-    *ret_arg = pos[0];
-    return cli_vm_name(NULL);
+    if (npos == 0) {
+        cli_print_error("usage: %s", usage);
+        return CLI_EXIT_USAGE;
+    }
+    *ret_id = pos[npos - 1];
+    *ret_vm = cli_vm_name(npos == 2 ? pos[0] : NULL);
+    return *ret_vm ? -1 : CLI_EXIT_USAGE;
 }
 
 static void print_checkpoint_row(const struct wire_checkpoint *c)
@@ -126,41 +151,22 @@ int cmd_restore(struct cli *c, int argc, char **argv)
     struct wire_restore_req req = {0};
     struct wire_vm_info info = {0};
     struct nerr e = {0};
-    char *pos[2];
-    int npos = 0;
+    const char *new_name = NULL, *id = NULL;
     json_object *o = NULL;
     char path[128];
-    char *vm;
-    const char *id;
-    int status = CLI_EXIT_FAIL;
+    char *vm = NULL;
+    int status;
 
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            printf("Usage: noid restore [NAME] CHECKPOINT [--as NEW]\n\n"
-                   "Put the VM back to a checkpoint (any unique id prefix), or with --as start a\n"
-                   "new VM NEW from it (a clone: own disk, own identity).\n");
-            return 0;
-        } else if (strcmp(argv[i], "--as") == 0 && i + 1 < argc) {
-            req.new_name = argv[++i];
-            if (name_vm_check(req.new_name, &e) < 0) {
-                cli_print_error("%s", e.msg);
-                return CLI_EXIT_USAGE;
-            }
-        } else if (argv[i][0] != '-' && npos < 2) {
-            pos[npos++] = argv[i];
-        } else {
-            cli_print_error("unexpected argument '%s'", argv[i]);
-            return CLI_EXIT_USAGE;
-        }
-    }
-    if (npos == 0) {
-        cli_print_error("usage: noid restore [NAME] CHECKPOINT [--as NEW]");
-        return CLI_EXIT_USAGE;
-    }
-    vm = vm_and_arg(npos, pos, &id);
-    if (!vm)
-        return CLI_EXIT_USAGE;
+    status = parse_vm_checkpoint(argc, argv, "noid restore [NAME] CHECKPOINT [--as NEW]",
+                                 "Put the VM back to a checkpoint (any unique id prefix), or "
+                                 "with --as start a\nnew VM NEW from it (a clone: own disk, "
+                                 "own identity).",
+                                 &new_name, &vm, &id);
+    if (status >= 0)
+        return status;
+    status = CLI_EXIT_FAIL;
     req.checkpoint_id = (char *)id;
+    req.new_name = (char *)new_name;
     snprintf(path, sizeof(path), "/v1/vms/%s/restore", vm);
     if (cli_api(c, "POST", path, wire_restore_req_encode(&req), &o) < 0)
         goto out;
@@ -182,32 +188,16 @@ out:
 
 int cmd_checkpoint_rm(struct cli *c, int argc, char **argv)
 {
-    char *pos[2];
-    int npos = 0;
+    const char *id = NULL;
     char path[256];
-    const char *id;
-    char *vm;
+    char *vm = NULL;
     int r;
 
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            printf("Usage: noid checkpoint-rm [NAME] CHECKPOINT\n\n"
-                   "Delete a checkpoint (any unique id prefix) and its storage.\n");
-            return 0;
-        } else if (argv[i][0] != '-' && npos < 2) {
-            pos[npos++] = argv[i];
-        } else {
-            cli_print_error("unexpected argument '%s'", argv[i]);
-            return CLI_EXIT_USAGE;
-        }
-    }
-    if (npos == 0) {
-        cli_print_error("usage: noid checkpoint-rm [NAME] CHECKPOINT");
-        return CLI_EXIT_USAGE;
-    }
-    vm = vm_and_arg(npos, pos, &id);
-    if (!vm)
-        return CLI_EXIT_USAGE;
+    r = parse_vm_checkpoint(argc, argv, "noid checkpoint-rm [NAME] CHECKPOINT",
+                            "Delete a checkpoint (any unique id prefix) and its storage.", NULL,
+                            &vm, &id);
+    if (r >= 0)
+        return r;
     snprintf(path, sizeof(path), "/v1/vms/%s/checkpoints/%.64s", vm, id);
     r = cli_api(c, "DELETE", path, NULL, NULL);
     if (r >= 0)

@@ -79,107 +79,108 @@ static int open_admin(const struct admin_args *a, struct server_config *cfg, str
     return 0;
 }
 
-static void close_admin(struct server_config *cfg, struct engine *eng)
+/* One user-management subcommand: its name, whether it takes NAME, its
+ * help line, and what it does once the engine is open (prints its result). */
+struct admin_cmd {
+    const char *name;
+    bool takes_name;
+    const char *help;
+    int (*action)(struct engine *eng, const char *name, struct nerr *e);
+};
+
+/* Parse, open the data dir, run the action, report its error once. */
+static int run_admin(int argc, char **argv, const struct admin_cmd *c)
 {
+    struct admin_args a;
+    struct server_config cfg;
+    struct engine *eng;
+    struct nerr e = {0};
+    int r = parse(argc, argv, c->name, c->takes_name, c->help, &a);
+
+    if (r >= 0)
+        return r;
+    r = open_admin(&a, &cfg, &eng);
+    if (r != 0)
+        return r;
+    r = c->action(eng, a.name, &e);
+    if (r < 0)
+        fprintf(stderr, "noid-server %s: %s\n", c->name, nerr_msg(&e));
     engine_close(eng);
-    server_config_free(cfg);
+    server_config_free(&cfg);
+    return r < 0 ? 1 : 0;
+}
+
+static int add_user(struct engine *eng, const char *name, struct nerr *e)
+{
+    char token[TOKEN_LEN + 1];
+    int r = engine_user_add(eng, name, token, NULL, e);
+
+    if (r >= 0)
+        printf("%s\n", token);
+    return r;
+}
+
+static int list_users(struct engine *eng, const char *name, struct nerr *e)
+{
+    struct db_user *users = NULL;
+    size_t n = 0;
+    int r = engine_user_list(eng, &users, &n, e);
+
+    if (r < 0)
+        return r;
+    printf("%-16s  %-32s  %s\n", "ID", "NAME", "CREATED");
+    for (size_t i = 0; i < n; i++)
+        printf("%-16s  %-32s  %s\n", users[i].id, users[i].name, users[i].created_at);
+    free(users);
+    return 0;
+}
+
+static int rotate_token(struct engine *eng, const char *name, struct nerr *e)
+{
+    char token[TOKEN_LEN + 1];
+    int r = engine_user_rotate_token(eng, name, token, e);
+
+    if (r >= 0)
+        printf("%s\n", token);
+    return r;
+}
+
+static int remove_user(struct engine *eng, const char *name, struct nerr *e)
+{
+    int r = engine_user_remove(eng, name, e);
+
+    if (r >= 0)
+        printf("removed user '%s'\n", name);
+    return r;
 }
 
 int cmd_add_user(int argc, char **argv)
 {
-    struct admin_args a;
-    struct server_config cfg;
-    struct engine *eng;
-    struct nerr e = {0};
-    char token[TOKEN_LEN + 1];
-    int r = parse(argc, argv, "add-user", true,
-                  "Create a user and print their API token (shown only this once).", &a);
-
-    if (r >= 0)
-        return r;
-    r = open_admin(&a, &cfg, &eng);
-    if (r != 0)
-        return r;
-    r = engine_user_add(eng, a.name, token, NULL, &e);
-    if (r < 0)
-        fprintf(stderr, "noid-server add-user: %s\n", nerr_msg(&e));
-    else
-        printf("%s\n", token);
-    close_admin(&cfg, eng);
-    return r < 0 ? 1 : 0;
+    static const struct admin_cmd c = {
+        "add-user", true, "Create a user and print their API token (shown only this once).",
+        add_user};
+    return run_admin(argc, argv, &c);
 }
 
 int cmd_list_users(int argc, char **argv)
 {
-    struct admin_args a;
-    struct server_config cfg;
-    struct engine *eng;
-    struct nerr e = {0};
-    struct db_user *users = NULL;
-    size_t n = 0;
-    int r = parse(argc, argv, "list-users", false, "List users: id, name, creation time.", &a);
-
-    if (r >= 0)
-        return r;
-    r = open_admin(&a, &cfg, &eng);
-    if (r != 0)
-        return r;
-    r = engine_user_list(eng, &users, &n, &e);
-    if (r < 0) {
-        fprintf(stderr, "noid-server list-users: %s\n", nerr_msg(&e));
-    } else {
-        printf("%-16s  %-32s  %s\n", "ID", "NAME", "CREATED");
-        for (size_t i = 0; i < n; i++)
-            printf("%-16s  %-32s  %s\n", users[i].id, users[i].name, users[i].created_at);
-    }
-    free(users);
-    close_admin(&cfg, eng);
-    return r < 0 ? 1 : 0;
+    static const struct admin_cmd c = {"list-users", false,
+                                       "List users: id, name, creation time.", list_users};
+    return run_admin(argc, argv, &c);
 }
 
 int cmd_rotate_token(int argc, char **argv)
 {
-    struct admin_args a;
-    struct server_config cfg;
-    struct engine *eng;
-    struct nerr e = {0};
-    char token[TOKEN_LEN + 1];
-    int r = parse(argc, argv, "rotate-token", true,
-                  "Give a user a new token; the old one stops working at once.", &a);
-
-    if (r >= 0)
-        return r;
-    r = open_admin(&a, &cfg, &eng);
-    if (r != 0)
-        return r;
-    r = engine_user_rotate_token(eng, a.name, token, &e);
-    if (r < 0)
-        fprintf(stderr, "noid-server rotate-token: %s\n", nerr_msg(&e));
-    else
-        printf("%s\n", token);
-    close_admin(&cfg, eng);
-    return r < 0 ? 1 : 0;
+    static const struct admin_cmd c = {
+        "rotate-token", true, "Give a user a new token; the old one stops working at once.",
+        rotate_token};
+    return run_admin(argc, argv, &c);
 }
 
 int cmd_remove_user(int argc, char **argv)
 {
-    struct admin_args a;
-    struct server_config cfg;
-    struct engine *eng;
-    struct nerr e = {0};
-    int r = parse(argc, argv, "remove-user", true,
-                  "Delete a user with all their VMs, checkpoints and storage.", &a);
-
-    if (r >= 0)
-        return r;
-    r = open_admin(&a, &cfg, &eng);
-    if (r != 0)
-        return r;
-    r = engine_user_remove(eng, a.name, &e);
-    if (r < 0)
-        fprintf(stderr, "noid-server remove-user: %s\n", nerr_msg(&e));
-    else
-        printf("removed user '%s'\n", a.name);
-    close_admin(&cfg, eng);
-    return r < 0 ? 1 : 0;
+    static const struct admin_cmd c = {
+        "remove-user", true, "Delete a user with all their VMs, checkpoints and storage.",
+        remove_user};
+    return run_admin(argc, argv, &c);
 }
