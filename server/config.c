@@ -48,6 +48,12 @@ static const struct config_key keys[] = {
     {"btrfs_image_size_mib", K_INT, OFF(btrfs_image_size_mib), 256, 16LL * 1024 * 1024, NULL},
     {"golden", K_BOOL, OFF(golden), 0, 0, NULL},
     {"mem_dir", K_PATH, OFF(mem_dir), 0, 0, NULL},
+    {"vmm_user", K_STRING, OFF(vmm_user), 0, 0, NULL},
+    {"max_connections_per_ip", K_INT, OFF(max_connections_per_ip), 1, 100000, NULL},
+    {"http_idle_timeout_secs", K_INT, OFF(http_idle_timeout_secs), 1, 86400, NULL},
+    {"max_console_log_bytes", K_INT, OFF(max_console_log_bytes), 4096, 1LL << 40, NULL},
+    {"max_checkpoints_per_vm", K_INT, OFF(max_checkpoints_per_vm), 0, 100000, NULL},
+    {"max_checkpoints_per_user", K_INT, OFF(max_checkpoints_per_user), 0, 1000000, NULL},
 };
 _Static_assert(ARRAY_SIZE(keys) <= ARRAY_SIZE(((struct server_config *)0)->lines),
                "lines[] too small for the key table");
@@ -87,8 +93,14 @@ int server_config_init(struct server_config *c)
     c->boot_timeout_secs = 60;
     c->btrfs_image_size_mib = 4096;
     c->golden = true;
+    c->vmm_user = strdup("noid-vmm");
+    c->max_connections_per_ip = 64;
+    c->http_idle_timeout_secs = 30;
+    c->max_console_log_bytes = 16LL * 1024 * 1024;
+    c->max_checkpoints_per_vm = 64;
+    c->max_checkpoints_per_user = 512;
     if (!c->source || !c->listen || !c->data_dir || !c->vmm || !c->accel || !c->qemu_bin ||
-        !c->firecracker_bin)
+        !c->firecracker_bin || !c->vmm_user)
         return -ENOMEM;
     return 0;
 }

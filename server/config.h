@@ -38,10 +38,18 @@ struct server_config {
     long long btrfs_image_size_mib;
     bool golden;            /* keep a golden snapshot and create VMs from it */
     char *mem_dir;          /* guest RAM files (tmpfs); NULL: a per-data-dir dir in /dev/shm */
+    char *vmm_user;         /* when run as root, VMMs run as this user ("" = as root) */
+
+    /* Bounds against hostile clients and guests (issue 7) */
+    long long max_connections_per_ip;  /* open HTTP connections per client address */
+    long long http_idle_timeout_secs;  /* an idle HTTP connection is closed after this */
+    long long max_console_log_bytes;   /* serial.log is rotated to serial.log.1 above this */
+    long long max_checkpoints_per_vm;
+    long long max_checkpoints_per_user;
 
     /* Line of each key in the file (0 when defaulted), for later errors such
      * as "kernel does not exist". Indexed like the key table. */
-    int lines[32];
+    int lines[48];
 };
 
 /* Fill defaults.  data_dir becomes $HOME/.noid; kernel/rootfs/initrd stay NULL. */
