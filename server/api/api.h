@@ -40,7 +40,9 @@ struct api_server {
     struct MHD_Daemon *d;
     struct engine *eng;
     const struct server_config *cfg;
-    struct ratelimit *rl;
+    /* failed authentications, one limiter per kind of key (auth.c) */
+    struct ratelimit *rl_addr;  /* by client address (IPv6: per /64) */
+    struct ratelimit *rl_token; /* by token prefix */
     int listen_fd;
     char bound[128]; /* "ADDR:PORT" actually bound */
     pthread_mutex_t workers_lock;
@@ -55,14 +57,14 @@ struct api_request {
     char method[16];
     char *path;
     struct buf body;
-    bool body_too_large;
     bool authed;
     struct db_user user;
     int64_t start_ns;
     unsigned status;                /* of the reply, for the access log */
     struct MHD_Response *response;  /* the reply, queued by http.c */
     bool suspended;                 /* a worker thread owns the request */
-    char client_ip[64];
+    char client_ip[64];             /* for the access log */
+    char rate_addr[RATELIMIT_KEY_MAX + 1]; /* failed logins are counted under this */
     char *params[API_MAX_PARAMS];
     const struct api_route *route;
 };
@@ -84,7 +86,10 @@ unsigned api_status_for_errno(int r);
 /* Parse the body as one JSON object; on failure replies 400 and returns < 0. */
 int api_body_json(struct api_request *rq, json_object **ret);
 
-/* Authenticate the bearer token; on failure replies 401/429 and returns false. */
+/* Authenticate the bearer token; on failure replies 401 (or 429 when the
+ * client's address or the token's prefix has too many recent failures) and
+ * returns false.  A valid token is always accepted.  Needs only the headers:
+ * http.c calls it before any byte of the body is read. */
 bool api_authenticate(struct api_request *rq);
 
 typedef void (*api_handler_fn)(struct api_request *rq, char **params);

@@ -2,27 +2,50 @@
  *
  * We create and bind the listening socket ourselves (so "127.0.0.1:0" picks a
  * free port we can print) and hand it to libmicrohttpd, which serves it from
- * one epoll thread per core.  Each request gets a struct api_request: its
- * body is accumulated up to API_MAX_BODY, then authentication and routing run
- * on the epoll thread; quick handlers run there too, blocking ones on a worker
- * thread while the connection is suspended (see api.h).  The handler leaves
- * exactly one response in the request, queued here; the completion callback
- * writes the access-log line and frees the request. */
+ * one epoll thread per core.  Each request gets a struct api_request.  For
+ * paths under /v1 the token is checked as soon as the headers are in, before
+ * any body byte is read; then the body is accumulated up to API_MAX_BODY and
+ * routing runs on the epoll thread; quick handlers run there too, blocking
+ * ones on a worker thread while the connection is suspended (see api.h).  The
+ * handler leaves exactly one response in the request, queued here; the
+ * completion callback writes the access-log line and frees the request.
+ *
+ * Against hostile clients (the guide's "Connections" and "Rate limiting"):
+ * libmicrohttpd caps connections per client address
+ * (max_connections_per_ip) and in all (below the open-file limit), and
+ * closes connections idle for http_idle_timeout_secs; suspended connections
+ * (a long exec) are exempt from that timeout and their timer restarts when
+ * they resume. */
 #include "http.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "api.h"
 #include "log.h"
 #include "timeutil.h"
+#include "wire.h"
 
-#define RATE_MAX_FAILURES 10
-#define RATE_WINDOW_MS (60 * 1000)
+/* Failed authentications tolerated per window (auth.c).  An address gets
+ * more than a token prefix: several users may share one (NAT, a proxy). */
+#define RATE_TOKEN_MAX_FAILURES 10
+#define RATE_ADDR_MAX_FAILURES  50
+#define RATE_WINDOW_MS          (60 * 1000)
+
+/* File descriptors kept for everything that is not an HTTP connection: the
+ * database, the agent socket of every running VM, QMP and serial logs,
+ * worker pipes, libmicrohttpd's own epoll and wake-up descriptors. */
+#define HTTP_FD_RESERVE 1024
+/* Concurrent HTTP connections in all, whatever the open-file limit: each
+ * costs libmicrohttpd a memory pool (32 KiB by default). */
+#define HTTP_MAX_CONNECTIONS 4096
 
 static int64_t real_clock_ms(void *data)
 {
@@ -39,10 +62,99 @@ static void log_safe(const char *s, char *out, size_t size)
     out[i] = 0;
 }
 
+/* The limiter key of an address: IPv4 as is, IPv6 per /64 (what one host or
+ * site typically gets, so hopping addresses inside it does not help). */
+static void rate_key_of(int family, const void *addr, char *out, size_t size)
+{
+    char text[INET6_ADDRSTRLEN];
+    struct in6_addr a6;
+
+    if (family == AF_INET6 && IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)addr)) {
+        family = AF_INET;
+        addr = (const uint8_t *)addr + 12;
+    }
+    if (family == AF_INET) {
+        if (!inet_ntop(AF_INET, addr, out, size))
+            snprintf(out, size, "-");
+        return;
+    }
+    memcpy(&a6, addr, sizeof(a6));
+    memset(&a6.s6_addr[8], 0, 8);
+    if (!inet_ntop(AF_INET6, &a6, text, sizeof(text)))
+        snprintf(out, size, "-");
+    else
+        snprintf(out, size, "%s/64", text);
+}
+
+/* The limiter key of an address written in text (n bytes); false when it is
+ * no plain IP address. */
+static bool rate_key_of_text(const char *s, size_t n, char *out, size_t size)
+{
+    char tmp[INET6_ADDRSTRLEN];
+    uint8_t a[sizeof(struct in6_addr)];
+
+    if (n == 0 || n >= sizeof(tmp))
+        return false;
+    memcpy(tmp, s, n);
+    tmp[n] = 0;
+    if (inet_pton(AF_INET, tmp, a) == 1)
+        rate_key_of(AF_INET, a, out, size);
+    else if (inet_pton(AF_INET6, tmp, a) == 1)
+        rate_key_of(AF_INET6, a, out, size);
+    else
+        return false;
+    return true;
+}
+
+static enum MHD_Result last_forwarded_for(void *cls, enum MHD_ValueKind kind, const char *key,
+                                          const char *value)
+{
+    if (key && value && strcasecmp(key, "X-Forwarded-For") == 0)
+        *(const char **)cls = value;
+    return MHD_YES;
+}
+
+/* With trust_forwarded_for, count failures under the right-most
+ * X-Forwarded-For entry (of the last such header): the one our proxy added.
+ * Everything left of it is whatever the client sent, so keying on it would
+ * let a client pick its own key.  False when there is no usable entry. */
+static bool forwarded_rate_key(struct api_request *rq)
+{
+    const char *v = NULL, *start, *end;
+
+    MHD_get_connection_values(rq->conn, MHD_HEADER_KIND, last_forwarded_for, &v);
+    if (!v)
+        return false;
+    start = strrchr(v, ',');
+    start = start ? start + 1 : v;
+    while (*start == ' ' || *start == '\t')
+        start++;
+    end = start + strlen(start);
+    while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    return rate_key_of_text(start, end - start, rq->rate_addr, sizeof(rq->rate_addr));
+}
+
+/* Fill rq->client_ip (the access log's) and rq->rate_addr (auth.c's). */
 static void client_address(struct api_request *rq)
 {
     const union MHD_ConnectionInfo *ci;
     const char *fwd;
+    bool forwarded_key = false;
+
+    ci = MHD_get_connection_info(rq->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (rq->srv->cfg->trust_forwarded_for)
+        forwarded_key = forwarded_rate_key(rq);
+    if (!forwarded_key) {
+        if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
+            rate_key_of(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr,
+                        rq->rate_addr, sizeof(rq->rate_addr));
+        else if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET6)
+            rate_key_of(AF_INET6, &((const struct sockaddr_in6 *)ci->client_addr)->sin6_addr,
+                        rq->rate_addr, sizeof(rq->rate_addr));
+        else
+            snprintf(rq->rate_addr, sizeof(rq->rate_addr), "-");
+    }
 
     if (rq->srv->cfg->trust_forwarded_for &&
         (fwd = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, "X-Forwarded-For"))) {
@@ -59,7 +171,6 @@ static void client_address(struct api_request *rq)
         log_safe(tmp, rq->client_ip, sizeof(rq->client_ip));
         return;
     }
-    ci = MHD_get_connection_info(rq->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     if (!ci || !ci->client_addr) {
         snprintf(rq->client_ip, sizeof(rq->client_ip), "-");
         return;
@@ -161,17 +272,19 @@ static void run_in_worker(struct api_request *rq)
     pthread_attr_destroy(&attr);
 }
 
+static bool path_needs_token(const char *path)
+{
+    return strncmp(path, "/v1/", 4) == 0 || strcmp(path, "/v1") == 0;
+}
+
+/* Route a complete request (authenticated already when under /v1). */
 static void dispatch(struct api_request *rq)
 {
     char allow[64];
     bool path_known = false;
-    bool v1 = strncmp(rq->path, "/v1/", 4) == 0 || strcmp(rq->path, "/v1") == 0;
 
     rq->route = api_route_find(rq->method, rq->path, rq->params, &path_known, allow,
                                sizeof(allow));
-    /* everything under /v1 needs a valid token, even to learn a route is wrong */
-    if (v1 && !api_authenticate(rq))
-        return;
     if (!rq->route) {
         if (path_known) {
             api_reply_error(rq, 405, "method %s is not allowed on %s (allowed: %s)", rq->method,
@@ -203,6 +316,50 @@ static enum MHD_Result queue_reply(struct api_request *rq)
     return ok;
 }
 
+/* Refuse, at once, a chunked body that has grown past API_MAX_BODY.
+ *
+ * libmicrohttpd (0.9.75, and still 1.0) accepts a response only before the
+ * body is read or after all of it: for a chunked upload, waiting for the end
+ * means reading a body that may never end.  So we write a minimal 413 on the
+ * socket ourselves and the caller returns MHD_NO, which closes the
+ * connection.  This is safe because libmicrohttpd has written nothing for
+ * this request but perhaps a complete "100 Continue" (which a final response
+ * may follow), and nothing of an earlier one (it reads the next request on a
+ * keep-alive connection only once the previous response is sent).  Best
+ * effort: the socket is non-blocking and its send buffer empty, so the few
+ * hundred bytes go out at once or the client just sees the connection close.
+ * Plain HTTP only, as we never start the daemon with TLS. */
+static void reply_413_and_close(struct api_request *rq)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(rq->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    char msg[128], out[512];
+    json_object *o;
+    const char *body;
+    size_t len;
+    int n;
+
+    rq->status = 413; /* for the access log */
+    if (!ci)
+        return;
+    snprintf(msg, sizeof(msg), "request body is larger than %u bytes", API_MAX_BODY);
+    o = wire_error_encode(msg);
+    if (!o)
+        return;
+    body = wire_to_string(o, &len);
+    n = snprintf(out, sizeof(out),
+                 "HTTP/1.1 413 Content Too Large\r\n"
+                 "Connection: close\r\n"
+                 "Content-Type: application/json\r\n"
+                 "Content-Length: %zu\r\n"
+                 "\r\n"
+                 "%s",
+                 len, body);
+    json_object_put(o);
+    if (n > 0 && (size_t)n < sizeof(out))
+        (void)!send(ci->connect_fd, out, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -226,9 +383,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (!rq->path)
             return MHD_NO;
         client_address(rq);
+        /* First call, headers only.  Everything under /v1 needs a valid
+         * token, even to learn that a route is wrong; checking it now means
+         * a client without one cannot make us read a body.  A reply queued
+         * now makes libmicrohttpd skip the body (no 100 Continue is sent)
+         * and close the connection after the reply. */
+        if (path_needs_token(rq->path) && !api_authenticate(rq))
+            return queue_reply(rq);
         cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > API_MAX_BODY) {
-            /* refuse before reading the body (no 100 Continue is sent) */
             api_reply_error(rq, 413, "request body is larger than %u bytes", API_MAX_BODY);
             return queue_reply(rq);
         }
@@ -240,16 +403,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return queue_reply(rq);
     }
     if (rq->status)
-        return MHD_YES; /* answered early (413): the rest of the body is discarded */
+        return MHD_YES; /* answered early: libmicrohttpd discards the body */
     if (*upload_data_size > 0) {
-        if (!rq->body_too_large && buf_append(&rq->body, upload_data, *upload_data_size) < 0)
-            rq->body_too_large = true;
+        /* Only a chunked body can pass the bound here: a Content-Length
+         * above it was refused with the headers. */
+        if (buf_append(&rq->body, upload_data, *upload_data_size) < 0) {
+            reply_413_and_close(rq);
+            return MHD_NO;
+        }
         *upload_data_size = 0;
         return MHD_YES;
-    }
-    if (rq->body_too_large) {
-        api_reply_error(rq, 413, "request body is larger than %u bytes", API_MAX_BODY);
-        return queue_reply(rq);
     }
     dispatch(rq);
     if (rq->suspended)
@@ -340,10 +503,28 @@ fail:
     return nerr_set(e, rc, "cannot listen on %s: %s", listen_addr, strerror(-rc));
 }
 
+/* How many HTTP connections we can afford in all: below the open-file limit
+ * (serve.c raised the soft limit to the hard one) with HTTP_FD_RESERVE left
+ * for the rest, or half of a limit too small for that; at most
+ * HTTP_MAX_CONNECTIONS. */
+static unsigned connection_limit(unsigned long long *ret_nofile)
+{
+    struct rlimit rl;
+    unsigned long long nofile = 1024, limit;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+        nofile = rl.rlim_cur == RLIM_INFINITY ? ~0ULL : (unsigned long long)rl.rlim_cur;
+    limit = nofile > 2 * HTTP_FD_RESERVE ? nofile - HTTP_FD_RESERVE : nofile / 2;
+    *ret_nofile = nofile;
+    return (unsigned)MIN(limit, (unsigned long long)HTTP_MAX_CONNECTIONS);
+}
+
 int api_server_start(struct engine *eng, const struct server_config *cfg,
                      struct api_server **ret, struct nerr *e)
 {
     struct api_server *s = calloc(1, sizeof(*s));
+    unsigned long long nofile;
+    unsigned max_conns;
     long nthreads;
     int r;
 
@@ -354,10 +535,11 @@ int api_server_start(struct engine *eng, const struct server_config *cfg,
     s->eng = eng;
     s->cfg = cfg;
     s->listen_fd = -1;
-    s->rl = ratelimit_new(RATE_MAX_FAILURES, RATE_WINDOW_MS, real_clock_ms, NULL);
-    if (!s->rl) {
-        free(s);
-        return -ENOMEM;
+    s->rl_addr = ratelimit_new(RATE_ADDR_MAX_FAILURES, RATE_WINDOW_MS, real_clock_ms, NULL);
+    s->rl_token = ratelimit_new(RATE_TOKEN_MAX_FAILURES, RATE_WINDOW_MS, real_clock_ms, NULL);
+    if (!s->rl_addr || !s->rl_token) {
+        r = nerr_set(e, -ENOMEM, "out of memory");
+        goto fail;
     }
     r = bind_listen(cfg->listen, &s->listen_fd, s->bound, sizeof(s->bound), e);
     if (r < 0)
@@ -365,25 +547,32 @@ int api_server_start(struct engine *eng, const struct server_config *cfg,
     nthreads = sysconf(_SC_NPROCESSORS_ONLN);
     if (nthreads < 1)
         nthreads = 1;
+    max_conns = connection_limit(&nofile);
     s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
                                 MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE | MHD_USE_ITC,
                             0, NULL, NULL, on_request, s,
                             MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
                             MHD_OPTION_THREAD_POOL_SIZE, (unsigned)nthreads,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)600,
+                            MHD_OPTION_CONNECTION_LIMIT, max_conns,
+                            MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                            (unsigned)cfg->max_connections_per_ip,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->http_idle_timeout_secs,
                             MHD_OPTION_END);
     if (!s->d) {
         r = nerr_set(e, -EIO, "cannot start the HTTP server on %s", s->bound);
         goto fail;
     }
+    log_info("HTTP limits: %u connections in all (open-file limit %llu), %lld per client "
+             "address, idle connections closed after %lld s",
+             max_conns, nofile, cfg->max_connections_per_ip, cfg->http_idle_timeout_secs);
     *ret = s;
     return 0;
 fail:
     if (s->listen_fd >= 0)
         close(s->listen_fd);
-    ratelimit_free(s->rl);
+    ratelimit_free(s->rl_addr);
+    ratelimit_free(s->rl_token);
     free(s);
     return r;
 }
@@ -409,6 +598,7 @@ void api_server_stop(struct api_server *s)
         if (fd != MHD_INVALID_SOCKET)
             close(fd);
     }
-    ratelimit_free(s->rl);
+    ratelimit_free(s->rl_addr);
+    ratelimit_free(s->rl_token);
     free(s);
 }

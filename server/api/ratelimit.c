@@ -1,8 +1,15 @@
 /* ratelimit.c — see ratelimit.h.
  *
- * A chained hash table of fixed windows.  Lookups happen on every
- * authenticated request, so they are O(1); pruning of expired windows happens
- * only when the table is full, i.e. on the failure path. */
+ * A chained hash table of fixed windows, plus one list of all entries in the
+ * order their windows started (a window starts when an entry is created or
+ * when an expired one is reused, and the clock never goes back, so appending
+ * at the tail keeps the list sorted).  Expired windows therefore sit at the
+ * head: pruning them, and evicting the oldest when the table is full, is O(1)
+ * per entry removed — a flood of failures from many addresses costs no scan
+ * of the table under the lock.
+ *
+ * Lock: `lock` protects everything below it in struct ratelimit and every
+ * entry; no other lock is taken while holding it. */
 #include "ratelimit.h"
 
 #include <pthread.h>
@@ -14,16 +21,18 @@
 #define NBUCKETS 4096
 
 struct rl_entry {
-    struct rl_entry *next;
+    struct rl_entry *next;          /* in its hash bucket */
+    struct rl_entry *older, *newer; /* in the window-start order */
     char key[RATELIMIT_KEY_MAX + 1];
     int64_t window_start;
     int failures;
 };
 
 struct ratelimit {
-    pthread_mutex_t lock; /* protects buckets and count */
-    struct rl_entry *buckets[NBUCKETS];
-    size_t count;
+    pthread_mutex_t lock;
+    struct rl_entry *buckets[NBUCKETS]; /* (lock) */
+    struct rl_entry *oldest, *newest;   /* (lock) all entries by window start */
+    size_t count;                       /* (lock) */
     int max_failures;
     int64_t window_ms;
     ratelimit_clock_fn clock;
@@ -58,12 +67,11 @@ void ratelimit_free(struct ratelimit *rl)
 {
     if (!rl)
         return;
-    for (size_t i = 0; i < NBUCKETS; i++)
-        while (rl->buckets[i]) {
-            struct rl_entry *n = rl->buckets[i]->next;
-            free(rl->buckets[i]);
-            rl->buckets[i] = n;
-        }
+    while (rl->oldest) {
+        struct rl_entry *n = rl->oldest->newer;
+        free(rl->oldest);
+        rl->oldest = n;
+    }
     pthread_mutex_destroy(&rl->lock);
     free(rl);
 }
@@ -81,40 +89,64 @@ static bool expired(const struct ratelimit *rl, const struct rl_entry *e, int64_
     return now >= e->window_start + rl->window_ms;
 }
 
-/* Drop expired windows; if none expired, drop the oldest one.  Caller holds lock. */
-static void make_room(struct ratelimit *rl, int64_t now)
+/* Take e out of the window-start list (lock held). */
+static void order_unlink(struct ratelimit *rl, struct rl_entry *e)
 {
-    struct rl_entry **oldest = NULL;
-
-    for (size_t i = 0; i < NBUCKETS; i++) {
-        struct rl_entry **pp = &rl->buckets[i];
-        while (*pp) {
-            if (expired(rl, *pp, now)) {
-                struct rl_entry *dead = *pp;
-                *pp = dead->next;
-                free(dead);
-                rl->count--;
-                continue;
-            }
-            if (!oldest || (*pp)->window_start < (*oldest)->window_start)
-                oldest = pp;
-            pp = &(*pp)->next;
-        }
-    }
-    if (rl->count >= RATELIMIT_MAX_KEYS && oldest) {
-        struct rl_entry *dead = *oldest;
-        *oldest = dead->next;
-        free(dead);
-        rl->count--;
-    }
+    if (e->older)
+        e->older->newer = e->newer;
+    else
+        rl->oldest = e->newer;
+    if (e->newer)
+        e->newer->older = e->older;
+    else
+        rl->newest = e->older;
+    e->older = e->newer = NULL;
 }
 
-bool ratelimit_is_blocked(struct ratelimit *rl, const char *key, int64_t *ret_retry_ms)
+/* Put e at the young end of the window-start list (lock held). */
+static void order_append(struct ratelimit *rl, struct rl_entry *e)
+{
+    e->older = rl->newest;
+    e->newer = NULL;
+    if (rl->newest)
+        rl->newest->newer = e;
+    else
+        rl->oldest = e;
+    rl->newest = e;
+}
+
+/* Unlink e from its bucket and the list, and free it (lock held). */
+static void drop(struct ratelimit *rl, struct rl_entry *e)
+{
+    struct rl_entry **pp = &rl->buckets[key_hash(e->key)];
+
+    while (*pp != e)
+        pp = &(*pp)->next;
+    *pp = e->next;
+    order_unlink(rl, e);
+    free(e);
+    rl->count--;
+}
+
+/* Drop expired windows, then (if still full) the oldest ones until there is
+ * room for one more key (lock held). */
+static void prune(struct ratelimit *rl, int64_t now)
+{
+    while (rl->oldest && expired(rl, rl->oldest, now))
+        drop(rl, rl->oldest);
+    while (rl->oldest && rl->count >= RATELIMIT_MAX_KEYS)
+        drop(rl, rl->oldest);
+}
+
+bool ratelimit_is_blocked(struct ratelimit *rl, const char *key_in, int64_t *ret_retry_ms)
 {
     int64_t now = rl->clock(rl->clock_data);
+    char key[RATELIMIT_KEY_MAX + 1];
     struct rl_entry *e;
     bool blocked = false;
 
+    /* truncated the same way as when it was stored */
+    snprintf(key, sizeof(key), "%s", key_in);
     pthread_mutex_lock(&rl->lock);
     e = find(rl, key);
     if (e && e->failures >= rl->max_failures && !expired(rl, e, now)) {
@@ -126,20 +158,24 @@ bool ratelimit_is_blocked(struct ratelimit *rl, const char *key, int64_t *ret_re
     return blocked;
 }
 
-void ratelimit_record_failure(struct ratelimit *rl, const char *key)
+void ratelimit_record_failure(struct ratelimit *rl, const char *key_in)
 {
     int64_t now = rl->clock(rl->clock_data);
+    char key[RATELIMIT_KEY_MAX + 1];
     struct rl_entry *e;
 
+    snprintf(key, sizeof(key), "%s", key_in);
     pthread_mutex_lock(&rl->lock);
     e = find(rl, key);
     if (e && expired(rl, e, now)) {
+        /* a new window: it is now the youngest */
         e->window_start = now;
         e->failures = 0;
+        order_unlink(rl, e);
+        order_append(rl, e);
     }
     if (!e) {
-        if (rl->count >= RATELIMIT_MAX_KEYS)
-            make_room(rl, now);
+        prune(rl, now);
         e = calloc(1, sizeof(*e));
         if (!e)
             goto out; /* out of memory: fail open for limiting, auth still fails */
@@ -148,6 +184,7 @@ void ratelimit_record_failure(struct ratelimit *rl, const char *key)
         uint32_t h = key_hash(e->key);
         e->next = rl->buckets[h];
         rl->buckets[h] = e;
+        order_append(rl, e);
         rl->count++;
     }
     e->failures++;

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "cmd.h"
@@ -25,6 +26,22 @@ static void usage(FILE *f)
             "  --data-dir DIR     data directory (default: data_dir from the config, ~/.noid)\n"
             "  --listen ADDR:PORT override the listen address (\"127.0.0.1:0\" = any free port)\n"
             "  -h, --help         show this help\n");
+}
+
+/* HTTP connections, VM agent sockets and the database all take file
+ * descriptors, and the usual soft limit (1024, kept low for select(), which
+ * we do not use) would cap them far below what the hard limit allows.  Raise
+ * it; http.c sizes its connection limit from the result. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+        return;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+        log_warn("cannot raise the open-file limit to %llu: %s", (unsigned long long)rl.rlim_max,
+                 strerror(errno));
 }
 
 int cmd_serve(int argc, char **argv)
@@ -72,6 +89,7 @@ int cmd_serve(int argc, char **argv)
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
 
     r = engine_open(&cfg, ENGINE_SERVE, &eng, &e);
     if (r < 0) {
