@@ -1,5 +1,8 @@
 /* log.h — one line per event on stderr: "2026-11-26T15:55:21.123Z level: text".
- * Library modules do not log; the caller that decides what to do logs once. */
+ * Library modules do not log; the caller that decides what to do logs once.
+ * The text is escaped (textutil.h): control characters, backslashes and
+ * malformed UTF-8 in it are written as \n, \\, \xNN..., so interpolating
+ * untrusted strings can never split an event over lines or forge one. */
 #pragma once
 
 #include "macro.h"

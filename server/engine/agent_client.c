@@ -4,11 +4,27 @@
  * struct agent_exec marked (lock), c->broken and the condition variable;
  * c->wlock serialises whole frames on the socket.  Order: lock before wlock is
  * never needed — each is taken alone.  The reader thread holds a reference
- * and is detached; the last unref closes the socket. */
+ * and is detached; the last unref closes the socket.
+ *
+ * The guest is untrusted, so nothing it does may hold a server thread or
+ * grow server memory without bound:
+ *  - the socket is non-blocking; every send has a deadline (the exec's own
+ *    for EXEC and STDIN, AGENT_KILL_SEND_MS for KILL, the request timeout for
+ *    controls), and so does the wait for wlock.  A frame cut off half way is
+ *    unrecoverable: the connection is then marked broken.  A frame that never
+ *    started leaves the channel whole.
+ *  - stdin credit is capped at AP_STDIN_WINDOW, whatever WINDOW frames say;
+ *  - the input buffer holds at most one maximal frame plus a read chunk;
+ *    frames for unknown streams are dropped; output goes to the exec's sink
+ *    (capped there); ERROR text is cut to a fixed size and escaped
+ *    (text_sanitize) before it can reach a client or a log. */
 #include "agent_client.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <openssl/rand.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -20,11 +36,16 @@
 
 #include "buf.h"
 #include "log.h"
+#include "textutil.h"
 #include "timeutil.h"
 #include "unixsock.h"
 
 #define HELLO_RETRY_MS 20
-#define SEND_TIMEOUT_S 10
+/* How long KILL may wait for the channel: it is sent when the caller's own
+ * deadline has passed, so it gets a short bound of its own. */
+#define AGENT_KILL_SEND_MS 1000
+/* An agent's ERROR text, escaped, as kept for the caller. */
+#define AGENT_ERROR_MAX 200
 
 struct agent_exec {
     struct agent_conn *c;
@@ -34,15 +55,15 @@ struct agent_exec {
     bool started, exited, failed; /* (lock) */
     uint32_t pid;              /* (lock) */
     struct ap_exit exit;       /* (lock) */
-    char error[200];           /* (lock) */
-    uint64_t window;           /* (lock) stdin bytes we may still send */
+    char error[AGENT_ERROR_MAX]; /* (lock) escaped */
+    uint32_t window;           /* (lock) stdin bytes we may still send, <= AP_STDIN_WINDOW */
     bool stdin_closed;
 };
 
 struct ctl_wait {
     uint32_t stream;
     bool done, ok;
-    char error[200];
+    char error[AGENT_ERROR_MAX]; /* escaped */
     struct ctl_wait *next;
 };
 
@@ -71,16 +92,25 @@ static void mark_broken_locked(struct agent_conn *c)
     pthread_cond_broadcast(&c->cond);
 }
 
+/* Send one whole frame, waiting for wlock and for room on the socket until
+ * deadline_ms (time_mono_ms) at most.  -ETIMEDOUT at the deadline, -errno
+ * on a socket error.  The channel is marked broken (and shut down) when a
+ * frame went out only in part, or on a socket error; a frame of which
+ * nothing was sent leaves it usable. */
 static int conn_send(struct agent_conn *c, uint8_t type, uint32_t stream, const void *payload,
-                     size_t len)
+                     size_t len, int64_t deadline_ms)
 {
     uint8_t hdr[AP_HEADER_LEN];
     struct iovec iov[2] = {{hdr, AP_HEADER_LEN}, {(void *)payload, len}};
     size_t total = AP_HEADER_LEN + len, done = 0;
+    struct timespec ts;
     int r = 0;
 
     ap_header_encode(hdr, type, stream, (uint32_t)len);
-    pthread_mutex_lock(&c->wlock);
+    timespec_at(deadline_ms, &ts);
+    r = pthread_mutex_clocklock(&c->wlock, CLOCK_MONOTONIC, &ts);
+    if (r != 0)
+        return -r; /* ETIMEDOUT: another writer held the channel all along */
     while (done < total) {
         struct msghdr msg = {0};
         struct iovec v[2];
@@ -98,17 +128,31 @@ static int conn_send(struct agent_conn *c, uint8_t type, uint32_t stream, const 
         }
         msg.msg_iov = v;
         msg.msg_iovlen = (size_t)nv;
-        ssize_t n = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
+        ssize_t n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n < 0 && errno == EINTR)
             continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            /* the guest is not taking bytes: wait for room, not past the deadline */
+            int64_t left = deadline_ms - time_mono_ms();
+            struct pollfd p = {.fd = c->fd, .events = POLLOUT};
+            if (left <= 0) {
+                r = -ETIMEDOUT;
+                break;
+            }
+            if (poll(&p, 1, (int)MIN(left, (int64_t)INT_MAX)) < 0 && errno != EINTR) {
+                r = -errno;
+                break;
+            }
+            continue;
+        }
         if (n < 0) {
-            r = errno == EAGAIN ? -ETIMEDOUT : -errno;
+            r = -errno;
             break;
         }
         done += (size_t)n;
     }
     pthread_mutex_unlock(&c->wlock);
-    if (r < 0) {
+    if (r < 0 && (done > 0 || r != -ETIMEDOUT)) {
         pthread_mutex_lock(&c->lock);
         mark_broken_locked(c);
         pthread_mutex_unlock(&c->lock);
@@ -133,20 +177,22 @@ static struct ctl_wait *find_ctl(struct agent_conn *c, uint32_t stream)
     return NULL;
 }
 
+/* The text of an ERROR frame, escaped and cut to fit out. */
 static void copy_message(char *out, size_t size, const struct ap_frame *f)
 {
-    size_t n = MIN((size_t)f->len, size - 1);
-
-    memcpy(out, f->payload, n);
-    out[n] = 0;
+    text_sanitize(f->payload, f->len, out, size);
 }
 
-/* Handle one frame from the agent; returns -EPROTO to drop the connection. */
+/* Handle one frame from the agent; returns -EPROTO to drop the connection.
+ * Frames for streams nobody waits on are dropped.  Waiters are woken only
+ * when something they wait for changed: a flood of output must not make
+ * every waiting thread spin. */
 static int dispatch(struct agent_conn *c, const struct ap_frame *f)
 {
     struct agent_exec *x;
     struct ctl_wait *w;
     uint32_t v32;
+    bool wake = false;
     int r = 0;
 
     pthread_mutex_lock(&c->lock);
@@ -173,38 +219,44 @@ static int dispatch(struct agent_conn *c, const struct ap_frame *f)
                 r = -EPROTO;
                 break;
             }
-            x->exited = true;
+            x->exited = wake = true;
         }
         break;
     case AP_WINDOW:
+        /* WINDOW acknowledges stdin the agent consumed, and at most
+         * AP_STDIN_WINDOW bytes may be unacknowledged: so credit never
+         * exceeds AP_STDIN_WINDOW, however much a (buggy or hostile) agent
+         * grants — which is the same as capping its acknowledgements at
+         * what was sent. */
         x = find_exec(c, f->stream);
-        if (x && ap_u32_decode(f->payload, f->len, &v32) == 0)
-            x->window += v32;
+        if (x && ap_u32_decode(f->payload, f->len, &v32) == 0 && v32 > 0) {
+            x->window = (uint32_t)MIN((uint64_t)x->window + v32, (uint64_t)AP_STDIN_WINDOW);
+            wake = true;
+        }
         break;
     case AP_OK:
     case AP_PONG:
         w = find_ctl(c, f->stream);
         if (w) {
-            w->done = true;
-            w->ok = true;
+            w->done = w->ok = wake = true;
         }
         break;
     case AP_ERROR:
         if (f->stream == 0) {
-            char msg[200];
-            copy_message(msg, sizeof(msg), f);
-            log_warn("agent reported a session error: %s", msg);
+            /* raw text, cut: log_warn escapes it */
+            log_warn("agent reported a session error: %.*s", (int)MIN(f->len, AGENT_ERROR_MAX),
+                     (const char *)f->payload);
             r = -EPROTO;
             break;
         }
         x = find_exec(c, f->stream);
         if (x) {
-            x->failed = true;
+            x->failed = wake = true;
             copy_message(x->error, sizeof(x->error), f);
         }
         w = find_ctl(c, f->stream);
         if (w) {
-            w->done = true;
+            w->done = wake = true;
             copy_message(w->error, sizeof(w->error), f);
         }
         break;
@@ -212,12 +264,15 @@ static int dispatch(struct agent_conn *c, const struct ap_frame *f)
         r = -EPROTO; /* the agent sent a host-to-agent frame type */
         break;
     }
-    pthread_cond_broadcast(&c->cond);
+    if (wake)
+        pthread_cond_broadcast(&c->cond);
     pthread_mutex_unlock(&c->lock);
     return r;
 }
 
-/* Read more bytes into c->in; 0 on EOF, -errno, or > 0. */
+/* Read what is there into c->in (the socket is non-blocking): > 0 bytes
+ * read, 0 on EOF, -EAGAIN if nothing is there, -EMSGSIZE if c->in is full
+ * (no valid frame is that long), -errno. */
 static ssize_t fill(struct agent_conn *c)
 {
     uint8_t chunk[64 * 1024];
@@ -231,27 +286,56 @@ static ssize_t fill(struct agent_conn *c)
     return n < 0 ? -errno : n;
 }
 
+/* Dispatch every whole frame in c->in, then drop them from it in one go
+ * (consuming frame by frame would move the rest of the buffer once per
+ * frame: a flood of tiny frames would cost the reader quadratic time).
+ * Returns -EPROTO if the connection must be dropped. */
+static int dispatch_buffered(struct agent_conn *c)
+{
+    size_t off = 0;
+    int r = 0;
+
+    while (off < c->in.len) {
+        struct ap_frame f;
+        int used = ap_frame_parse(c->in.data + off, c->in.len - off, &f);
+        if (used == 0)
+            break;
+        if (used < 0) {
+            log_warn("agent channel: malformed frame; dropping the channel");
+            r = -EPROTO;
+            break;
+        }
+        if (dispatch(c, &f) < 0) {
+            log_warn("agent channel: protocol error in a %s frame; dropping the channel",
+                     ap_type_name(f.type));
+            r = -EPROTO;
+            break;
+        }
+        off += (size_t)used;
+    }
+    buf_consume(&c->in, off);
+    return r;
+}
+
 static void *reader_main(void *arg)
 {
     struct agent_conn *c = arg;
 
     for (;;) {
-        struct ap_frame f;
-        int used;
+        ssize_t n;
 
-        while (c->in.len > 0 && (used = ap_frame_parse(c->in.data, c->in.len, &f)) > 0) {
-            if (dispatch(c, &f) < 0) {
-                log_warn("agent channel: protocol error in a %s frame; dropping the channel",
-                         ap_type_name(f.type));
-                goto out;
-            }
-            buf_consume(&c->in, (size_t)used);
-        }
-        if (c->in.len > 0 && ap_frame_parse(c->in.data, c->in.len, &f) < 0) {
-            log_warn("agent channel: malformed frame; dropping the channel");
+        if (dispatch_buffered(c) < 0)
             goto out;
+        n = fill(c);
+        if (n == -EAGAIN) {
+            /* shutdown() by a writer or agent_conn_shutdown() wakes this */
+            if (fd_wait_readable(c->fd, -1) < 0)
+                goto out;
+            continue;
         }
-        if (fill(c) <= 0)
+        if (n == -EMSGSIZE)
+            log_warn("agent channel: a frame larger than the input buffer; dropping the channel");
+        if (n <= 0)
             goto out;
     }
 out:
@@ -284,32 +368,38 @@ static int handshake(struct agent_conn *c, int timeout_ms, struct nerr *e)
             return nerr_set(e, -ETIMEDOUT, "the guest agent did not answer within %d ms",
                             timeout_ms);
         if (now >= next_hello) {
-            r = conn_send(c, AP_HELLO, 0, payload, plen);
+            r = conn_send(c, AP_HELLO, 0, payload, plen, deadline);
+            if (r == -ETIMEDOUT)
+                continue; /* the deadline check above answers */
             if (r < 0)
                 return nerr_set(e, -ECONNRESET, "agent channel closed: %s", strerror(-r));
             next_hello = now + HELLO_RETRY_MS;
         }
-        r = fd_wait_readable(c->fd, (int)MIN(next_hello, deadline) - (int)now > 0
-                                        ? (int)(MIN(next_hello, deadline) - now)
-                                        : 1);
+        r = fd_wait_readable(c->fd, (int)MAX(MIN(next_hello, deadline) - now, (int64_t)1));
         if (r < 0)
             return nerr_set(e, r, "agent channel: %s", strerror(-r));
         if (r == 0)
             continue;
         ssize_t n = fill(c);
+        if (n == -EAGAIN)
+            continue;
         if (n == 0)
             return nerr_set(e, -ECONNRESET, "agent channel closed during the handshake");
         if (n < 0)
             return nerr_set(e, (int)n, "agent channel: %s", strerror((int)-n));
+        /* skip to the matching HELLO_ACK; what precedes it is dropped in
+         * one buf_consume, never frame by frame */
+        size_t off = 0;
         for (;;) {
             struct ap_frame f;
-            int used = ap_frame_parse(c->in.data, c->in.len, &f);
+            int used = ap_frame_parse(c->in.data + off, c->in.len - off, &f);
             if (used == 0)
                 break;
             if (used < 0) {
-                buf_consume(&c->in, MAX((size_t)1, ap_resync(c->in.data, c->in.len)));
+                off += MAX((size_t)1, ap_resync(c->in.data + off, c->in.len - off));
                 continue;
             }
+            off += (size_t)used;
             if (f.type == AP_HELLO_ACK) {
                 struct ap_hello ack;
                 if (ap_hello_decode(f.payload, f.len, &ack) == 0 && ack.nonce == hello.nonce) {
@@ -318,21 +408,19 @@ static int handshake(struct agent_conn *c, int timeout_ms, struct nerr *e)
                                         "guest agent speaks protocol v%u, the server v%u",
                                         ack.version, AP_VERSION);
                     }
-                    log_debug("agent channel: %s, protocol v%u", ack.agent_version,
-                              ack.version);
-                    buf_consume(&c->in, (size_t)used);
+                    log_debug("agent channel: %s, protocol v%u", ack.agent_version, ack.version);
+                    buf_consume(&c->in, off);
                     return 0;
                 }
             }
-            buf_consume(&c->in, (size_t)used);
         }
+        buf_consume(&c->in, off);
     }
 }
 
 int agent_conn_open(int fd, int timeout_ms, struct agent_conn **ret, struct nerr *e)
 {
     struct agent_conn *c = calloc(1, sizeof(*c));
-    struct timeval tv = {.tv_sec = SEND_TIMEOUT_S};
     pthread_condattr_t ca;
     pthread_attr_t ta;
     pthread_t th;
@@ -351,7 +439,13 @@ int agent_conn_open(int fd, int timeout_ms, struct agent_conn **ret, struct nerr
     pthread_cond_init(&c->cond, &ca);
     pthread_condattr_destroy(&ca);
     buf_init(&c->in, AP_MAX_PAYLOAD + AP_HEADER_LEN + 64 * 1024);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    /* every send and read is bounded by poll() with a deadline, never by
+     * a blocking call the guest could stretch */
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+        r = nerr_set(e, -errno, "agent channel: cannot make the socket non-blocking");
+        goto fail;
+    }
     if (RAND_bytes((unsigned char *)&c->next_stream, sizeof(c->next_stream)) != 1)
         c->next_stream = (uint32_t)time_mono_ns();
 
@@ -420,8 +514,8 @@ static uint32_t next_stream_locked(struct agent_conn *c)
 }
 
 int agent_exec_start(struct agent_conn *c, const struct ap_exec_req *req,
-                     const struct agent_exec_sink *sink, struct agent_exec **ret,
-                     struct nerr *e)
+                     const struct agent_exec_sink *sink, int64_t deadline_ms,
+                     struct agent_exec **ret, struct nerr *e)
 {
     struct agent_exec *x;
     uint8_t *payload = NULL;
@@ -453,13 +547,15 @@ int agent_exec_start(struct agent_conn *c, const struct ap_exec_req *req,
     c->execs = x;
     pthread_mutex_unlock(&c->lock);
 
-    r = conn_send(c, AP_EXEC, x->stream, payload, plen);
+    r = conn_send(c, AP_EXEC, x->stream, payload, plen, deadline_ms);
     free(payload);
     payload = NULL;
     if (r < 0) {
         agent_exec_free(x);
-        return nerr_set(e, -ECONNRESET, "cannot send the command to the agent: %s",
-                        strerror(-r));
+        if (r == -ETIMEDOUT)
+            return nerr_set(e, -ETIMEDOUT,
+                            "the guest agent did not take the command before the timeout");
+        return nerr_set(e, -ECONNRESET, "cannot send the command to the agent: %s", strerror(-r));
     }
     *ret = x;
     return 0;
@@ -496,9 +592,11 @@ int agent_exec_write_stdin(struct agent_exec *x, const void *data, size_t len,
             return 0;
         }
         n = MIN(len, MIN((size_t)x->window, (size_t)AP_DATA_CHUNK));
-        x->window -= n;
+        x->window -= (uint32_t)n;
         pthread_mutex_unlock(&c->lock);
-        int r = conn_send(c, AP_STDIN, x->stream, p, n);
+        int r = conn_send(c, AP_STDIN, x->stream, p, n, deadline_ms);
+        if (r == -ETIMEDOUT)
+            return nerr_set(e, -ETIMEDOUT, "the guest did not take stdin in time");
         if (r < 0)
             return nerr_set(e, -ECONNRESET, "cannot send stdin: %s", strerror(-r));
         p += n;
@@ -507,14 +605,16 @@ int agent_exec_write_stdin(struct agent_exec *x, const void *data, size_t len,
     return 0;
 }
 
-int agent_exec_close_stdin(struct agent_exec *x, struct nerr *e)
+int agent_exec_close_stdin(struct agent_exec *x, int64_t deadline_ms, struct nerr *e)
 {
     int r;
 
     if (x->stdin_closed)
         return 0;
     x->stdin_closed = true;
-    r = conn_send(x->c, AP_STDIN, x->stream, NULL, 0);
+    r = conn_send(x->c, AP_STDIN, x->stream, NULL, 0, deadline_ms);
+    if (r == -ETIMEDOUT)
+        return nerr_set(e, -ETIMEDOUT, "the guest did not take the end of stdin in time");
     if (r < 0)
         return nerr_set(e, -ECONNRESET, "cannot close stdin: %s", strerror(-r));
     return 0;
@@ -525,7 +625,7 @@ int agent_exec_kill(struct agent_exec *x, int sig)
     uint8_t p[4];
 
     ap_u32_encode((uint32_t)sig, p);
-    return conn_send(x->c, AP_KILL, x->stream, p, sizeof(p));
+    return conn_send(x->c, AP_KILL, x->stream, p, sizeof(p), time_mono_ms() + AGENT_KILL_SEND_MS);
 }
 
 int agent_exec_wait(struct agent_exec *x, int64_t deadline_ms, struct ap_exit *ret,
@@ -580,10 +680,11 @@ int agent_control(struct agent_conn *c, uint8_t type, const void *payload, size_
                   int timeout_ms, struct nerr *e)
 {
     struct ctl_wait w = {0};
+    int64_t deadline = time_mono_ms() + timeout_ms;
     struct timespec ts;
     int r;
 
-    timespec_at(time_mono_ms() + timeout_ms, &ts);
+    timespec_at(deadline, &ts);
     pthread_mutex_lock(&c->lock);
     if (c->broken) {
         pthread_mutex_unlock(&c->lock);
@@ -594,13 +695,15 @@ int agent_control(struct agent_conn *c, uint8_t type, const void *payload, size_
     c->ctls = &w;
     pthread_mutex_unlock(&c->lock);
 
-    r = conn_send(c, type, w.stream, payload, len);
+    r = conn_send(c, type, w.stream, payload, len, deadline);
 
     pthread_mutex_lock(&c->lock);
     while (r == 0 && !w.done && !c->broken)
         if (pthread_cond_timedwait(&c->cond, &c->lock, &ts) == ETIMEDOUT)
             break;
-    if (r < 0 || (!w.done && c->broken))
+    if (r == -ETIMEDOUT)
+        r = nerr_set(e, -ETIMEDOUT, "the guest agent did not take %s in time", ap_type_name(type));
+    else if (r < 0 || (!w.done && c->broken))
         r = nerr_set(e, -ECONNRESET, "the agent channel closed");
     else if (!w.done)
         r = nerr_set(e, -ETIMEDOUT, "the guest agent did not answer %s", ap_type_name(type));

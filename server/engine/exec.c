@@ -5,7 +5,13 @@
  * the agent stays silent, kills the command itself and reports a timeout.
  * Output is kept per stream up to max_exec_output_bytes; what is beyond is
  * counted as truncation and dropped while the command keeps running, so a
- * chatty command never blocks on a full pipe. */
+ * chatty command never blocks on a full pipe.
+ *
+ * The guest is untrusted: once connected, everything (sending the command
+ * and its stdin, waiting for the end) shares one deadline, timeout_secs +
+ * EXEC_GRACE_MS; past it only a KILL goes out, itself bounded
+ * (agent_exec_kill), and the caller gets a timeout (124) with the output
+ * captured so far. */
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
@@ -122,26 +128,30 @@ int engine_vm_exec(struct engine *eng, const struct db_user *u, const char *name
     areq.tty = req->tty;
     areq.stdin_open = req->stdin_text || req->stdin_b64;
     areq.timeout_ms = (uint32_t)(timeout_secs * 1000);
-    r = agent_exec_start(conn, &areq, &sink, &x, e);
+    deadline = time_mono_ms() + timeout_secs * 1000 + EXEC_GRACE_MS;
+    r = agent_exec_start(conn, &areq, &sink, deadline, &x, e);
     if (r < 0)
         goto out;
-    deadline = time_mono_ms() + timeout_secs * 1000 + EXEC_GRACE_MS;
     if (areq.stdin_open) {
         r = agent_exec_write_stdin(x, req->stdin_text ? (const uint8_t *)req->stdin_text : stdin_bytes,
                                    req->stdin_text ? req->stdin_text_len : stdin_len, deadline, e);
+        if (r >= 0)
+            r = agent_exec_close_stdin(x, deadline, e);
         if (r == -ETIMEDOUT) {
-            /* it never read its stdin: the timeout covers the whole exec */
+            /* it did not take its stdin by the deadline (the command did not
+             * read it, or the guest does not read its channel): the timeout
+             * covers the whole exec, and the deadline has passed */
+            log_warn("vm %s/%s: stdin not taken by the deadline; killing the command", u->id, name);
             agent_exec_kill(x, SIGKILL);
             timed_out = true;
             r = 0;
         }
-        if (r >= 0 && !timed_out)
-            r = agent_exec_close_stdin(x, e);
         if (r < 0)
             goto out;
     }
     int64_t t_started = time_mono_ns();
-    r = agent_exec_wait(x, timed_out ? time_mono_ms() + EXEC_GRACE_MS : deadline, &ex, e);
+    if (!timed_out)
+        r = agent_exec_wait(x, deadline, &ex, e);
     log_debug("exec %s/%s: setup %.3f ms, run %.3f ms", u->id, name,
               (double)(t_started - t_begin) / 1e6, (double)(time_mono_ns() - t_started) / 1e6);
     if (r == -ETIMEDOUT) {
@@ -153,6 +163,11 @@ int engine_vm_exec(struct engine *eng, const struct db_user *u, const char *name
     }
     if (r < 0)
         goto out;
+    /* The reader thread appends to cap for as long as x is registered, and
+     * an agent may send output after EXIT or past the deadline: unregister
+     * x before taking the buffers. */
+    agent_exec_free(x);
+    x = NULL;
 
     memset(ret, 0, sizeof(*ret));
     ret->timed_out = timed_out || ex.timed_out;
