@@ -156,17 +156,48 @@ char *path_join(const char *a, const char *b)
     return p;
 }
 
-void file_last_line(const char *path, char *out, size_t size)
+void file_tail_lines(const char *path, int max_lines, char *out, size_t size)
 {
-    _cleanup_free_ char *text = NULL;
-    size_t len = 0;
-    char *last;
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    char buf[4096 + 1];
+    struct stat st;
+    ssize_t n;
+    size_t len, o = 0;
+    char *start;
 
     out[0] = 0;
-    if (read_file(path, 16 * 1024 * 1024, &text, &len) < 0)
+    if (fd < 0 || fstat(fd, &st) < 0 || size == 0)
         return;
-    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r' || text[len - 1] == ' '))
-        text[--len] = 0;
-    last = strrchr(text, '\n');
-    snprintf(out, size, "%s", last ? last + 1 : text);
+    n = pread(fd, buf, sizeof(buf) - 1, st.st_size > 4096 ? st.st_size - 4096 : 0);
+    if (n <= 0)
+        return;
+    len = (size_t)n;
+    buf[len] = 0;
+    /* walk back over max_lines non-empty lines */
+    start = buf + len;
+    for (int lines = 0; start > buf && lines < max_lines;) {
+        char *end = start;
+        while (end > buf && (end[-1] == '\n' || end[-1] == '\r'))
+            end--;
+        start = end;
+        while (start > buf && start[-1] != '\n')
+            start--;
+        if (end > start)
+            lines++;
+    }
+    bool sep = false;
+    for (char *p = start; *p && o + 4 < size; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '\n' || c == '\r') {
+            sep = o > 0;
+            continue;
+        }
+        if (sep) {
+            memcpy(out + o, " | ", 3);
+            o += 3;
+            sep = false;
+        }
+        out[o++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
+    }
+    out[o] = 0;
 }

@@ -26,9 +26,12 @@ int read_file(const char *path, size_t max, char **ret, size_t *ret_len);
 
 bool path_exists(const char *path);
 
-/* The last non-empty line of a text file (at most its last 16 MiB are read),
- * or "" when there is none. */
-void file_last_line(const char *path, char *out, size_t size);
+/* The last max_lines non-empty lines of a text file, joined with " | " on
+ * one line, every byte that is not printable ASCII replaced by '?' (the
+ * text may come from a process we do not trust and goes into log lines and
+ * API errors).  Only the file's last 4 KiB are read.  "" when there is
+ * nothing. */
+void file_tail_lines(const char *path, int max_lines, char *out, size_t size);
 
 /* path_join("a", "b") == "a/b", malloc'd. */
 char *path_join(const char *a, const char *b);

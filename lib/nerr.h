@@ -8,7 +8,7 @@
 
 #include "macro.h"
 
-#define NERR_MSG_MAX 256
+#define NERR_MSG_MAX 512
 
 struct nerr {
     int code;                 /* negative errno, 0 when unset */

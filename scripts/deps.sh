@@ -1,8 +1,21 @@
 #!/usr/bin/env bash
-# deps.sh — install every Debian package noid needs to build, run and test.
+# deps.sh — install every Debian package noid needs to build, run and test,
+# and the unprivileged user VMMs run as when the server runs as root
+# (vmm_user, default noid-vmm).
 # Idempotent: installs only what is missing (apt-get update only then).
 # Only Debian's archive is used; nothing is downloaded from anywhere else.
 set -euo pipefail
+
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+VMM_USER=${NOID_VMM_USER:-noid-vmm}
+
+ensure_vmm_user() {
+    getent passwd "$VMM_USER" > /dev/null && return 0
+    echo "deps: creating system user $VMM_USER (QEMU drops to it)"
+    $SUDO useradd --system --no-create-home --home-dir /nonexistent \
+        --shell /usr/sbin/nologin "$VMM_USER"
+}
 
 BUILD=(
     meson ninja-build pkg-config gcc clang musl-tools
@@ -26,12 +39,12 @@ done
 
 if [ "${#missing[@]}" -eq 0 ]; then
     echo "deps: all ${#BUILD[@]}+${#RUN[@]}+${#TEST[@]} packages present"
+    ensure_vmm_user
     exit 0
 fi
 
-SUDO=
-[ "$(id -u)" -eq 0 ] || SUDO=sudo
 echo "deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+ensure_vmm_user

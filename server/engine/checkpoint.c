@@ -1,42 +1,49 @@
-/* checkpoint.c — checkpoints (memory + CPU/device state + disk + serial log,
- * taken without stopping the VM), restore in place and clone.
+/* checkpoint.c — taking, listing and deleting checkpoints: memory + CPU and
+ * device state + disk + serial log, taken without stopping the VM.
+ * Restoring them is restore.c.
  *
- * Taking one (lifecycle lock held):
- *   1. pause the VM
- *   2. the VMM writes the device state (QEMU: a migration stream with
- *      x-ignore-shared, so RAM that lives in the VM's shared tmpfs file is
- *      left out — tens of KiB instead of the whole RAM)
- *   3. btrfs: a snapshot of the VM's subvolume; elsewhere copies (reflink
- *      when possible) of the disk and the serial log
- *   4. a copy of the RAM file (page cache only: no fsync while paused), made
- *      on a second thread at the same time as 2 and 3
- *   5. resume — the pause ends here and is reported as pause_ms
- *   6. move the RAM copy in, flush everything to disk, mark the snapshot
- *      read-only, rename it from its temporary name (.tmp-<id>) to <id>,
- *      insert the row.
- * A failure anywhere removes the temporary directory and resumes the VM, so
- * a checkpoint is either complete and listed, or absent.
+ * Every checkpoint is built beside its final place and published at once:
+ *   <cps>/.tmp-<id>.work/   the VMM's output: vmstate.snap (+ memory.snap)
+ *   <cps>/.tmp-<id>/        the disk and serial log, snapshotted while paused
+ * then the saved state moves into .tmp-<id>, everything is flushed, the
+ * directory becomes read-only (btrfs), is renamed to <id>, and its row is
+ * inserted.  A failure anywhere removes both and resumes the VM; a crash
+ * leaves only dot-names, which the reconcile at start removes.  So a
+ * checkpoint is either complete and listed, or absent.
  *
- * Restoring (in place or into a clone) starts a new VMM from the saved
- * state: in place, the RAM file is a fresh copy of the checkpoint's memory
- * (the VM stays checkpointable the fast way); a clone maps the checkpoint's
- * memory file privately, so clones share every page they do not write.
- * After any restore the guest is told the time and given fresh entropy. */
+ * How the VM is saved depends on how its RAM is backed (vms.ram_backing).
+ * It is paused either way, and while paused two copies run at once:
+ *   shared  RAM is our tmpfs file: the device state is saved with
+ *           x-ignore-shared (tens of KiB) and the disk snapshotted, while a
+ *           second thread copies the RAM file;
+ *   other   (a VM from the golden snapshot or a clone maps its RAM privately
+ *           from a template; older VMs have anonymous RAM) the VMM streams
+ *           RAM and devices into the state file while a second thread
+ *           snapshots the disk.  Once the VM runs again the state is
+ *           converted (vmm.h convert_state) into the first form, so every
+ *           checkpoint restores and clones the fast way.
+ * The pause is the longer of the two copies, and nothing is flushed to disk
+ * during it.  Where the disk cannot be snapshotted (no btrfs) it is copied
+ * before the pause and only checked during it (precopy_disk).  Firecracker always writes its memory to a file of its own.
+ * What was used (memory file or RAM in the state, x-ignore-shared, the RAM
+ * block's name) is recorded in the row and replayed exactly on restore. */
 #include <dirent.h>
 #include <errno.h>
-#include <openssl/rand.h>
-#include <pthread.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "engine-internal.h"
+#include "checkpoint-internal.h"
 #include "fsutil.h"
 #include "log.h"
+#include "test_hook.h"
 #include "timeutil.h"
 #include "vm-internal.h"
 
 #define CHECKPOINT_TMP_PREFIX ".tmp-"
+/* The most a pause's output is preallocated in tmpfs (see stage_file). */
+#define CHECKPOINT_STAGE_PREALLOC_MAX (1LL << 30)
 
 void engine_checkpoint_list_free(struct wire_checkpoint *list, size_t n)
 {
@@ -63,7 +70,7 @@ static int checkpoint_to_wire(const struct db_checkpoint *c, struct wire_checkpo
     return 0;
 }
 
-static char *checkpoint_dir(struct engine *eng, const struct db_vm *vm, const char *id)
+char *checkpoint_dir(struct engine *eng, const struct db_vm *vm, const char *id)
 {
     _cleanup_free_ char *base = engine_checkpoints_dir(eng, vm->user_id, vm->name);
     char *p;
@@ -74,7 +81,7 @@ static char *checkpoint_dir(struct engine *eng, const struct db_vm *vm, const ch
 }
 
 /* Find a checkpoint of vm by id or unique prefix. */
-static int checkpoint_resolve(struct engine *eng, const struct db_vm *vm, const char *prefix,
+int checkpoint_resolve(struct engine *eng, const struct db_vm *vm, const char *prefix,
                               struct db_checkpoint *ret, struct nerr *e)
 {
     struct db_checkpoint *list = NULL;
@@ -107,143 +114,330 @@ static int checkpoint_resolve(struct engine *eng, const struct db_vm *vm, const 
     return 0;
 }
 
-/* Is the VM's RAM a shared file we can copy (fast checkpoint)? */
-static char *shared_ram_file(struct engine *eng, const struct db_vm *vm)
-{
-    char *f = vm_mem_file(eng, vm->instance_id);
-
-    if (f && !path_exists(f)) {
-        free(f);
-        return NULL;
-    }
-    return f;
-}
-
-struct ram_copy {
+/* One checkpoint being taken. */
+struct cp_job {
     struct engine *eng;
-    const char *from, *to;
-    struct nerr err;
-    int r;
+    struct vmm_backend *be;
+    const struct db_vm *vm;
+    char *vm_dir;
+    char *tmp;  /* <cps>/.tmp-<id>: disk and serial log, later everything */
+    char *work; /* <cps>/.tmp-<id>.work: what the VMM writes */
+    char *stage; /* where the pause's output lands: <mem_dir>/.cp-<id> (tmpfs), else work */
+    int state_fd;         /* stage/vmstate.snap, preallocated */
+    int mem_fd;           /* stage/memory.snap, preallocated (VMs with a RAM file) */
+    bool ram_file;        /* the VM's RAM is a file of ours, copied in the pause */
+    bool disk_precopied;  /* tmp holds a copy of the disk made while running */
+    uint64_t disk_writes; /* the disk's write counter when that copy began */
 };
 
-static void *ram_copy_main(void *arg)
+static void cp_job_free(struct cp_job *j)
 {
-    struct ram_copy *rc = arg;
-
-    rc->r = storage_copy_file_nosync(rc->eng->storage, rc->from, rc->to, &rc->err);
-    return NULL;
+    if (j->state_fd >= 0)
+        close(j->state_fd);
+    if (j->mem_fd >= 0)
+        close(j->mem_fd);
+    if (j->stage && j->work && strcmp(j->stage, j->work) != 0)
+        rm_rf(j->stage);
+    free(j->stage);
+    free(j->vm_dir);
+    free(j->tmp);
+    free(j->work);
 }
 
-/* Steps 2-4 of the file comment: everything that happens while paused.  The
- * RAM file is frozen from the moment the VM is paused, so it is copied on a
- * second thread while the VMM saves the device state and the disk is
- * snapshotted: the pause lasts the longer of the two, not their sum. */
-static int checkpoint_while_paused(struct engine *eng, struct vmm_backend *be,
-                                   const struct db_vm *vm, const char *vm_dir,
-                                   const char *tmp, const char *ram, struct nerr *e)
+static int copy_vm_file(struct cp_job *j, const char *name, struct nerr *e)
 {
-    bool btrfs = storage_is_btrfs(eng->storage);
-    _cleanup_free_ char *state_in_vm = path_join(vm_dir, VM_FILE_VMSTATE);
-    _cleanup_free_ char *mem_stage = NULL;
-    struct ram_copy rc = {.eng = eng, .from = ram};
-    pthread_t th;
-    bool copying = false, mem_saved = false;
-    int r = 0;
+    _cleanup_free_ char *from = path_join(j->vm_dir, name);
+    _cleanup_free_ char *to = path_join(j->tmp, name);
 
-    if (!state_in_vm)
+    if (!from || !to)
         return -ENOMEM;
-    if (ram) {
-        /* the copy cannot go into tmp yet (on btrfs tmp is the snapshot made
-         * below): stage it beside, in the checkpoints directory */
-        if (asprintf(&mem_stage, "%s.memory", tmp) < 0) {
-            mem_stage = NULL;
-            return -ENOMEM;
-        }
-        rc.to = mem_stage;
-        copying = pthread_create(&th, NULL, ram_copy_main, &rc) == 0;
-        if (!copying)
-            ram_copy_main(&rc);
-    }
-    if (btrfs) {
-        /* state into the VM's subvolume, then one snapshot takes it all */
-        unlink(state_in_vm);
-        r = be->ops->save_state(be, vm_dir, vm_dir, &mem_saved, e);
-        if (r >= 0)
-            r = storage_snapshot_dir(eng->storage, vm_dir, tmp, false, e);
-        unlink(state_in_vm);
-        if (mem_saved) {
-            _cleanup_free_ char *m = path_join(vm_dir, VM_FILE_MEMORY);
-            if (m)
-                unlink(m);
-        }
-    } else {
-        r = storage_make_vm_dir(eng->storage, tmp, e);
-        if (r >= 0)
-            r = be->ops->save_state(be, vm_dir, tmp, &mem_saved, e);
-        const char *files[] = {VM_FILE_ROOTFS, VM_FILE_SERIAL_LOG};
-        for (size_t i = 0; i < ARRAY_SIZE(files) && r >= 0; i++) {
-            _cleanup_free_ char *from = path_join(vm_dir, files[i]);
-            _cleanup_free_ char *to = path_join(tmp, files[i]);
-            if (!from || !to)
-                return -ENOMEM;
-            if (!path_exists(from) && strcmp(files[i], VM_FILE_SERIAL_LOG) == 0)
-                continue;
-            r = storage_copy_file_nosync(eng->storage, from, to, e);
-        }
-    }
-    if (copying)
-        pthread_join(th, NULL);
-    if (ram && rc.r < 0 && r >= 0)
-        r = nerr_set(e, rc.r, "%s", rc.err.msg);
-    return r;
-}
-
-/* After the resume: move the staged RAM copy into the checkpoint (a rename;
- * on btrfs a reflink, since the checkpoint is another subvolume). */
-static int place_memory_copy(struct engine *eng, const char *tmp, struct nerr *e)
-{
-    _cleanup_free_ char *stage = NULL, *out = path_join(tmp, VM_FILE_MEMORY);
-    int r = 0;
-
-    if (!out || asprintf(&stage, "%s.memory", tmp) < 0) {
-        stage = NULL;
-        return -ENOMEM;
-    }
-    if (!path_exists(stage))
+    if (!path_exists(from) && strcmp(name, VM_FILE_SERIAL_LOG) == 0)
         return 0;
-    if (rename(stage, out) < 0) {
-        if (errno == EXDEV)
-            r = storage_copy_file_nosync(eng->storage, stage, out, e);
-        else
-            r = nerr_set(e, -EIO, "cannot place the memory copy: %s", strerror(errno));
-    }
-    unlink(stage);
+    unlink(to);
+    return storage_copy_file_nosync(j->eng->storage, from, to, e);
+}
+
+/* The disk and the serial log into j->tmp, with the VM paused (its I/O is
+ * drained): a snapshot of the VM's subvolume on btrfs, else copies
+ * (reflinks where the file system can). */
+static int snapshot_disk(struct cp_job *j, struct nerr *e)
+{
+    struct storage *st = j->eng->storage;
+    int r;
+
+    if (storage_is_btrfs(st))
+        return storage_snapshot_dir(st, j->vm_dir, j->tmp, false, e);
+    r = storage_make_vm_dir(st, j->tmp, e);
+    if (r >= 0)
+        r = copy_vm_file(j, VM_FILE_ROOTFS, e);
+    if (r >= 0)
+        r = copy_vm_file(j, VM_FILE_SERIAL_LOG, e);
     return r;
 }
 
-/* Flush the files of a finished checkpoint directory to disk. */
-static int sync_dir_files(const char *dir)
+/* Copying a disk without reflinks costs its size, so on such storage it is
+ * copied before the pause, while the VM runs; the pause then only checks
+ * that the disk's write counter did not move (disk_in_pause).  A write that
+ * was in flight when the copy began completes later and moves the counter,
+ * so a copy that may have missed it is never kept. */
+static void precopy_disk(struct cp_job *j)
 {
-    DIR *d = opendir(dir);
+    struct nerr ignored = {0};
+    int r;
+
+    if (storage_is_btrfs(j->eng->storage) || !j->be->ops->disk_write_count ||
+        j->be->ops->disk_write_count(j->be, j->vm_dir, &j->disk_writes, &ignored) < 0)
+        return;
+    r = storage_make_vm_dir(j->eng->storage, j->tmp, &ignored);
+    if (r >= 0)
+        r = copy_vm_file(j, VM_FILE_ROOTFS, &ignored);
+    j->disk_precopied = r >= 0;
+    if (r < 0)
+        storage_remove_tree(j->eng->storage, j->tmp);
+}
+
+/* In the pause (I/O drained): keep the disk copied before it if the disk's
+ * write counter did not move since, else copy it now; the serial log is
+ * copied either way. */
+static int disk_in_pause(struct cp_job *j, uint64_t writes, bool have_writes, struct nerr *e)
+{
+    if (j->disk_precopied && have_writes && writes == j->disk_writes) {
+        log_debug("vm %s/%s: the disk copied before the pause is current", j->vm->user_id,
+                  j->vm->name);
+        return copy_vm_file(j, VM_FILE_SERIAL_LOG, e);
+    }
+    if (j->disk_precopied) {
+        log_debug("vm %s/%s: the disk changed during its copy; copying it again while paused",
+                  j->vm->user_id, j->vm->name);
+        storage_remove_tree(j->eng->storage, j->tmp);
+    }
+    return snapshot_disk(j, e);
+}
+
+/* Create stage/name for the pause to write into, with its pages allocated
+ * beforehand (tmpfs): writing into allocated pages is about a fifth
+ * faster than allocating them as the data comes, and this happens in the
+ * pause.  Returns the open fd. */
+static int stage_file(struct cp_job *j, const char *name, int64_t prealloc, struct nerr *e)
+{
+    _cleanup_free_ char *p = path_join(j->stage, name);
+    int fd;
+
+    if (!p)
+        return -ENOMEM;
+    fd = open(p, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return nerr_set(e, -errno, "cannot create %s: %s", p, strerror(errno));
+    prealloc = MIN(prealloc, CHECKPOINT_STAGE_PREALLOC_MAX);
+    if (prealloc > 0 && strcmp(j->stage, j->work) != 0 &&
+        fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, prealloc) < 0)
+        log_debug("checkpoint: cannot preallocate %s: %s", p, strerror(errno));
+    return fd;
+}
+
+/* The stage of the pause's output: a private directory in the RAM
+ * directory (tmpfs) when we have one, else the work directory on disk. */
+static int prepare_stage(struct cp_job *j, const char *id, struct nerr *e)
+{
+    _cleanup_free_ char *memdir = vm_mem_dir(j->eng);
+    struct stat st;
+    int r;
+
+    if (memdir && vm_mem_dir_ready(memdir) && asprintf(&j->stage, "%s/.cp-%s", memdir, id) >= 0 &&
+        mkdir(j->stage, 0700) == 0) {
+        /* ok */
+    } else {
+        free(j->stage);
+        j->stage = strdup(j->work);
+        if (!j->stage)
+            return -ENOMEM;
+    }
+    /* RAM inside the state: as much as the guest has; else tens of KiB */
+    r = j->state_fd = stage_file(j, VM_FILE_VMSTATE, j->ram_file ? 0 : j->vm->mem_mib << 20, e);
+    if (r >= 0 && j->ram_file) {
+        r = stat(j->vm->ram_path, &st) < 0 ? -errno : 0;
+        if (r >= 0)
+            r = j->mem_fd = stage_file(j, VM_FILE_MEMORY, (int64_t)st.st_blocks * 512, e);
+    }
+    return r < 0 ? r : 0;
+}
+
+/* After the pause: what it staged moves to the work directory on disk. */
+static int unstage(struct cp_job *j, struct nerr *e)
+{
+    const char *files[] = {VM_FILE_VMSTATE, VM_FILE_MEMORY};
+    int r = 0;
+
+    if (strcmp(j->stage, j->work) == 0)
+        return 0;
+    for (size_t i = 0; i < ARRAY_SIZE(files) && r >= 0; i++) {
+        _cleanup_free_ char *from = path_join(j->stage, files[i]);
+        _cleanup_free_ char *to = path_join(j->work, files[i]);
+        if (!from || !to)
+            return -ENOMEM;
+        if (path_exists(from) && !path_exists(to))
+            r = storage_move_file(j->eng->storage, from, to, e);
+    }
+    return r;
+}
+
+static int copy_ram_file(struct cp_job *j, const char *ram, struct nerr *e)
+{
+    return storage_copy_into(ram, j->mem_fd, e);
+}
+
+/* What the engine does in the pause, on a second thread while the VMM
+ * saves the device state (vmm_save.while_paused): copy the RAM file (a
+ * VM with one) and take the disk. */
+static int while_paused(void *ud, uint64_t writes, bool have_writes, struct nerr *e)
+{
+    struct cp_job *j = ud;
+    int r = 0;
+
+    if (j->ram_file)
+        r = copy_ram_file(j, j->vm->ram_path, e);
+    if (r >= 0)
+        r = disk_in_pause(j, writes, have_writes, e);
+    if (r >= 0)
+        test_hook("checkpoint-paused");
+    return r;
+}
+
+/* A state saved with its RAM inside becomes a state without RAM plus a
+ * memory file (vmm.h convert_state), so the checkpoint restores and clones
+ * as fast as one of a VM with a RAM file.  The VM runs meanwhile.  Returns
+ * whether it was converted; a failure leaves the first form, which restores
+ * too, and is only logged. */
+static bool convert_to_memory_file(struct cp_job *j)
+{
+    _cleanup_free_ char *helper = path_join(j->work, "convert");
+    _cleanup_free_ char *staged = path_join(j->stage, VM_FILE_VMSTATE);
+    _cleanup_free_ char *state = path_join(j->work, VM_FILE_VMSTATE);
+    _cleanup_free_ char *mem = path_join(j->work, VM_FILE_MEMORY);
+    _cleanup_free_ char *out = path_join(j->work, "vmstate.without-ram");
+    char id[33];
+    struct nerr e = {0};
+    int r;
+
+    if (!helper || !staged || !state || !mem || !out || random_hex_id(id, 16) < 0 ||
+        mkdir(helper, 0700) < 0)
+        return false;
+    struct vmm_convert c = {.work_dir = helper, .instance_id = id, .state_in = staged,
+                            .mem_out = mem, .state_out = out};
+    r = j->be->ops->convert_state(j->be, j->vm_dir, &c, &e);
+    if (r >= 0 && rename(out, state) < 0)
+        r = nerr_set(&e, -errno, "cannot put the converted state in place: %s", strerror(errno));
+    if (r >= 0)
+        unlink(staged); /* replaced by the converted state */
+    if (r < 0) {
+        log_warn("vm %s/%s: checkpoint keeps RAM inside its state (slower restores): %s",
+                 j->vm->user_id, j->vm->name, nerr_msg(&e));
+        unlink(mem);
+        unlink(out);
+        return false;
+    }
+    return true;
+}
+
+/* Move what the VMM wrote into the checkpoint, flush it all, and make it
+ * read-only: after this it only needs its final name. */
+static int finish_files(struct cp_job *j, struct nerr *e)
+{
+    const char *files[] = {VM_FILE_VMSTATE, VM_FILE_MEMORY};
+    DIR *d;
     struct dirent *de;
     int r = 0;
 
+    for (size_t i = 0; i < ARRAY_SIZE(files) && r >= 0; i++) {
+        _cleanup_free_ char *from = path_join(j->work, files[i]);
+        _cleanup_free_ char *to = path_join(j->tmp, files[i]);
+        if (!from || !to)
+            return -ENOMEM;
+        unlink(to); /* a btrfs snapshot of the VM may hold a stale one */
+        if (path_exists(from))
+            r = storage_move_file(j->eng->storage, from, to, e);
+    }
+    if (r < 0)
+        return r;
+    d = opendir(j->tmp);
     if (!d)
-        return -errno;
+        return nerr_set(e, -errno, "cannot read %s: %s", j->tmp, strerror(errno));
     while ((de = readdir(d)) && r >= 0) {
         _cleanup_free_ char *p = NULL;
         if (de->d_type != DT_REG)
             continue;
-        p = path_join(dir, de->d_name);
-        if (!p)
-            r = -ENOMEM;
-        else
-            r = storage_sync_file(p);
+        p = path_join(j->tmp, de->d_name);
+        r = p ? storage_sync_file(p) : -ENOMEM;
     }
     if (r >= 0 && fsync(dirfd(d)) < 0)
         r = -errno;
     closedir(d);
-    return r;
+    if (r < 0)
+        return nerr_set(e, r, "cannot write the checkpoint to disk: %s", strerror(-r));
+    r = storage_set_read_only(j->eng->storage, j->tmp);
+    if (r < 0)
+        return nerr_set(e, r, "cannot make the checkpoint read-only: %s", strerror(-r));
+    return 0;
+}
+
+/* The per-VM and per-user checkpoint caps. */
+static int check_caps(struct engine *eng, const struct db_vm *vm, struct nerr *e)
+{
+    size_t of_user = 0, of_vm = 0;
+    int r = db_checkpoint_count(eng->db, vm->user_id, vm->id, &of_user, &of_vm);
+
+    if (r < 0)
+        return nerr_set(e, r, "cannot count checkpoints: %s", db_errmsg(eng->db));
+    if ((long long)of_vm >= eng->cfg->max_checkpoints_per_vm)
+        return nerr_set(e, -EDQUOT,
+                        "checkpoint limit reached: VM '%s' has %zu checkpoints "
+                        "(max_checkpoints_per_vm = %lld); delete some first",
+                        vm->name, of_vm, eng->cfg->max_checkpoints_per_vm);
+    if ((long long)of_user >= eng->cfg->max_checkpoints_per_user)
+        return nerr_set(e, -EDQUOT,
+                        "checkpoint limit reached: you have %zu checkpoints "
+                        "(max_checkpoints_per_user = %lld); delete some first",
+                        of_user, eng->cfg->max_checkpoints_per_user);
+    return 0;
+}
+
+/* Save the VM into j (everything but publishing), filling in how in cp. */
+static int save_vm(struct cp_job *j, struct db_checkpoint *cp, struct nerr *e)
+{
+    const struct db_vm *vm = j->vm;
+    struct vmm_save save = {.while_paused = while_paused, .ud = j};
+    bool mem_saved;
+    int r;
+
+    /* a RAM file of ours is frozen while the VM is paused: copied beside
+     * the device state; any other RAM goes into the state file */
+    j->ram_file = strcmp(vm->ram_backing, VM_RAM_SHARED) == 0 && vm->ram_path[0] &&
+                  path_exists(vm->ram_path);
+    r = prepare_stage(j, cp->id, e);
+    if (r < 0)
+        return r;
+    save.snap_dir = j->stage;
+    save.state_fd = j->state_fd;
+    save.ignore_shared = j->ram_file;
+    snprintf(cp->ram_block, sizeof(cp->ram_block), "%s",
+             strcmp(vm->ram_backing, VM_RAM_NONE) == 0 ? "" : "mem");
+    precopy_disk(j);
+    r = j->be->ops->checkpoint(j->be, j->vm_dir, &save, e);
+    if (r < 0)
+        return r;
+    cp->pause_ms = (save.pause_ns + 500000) / 1000000;
+    test_hook("checkpoint-resumed");
+    mem_saved = j->ram_file || save.mem_saved;
+    cp->ignore_shared = j->ram_file;
+    if (!mem_saved && cp->ram_block[0] && j->be->ops->convert_state) {
+        mem_saved = convert_to_memory_file(j);
+        cp->ignore_shared = mem_saved; /* the converted state leaves RAM out */
+    }
+    r = unstage(j, e);
+    if (r < 0)
+        return r;
+    snprintf(cp->mem_format, sizeof(cp->mem_format), "%s", mem_saved ? CP_MEM_FILE : CP_MEM_STREAM);
+    return 0;
 }
 
 int engine_checkpoint_create(struct engine *eng, const struct db_user *u, const char *vm_name,
@@ -252,10 +446,9 @@ int engine_checkpoint_create(struct engine *eng, const struct db_user *u, const 
     struct db_checkpoint cp = {0};
     struct db_vm vm;
     struct vm_rt *rt = NULL;
-    struct vmm_backend *be;
-    _cleanup_free_ char *vm_dir = NULL, *cps = NULL, *tmp = NULL, *final = NULL, *ram = NULL;
-    bool paused = false;
-    int64_t t_pause = 0;
+    struct cp_job j = {.eng = eng, .vm = &vm, .state_fd = -1, .mem_fd = -1};
+    _cleanup_free_ char *cps = NULL, *final = NULL;
+    bool published = false;
     int r;
 
     if (label) {
@@ -270,58 +463,44 @@ int engine_checkpoint_create(struct engine *eng, const struct db_user *u, const 
         r = nerr_set(e, -ESRCH, "VM '%s' is not running", vm_name);
         goto out;
     }
-    be = engine_backend(eng, vm.vmm);
-    if (!be) {
+    j.be = engine_backend(eng, vm.vmm);
+    if (!j.be) {
         r = nerr_set(e, -ENODEV, "VMM '%s' is not available", vm.vmm);
         goto out;
     }
+    r = check_caps(eng, &vm, e);
+    if (r < 0)
+        goto out;
     r = random_hex_id(cp.id, DB_ID_LEN / 2);
     if (r < 0)
         goto out;
-    vm_dir = engine_vm_dir(eng, vm.user_id, vm.name);
+    j.vm_dir = engine_vm_dir(eng, vm.user_id, vm.name);
     cps = engine_checkpoints_dir(eng, vm.user_id, vm.name);
-    if (!vm_dir || !cps || asprintf(&tmp, "%s/" CHECKPOINT_TMP_PREFIX "%s", cps, cp.id) < 0 ||
-        asprintf(&final, "%s/%s", cps, cp.id) < 0) {
+    if (!j.vm_dir || !cps ||
+        asprintf(&j.tmp, "%s/" CHECKPOINT_TMP_PREFIX "%s", cps, cp.id) < 0 ||
+        asprintf(&j.work, "%s.work", j.tmp) < 0 || asprintf(&final, "%s/%s", cps, cp.id) < 0) {
         r = -ENOMEM;
         goto out;
     }
-    r = mkdir_p(cps, 0700);
+    r = mkdir_p(j.work, 0700);
     if (r < 0) {
-        nerr_set(e, r, "cannot create %s: %s", cps, strerror(-r));
+        nerr_set(e, r, "cannot create %s: %s", j.work, strerror(-r));
         goto out;
     }
-    ram = shared_ram_file(eng, &vm);
 
-    t_pause = time_mono_ns();
-    r = be->ops->pause(be, vm_dir, e);
+    r = save_vm(&j, &cp, e);
     if (r < 0)
         goto out;
-    paused = true;
-    r = checkpoint_while_paused(eng, be, &vm, vm_dir, tmp, ram, e);
+    r = finish_files(&j, e);
     if (r < 0)
         goto out;
-    r = be->ops->resume(be, vm_dir, e);
-    if (r < 0)
-        goto out;
-    paused = false;
-    cp.pause_ms = (time_mono_ns() - t_pause + 500000) / 1000000;
-
-    r = place_memory_copy(eng, tmp, e);
-    if (r < 0)
-        goto out;
-    r = sync_dir_files(tmp);
-    if (r < 0) {
-        nerr_set(e, r, "cannot write the checkpoint to disk: %s", strerror(-r));
+    if (rename(j.tmp, final) < 0) {
+        r = nerr_set(e, -errno, "cannot finish the checkpoint: %s", strerror(errno));
         goto out;
     }
-    r = storage_set_read_only(eng->storage, tmp);
-    if (r >= 0 && rename(tmp, final) < 0)
-        r = -errno;
-    if (r < 0) {
-        nerr_set(e, r, "cannot finish the checkpoint: %s", strerror(-r));
-        goto out;
-    }
+    published = true;
     cp.vm_id = vm.id;
+    cp.has_format = true;
     snprintf(cp.user_id, sizeof(cp.user_id), "%s", vm.user_id);
     snprintf(cp.vm_name, sizeof(cp.vm_name), "%s", vm.name);
     if (label) {
@@ -336,25 +515,21 @@ int engine_checkpoint_create(struct engine *eng, const struct db_user *u, const 
     r = db_checkpoint_insert(eng->db, &cp);
     if (r < 0) {
         nerr_set(e, r, "cannot record the checkpoint: %s", db_errmsg(eng->db));
-        storage_remove_tree(eng->storage, final);
         goto out;
     }
-    log_info("vm %s/%s: checkpoint %s (%s) paused %lld ms", vm.user_id, vm.name, cp.id,
-             ram ? "memory file" : "memory in state", cp.pause_ms);
+    log_info("vm %s/%s: checkpoint %s (%s, %s) paused %lld ms", vm.user_id, vm.name, cp.id,
+             vm.ram_backing, strcmp(cp.mem_format, CP_MEM_FILE) == 0 ? "memory file"
+                                                                     : "memory in state",
+             cp.pause_ms);
     r = checkpoint_to_wire(&cp, ret);
 out:
-    if (paused) {
-        struct nerr ignored = {0};
-        if (be->ops->resume(be, vm_dir, &ignored) < 0)
-            log_warn("vm %s/%s: cannot resume after a failed checkpoint: %s", vm.user_id,
-                     vm.name, ignored.msg);
-    }
-    if (r < 0 && tmp) {
-        _cleanup_free_ char *stage = NULL;
-        storage_remove_tree(eng->storage, tmp);
-        if (asprintf(&stage, "%s.memory", tmp) >= 0)
-            unlink(stage);
-    }
+    if (r < 0 && published && final)
+        storage_remove_tree(eng->storage, final);
+    if (r < 0 && j.tmp)
+        storage_remove_tree(eng->storage, j.tmp);
+    if (j.work)
+        rm_rf(j.work);
+    cp_job_free(&j);
     vm_release(eng, rt, false);
     return r;
 }
@@ -436,259 +611,3 @@ out:
 }
 
 /* New VM directory holding the checkpoint's disk and serial log. */
-static int vm_dir_from_checkpoint(struct engine *eng, const char *cp_dir, const char *vm_dir,
-                                  struct nerr *e)
-{
-    int r;
-
-    storage_remove_tree(eng->storage, vm_dir);
-    if (storage_is_btrfs(eng->storage)) {
-        r = storage_snapshot_dir(eng->storage, cp_dir, vm_dir, false, e);
-        if (r < 0)
-            return r;
-        /* the VM runs from its own RAM file; these stay in the checkpoint */
-        const char *drop[] = {VM_FILE_VMSTATE, VM_FILE_MEMORY};
-        for (size_t i = 0; i < ARRAY_SIZE(drop); i++) {
-            _cleanup_free_ char *p = path_join(vm_dir, drop[i]);
-            if (p)
-                unlink(p);
-        }
-        return 0;
-    }
-    r = storage_make_vm_dir(eng->storage, vm_dir, e);
-    if (r < 0)
-        return r;
-    const char *files[] = {VM_FILE_ROOTFS, VM_FILE_SERIAL_LOG};
-    for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
-        _cleanup_free_ char *from = path_join(cp_dir, files[i]);
-        _cleanup_free_ char *to = path_join(vm_dir, files[i]);
-        if (!from || !to)
-            return -ENOMEM;
-        if (!path_exists(from) && i > 0)
-            continue;
-        r = storage_copy_file(eng->storage, from, to, e);
-        if (r < 0) {
-            storage_remove_tree(eng->storage, vm_dir);
-            return r;
-        }
-    }
-    return 0;
-}
-
-/* The memory file clones of a checkpoint map.  QEMU opens it read-write
- * even for a private mapping, which a read-only btrfs snapshot refuses; the
- * clones then map a reflinked twin next to the checkpoint (<dir>.memory,
- * created once, removed with the checkpoint), so they still share pages. */
-static int clone_memory_file(struct engine *eng, const char *cp_dir, const char *mem, char **ret,
-                             struct nerr *e)
-{
-    _cleanup_free_ char *twin = NULL;
-    int r;
-
-    if (access(mem, W_OK) == 0)
-        return (*ret = strdup(mem)) ? 0 : -ENOMEM;
-    if (asprintf(&twin, "%s.memory", cp_dir) < 0) {
-        twin = NULL;
-        return -ENOMEM;
-    }
-    if (!path_exists(twin)) {
-        r = storage_copy_file(eng->storage, mem, twin, e);
-        if (r < 0)
-            return r;
-    }
-    *ret = TAKE_PTR(twin);
-    return 0;
-}
-
-/* Start vm from the checkpoint in cp_dir (directory already prepared). */
-static int start_from_checkpoint(struct engine *eng, struct db_vm *vm, struct vm_rt *rt,
-                                 const char *vm_dir, const char *cp_dir, bool clone,
-                                 struct nerr *e)
-{
-    _cleanup_free_ char *state = path_join(cp_dir, VM_FILE_VMSTATE);
-    _cleanup_free_ char *mem = path_join(cp_dir, VM_FILE_MEMORY);
-    _cleanup_free_ char *clone_mem = NULL;
-    struct vmm_backend *be = engine_backend(eng, vm->vmm);
-    struct vm_start_spec spec = {0};
-    int r;
-
-    if (!state || !mem)
-        return -ENOMEM;
-    if (!be)
-        return nerr_set(e, -ENODEV, "VMM '%s' is not available", vm->vmm);
-    spec.restore_state = state;
-    if (path_exists(mem)) {
-        spec.restore_ignore_shared = true;
-        if (clone || !be->ops->supports_shared_memory_file(be)) {
-            r = clone_memory_file(eng, cp_dir, mem, &clone_mem, e);
-            if (r < 0)
-                return r;
-            spec.mem_file = clone_mem; /* private mapping: pages shared with other clones */
-            spec.mem_shared = false;
-        } else {
-            spec.mem_seed = mem; /* a fresh RAM file of our own */
-        }
-    }
-    return vm_start_and_wait(eng, vm, rt, vm_dir, &spec, e);
-}
-
-/* Replace the VM by the checkpoint without ever losing it.  The new
- * directory is prepared beside the old one (.restoring-<name>, a name no VM
- * can have); then the old VM is paused, its directory moved aside
- * (.replaced-<name>) and the new one moved in, so the new VMM starts from
- * its final paths (QEMU reopens its disk by path when it saves state).  Once
- * the new guest answers, the old VMM is killed and its directory removed;
- * on failure the directories move back and the old VM resumes as it was.
- * The row says "restoring" meanwhile, so execs get a 409 until it is over. */
-static int restore_in_place(struct engine *eng, struct db_vm *vm, struct vm_rt *rt,
-                            const struct db_checkpoint *cp, struct nerr *e)
-{
-    _cleanup_free_ char *vm_dir = engine_vm_dir(eng, vm->user_id, vm->name);
-    _cleanup_free_ char *cp_dir = checkpoint_dir(eng, vm, cp->id);
-    _cleanup_free_ char *staging = vm_staging_dir(eng, vm, "restoring");
-    _cleanup_free_ char *aside = vm_staging_dir(eng, vm, "replaced");
-    struct vmm_backend *be = engine_backend(eng, vm->vmm);
-    struct db_vm old = *vm;
-    bool paused = false, swapped = false;
-    int r;
-
-    if (!vm_dir || !cp_dir || !staging || !aside)
-        return -ENOMEM;
-    if (!be)
-        return nerr_set(e, -ENODEV, "VMM '%s' is not available", vm->vmm);
-    snprintf(vm->phase, sizeof(vm->phase), "%s", VM_PHASE_RESTORING);
-    r = db_vm_set_runtime(eng->db, vm->id, old.pid, old.instance_id, vm->phase,
-                          old.restored_from);
-    if (r < 0)
-        return nerr_set(e, r, "cannot record the restore: %s", db_errmsg(eng->db));
-    r = vm_dir_from_checkpoint(eng, cp_dir, staging, e);
-    if (r < 0)
-        goto fail;
-    if (engine_vm_row_is_running(&old)) {
-        struct nerr ignored = {0};
-        paused = be->ops->pause(be, vm_dir, &ignored) >= 0;
-    }
-    engine_vm_agent_drop(rt);
-    storage_remove_tree(eng->storage, aside);
-    if (rename(vm_dir, aside) < 0) {
-        r = nerr_set(e, -EIO, "cannot move the VM aside: %s", strerror(errno));
-        goto fail;
-    }
-    if (rename(staging, vm_dir) < 0) {
-        r = nerr_set(e, -EIO, "cannot move the restored VM in: %s", strerror(errno));
-        rename(aside, vm_dir);
-        goto fail;
-    }
-    swapped = true;
-    snprintf(vm->restored_from, sizeof(vm->restored_from), "%s", cp->id);
-    r = start_from_checkpoint(eng, vm, rt, vm_dir, cp_dir, false, e);
-    if (r < 0)
-        goto fail;
-    /* the new guest answers: retire the old one */
-    vm_teardown_runtime(eng, &old, NULL);
-    storage_remove_tree(eng->storage, aside);
-    goto out;
-fail:
-    if (swapped) {
-        storage_remove_tree(eng->storage, vm_dir);
-        if (rename(aside, vm_dir) < 0)
-            log_error("vm %s/%s: cannot move the old VM back from %s: %s", vm->user_id,
-                      vm->name, aside, strerror(errno));
-    }
-    storage_remove_tree(eng->storage, staging);
-    *vm = old;
-    if (paused) {
-        struct nerr ignored = {0};
-        if (be->ops->resume(be, vm_dir, &ignored) < 0)
-            log_warn("vm %s/%s: cannot resume after a failed restore: %s", vm->user_id,
-                     vm->name, ignored.msg);
-    }
-out:
-    snprintf(vm->phase, sizeof(vm->phase), "%s", VM_PHASE_READY);
-    db_vm_set_runtime(eng->db, vm->id, vm->pid, vm->instance_id, vm->phase, vm->restored_from);
-    return r;
-}
-
-static int clone_checkpoint(struct engine *eng, const struct db_user *u, const struct db_vm *src,
-                            const struct db_checkpoint *cp, const char *new_name,
-                            struct db_vm *ret_vm, struct nerr *e)
-{
-    _cleanup_free_ char *vm_dir = NULL, *cp_dir = checkpoint_dir(eng, src, cp->id);
-    struct db_vm vm;
-    struct vm_rt *rt;
-    int r;
-
-    if (!cp_dir)
-        return -ENOMEM;
-    r = name_vm_check(new_name, e);
-    if (r < 0)
-        return r;
-    r = vm_insert_row(eng, u, new_name, cp->cpus, cp->mem_mib, cp->vmm, &vm, e);
-    if (r < 0)
-        return r;
-    rt = engine_rt_get(eng, vm.id);
-    if (!rt) {
-        db_vm_delete(eng->db, vm.id);
-        return -ENOMEM;
-    }
-    pthread_mutex_lock(&rt->lifecycle);
-    vm_dir = engine_vm_dir(eng, vm.user_id, vm.name);
-    r = vm_dir ? vm_dir_from_checkpoint(eng, cp_dir, vm_dir, e) : -ENOMEM;
-    snprintf(vm.restored_from, sizeof(vm.restored_from), "%s", cp->id);
-    if (r >= 0)
-        r = start_from_checkpoint(eng, &vm, rt, vm_dir, cp_dir, true, e);
-    if (r >= 0) {
-        snprintf(vm.phase, sizeof(vm.phase), "%s", VM_PHASE_READY);
-        r = db_vm_set_runtime(eng->db, vm.id, vm.pid, vm.instance_id, vm.phase,
-                              vm.restored_from);
-    }
-    if (r < 0) {
-        vm_teardown_runtime(eng, &vm, rt);
-        if (vm_dir)
-            storage_remove_tree(eng->storage, vm_dir);
-        db_vm_delete(eng->db, vm.id);
-    }
-    pthread_mutex_unlock(&rt->lifecycle);
-    engine_rt_put(eng, rt);
-    if (r < 0)
-        engine_rt_forget(eng, vm.id);
-    else
-        *ret_vm = vm;
-    return r;
-}
-
-int engine_vm_restore(struct engine *eng, const struct db_user *u, const char *vm_name,
-                      const char *checkpoint_id, const char *new_name, struct wire_vm_info *ret,
-                      bool *ret_created, struct nerr *e)
-{
-    struct db_checkpoint cp;
-    struct db_vm vm, clone;
-    struct vm_rt *rt;
-    int r;
-
-    if (new_name) {
-        r = name_vm_check(new_name, e);
-        if (r < 0)
-            return r;
-    }
-    r = vm_acquire(eng, u, vm_name, &vm, &rt, e);
-    if (r < 0)
-        return r;
-    r = checkpoint_resolve(eng, &vm, checkpoint_id, &cp, e);
-    if (r >= 0 && strcmp(vm.phase, VM_PHASE_READY) != 0)
-        r = nerr_set(e, -EBUSY, "VM '%s' is still being created", vm_name);
-    if (r >= 0 && new_name) {
-        /* the source stays locked so its checkpoint cannot vanish meanwhile */
-        r = clone_checkpoint(eng, u, &vm, &cp, new_name, &clone, e);
-        if (r >= 0)
-            r = vm_info_from_row(&clone, ret);
-        *ret_created = true;
-    } else if (r >= 0) {
-        r = restore_in_place(eng, &vm, rt, &cp, e);
-        if (r >= 0)
-            r = vm_info_from_row(&vm, ret);
-        *ret_created = false;
-    }
-    vm_release(eng, rt, false);
-    return r;
-}

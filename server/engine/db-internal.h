@@ -26,6 +26,9 @@ enum db_stmt_id {
     ST_CP_GET,
     ST_CP_DELETE,
     ST_CP_PREFIX_ALL,
+    ST_CP_COUNT,
+    ST_CP_SET_FORMAT,
+    ST_CP_LIST_ALL,
     ST__MAX
 };
 

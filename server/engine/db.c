@@ -54,6 +54,18 @@ static const char *const migrations[] = {
     "ALTER TABLE checkpoints ADD COLUMN mem_mib INTEGER NOT NULL DEFAULT 256;"
     "ALTER TABLE checkpoints ADD COLUMN vmm TEXT NOT NULL DEFAULT 'firecracker';"
     "CREATE INDEX checkpoints_by_vm ON checkpoints(user_id, vm_id);",
+
+    /* v3: how a VM's RAM is backed (never guessed from which files exist),
+     * the instance id of a VMM being started (so a crash in the middle of a
+     * start can find and stop it), and what a checkpoint's save used, so a
+     * restore replays it exactly.  Checkpoints of v2 have mem_format NULL
+     * until the server fills it in from their files at start. */
+    "ALTER TABLE vms ADD COLUMN ram_backing TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE vms ADD COLUMN ram_path TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE vms ADD COLUMN pending_instance_id TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE checkpoints ADD COLUMN mem_format TEXT;"
+    "ALTER TABLE checkpoints ADD COLUMN ignore_shared INTEGER NOT NULL DEFAULT 1;"
+    "ALTER TABLE checkpoints ADD COLUMN ram_block TEXT NOT NULL DEFAULT 'mem';",
 };
 _Static_assert(ARRAY_SIZE(migrations) == DB_SCHEMA_VERSION, "one migration per schema version");
 

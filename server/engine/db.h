@@ -19,7 +19,7 @@
 #include "timeutil.h"
 #include "token.h"
 
-#define DB_SCHEMA_VERSION 2
+#define DB_SCHEMA_VERSION 3
 #define DB_ID_LEN 16 /* user ids and checkpoint ids: 16 lowercase hex */
 
 struct db;
@@ -37,6 +37,17 @@ struct db_user {
 #define VM_PHASE_READY "ready"
 #define VM_PHASE_RESTORING "restoring"
 
+/* How the guest RAM of a VM's current VMM is backed (vms.ram_backing). */
+#define VM_RAM_SHARED "shared"   /* ram_path: our own tmpfs file, mapped shared */
+#define VM_RAM_PRIVATE "private" /* ram_path: a template, mapped copy-on-write */
+#define VM_RAM_ANON "anon"       /* anonymous memory behind a named backend */
+#define VM_RAM_NONE "none"       /* anonymous machine RAM without a backend */
+#define VM_RAM_PATH_MAX 512
+
+/* What a checkpoint's save wrote (checkpoints.mem_format). */
+#define CP_MEM_FILE "file"     /* RAM in memory.snap; state saved without it */
+#define CP_MEM_STREAM "stream" /* RAM inside vmstate.snap */
+
 struct db_vm {
     int64_t id;
     char user_id[DB_ID_LEN + 1];
@@ -49,6 +60,9 @@ struct db_vm {
     char vmm[16];
     char instance_id[33];
     char restored_from[24]; /* "" for a cold boot */
+    char ram_backing[16];   /* VM_RAM_*; "" for rows of schema v2 not seen running yet */
+    char ram_path[VM_RAM_PATH_MAX];
+    char pending_instance_id[33]; /* a VMM being started for this row, or "" */
 };
 
 struct db_checkpoint {
@@ -64,6 +78,12 @@ struct db_checkpoint {
     long long cpus;
     long long mem_mib;
     char vmm[16];
+    /* How it was saved, replayed exactly on restore.  has_format is false
+     * for checkpoints of schema v2 until engine_reconcile fills it in. */
+    bool has_format;
+    char mem_format[8];     /* CP_MEM_* */
+    bool ignore_shared;     /* QEMU's x-ignore-shared capability at the save */
+    char ram_block[16];     /* name of the RAM block: "mem" (a backend), "" (none) */
 };
 
 int db_open(const char *path, struct db **ret, struct nerr *e);
@@ -86,9 +106,9 @@ int db_vm_get(struct db *db, const char *user_id, const char *name, struct db_vm
 int db_vm_list(struct db *db, const char *user_id, struct db_vm **ret, size_t *ret_n);
 int db_vm_list_all(struct db *db, struct db_vm **ret, size_t *ret_n);
 int db_vm_count(struct db *db, const char *user_id, size_t *ret);
-/* Update the process identity and phase after (re)starting the VMM. */
-int db_vm_set_runtime(struct db *db, int64_t vm_id, int64_t pid, const char *instance_id,
-                      const char *phase, const char *restored_from);
+/* Write the runtime fields of vm (pid, instance_id, phase, restored_from,
+ * ram_backing, ram_path, pending_instance_id) to its row. */
+int db_vm_save_runtime(struct db *db, const struct db_vm *vm);
 int db_vm_delete(struct db *db, int64_t vm_id);
 
 /* checkpoints */
@@ -98,6 +118,13 @@ int db_checkpoint_list(struct db *db, const char *user_id, int64_t vm_id,
 int db_checkpoint_get(struct db *db, const char *user_id, const char *id,
                       struct db_checkpoint *ret);
 int db_checkpoint_delete(struct db *db, const char *user_id, const char *id);
+/* How many checkpoints a user has, and how many of them belong to vm_id. */
+int db_checkpoint_count(struct db *db, const char *user_id, int64_t vm_id, size_t *ret_user,
+                        size_t *ret_vm);
+/* Record how a checkpoint was saved (upgrade of v2 rows). */
+int db_checkpoint_set_format(struct db *db, const struct db_checkpoint *c);
+/* Admin/reconcile: every checkpoint of every user. */
+int db_checkpoint_list_all(struct db *db, struct db_checkpoint **ret, size_t *ret_n);
 /* Admin (golden promote): checkpoints of any user whose id starts with prefix. */
 int db_checkpoint_find_prefix_all(struct db *db, const char *prefix, struct db_checkpoint **ret,
                                   size_t *ret_n);

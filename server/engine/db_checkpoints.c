@@ -8,7 +8,7 @@
 
 #define CP_COLS                                                                                    \
     "c.id, c.vm_id, c.user_id, v.name, c.label, c.created_at, c.pause_ms, c.size_bytes, c.cpus, "  \
-    "c.mem_mib, c.vmm"
+    "c.mem_mib, c.vmm, c.mem_format, c.ignore_shared, c.ram_block"
 
 static void row_to_cp(sqlite3_stmt *st, void *out)
 {
@@ -26,6 +26,10 @@ static void row_to_cp(sqlite3_stmt *st, void *out)
     c->cpus = sqlite3_column_int64(st, 8);
     c->mem_mib = sqlite3_column_int64(st, 9);
     db_copy_text(st, 10, c->vmm, sizeof(c->vmm));
+    c->has_format = sqlite3_column_type(st, 11) != SQLITE_NULL;
+    db_copy_text(st, 11, c->mem_format, sizeof(c->mem_format));
+    c->ignore_shared = sqlite3_column_int(st, 12) != 0;
+    db_copy_text(st, 13, c->ram_block, sizeof(c->ram_block));
 }
 
 int db_checkpoint_insert(struct db *db, const struct db_checkpoint *c)
@@ -36,7 +40,8 @@ int db_checkpoint_insert(struct db *db, const struct db_checkpoint *c)
     pthread_mutex_lock(&db->lock);
     st = db_stmt(db, ST_CP_INSERT,
                  "INSERT INTO checkpoints (id, vm_id, user_id, label, created_at, pause_ms, "
-                 "size_bytes, cpus, mem_mib, vmm) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+                 "size_bytes, cpus, mem_mib, vmm, mem_format, ignore_shared, ram_block) "
+                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     if (!st)
         goto out;
     sqlite3_bind_text(st, 1, c->id, -1, SQLITE_STATIC);
@@ -52,6 +57,9 @@ int db_checkpoint_insert(struct db *db, const struct db_checkpoint *c)
     sqlite3_bind_int64(st, 8, c->cpus);
     sqlite3_bind_int64(st, 9, c->mem_mib);
     sqlite3_bind_text(st, 10, c->vmm, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 11, c->mem_format, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 12, c->ignore_shared);
+    sqlite3_bind_text(st, 13, c->ram_block, -1, SQLITE_STATIC);
     r = db_step_done(db, st);
 out:
     db_stmt_done(st);
@@ -132,6 +140,67 @@ int db_checkpoint_delete(struct db *db, const char *user_id, const char *id)
     sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
     r = db_step_done(db, st);
 out:
+    db_stmt_done(st);
+    pthread_mutex_unlock(&db->lock);
+    return r;
+}
+
+int db_checkpoint_count(struct db *db, const char *user_id, int64_t vm_id, size_t *ret_user,
+                        size_t *ret_vm)
+{
+    sqlite3_stmt *st;
+    int r = -EIO;
+
+    pthread_mutex_lock(&db->lock);
+    st = db_stmt(db, ST_CP_COUNT,
+                 "SELECT count(*), coalesce(sum(vm_id = ?), 0) FROM checkpoints WHERE user_id = ?");
+    if (!st)
+        goto out;
+    sqlite3_bind_int64(st, 1, vm_id);
+    sqlite3_bind_text(st, 2, user_id, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        *ret_user = (size_t)sqlite3_column_int64(st, 0);
+        *ret_vm = (size_t)sqlite3_column_int64(st, 1);
+        r = 0;
+    }
+out:
+    db_stmt_done(st);
+    pthread_mutex_unlock(&db->lock);
+    return r;
+}
+
+int db_checkpoint_set_format(struct db *db, const struct db_checkpoint *c)
+{
+    sqlite3_stmt *st;
+    int r = -EIO;
+
+    pthread_mutex_lock(&db->lock);
+    st = db_stmt(db, ST_CP_SET_FORMAT,
+                 "UPDATE checkpoints SET mem_format = ?, ignore_shared = ?, ram_block = ? "
+                 "WHERE id = ?");
+    if (!st)
+        goto out;
+    sqlite3_bind_text(st, 1, c->mem_format, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, c->ignore_shared);
+    sqlite3_bind_text(st, 3, c->ram_block, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, c->id, -1, SQLITE_STATIC);
+    r = db_step_done(db, st);
+out:
+    db_stmt_done(st);
+    pthread_mutex_unlock(&db->lock);
+    return r;
+}
+
+int db_checkpoint_list_all(struct db *db, struct db_checkpoint **ret, size_t *ret_n)
+{
+    sqlite3_stmt *st;
+    int r = -EIO;
+
+    pthread_mutex_lock(&db->lock);
+    st = db_stmt(db, ST_CP_LIST_ALL,
+                 "SELECT " CP_COLS " FROM checkpoints c JOIN vms v ON v.id = c.vm_id ORDER BY c.id");
+    if (st)
+        r = db_collect(st, sizeof(**ret), row_to_cp, (void **)ret, ret_n);
     db_stmt_done(st);
     pthread_mutex_unlock(&db->lock);
     return r;

@@ -6,7 +6,8 @@
 #include "db-internal.h"
 
 #define VM_COLS                                                                                    \
-    "id, user_id, name, pid, cpus, mem_mib, state, created_at, vmm, instance_id, restored_from"
+    "id, user_id, name, pid, cpus, mem_mib, state, created_at, vmm, instance_id, restored_from, "     \
+    "ram_backing, ram_path, pending_instance_id"
 
 static void row_to_vm(sqlite3_stmt *st, void *out)
 {
@@ -23,6 +24,9 @@ static void row_to_vm(sqlite3_stmt *st, void *out)
     db_copy_text(st, 8, v->vmm, sizeof(v->vmm));
     db_copy_text(st, 9, v->instance_id, sizeof(v->instance_id));
     db_copy_text(st, 10, v->restored_from, sizeof(v->restored_from));
+    db_copy_text(st, 11, v->ram_backing, sizeof(v->ram_backing));
+    db_copy_text(st, 12, v->ram_path, sizeof(v->ram_path));
+    db_copy_text(st, 13, v->pending_instance_id, sizeof(v->pending_instance_id));
 }
 
 int db_vm_insert(struct db *db, struct db_vm *vm)
@@ -33,7 +37,8 @@ int db_vm_insert(struct db *db, struct db_vm *vm)
     pthread_mutex_lock(&db->lock);
     st = db_stmt(db, ST_VM_INSERT,
                  "INSERT INTO vms (user_id, name, pid, cpus, mem_mib, state, created_at, vmm, "
-                 "instance_id, restored_from) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+                 "instance_id, restored_from, ram_backing, ram_path, pending_instance_id) "
+                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     if (!st)
         goto out;
     sqlite3_bind_text(st, 1, vm->user_id, -1, SQLITE_STATIC);
@@ -46,6 +51,9 @@ int db_vm_insert(struct db *db, struct db_vm *vm)
     sqlite3_bind_text(st, 8, vm->vmm, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 9, vm->instance_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 10, vm->restored_from, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 11, vm->ram_backing, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 12, vm->ram_path, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 13, vm->pending_instance_id, -1, SQLITE_STATIC);
     r = db_step_done(db, st);
     if (r == 0)
         vm->id = sqlite3_last_insert_rowid(db->h);
@@ -123,23 +131,25 @@ out:
     return r;
 }
 
-int db_vm_set_runtime(struct db *db, int64_t vm_id, int64_t pid, const char *instance_id,
-                      const char *phase, const char *restored_from)
+int db_vm_save_runtime(struct db *db, const struct db_vm *vm)
 {
     sqlite3_stmt *st;
     int r = -EIO;
 
     pthread_mutex_lock(&db->lock);
     st = db_stmt(db, ST_VM_SET_RUNTIME,
-                 "UPDATE vms SET pid = ?, instance_id = ?, state = ?, restored_from = ? "
-                 "WHERE id = ?");
+                 "UPDATE vms SET pid = ?, instance_id = ?, state = ?, restored_from = ?, "
+                 "ram_backing = ?, ram_path = ?, pending_instance_id = ? WHERE id = ?");
     if (!st)
         goto out;
-    sqlite3_bind_int64(st, 1, pid);
-    sqlite3_bind_text(st, 2, instance_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, phase, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, restored_from ? restored_from : "", -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 5, vm_id);
+    sqlite3_bind_int64(st, 1, vm->pid);
+    sqlite3_bind_text(st, 2, vm->instance_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, vm->phase, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, vm->restored_from, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, vm->ram_backing, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, vm->ram_path, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 7, vm->pending_instance_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 8, vm->id);
     r = db_step_done(db, st);
 out:
     db_stmt_done(st);

@@ -31,7 +31,8 @@ struct engine {
     enum engine_mode mode;
     struct db *db;
     struct storage *storage;
-    char *data_dir;
+    char *data_dir;             /* canonical (realpath) */
+    int server_lock;            /* flock on <data>/server.lock (serve mode), or -1 */
     char *storage_dir;
     struct vmm_backend *qemu;   /* NULL in admin mode */
     struct vmm_backend *firecracker;
@@ -49,6 +50,7 @@ struct engine {
     char *pool_wanted[4];       /* (pool_lock) sources to keep copies of */
     bool pool_refilling;        /* (pool_lock) a refill thread runs */
     bool pool_stopping;         /* (pool_lock) */
+    struct console_log *console_log; /* serial.log cap (console_log.c); NULL unless serving */
 };
 
 /* Paths (malloc'd).  Names must be validated before. */

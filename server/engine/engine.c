@@ -12,10 +12,13 @@
 #include <fcntl.h>
 #include <string.h>
 #include <linux/magic.h>
+#include <pwd.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include "console_log.h"
 #include "disk_pool.h"
 #include "firecracker.h"
 #include "fsutil.h"
@@ -147,6 +150,27 @@ struct vmm_backend *engine_backend(struct engine *eng, const char *vmm_name)
     return NULL;
 }
 
+/* The user VMMs drop to: vmm_user when we are root (it must exist), else
+ * nobody to switch to.  *ret is NULL for "stay who we are". */
+static int vmm_run_as(const struct server_config *c, const char **ret, struct nerr *e)
+{
+    *ret = NULL;
+    if (geteuid() != 0)
+        return 0;
+    if (!c->vmm_user || !c->vmm_user[0]) {
+        log_warn("vmm: VMMs run as root (vmm_user is empty)");
+        return 0;
+    }
+    if (!getpwnam(c->vmm_user))
+        return nerr_set(e, -ENOENT,
+                        "vmm_user '%s' does not exist: create it (useradd --system "
+                        "--no-create-home --shell /usr/sbin/nologin %s; scripts/deps.sh does) "
+                        "or set vmm_user = \"\" to run VMMs as root",
+                        c->vmm_user, c->vmm_user);
+    *ret = c->vmm_user;
+    return 0;
+}
+
 static int open_backends(struct engine *eng, struct nerr *e)
 {
     const struct server_config *c = eng->cfg;
@@ -162,6 +186,9 @@ static int open_backends(struct engine *eng, struct nerr *e)
     bool fc_ok = vmm_firecracker_available(c->firecracker_bin);
     int r;
 
+    r = vmm_run_as(c, &qo.run_as, e);
+    if (r < 0)
+        return r;
     if (want_fc && !fc_ok)
         return nerr_set(e, -ENODEV,
                         "vmm = \"firecracker\" but %s is not executable or /dev/kvm is not usable",
@@ -183,10 +210,12 @@ static int open_backends(struct engine *eng, struct nerr *e)
     eng->default_vmm = (want_fc || (strcmp(c->vmm, "auto") == 0 && eng->firecracker))
                            ? "firecracker"
                            : "qemu";
-    log_info("vmm: %s%s", eng->default_vmm,
-             strcmp(eng->default_vmm, "qemu") == 0
-                 ? (vmm_qemu_uses_kvm(eng->qemu) ? " (KVM)" : " (TCG)")
-                 : "");
+    if (strcmp(eng->default_vmm, "qemu") == 0)
+        log_info("vmm: qemu (%s, %s, %s)", vmm_qemu_uses_kvm(eng->qemu) ? "KVM" : "TCG",
+                 vmm_qemu_sandboxed(eng->qemu) ? "seccomp sandbox" : "no seccomp sandbox",
+                 qo.run_as ? qo.run_as : "as the server's user");
+    else
+        log_info("vmm: firecracker");
     return 0;
 }
 
@@ -241,6 +270,31 @@ static int mount_btrfs_image(struct engine *eng, struct nerr *e)
     return 0;
 }
 
+/* One server per data dir: two would reconcile each other's work away. */
+static int lock_data_dir(struct engine *eng, struct nerr *e)
+{
+    _cleanup_free_ char *p = path_join(eng->data_dir, "server.lock");
+    char pid[32];
+
+    if (!p)
+        return -ENOMEM;
+    eng->server_lock = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (eng->server_lock < 0)
+        return nerr_set(e, -errno, "cannot open %s: %s", p, strerror(errno));
+    if (flock(eng->server_lock, LOCK_EX | LOCK_NB) < 0) {
+        ssize_t n = pread(eng->server_lock, pid, sizeof(pid) - 1, 0);
+        pid[n > 0 ? n : 0] = 0;
+        pid[strcspn(pid, "\n")] = 0;
+        return nerr_set(e, -EBUSY, "another noid-server (pid %s) serves data dir %s",
+                        pid[0] ? pid : "?", eng->data_dir);
+    }
+    snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+    if (ftruncate(eng->server_lock, 0) == 0 &&
+        pwrite(eng->server_lock, pid, strlen(pid), 0) < 0)
+        log_warn("cannot write %s: %s", p, strerror(errno));
+    return 0;
+}
+
 int engine_open(struct server_config *cfg, enum engine_mode mode, struct engine **ret,
                 struct nerr *e)
 {
@@ -252,6 +306,7 @@ int engine_open(struct server_config *cfg, enum engine_mode mode, struct engine 
         return -ENOMEM;
     eng->cfg = cfg;
     eng->mode = mode;
+    eng->server_lock = -1;
     pthread_mutex_init(&eng->base_lock, NULL);
     pthread_mutex_init(&eng->quota_lock, NULL);
     pthread_mutex_init(&eng->reg_lock, NULL);
@@ -267,10 +322,38 @@ int engine_open(struct server_config *cfg, enum engine_mode mode, struct engine 
         r = -ENOMEM;
         goto fail;
     }
-    r = mkdir_p(eng->data_dir, 0700);
+    r = mkdir_p(cfg->data_dir, 0700);
     if (r < 0) {
-        nerr_set(e, r, "cannot create data dir %s: %s", eng->data_dir, strerror(-r));
+        nerr_set(e, r, "cannot create data dir %s: %s", cfg->data_dir, strerror(-r));
         goto fail;
+    }
+    /* one spelling of the data dir (no trailing slash, no symlink): paths
+     * derived from it (the RAM directory's name, VMM command lines the
+     * reconcile looks for) must not depend on how it was written */
+    {
+        char *canon = realpath(cfg->data_dir, NULL);
+        if (!canon) {
+            r = nerr_set(e, -errno, "cannot resolve data dir %s: %s", cfg->data_dir,
+                         strerror(errno));
+            goto fail;
+        }
+        free(eng->data_dir);
+        free(eng->golden_dir);
+        free(eng->storage_dir);
+        free(db_path);
+        eng->data_dir = canon;
+        eng->golden_dir = path_join(canon, "golden");
+        eng->storage_dir = path_join(canon, "storage");
+        db_path = path_join(canon, "noid.db");
+        if (!eng->golden_dir || !eng->storage_dir || !db_path) {
+            r = -ENOMEM;
+            goto fail;
+        }
+    }
+    if (mode == ENGINE_SERVE) {
+        r = lock_data_dir(eng, e);
+        if (r < 0)
+            goto fail;
     }
     r = db_open(db_path, &eng->db, e);
     if (r < 0)
@@ -290,6 +373,11 @@ int engine_open(struct server_config *cfg, enum engine_mode mode, struct engine 
     if (mode == ENGINE_SERVE) {
         engine_reconcile(eng);
         disk_pool_clear(eng); /* sources may have changed while we were away */
+        r = console_log_start(eng);
+        if (r < 0) {
+            nerr_set(e, r, "cannot start the console log watcher: %s", strerror(-r));
+            goto fail;
+        }
     }
     *ret = eng;
     return 0;
@@ -302,6 +390,7 @@ void engine_close(struct engine *eng)
 {
     if (!eng)
         return;
+    console_log_stop(eng); /* first: it uses the DB and the registry */
     disk_pool_shutdown(eng);
     /* a background golden build uses the engine: let it finish */
     pthread_mutex_lock(&eng->golden_build_lock);
@@ -322,6 +411,8 @@ void engine_close(struct engine *eng)
     free(eng->data_dir);
     free(eng->storage_dir);
     free(eng->golden_dir);
+    if (eng->server_lock >= 0)
+        close(eng->server_lock);
     pthread_cond_destroy(&eng->golden_build_done);
     pthread_mutex_destroy(&eng->pool_lock);
     pthread_cond_destroy(&eng->pool_idle);

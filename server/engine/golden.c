@@ -35,6 +35,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "timeutil.h"
+#include "test_hook.h"
 #include "vm-internal.h"
 
 #define GOLDEN_CONFIG "config.json"
@@ -269,12 +270,15 @@ static int build_template(struct engine *eng, const char *dir, struct nerr *e)
     b.mem_mib = (int)eng->cfg->default_mem_mib;
     if (be->ops->supports_shared_memory_file(be)) {
         /* the template's RAM is the golden memory file itself */
+        b.ram = VMM_RAM_SHARED_FILE;
         b.mem_file = mem;
-        b.mem_shared = true;
+    } else {
+        b.ram = VMM_RAM_ANON;
     }
     r = be->ops->start(be, &b, &proc, e);
     if (r < 0)
         return r;
+    test_hook("golden-template-started");
     deadline = time_mono_ms() + eng->cfg->boot_timeout_secs * 1000;
     r = vm_agent_connect_wait(be, dir, proc.pid, instance, deadline, &conn, e);
     if (r < 0) {
@@ -285,7 +289,7 @@ static int build_template(struct engine *eng, const char *dir, struct nerr *e)
     agent_conn_unref(conn);
     r = be->ops->pause(be, dir, e);
     if (r >= 0)
-        r = be->ops->save_state(be, dir, dir, &mem_saved, e);
+        r = be->ops->save_state(be, dir, dir, true, &mem_saved, e);
 out:
     vmm_proc_kill(proc.pid, instance, 10000);
     if (r >= 0) {
@@ -391,6 +395,7 @@ int engine_golden_ensure(struct engine *eng, bool force, struct nerr *e)
     if (r >= 0) {
         cfg = current_inputs(eng, eng->cfg->default_cpus, eng->cfg->default_mem_mib, true);
         json_object_object_add(cfg, "source", json_object_new_string("build"));
+        json_object_object_add(cfg, "ignore_shared", json_object_new_boolean(true));
         r = golden_install(eng, dir, cfg, e);
     }
     json_object_put(cfg);
@@ -447,6 +452,7 @@ int vm_create_from_golden(struct engine *eng, struct db_vm *vm, struct vm_rt *rt
     struct vm_start_spec spec = {0};
     json_object *rec, *v;
     const char *why;
+    bool ignore_shared;
     int lock, r;
 
     if (!eng->cfg->golden || eng->mode != ENGINE_SERVE)
@@ -473,6 +479,9 @@ int vm_create_from_golden(struct engine *eng, struct db_vm *vm, struct vm_rt *rt
         json_object_put(rec);
         return -ENOENT; /* another size than the template: cold boot */
     }
+    /* snapshots of servers that did not record it were all saved with it */
+    ignore_shared = !json_object_object_get_ex(rec, "ignore_shared", &v) ||
+                    json_object_get_boolean(v);
     json_object_put(rec);
 
     dir = engine_vm_dir(eng, vm->user_id, vm->name);
@@ -499,9 +508,9 @@ int vm_create_from_golden(struct engine *eng, struct db_vm *vm, struct vm_rt *rt
         goto fail;
     log_debug("vm %s/%s: disk from golden ready", vm->user_id, vm->name);
     spec.restore_state = gstate;
-    spec.restore_ignore_shared = true;
+    spec.restore_ignore_shared = ignore_shared;
+    spec.ram = VM_RAM_TEMPLATE; /* copy-on-write: pages stay shared with the template */
     spec.mem_file = gmem;
-    spec.mem_shared = false; /* copy-on-write: pages stay shared with the template */
     snprintf(vm->restored_from, sizeof(vm->restored_from), "golden");
     {
         /* a golden snapshot that does not start is worth a warning, not a
@@ -554,11 +563,14 @@ int engine_golden_promote(struct engine *eng, const char *checkpoint_id, struct 
     }
     {
         _cleanup_free_ char *mem = path_join(cp_dir, VM_FILE_MEMORY);
-        if (!mem || !path_exists(mem)) {
+        /* a checkpoint of an older server not yet upgraded by the reconcile
+         * has the format its files show */
+        if ((list[0].has_format && strcmp(list[0].mem_format, CP_MEM_FILE) != 0) || !mem ||
+            !path_exists(mem)) {
             r = nerr_set(e, -EINVAL,
-                         "checkpoint %s keeps its memory inside the state file (it was taken "
-                         "of a VM restored from a shared snapshot); checkpoint a VM created "
-                         "cold or restored in place, and promote that",
+                         "checkpoint %s keeps the guest's memory inside its state file (it was "
+                         "taken by an older server of a VM without a RAM file); checkpoint the "
+                         "VM again and promote that",
                          list[0].id);
             goto out;
         }
@@ -590,6 +602,8 @@ int engine_golden_promote(struct engine *eng, const char *checkpoint_id, struct 
         cfg = current_inputs(eng, list[0].cpus, list[0].mem_mib, true);
         snprintf(from, sizeof(from), "checkpoint:%s", list[0].id);
         json_object_object_add(cfg, "source", json_object_new_string(from));
+        json_object_object_add(cfg, "ignore_shared", json_object_new_boolean(!list[0].has_format ||
+                                                                 list[0].ignore_shared));
         r = golden_install(eng, dir, cfg, e);
     }
     if (r < 0)

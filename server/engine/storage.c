@@ -196,10 +196,9 @@ static int copy_file(struct storage *st, const char *src, const char *dst, bool 
         return nerr_set(e, storage_errno(-errno), "cannot open %s: %s", src, strerror(errno));
     if (fstat(in, &s) < 0)
         return nerr_set(e, storage_errno(-errno), "cannot stat %s: %s", src, strerror(errno));
-    if (asprintf(&tmp, "%s.partial", dst) < 0) {
-        tmp = NULL;
+    tmp = storage_temp_name(dst, "partial");
+    if (!tmp)
         return -ENOMEM;
-    }
     out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, s.st_mode & 0777);
     if (out < 0)
         return nerr_set(e, storage_errno(-errno), "cannot create %s: %s", tmp, strerror(errno));
@@ -221,6 +220,50 @@ static int copy_file(struct storage *st, const char *src, const char *dst, bool 
     }
     (void)st;
     return 0;
+}
+
+int storage_copy_into(const char *src, int out, struct nerr *e)
+{
+    _cleanup_close_ int in = open(src, O_RDONLY | O_CLOEXEC);
+    struct stat s;
+    int r;
+
+    if (in < 0)
+        return nerr_set(e, storage_errno(-errno), "cannot open %s: %s", src, strerror(errno));
+    if (fstat(in, &s) < 0)
+        return nerr_set(e, storage_errno(-errno), "cannot stat %s: %s", src, strerror(errno));
+    r = copy_sparse(in, out, s.st_size);
+    if (r < 0)
+        return nerr_set(e, storage_errno(r), "cannot copy %s: %s", src, strerror(-r));
+    return 0;
+}
+
+char *storage_temp_name(const char *path, const char *what)
+{
+    const char *slash = strrchr(path, '/');
+    char *p;
+
+    if (!slash)
+        return NULL;
+    if (asprintf(&p, "%.*s/.%s.%s", (int)(slash - path), path, slash + 1, what) < 0)
+        return NULL;
+    return p;
+}
+
+int storage_move_file(struct storage *st, const char *src, const char *dst, struct nerr *e)
+{
+    int r;
+
+    if (rename(src, dst) == 0)
+        return 0;
+    if (errno != EXDEV)
+        return nerr_set(e, storage_errno(-errno), "cannot move %s to %s: %s", src, dst,
+                        strerror(errno));
+    /* another btrfs subvolume: a reflink, then the original goes */
+    r = copy_file(st, src, dst, false, e);
+    if (r >= 0)
+        unlink(src);
+    return r;
 }
 
 int storage_copy_file(struct storage *st, const char *src, const char *dst, struct nerr *e)

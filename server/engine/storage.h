@@ -26,14 +26,26 @@ const char *storage_kind(const struct storage *st); /* "btrfs" or "plain" */
 int storage_make_vm_dir(struct storage *st, const char *path, struct nerr *e);
 
 /* Copy one file: reflink when possible, else a sparse-aware copy.  dst must
- * not exist; it is written under a temporary name and renamed, so it never
- * appears half-written. */
+ * not exist; it is written under a temporary name (storage_temp_name) and
+ * renamed, so it never appears half-written. */
 int storage_copy_file(struct storage *st, const char *src, const char *dst, struct nerr *e);
 /* Same without waiting for the data to reach the disk (the caller syncs
  * later with storage_sync_file): for copies made while a VM is paused. */
 int storage_copy_file_nosync(struct storage *st, const char *src, const char *dst,
                              struct nerr *e);
 int storage_sync_file(const char *path);
+/* Copy src's data into the open, empty file out (sparse-aware, not
+ * flushed): for a destination the caller prepared (preallocated). */
+int storage_copy_into(const char *src, int out, struct nerr *e);
+/* Rename src to dst; across file systems or btrfs subvolumes (EXDEV) a
+ * copy (a reflink where possible), then src is removed. */
+int storage_move_file(struct storage *st, const char *src, const char *dst, struct nerr *e);
+
+/* "<dir>/.<name>.<what>" for path "<dir>/<name>": where work on path is
+ * done before it is renamed into place.  The leading dot keeps it outside
+ * the VM-name grammar (names start with a letter or digit), so the sweep
+ * of leftovers at start can never take a VM for one.  Malloc'd. */
+char *storage_temp_name(const char *path, const char *what);
 /* Mark a btrfs snapshot read-only (no-op elsewhere). */
 int storage_set_read_only(struct storage *st, const char *path);
 

@@ -4,13 +4,22 @@
 
 #include "engine-internal.h"
 
+/* Where the guest RAM of a VMM being started comes from. */
+enum vm_ram_source {
+    VM_RAM_FRESH,      /* a new shared RAM file of our own in mem_dir (fast checkpoints);
+                        * anonymous memory when the backend or mem_dir cannot have one */
+    VM_RAM_SEEDED,     /* the same, first filled with a copy of mem_file */
+    VM_RAM_TEMPLATE,   /* mem_file mapped copy-on-write: pages stay shared */
+    VM_RAM_ANON_ONLY,  /* anonymous memory behind the named backend */
+    VM_RAM_NO_BACKEND, /* anonymous machine RAM (states of VMs of older servers) */
+};
+
 /* How to start a VM other than a plain cold boot. */
 struct vm_start_spec {
     const char *restore_state;  /* saved VM_FILE_VMSTATE, or NULL */
-    bool restore_ignore_shared;
-    const char *mem_file;       /* map this file as guest RAM (mem_shared says how) */
-    bool mem_shared;
-    const char *mem_seed;       /* copy this into a fresh shared RAM file first */
+    bool restore_ignore_shared; /* as the state was saved */
+    enum vm_ram_source ram;
+    const char *mem_file;       /* for VM_RAM_SEEDED and VM_RAM_TEMPLATE */
 };
 
 int vm_info_from_row(const struct db_vm *vm, struct wire_vm_info *ret);
@@ -31,12 +40,21 @@ int vm_insert_row(struct engine *eng, const struct db_user *u, const char *name,
 char *vm_staging_dir(struct engine *eng, const struct db_vm *vm, const char *what);
 /* Fresh VM dir with a copy of the base rootfs; *ret_dir is malloc'd. */
 int vm_prepare_dir(struct engine *eng, const struct db_vm *vm, char **ret_dir, struct nerr *e);
-/* Start the VMM for vm in dir (cold boot when spec is NULL), record the
- * process in the row, and wait until the agent answers.  Lifecycle lock held.
- * On failure nothing of the attempt is left running. */
+/* Start a VMM for vm in dir (cold boot when spec is NULL) and wait until
+ * its agent answers; after a restore, refresh the guest's clock and
+ * entropy.  Lifecycle lock held.  The new VMM's instance id is recorded in
+ * the row as pending_instance_id before the process starts, so a crash at
+ * any point can find it.  On success vm holds the new process (pid,
+ * instance_id, ram_backing, ram_path; pending cleared) but the row is not
+ * written: the caller commits with vm_save_row once the VM is what it should
+ * be.  On failure nothing of the attempt is left running, its logs are kept
+ * under <data>/failed/, and e carries the VMM's own last words. */
 int vm_start_and_wait(struct engine *eng, struct db_vm *vm, struct vm_rt *rt, const char *dir,
                       const struct vm_start_spec *spec, struct nerr *e);
-/* Kill the VMM and drop its RAM file and agent connection; keeps storage. */
+/* Write vm's runtime fields to its row. */
+int vm_save_row(struct engine *eng, const struct db_vm *vm, struct nerr *e);
+/* Kill the VMM (and a pending one) and drop its RAM file and agent
+ * connection; keeps storage. */
 void vm_teardown_runtime(struct engine *eng, const struct db_vm *vm, struct vm_rt *rt);
 
 /* Connect to the agent of the VMM (pid, instance_id) in dir and shake hands,
@@ -52,6 +70,9 @@ char *vm_mem_dir(struct engine *eng);
 /* Create or check the RAM directory (private to us); false = do not use it. */
 bool vm_mem_dir_ready(const char *dir);
 char *vm_mem_file(struct engine *eng, const char *instance_id);
+/* Remove a VM row's VMM, storage, checkpoints and row (destroy, a failed or
+ * interrupted create). */
+int vm_teardown(struct engine *eng, const struct db_vm *vm, struct vm_rt *rt, struct nerr *e);
 
 /* golden.c: create vm from the golden snapshot; -ENOENT when there is no
  * usable one (the caller then cold-boots). */

@@ -1,11 +1,12 @@
-/* vm.c — the VM lifecycle: create (cold boot), list, info, destroy, and the
- * crash reconcile at start.
+/* vm.c — the VM lifecycle: create (cold boot), list, info, destroy, and
+ * starting a VMM and waiting for its agent (shared by every way a VM starts).
  *
  * Create is a transaction: the row is inserted first (phase "creating", which
  * reserves the name through UNIQUE(user_id, name)), then storage, then the
  * VMM, then the agent handshake; the row becomes "ready" last.  Any failure
  * undoes what was done, in reverse.  A crash in the middle leaves a
- * "creating" row that engine_reconcile() undoes at the next start.
+ * "creating" row that engine_reconcile() (reconcile.c) undoes at the next
+ * start; the VMM being started is named in the row before it exists.
  *
  * Whether a VM runs is never stored: it is read from /proc (pid + instance id). */
 #include <errno.h>
@@ -21,6 +22,8 @@
 #include <unistd.h>
 
 #include "disk_pool.h"
+#include "failed_log.h"
+#include "test_hook.h"
 #include "encoding.h"
 #include "engine-internal.h"
 #include "fsutil.h"
@@ -65,13 +68,10 @@ static const char *vm_state(const struct db_vm *vm)
  * holds host memory (tmpfs) until removed. */
 static void release_dead_ram(struct engine *eng, const struct db_vm *vm)
 {
-    _cleanup_free_ char *f = NULL;
-
-    if (strcmp(vm->phase, VM_PHASE_READY) != 0 || !vm->instance_id[0] ||
-        engine_vm_row_is_running(vm))
+    if (strcmp(vm->phase, VM_PHASE_READY) != 0 || strcmp(vm->ram_backing, VM_RAM_SHARED) != 0 ||
+        !vm->ram_path[0] || engine_vm_row_is_running(vm))
         return;
-    f = vm_mem_file(eng, vm->instance_id);
-    if (f && unlink(f) == 0)
+    if (unlink(vm->ram_path) == 0)
         log_info("vm %s/%s is dead; released its RAM file", vm->user_id, vm->name);
 }
 
@@ -233,6 +233,8 @@ int engine_vm_agent(struct engine *eng, const struct db_vm *vm, struct vm_rt *rt
 {
     struct vmm_backend *be = engine_backend(eng, vm->vmm);
     _cleanup_free_ char *dir = engine_vm_dir(eng, vm->user_id, vm->name);
+    int64_t deadline = time_mono_ms() + timeout_ms;
+    struct timespec ts = {.tv_sec = deadline / 1000, .tv_nsec = (deadline % 1000) * 1000000L};
     int fd = -1, r = 0;
 
     if (!dir)
@@ -240,7 +242,12 @@ int engine_vm_agent(struct engine *eng, const struct db_vm *vm, struct vm_rt *rt
     if (!be)
         return nerr_set(e, -ENODEV, "VM '%s' runs under %s, which this server cannot drive",
                         vm->name, vm->vmm);
-    pthread_mutex_lock(&rt->conn_lock);
+    /* one handshake at a time (the VMM serves one client on the agent
+     * socket), but nobody waits for another's past their own timeout: a
+     * guest whose agent is silent must not queue execs behind each other */
+    if (pthread_mutex_clocklock(&rt->conn_lock, CLOCK_MONOTONIC, &ts) != 0)
+        return nerr_set(e, -ETIMEDOUT, "the guest agent did not answer within %d ms",
+                        timeout_ms);
     if (rt->conn && agent_conn_is_broken(rt->conn)) {
         agent_conn_unref(rt->conn);
         rt->conn = NULL;
@@ -248,7 +255,7 @@ int engine_vm_agent(struct engine *eng, const struct db_vm *vm, struct vm_rt *rt
     if (!rt->conn) {
         r = be->ops->agent_connect(be, dir, &fd, e);
         if (r >= 0)
-            r = agent_conn_open(fd, timeout_ms, &rt->conn, e);
+            r = agent_conn_open(fd, (int)MAX(1, deadline - time_mono_ms()), &rt->conn, e);
     }
     if (r >= 0)
         *ret = agent_conn_ref(rt->conn);
@@ -313,23 +320,100 @@ int vm_refresh_identity(struct agent_conn *conn, struct nerr *e)
     return r;
 }
 
-/* Last lines of the serial console, to explain a boot that went wrong. */
-static void serial_tail(const char *dir, char *out, size_t size)
+/* The row fields that describe a VMM's RAM, from what it was started with. */
+static void record_ram(struct db_vm *vm, enum vmm_ram ram, const char *path)
 {
-    _cleanup_free_ char *path = path_join(dir, VM_FILE_SERIAL_LOG);
-    _cleanup_free_ char *text = NULL;
-    size_t len = 0;
+    static const char *const names[] = {
+        [VMM_RAM_NONE] = VM_RAM_NONE,
+        [VMM_RAM_ANON] = VM_RAM_ANON,
+        [VMM_RAM_SHARED_FILE] = VM_RAM_SHARED,
+        [VMM_RAM_PRIVATE_FILE] = VM_RAM_PRIVATE,
+    };
 
-    out[0] = 0;
-    if (!path || read_file(path, 16 * 1024 * 1024, &text, &len) < 0 || len == 0)
+    snprintf(vm->ram_backing, sizeof(vm->ram_backing), "%s", names[ram]);
+    snprintf(vm->ram_path, sizeof(vm->ram_path), "%s", path ? path : "");
+}
+
+int vm_save_row(struct engine *eng, const struct db_vm *vm, struct nerr *e)
+{
+    int r = db_vm_save_runtime(eng->db, vm);
+
+    if (r < 0)
+        return nerr_set(e, r, "cannot record VM '%s': %s", vm->name, db_errmsg(eng->db));
+    return 0;
+}
+
+/* Fill the RAM fields of b for spec; *ret_own_file is a RAM file this start
+ * creates (removed again if the start fails). */
+static int choose_ram(struct engine *eng, struct vmm_backend *be, const struct vm_start_spec *spec,
+                      const char *instance_id, struct vmm_boot *b, char **ret_own_file,
+                      struct nerr *e)
+{
+    enum vm_ram_source src = spec ? spec->ram : VM_RAM_FRESH;
+    _cleanup_free_ char *memdir = NULL, *memfile = NULL;
+    int r;
+
+    switch (src) {
+    case VM_RAM_TEMPLATE:
+        b->ram = VMM_RAM_PRIVATE_FILE;
+        b->mem_file = spec->mem_file;
+        return 0;
+    case VM_RAM_ANON_ONLY:
+        b->ram = VMM_RAM_ANON;
+        return 0;
+    case VM_RAM_NO_BACKEND:
+        b->ram = VMM_RAM_NONE;
+        return 0;
+    case VM_RAM_FRESH:
+    case VM_RAM_SEEDED:
+    default:
+        break;
+    }
+    memdir = vm_mem_dir(eng);
+    if (!memdir)
+        return -ENOMEM;
+    if (!be->ops->supports_shared_memory_file(be) || !vm_mem_dir_ready(memdir)) {
+        /* no RAM file: a seeded restore maps the seed copy-on-write instead */
+        b->ram = src == VM_RAM_SEEDED ? VMM_RAM_PRIVATE_FILE : VMM_RAM_ANON;
+        b->mem_file = src == VM_RAM_SEEDED ? spec->mem_file : NULL;
+        return 0;
+    }
+    /* guest RAM in a tmpfs file: a checkpoint copies it instead of
+     * streaming it through the migration channel */
+    memfile = vm_mem_file(eng, instance_id);
+    if (!memfile)
+        return -ENOMEM;
+    if (src == VM_RAM_SEEDED) {
+        r = storage_copy_file(eng->storage, spec->mem_file, memfile, e);
+        if (r < 0)
+            return r;
+    }
+    b->ram = VMM_RAM_SHARED_FILE;
+    b->mem_file = memfile;
+    *ret_own_file = TAKE_PTR(memfile);
+    return 0;
+}
+
+/* Append the last words of the VMM (its log) or, failing that, of the guest
+ * (the serial console) to the error of a start that failed. */
+static void explain_failed_start(const char *dir, struct nerr *e)
+{
+    _cleanup_free_ char *serial = path_join(dir, VM_FILE_SERIAL_LOG);
+    char tail[300];
+    size_t n;
+
+    if (!e || strstr(e->msg, "QEMU could not") || strstr(e->msg, "QEMU failed"))
+        return; /* the backend quoted its log already */
+    vmm_log_tail(dir, tail, sizeof(tail));
+    n = strlen(e->msg);
+    if (tail[0]) {
+        snprintf(e->msg + n, sizeof(e->msg) - n, "; VMM log: %s", tail);
         return;
-    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
-        text[--len] = 0;
-    const char *start = len > size - 1 ? text + len - (size - 1) : text;
-    snprintf(out, size, "%s", start);
-    for (char *p = out; *p; p++)
-        if (*p == '\n' || *p == '\r')
-            *p = ' ';
+    }
+    if (serial)
+        file_tail_lines(serial, 2, tail, sizeof(tail));
+    if (tail[0])
+        snprintf(e->msg + n, sizeof(e->msg) - n, "; console: %s", tail);
 }
 
 int vm_start_and_wait(struct engine *eng, struct db_vm *vm, struct vm_rt *rt, const char *dir,
@@ -337,83 +421,53 @@ int vm_start_and_wait(struct engine *eng, struct db_vm *vm, struct vm_rt *rt, co
 {
     struct vmm_backend *be = engine_backend(eng, vm->vmm);
     _cleanup_free_ char *disk = path_join(dir, VM_FILE_ROOTFS);
-    _cleanup_free_ char *memdir = vm_mem_dir(eng);
-    _cleanup_free_ char *memfile = NULL;
+    _cleanup_free_ char *own_file = NULL, *kept = NULL;
+    char instance[33];
     struct vmm_boot b = {0};
     struct vmm_proc proc = {0};
     struct agent_conn *conn = NULL;
-    int64_t t0 = time_mono_ms();
+    int64_t t0 = time_mono_ms(), t_spawn;
     int r;
 
     if (!be)
         return nerr_set(e, -ENODEV, "VMM '%s' is not available on this server", vm->vmm);
-    if (!disk || !memdir)
+    if (!disk)
         return -ENOMEM;
-    r = random_hex_id(vm->instance_id, 16);
+    r = random_hex_id(instance, 16);
     if (r < 0)
         return r;
+    /* recorded before the process exists: a crash from here on finds it */
+    snprintf(vm->pending_instance_id, sizeof(vm->pending_instance_id), "%s", instance);
+    r = vm_save_row(eng, vm, e);
+    if (r < 0)
+        goto fail;
     b.vm_dir = dir;
-    b.instance_id = vm->instance_id;
+    b.instance_id = instance;
     b.kernel = eng->cfg->kernel;
     b.initrd = eng->cfg->initrd;
     b.rootfs = disk;
     b.cpus = (int)vm->cpus;
     b.mem_mib = (int)vm->mem_mib;
-    if (spec && spec->mem_file) {
-        /* a private (copy-on-write) mapping of a template's memory */
-        b.mem_file = spec->mem_file;
-        b.mem_shared = spec->mem_shared;
-    } else if (be->ops->supports_shared_memory_file(be) && vm_mem_dir_ready(memdir)) {
-        /* guest RAM in a tmpfs file: a checkpoint copies it instead of
-         * streaming it through the migration channel */
-        memfile = vm_mem_file(eng, vm->instance_id);
-        if (!memfile)
-            return -ENOMEM;
-        if (spec && spec->mem_seed) {
-            r = storage_copy_file(eng->storage, spec->mem_seed, memfile, e);
-            if (r < 0)
-                return r;
-        }
-        b.mem_file = memfile;
-        b.mem_shared = true;
-    }
+    r = choose_ram(eng, be, spec, instance, &b, &own_file, e);
+    if (r < 0)
+        goto fail;
     if (spec) {
         b.restore_state = spec->restore_state;
         b.restore_ignore_shared = spec->restore_ignore_shared;
     }
 
-    int64_t t_spawn = time_mono_ms();
+    t_spawn = time_mono_ms();
     r = be->ops->start(be, &b, &proc, e);
     if (r < 0)
         goto fail;
     log_debug("vm %s/%s: VMM started in %lld ms", vm->user_id, vm->name,
               (long long)(time_mono_ms() - t_spawn));
-    vm->pid = proc.pid;
-    /* record the process at once, so a crash from here on is reconciled */
-    r = db_vm_set_runtime(eng->db, vm->id, vm->pid, vm->instance_id, vm->phase,
-                          vm->restored_from);
-    if (r < 0) {
-        nerr_set(e, r, "cannot record the VM process: %s", db_errmsg(eng->db));
-        goto fail;
-    }
+    test_hook("vmm-started");
     engine_vm_agent_drop(rt);
-    r = vm_agent_connect_wait(be, dir, vm->pid, vm->instance_id,
+    r = vm_agent_connect_wait(be, dir, proc.pid, instance,
                               t0 + eng->cfg->boot_timeout_secs * 1000, &conn, e);
-    if (r < 0) {
-        char tail[200];
-        serial_tail(dir, tail, sizeof(tail));
-        if (tail[0]) {
-            size_t n = strlen(e->msg);
-            snprintf(e->msg + n, sizeof(e->msg) - n, "; console: %s", tail);
-        }
+    if (r < 0)
         goto fail;
-    }
-    /* keep the connection for later execs */
-    pthread_mutex_lock(&rt->conn_lock);
-    if (rt->conn) /* an exec raced in and connected: ours is the one to keep */
-        agent_conn_unref(rt->conn);
-    rt->conn = agent_conn_ref(conn);
-    pthread_mutex_unlock(&rt->conn_lock);
     if (spec && spec->restore_state) {
         r = vm_refresh_identity(conn, e);
         if (r < 0) {
@@ -421,7 +475,16 @@ int vm_start_and_wait(struct engine *eng, struct db_vm *vm, struct vm_rt *rt, co
             goto fail;
         }
     }
-    agent_conn_unref(conn);
+    /* keep the connection for later execs */
+    pthread_mutex_lock(&rt->conn_lock);
+    if (rt->conn) /* an exec raced in and connected: ours is the one to keep */
+        agent_conn_unref(rt->conn);
+    rt->conn = conn;
+    pthread_mutex_unlock(&rt->conn_lock);
+    vm->pid = proc.pid;
+    snprintf(vm->instance_id, sizeof(vm->instance_id), "%s", instance);
+    vm->pending_instance_id[0] = '\0';
+    record_ram(vm, b.ram, b.mem_file);
     log_info("vm %s/%s: %s, agent answered after %lld ms", vm->user_id, vm->name,
              spec && spec->restore_state ? "restored" : "booted",
              (long long)(time_mono_ms() - t0));
@@ -429,26 +492,43 @@ int vm_start_and_wait(struct engine *eng, struct db_vm *vm, struct vm_rt *rt, co
 fail:
     engine_vm_agent_drop(rt);
     if (proc.pid > 0)
-        vmm_proc_kill(proc.pid, vm->instance_id, 10000);
-    if (memfile)
-        unlink(memfile);
+        vmm_proc_kill(proc.pid, instance, 10000);
+    else
+        vmm_proc_kill_instance(instance, 10000);
+    if (own_file)
+        unlink(own_file);
+    explain_failed_start(dir, e);
+    kept = failed_log_keep(eng, vm, dir, spec && spec->restore_state ? "restore" : "boot",
+                           nerr_msg(e));
+    if (kept)
+        log_warn("vm %s/%s: start failed (%s); its logs are kept in %s", vm->user_id, vm->name,
+                 nerr_msg(e), kept);
+    vm->pending_instance_id[0] = '\0';
     return r;
 }
 
-/* Kill the VMM and remove everything of the VM except its row. */
+/* Kill the VMM (and one being started) and remove everything of the VM
+ * except its row and storage. */
 void vm_teardown_runtime(struct engine *eng, const struct db_vm *vm, struct vm_rt *rt)
 {
-    _cleanup_free_ char *memfile = NULL;
-
     if (rt)
         engine_vm_agent_drop(rt);
     if (vm->pid > 0 && vmm_proc_kill(vm->pid, vm->instance_id, 10000) < 0)
         log_warn("vm %s/%s: pid %lld did not die", vm->user_id, vm->name, (long long)vm->pid);
-    if (vm->instance_id[0] && (memfile = vm_mem_file(eng, vm->instance_id)))
-        unlink(memfile);
+    /* a crash may have come before the pid was known */
+    if (vm->instance_id[0])
+        vmm_proc_kill_instance(vm->instance_id, 10000);
+    if (vm->pending_instance_id[0]) {
+        _cleanup_free_ char *pending_ram = vm_mem_file(eng, vm->pending_instance_id);
+        vmm_proc_kill_instance(vm->pending_instance_id, 10000);
+        if (pending_ram)
+            unlink(pending_ram);
+    }
+    if (strcmp(vm->ram_backing, VM_RAM_SHARED) == 0 && vm->ram_path[0])
+        unlink(vm->ram_path);
 }
 
-static int vm_teardown(struct engine *eng, const struct db_vm *vm, struct vm_rt *rt,
+int vm_teardown(struct engine *eng, const struct db_vm *vm, struct vm_rt *rt,
                        struct nerr *e)
 {
     _cleanup_free_ char *dir = engine_vm_dir(eng, vm->user_id, vm->name);
@@ -554,11 +634,9 @@ int engine_vm_create(struct engine *eng, const struct db_user *u,
             r = vm_start_and_wait(eng, &vm, rt, dir, NULL, e);
     }
     if (r >= 0) {
+        test_hook("create-started");
         snprintf(vm.phase, sizeof(vm.phase), "%s", VM_PHASE_READY);
-        r = db_vm_set_runtime(eng->db, vm.id, vm.pid, vm.instance_id, vm.phase,
-                              vm.restored_from);
-        if (r < 0)
-            nerr_set(e, r, "cannot record the VM: %s", db_errmsg(eng->db));
+        r = vm_save_row(eng, &vm, e);
     }
     if (r < 0) {
         struct nerr ignored = {0};
@@ -720,156 +798,3 @@ int engine_vms_destroy_all_of_user(struct engine *eng, const char *user_id, stru
     return r;
 }
 
-/* Remove RAM files of VMM processes that no longer exist. */
-static void reconcile_mem_files(struct engine *eng, const struct db_vm *rows, size_t n)
-{
-    _cleanup_free_ char *dir = vm_mem_dir(eng);
-    DIR *d = dir ? opendir(dir) : NULL;
-    struct dirent *de;
-
-    if (!d)
-        return;
-    while ((de = readdir(d))) {
-        size_t len = strlen(de->d_name);
-        bool live = false;
-        if (len < 5 || strcmp(de->d_name + len - 4, ".ram") != 0)
-            continue;
-        for (size_t i = 0; i < n && !live; i++)
-            live = strncmp(rows[i].instance_id, de->d_name, len - 4) == 0 &&
-                   rows[i].instance_id[len - 4] == '\0' && engine_vm_row_is_running(&rows[i]);
-        if (!live && unlinkat(dirfd(d), de->d_name, 0) == 0)
-            log_info("reconcile: removed stale guest RAM file %s/%s", dir, de->d_name);
-    }
-    closedir(d);
-}
-
-/* A restore was interrupted: the old VMM may be paused and a new one half
- * started.  Neither can be trusted, so both go and the VM shows as dead; its
- * owner restores again or destroys it. */
-static void reconcile_restore(struct engine *eng, struct db_vm *vm)
-{
-    _cleanup_free_ char *dir = engine_vm_dir(eng, vm->user_id, vm->name);
-    _cleanup_free_ char *staging = vm_staging_dir(eng, vm, "restoring");
-    _cleanup_free_ char *needle = NULL;
-
-    log_warn("reconcile: VM %s/%s was being restored when the server stopped; it is dead now",
-             vm->user_id, vm->name);
-    if (dir && asprintf(&needle, "%s/", dir) >= 0)
-        vmm_proc_kill_matching(needle, 5000);
-    free(needle);
-    needle = NULL;
-    if (staging && asprintf(&needle, "%s/", staging) >= 0)
-        vmm_proc_kill_matching(needle, 5000);
-    if (staging)
-        storage_remove_tree(eng->storage, staging);
-    {
-        /* if the old directory was moved aside and not back, it is the VM */
-        _cleanup_free_ char *aside = vm_staging_dir(eng, vm, "replaced");
-        if (aside && dir && path_exists(aside) && !path_exists(dir))
-            rename(aside, dir);
-    }
-    vm_teardown_runtime(eng, vm, NULL);
-    vm->pid = 0;
-    snprintf(vm->phase, sizeof(vm->phase), "%s", VM_PHASE_READY);
-    db_vm_set_runtime(eng->db, vm->id, 0, vm->instance_id, vm->phase, vm->restored_from);
-}
-
-/* Remove what an operation cut short by a crash leaves: temporary checkpoint
- * directories, half-copied files, golden build directories, and work dirs
- * beside VMs.  None of it is listed anywhere. */
-static void sweep_dir(struct engine *eng, const char *dir, int depth)
-{
-    DIR *d = opendir(dir);
-    struct dirent *de;
-
-    if (!d)
-        return;
-    while ((de = readdir(d))) {
-        const char *n = de->d_name;
-        size_t len = strlen(n);
-        _cleanup_free_ char *p = NULL;
-        if (strcmp(n, ".") == 0 || strcmp(n, "..") == 0)
-            continue;
-        p = path_join(dir, n);
-        if (!p)
-            break;
-        bool stale = strncmp(n, ".tmp-", 5) == 0 || strncmp(n, ".restoring-", 11) == 0 ||
-                     strncmp(n, ".replaced-", 10) == 0 ||
-                     (len > 8 && strcmp(n + len - 8, ".partial") == 0);
-        if (stale) {
-            log_info("reconcile: removing leftover %s", p);
-            storage_remove_tree(eng->storage, p);
-        } else if (de->d_type == DT_DIR && depth > 0) {
-            sweep_dir(eng, p, depth - 1);
-        }
-    }
-    closedir(d);
-}
-
-static void reconcile_leftovers(struct engine *eng)
-{
-    DIR *d;
-    struct dirent *de;
-
-    /* storage/users/<uid>/{vms,checkpoints/<vm>}/<entry>, storage/base, pool */
-    sweep_dir(eng, eng->storage_dir, 4);
-    /* golden build dirs, unless an admin `golden build` is running now */
-    _cleanup_free_ char *lockp = NULL;
-    _cleanup_close_ int lock = -1;
-    if (asprintf(&lockp, "%s.build.lock", eng->golden_dir) < 0) {
-        lockp = NULL;
-        return;
-    }
-    lock = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB) < 0)
-        return;
-    d = opendir(eng->data_dir);
-    if (!d)
-        return;
-    while ((de = readdir(d))) {
-        if (strncmp(de->d_name, "golden.build-", 13) == 0 ||
-            strncmp(de->d_name, "golden.old-", 11) == 0) {
-            _cleanup_free_ char *p = path_join(eng->data_dir, de->d_name);
-            if (p) {
-                log_info("reconcile: removing leftover %s", p);
-                rm_rf(p);
-            }
-        }
-    }
-    closedir(d);
-}
-
-int engine_reconcile(struct engine *eng)
-{
-    struct db_vm *rows = NULL;
-    size_t n = 0, running = 0, dead = 0;
-    int r;
-
-    r = db_vm_list_all(eng->db, &rows, &n);
-    if (r < 0) {
-        log_error("reconcile: cannot list VMs: %s", db_errmsg(eng->db));
-        return r;
-    }
-    for (size_t i = 0; i < n; i++) {
-        struct db_vm *vm = &rows[i];
-        if (strcmp(vm->phase, VM_PHASE_CREATING) == 0) {
-            struct nerr ignored = {0};
-            log_warn("reconcile: VM %s/%s was being created when the server stopped; removing it",
-                     vm->user_id, vm->name);
-            vm_teardown(eng, vm, NULL, &ignored);
-            vm->pid = 0;
-            continue;
-        }
-        if (strcmp(vm->phase, VM_PHASE_RESTORING) == 0)
-            reconcile_restore(eng, vm);
-        if (engine_vm_row_is_running(vm))
-            running++;
-        else
-            dead++;
-    }
-    reconcile_mem_files(eng, rows, n);
-    reconcile_leftovers(eng);
-    log_info("reconcile: %zu VMs running, %zu dead", running, dead);
-    free(rows);
-    return 0;
-}

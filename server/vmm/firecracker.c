@@ -307,7 +307,7 @@ static int check_boot(const struct vmm_boot *b, struct nerr *e)
                         "instance id '%s' is not valid for Firecracker's --id "
                         "(letters, digits and '-', at most %zu characters)",
                         b->instance_id, FC_ID_MAX - strlen(FC_ID_PREFIX));
-    if (b->mem_shared)
+    if (b->ram == VMM_RAM_SHARED_FILE)
         return nerr_set(e, -EOPNOTSUPP, "Firecracker cannot keep guest RAM in a shared file");
     if (b->restore_state)
         return 0;
@@ -396,10 +396,42 @@ static int fc_resume(struct vmm_backend *be, const char *vm_dir, struct nerr *e)
     return patch_vm_state(vm_dir, "Resumed", e);
 }
 
+/* After a crash of the server in the middle of a checkpoint: a Firecracker
+ * found paused (GET / says so) is resumed.  A snapshot request of the dead
+ * server has ended with its connection. */
+static int fc_recover(struct vmm_backend *be, const char *vm_dir, bool *ret_resumed,
+                      struct nerr *e)
+{
+    struct fc_api *api = NULL;
+    _cleanup_free_ char *body = NULL;
+    json_object *o = NULL, *state = NULL;
+    long status = 0;
+    int r;
+
+    *ret_resumed = false;
+    r = fc_api_new(vm_dir, VM_FILE_FC_SOCK, &api);
+    if (r < 0)
+        return r;
+    r = fc_api_request(api, "GET", "/", NULL, FC_API_TIMEOUT_MS, &status, &body, e);
+    fc_api_free(api);
+    if (r < 0)
+        return r;
+    o = body && status / 100 == 2 ? json_tokener_parse(body) : NULL;
+    if (o && json_object_object_get_ex(o, "state", &state) &&
+        strcmp(json_object_get_string(state), "Paused") == 0) {
+        r = patch_vm_state(vm_dir, "Resumed", e);
+        *ret_resumed = r >= 0;
+    }
+    json_object_put(o);
+    return r;
+}
+
 /* A full snapshot of the paused VM: CPU and device state into
- * VM_FILE_VMSTATE, all of guest RAM into VM_FILE_MEMORY. */
+ * VM_FILE_VMSTATE, all of guest RAM into VM_FILE_MEMORY.  ignore_shared is
+ * QEMU's business: Firecracker always writes guest memory to a file of its
+ * own. */
 static int fc_save_state(struct vmm_backend *be, const char *vm_dir, const char *snap_dir,
-                         bool *ret_mem_saved, struct nerr *e)
+                         bool ignore_shared, bool *ret_mem_saved, struct nerr *e)
 {
     _cleanup_free_ char *state_path = path_join(snap_dir, VM_FILE_VMSTATE);
     _cleanup_free_ char *mem_path = path_join(snap_dir, VM_FILE_MEMORY);
@@ -507,6 +539,10 @@ static const struct vmm_ops firecracker_ops = {
     .pause = fc_pause,
     .resume = fc_resume,
     .save_state = fc_save_state,
+    .convert_state = NULL, /* its snapshots always keep memory in a file */
+    .recover = fc_recover,
+    .checkpoint = vmm_checkpoint_generic,
+    .disk_write_count = NULL, /* Firecracker's metrics are not read here */
     .agent_connect = fc_agent_connect,
     .supports_shared_memory_file = fc_supports_shared_file,
     .version = fc_version,

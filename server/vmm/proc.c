@@ -1,7 +1,7 @@
 /* proc.c — finding and stopping VMM processes that may have been started by
  * an earlier noid-server: /proc is the source of truth, the instance id in
  * the VMM's argv guards against a recycled pid.  Also what every backend
- * reads from a VMM that failed: the last line of its log. */
+ * reads from a VMM that failed: the last lines of its log. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -116,11 +116,19 @@ int vmm_proc_kill_matching(const char *needle, int timeout_ms)
     return killed;
 }
 
+int vmm_proc_kill_instance(const char *instance_id, int timeout_ms)
+{
+    /* ids are 32 random hex digits: no other process has one by chance */
+    if (strlen(instance_id) < 16)
+        return 0;
+    return vmm_proc_kill_matching(instance_id, timeout_ms);
+}
+
 void vmm_log_tail(const char *vm_dir, char *out, size_t size)
 {
     _cleanup_free_ char *path = path_join(vm_dir, VM_FILE_VMM_LOG);
 
     out[0] = 0;
     if (path)
-        file_last_line(path, out, size);
+        file_tail_lines(path, 3, out, size);
 }

@@ -15,26 +15,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 
 #include "accel_probe.h"
 #include "agent_proto.h"
 #include "fsutil.h"
 #include "log.h"
+#include "qemu-internal.h"
+#include "qemu-migrate.h"
 #include "qmp.h"
+#include "vmm-save.h"
 #include "spawn-util.h"
 #include "timeutil.h"
 #include "unixsock.h"
-
-#define QEMU_MIGRATE_TIMEOUT_MS 120000
-#define QEMU_START_TIMEOUT_MS 30000
-
-struct qemu {
-    char *bin;
-    bool kvm;
-    char version[128];
-    char cmdline[512];
-};
 
 static struct qemu *Q(struct vmm_backend *be)
 {
@@ -57,8 +51,7 @@ static long host_tsc_khz(void)
     return 0;
 }
 
-static int add(char ***argv, size_t *n, const char *fmt, ...) _printf_(3, 4);
-static int add(char ***argv, size_t *n, const char *fmt, ...)
+int qemu_argv_add(char ***argv, size_t *n, const char *fmt, ...)
 {
     va_list ap;
     char *s, **grown;
@@ -80,7 +73,7 @@ static int add(char ***argv, size_t *n, const char *fmt, ...)
     return 0;
 }
 
-static void argv_free(char **argv)
+void qemu_argv_free(char **argv)
 {
     if (!argv)
         return;
@@ -89,84 +82,142 @@ static void argv_free(char **argv)
     free(argv);
 }
 
+bool qemu_probe_sandbox(const char *bin)
+{
+    /* options are parsed in order: a QEMU without seccomp fails on -sandbox
+     * before it gets to -version */
+    char *argv[] = {(char *)bin, (char *)"-sandbox", (char *)QEMU_SANDBOX_OPTS,
+                    (char *)"-version", NULL};
+
+    return spawn_wait(argv, NULL) == 0;
+}
+
+int qemu_add_confinement(struct qemu *q, char ***argv, size_t *n)
+{
+    int r = 0;
+
+    /* seccomp: no obsolete or resource-control system calls */
+    if (q->sandbox) {
+        r |= qemu_argv_add(argv, n, "-sandbox");
+        r |= qemu_argv_add(argv, n, "%s", QEMU_SANDBOX_OPTS);
+    }
+    /* QEMU opens every file it needs (disk, RAM file, sockets, log) before
+     * it drops to this user, so the VM's files stay readable by the server
+     * alone and a compromised QEMU cannot open another VM's */
+    if (q->run_as) {
+        r |= qemu_argv_add(argv, n, "-runas");
+        r |= qemu_argv_add(argv, n, "%s", q->run_as);
+    }
+    return r;
+}
+
 static int build_argv(struct qemu *q, const struct vmm_boot *b, char ***ret)
 {
     char **argv = NULL;
     size_t n = 0;
     int r = 0;
 
-    r |= add(&argv, &n, "%s", q->bin);
+    r |= qemu_argv_add(&argv, &n, "%s", q->bin);
     /* the instance id in argv lets vmm_proc_is_alive() recognise the process */
-    r |= add(&argv, &n, "-name");
-    r |= add(&argv, &n, "noid-%s", b->instance_id);
-    r |= add(&argv, &n, "-M");
-    r |= add(&argv, &n, "microvm,pit=on,rtc=on%s", b->mem_file ? ",memory-backend=mem" : "");
-    r |= add(&argv, &n, "-accel");
-    r |= add(&argv, &n, "%s", q->kvm ? "kvm" : "tcg");
+    r |= qemu_argv_add(&argv, &n, "-name");
+    r |= qemu_argv_add(&argv, &n, "noid-%s", b->instance_id);
+    r |= qemu_argv_add(&argv, &n, "-M");
+    r |= qemu_argv_add(&argv, &n, "microvm,pit=on,rtc=on%s",
+             b->ram != VMM_RAM_NONE ? ",memory-backend=" QEMU_RAM_BACKEND_ID : "");
+    r |= qemu_argv_add(&argv, &n, "-accel");
+    r |= qemu_argv_add(&argv, &n, "%s", q->kvm ? "kvm" : "tcg");
     if (q->kvm) {
-        r |= add(&argv, &n, "-cpu");
-        r |= add(&argv, &n, "host");
+        r |= qemu_argv_add(&argv, &n, "-cpu");
+        r |= qemu_argv_add(&argv, &n, "host");
     }
-    r |= add(&argv, &n, "-smp");
-    r |= add(&argv, &n, "%d", b->cpus);
-    r |= add(&argv, &n, "-m");
-    r |= add(&argv, &n, "%dM", b->mem_mib);
-    if (b->mem_file) {
-        r |= add(&argv, &n, "-object");
-        r |= add(&argv, &n, "memory-backend-file,id=mem,size=%dM,mem-path=%s,share=%s",
-                 b->mem_mib, b->mem_file, b->mem_shared ? "on" : "off");
+    r |= qemu_argv_add(&argv, &n, "-smp");
+    r |= qemu_argv_add(&argv, &n, "%d", b->cpus);
+    r |= qemu_argv_add(&argv, &n, "-m");
+    r |= qemu_argv_add(&argv, &n, "%dM", b->mem_mib);
+    switch (b->ram) {
+    case VMM_RAM_ANON:
+        r |= qemu_argv_add(&argv, &n, "-object");
+        r |= qemu_argv_add(&argv, &n, "memory-backend-ram,id=" QEMU_RAM_BACKEND_ID ",size=%dM", b->mem_mib);
+        break;
+    case VMM_RAM_SHARED_FILE:
+    case VMM_RAM_PRIVATE_FILE:
+        r |= qemu_argv_add(&argv, &n, "-object");
+        r |= qemu_argv_add(&argv, &n, "memory-backend-file,id=" QEMU_RAM_BACKEND_ID ",size=%dM,mem-path=%s,share=%s",
+                 b->mem_mib, b->mem_file, b->ram == VMM_RAM_SHARED_FILE ? "on" : "off");
+        break;
+    case VMM_RAM_NONE:
+    default:
+        break;
     }
-    r |= add(&argv, &n, "-kernel");
-    r |= add(&argv, &n, "%s", b->kernel);
+    r |= qemu_argv_add(&argv, &n, "-kernel");
+    r |= qemu_argv_add(&argv, &n, "%s", b->kernel);
     if (b->initrd) {
-        r |= add(&argv, &n, "-initrd");
-        r |= add(&argv, &n, "%s", b->initrd);
+        r |= qemu_argv_add(&argv, &n, "-initrd");
+        r |= qemu_argv_add(&argv, &n, "%s", b->initrd);
     }
-    r |= add(&argv, &n, "-append");
-    r |= add(&argv, &n, "%s", q->cmdline);
-    r |= add(&argv, &n, "-nodefaults");
-    r |= add(&argv, &n, "-no-user-config");
-    r |= add(&argv, &n, "-nographic");
-    r |= add(&argv, &n, "-drive");
-    r |= add(&argv, &n, "id=root,file=%s,format=raw,if=none,cache=writeback,discard=unmap",
-             b->rootfs);
-    r |= add(&argv, &n, "-device");
-    r |= add(&argv, &n, "virtio-blk-device,drive=root");
-    r |= add(&argv, &n, "-object");
-    r |= add(&argv, &n, "rng-random,id=rng,filename=/dev/urandom");
-    r |= add(&argv, &n, "-device");
-    r |= add(&argv, &n, "virtio-rng-device,rng=rng");
+    r |= qemu_argv_add(&argv, &n, "-append");
+    r |= qemu_argv_add(&argv, &n, "%s", q->cmdline);
+    r |= qemu_argv_add(&argv, &n, "-nodefaults");
+    r |= qemu_argv_add(&argv, &n, "-no-user-config");
+    r |= qemu_argv_add(&argv, &n, "-nographic");
+    /* the disk comes as descriptors we opened (fd 3 read-write, fd 4
+     * read-only; qemu_start passes them): QEMU reopens its disk around a
+     * migration, after it has dropped to vmm_user, who cannot open the
+     * file by its path.  Image locking is off because those reopens through
+     * one fd set conflict with QEMU's own locks; the engine already makes
+     * sure one disk has one VMM. */
+    r |= qemu_argv_add(&argv, &n, "-add-fd");
+    r |= qemu_argv_add(&argv, &n, "fd=3,set=%d,opaque=rw", QEMU_DISK_FDSET);
+    r |= qemu_argv_add(&argv, &n, "-add-fd");
+    r |= qemu_argv_add(&argv, &n, "fd=4,set=%d,opaque=ro", QEMU_DISK_FDSET);
+    r |= qemu_argv_add(&argv, &n, "-drive");
+    r |= qemu_argv_add(&argv, &n,
+                       "id=root,file=/dev/fdset/%d,file.locking=off,format=raw,if=none,"
+                       "cache=writeback,discard=unmap",
+                       QEMU_DISK_FDSET);
+    r |= qemu_argv_add(&argv, &n, "-device");
+    r |= qemu_argv_add(&argv, &n, "virtio-blk-device,drive=root");
+    r |= qemu_argv_add(&argv, &n, "-object");
+    r |= qemu_argv_add(&argv, &n, "rng-random,id=rng,filename=/dev/urandom");
+    r |= qemu_argv_add(&argv, &n, "-device");
+    r |= qemu_argv_add(&argv, &n, "virtio-rng-device,rng=rng");
     /* agent channel: virtio-serial port behind a unix socket we connect to */
-    r |= add(&argv, &n, "-device");
-    r |= add(&argv, &n, "virtio-serial-device,max_ports=2");
-    r |= add(&argv, &n, "-chardev");
-    r |= add(&argv, &n, "socket,id=agent,path=%s,server=on,wait=off", VM_FILE_AGENT_SOCK);
-    r |= add(&argv, &n, "-device");
-    r |= add(&argv, &n, "virtserialport,chardev=agent,name=%s", AP_SERIAL_PORT_NAME);
+    r |= qemu_argv_add(&argv, &n, "-device");
+    r |= qemu_argv_add(&argv, &n, "virtio-serial-device,max_ports=2");
+    r |= qemu_argv_add(&argv, &n, "-chardev");
+    r |= qemu_argv_add(&argv, &n, "socket,id=agent,path=%s,server=on,wait=off", VM_FILE_AGENT_SOCK);
+    r |= qemu_argv_add(&argv, &n, "-device");
+    r |= qemu_argv_add(&argv, &n, "virtserialport,chardev=agent,name=%s", AP_SERIAL_PORT_NAME);
     /* serial console: output always lands in serial.log; input via the socket */
-    r |= add(&argv, &n, "-chardev");
-    r |= add(&argv, &n, "socket,id=con,path=%s,server=on,wait=off,logfile=%s,logappend=on",
+    r |= qemu_argv_add(&argv, &n, "-chardev");
+    r |= qemu_argv_add(&argv, &n, "socket,id=con,path=%s,server=on,wait=off,logfile=%s,logappend=on",
              VM_FILE_CONSOLE_SOCK, VM_FILE_SERIAL_LOG);
-    r |= add(&argv, &n, "-serial");
-    r |= add(&argv, &n, "chardev:con");
-    r |= add(&argv, &n, "-qmp");
-    r |= add(&argv, &n, "unix:%s,server=on,wait=off", VM_FILE_QMP_SOCK);
+    r |= qemu_argv_add(&argv, &n, "-serial");
+    r |= qemu_argv_add(&argv, &n, "chardev:con");
+    r |= qemu_argv_add(&argv, &n, "-qmp");
+    r |= qemu_argv_add(&argv, &n, "unix:%s,server=on,wait=off", VM_FILE_QMP_SOCK);
     if (b->restore_state) {
-        r |= add(&argv, &n, "-incoming");
-        r |= add(&argv, &n, "defer");
+        r |= qemu_argv_add(&argv, &n, "-incoming");
+        r |= qemu_argv_add(&argv, &n, "defer");
     }
-    r |= add(&argv, &n, "-daemonize");
-    r |= add(&argv, &n, "-pidfile");
-    r |= add(&argv, &n, "%s", VM_FILE_QEMU_PID);
+    r |= qemu_add_confinement(q, &argv, &n);
+    /* after -daemonize QEMU's stderr goes to /dev/null unless -D names a
+     * log file: the reasons it gives for failing later (a state it cannot
+     * load, say) must land in vmm.log */
+    r |= qemu_argv_add(&argv, &n, "-D");
+    r |= qemu_argv_add(&argv, &n, "%s/%s", b->vm_dir, VM_FILE_VMM_LOG);
+    r |= qemu_argv_add(&argv, &n, "-daemonize");
+    r |= qemu_argv_add(&argv, &n, "-pidfile");
+    r |= qemu_argv_add(&argv, &n, "%s", VM_FILE_QEMU_PID);
     if (r) {
-        argv_free(argv);
+        qemu_argv_free(argv);
         return -ENOMEM;
     }
     *ret = argv;
     return 0;
 }
 
-static int read_pidfile(const char *vm_dir, int64_t *ret)
+int qemu_read_pidfile(const char *vm_dir, int64_t *ret)
 {
     _cleanup_free_ char *path = path_join(vm_dir, VM_FILE_QEMU_PID);
     _cleanup_free_ char *text = NULL;
@@ -184,34 +235,6 @@ static int read_pidfile(const char *vm_dir, int64_t *ret)
     return 0;
 }
 
-static int set_capability(struct qmp *m, const char *cap, bool on, struct nerr *e)
-{
-    json_object *args = json_object_new_object();
-    json_object *caps = json_object_new_array();
-    json_object *c = json_object_new_object();
-
-    json_object_object_add(c, "capability", json_object_new_string(cap));
-    json_object_object_add(c, "state", json_object_new_boolean(on));
-    json_object_array_add(caps, c);
-    json_object_object_add(args, "capabilities", caps);
-    return qmp_execute(m, "migrate-set-capabilities", args, -1, NULL, e);
-}
-
-static int query_string(struct qmp *m, const char *cmd, const char *key, char *out, size_t size,
-                        struct nerr *e)
-{
-    json_object *ret = NULL, *v;
-    int r = qmp_execute(m, cmd, NULL, -1, &ret, e);
-
-    if (r < 0)
-        return r;
-    out[0] = 0;
-    if (json_object_object_get_ex(ret, key, &v))
-        snprintf(out, size, "%s", json_object_get_string(v));
-    json_object_put(ret);
-    return 0;
-}
-
 /* Feed the saved state into a QEMU started with -incoming defer, wait until
  * it is loaded, and let the guest run. */
 static int qemu_load_state(const struct vmm_boot *b, struct nerr *e)
@@ -220,7 +243,6 @@ static int qemu_load_state(const struct vmm_boot *b, struct nerr *e)
     struct qmp *m = NULL;
     char status[64];
     int64_t deadline = time_mono_ms() + QEMU_MIGRATE_TIMEOUT_MS;
-    json_object *args;
     int r;
 
     fd = open(b->restore_state, O_RDONLY | O_CLOEXEC);
@@ -229,23 +251,17 @@ static int qemu_load_state(const struct vmm_boot *b, struct nerr *e)
     r = qmp_open(b->vm_dir, &m, e);
     if (r < 0)
         return r;
-    if (b->restore_ignore_shared) {
-        r = set_capability(m, "x-ignore-shared", true, e);
-        if (r < 0)
-            goto out;
-    }
-    args = json_object_new_object();
-    json_object_object_add(args, "fdname", json_object_new_string("noidstate"));
-    r = qmp_execute(m, "getfd", args, fd, NULL, e);
+    /* exactly the capability the state was saved with: QEMU refuses a
+     * stream whose x-ignore-shared differs */
+    r = qemu_mig_set_cap(m, "x-ignore-shared", b->restore_ignore_shared, e);
     if (r < 0)
         goto out;
-    args = json_object_new_object();
-    json_object_object_add(args, "uri", json_object_new_string("fd:noidstate"));
-    r = qmp_execute(m, "migrate-incoming", args, -1, NULL, e);
+    r = qemu_mig_start_fd(m, fd, "noidstate", true, e);
     if (r < 0)
         goto out;
+    /* a state QEMU cannot load makes it exit: the QMP read then fails */
     for (;;) {
-        r = query_string(m, "query-status", "status", status, sizeof(status), e);
+        r = qemu_query_status(m, status, sizeof(status), e);
         if (r < 0)
             goto out;
         if (strcmp(status, "inmigrate") != 0)
@@ -277,18 +293,28 @@ static int qemu_start(struct vmm_backend *be, const struct vmm_boot *b, struct v
     struct qemu *q = Q(be);
     _cleanup_free_ char *log_path = path_join(b->vm_dir, VM_FILE_VMM_LOG);
     struct spawn_opts so = {.cwd = b->vm_dir, .stdout_path = log_path, .new_session = true};
+    _cleanup_close_ int disk_rw = -1, disk_ro = -1;
+    int disk_fds[2];
     char **argv = NULL;
-    char tail[256];
+    char tail[300];
     int64_t pid = 0;
     int r;
 
     if (!log_path)
         return -ENOMEM;
+    disk_rw = open(b->rootfs, O_RDWR | O_CLOEXEC);
+    disk_ro = open(b->rootfs, O_RDONLY | O_CLOEXEC);
+    if (disk_rw < 0 || disk_ro < 0)
+        return nerr_set(e, -errno, "cannot open the VM's disk %s: %s", b->rootfs, strerror(errno));
+    disk_fds[0] = disk_rw;
+    disk_fds[1] = disk_ro;
+    so.pass_fds = disk_fds;
+    so.n_pass_fds = 2;
     r = build_argv(q, b, &argv);
     if (r < 0)
         return r;
     r = spawn_wait(argv, &so);
-    argv_free(argv);
+    qemu_argv_free(argv);
     if (r != 0) {
         vmm_log_tail(b->vm_dir, tail, sizeof(tail));
         if (r < 0)
@@ -296,7 +322,7 @@ static int qemu_start(struct vmm_backend *be, const struct vmm_boot *b, struct v
         return nerr_set(e, -EIO, "QEMU failed to start (exit %d): %s", r,
                         tail[0] ? tail : "no message");
     }
-    r = read_pidfile(b->vm_dir, &pid);
+    r = qemu_read_pidfile(b->vm_dir, &pid);
     if (r < 0) {
         /* it runs, but we cannot track it: find it by its instance id and stop it */
         char needle[64];
@@ -308,6 +334,11 @@ static int qemu_start(struct vmm_backend *be, const struct vmm_boot *b, struct v
         r = qemu_load_state(b, e);
         if (r < 0) {
             vmm_proc_kill(pid, b->instance_id, 5000);
+            /* QEMU's own reason (in vmm.log) says far more than a broken
+             * QMP connection */
+            vmm_log_tail(b->vm_dir, tail, sizeof(tail));
+            if (tail[0])
+                return nerr_reset(e, r, "QEMU could not load the saved state: %s", tail);
             return r;
         }
     }
@@ -338,14 +369,13 @@ static int qemu_resume(struct vmm_backend *be, const char *vm_dir, struct nerr *
 }
 
 static int qemu_save_state(struct vmm_backend *be, const char *vm_dir, const char *snap_dir,
-                           bool *ret_mem_saved, struct nerr *e)
+                           bool ignore_shared, bool *ret_mem_saved, struct nerr *e)
 {
+    static const char *const saved[] = {"completed", NULL};
     _cleanup_free_ char *state_path = path_join(snap_dir, VM_FILE_VMSTATE);
     _cleanup_close_ int fd = -1;
     struct qmp *m = NULL;
-    int64_t deadline = time_mono_ms() + QEMU_MIGRATE_TIMEOUT_MS;
-    json_object *args, *params;
-    char status[64];
+    struct qemu_mig_info mi;
     int r;
 
     if (!state_path)
@@ -357,56 +387,138 @@ static int qemu_save_state(struct vmm_backend *be, const char *vm_dir, const cha
     r = qmp_open(vm_dir, &m, e);
     if (r < 0)
         return r;
-    /* RAM in a shared memory file is the caller's to copy; private or
-     * anonymous RAM is not "shared" and still goes into the stream. */
-    r = set_capability(m, "x-ignore-shared", true, e);
+    /* set explicitly every time: a VM restored from a state keeps the
+     * capabilities it was loaded with */
+    r = qemu_mig_set_cap(m, "x-ignore-shared", ignore_shared, e);
+    if (r >= 0)
+        r = qemu_mig_set_params(m, 0, e);
+    if (r >= 0)
+        r = qemu_mig_start_fd(m, fd, "noidsave", false, e);
+    if (r >= 0)
+        r = qemu_mig_wait(m, saved, time_mono_ms() + QEMU_MIGRATE_TIMEOUT_MS, &mi, e);
+    /* no fsync here: the VM is paused; the caller flushes once it runs */
+    qmp_close(m);
+    return r;
+}
+
+/* Completed writes, discards and failed attempts of both (a failed write
+ * may have written part of its data) of the VM's disk. */
+static int query_disk_writes(struct qmp *m, uint64_t *ret, struct nerr *e)
+{
+    static const char *const keys[] = {"wr_operations", "unmap_operations",
+                                       "failed_wr_operations", "failed_unmap_operations"};
+    json_object *list = NULL, *stats;
+    uint64_t sum = 0;
+    int r;
+
+    r = qmp_execute(m, "query-blockstats", NULL, -1, &list, e);
     if (r < 0)
-        goto out;
-    /* the default bandwidth cap would throttle a save to a local file */
-    params = json_object_new_object();
-    json_object_object_add(params, "max-bandwidth", json_object_new_int64(INT64_MAX / 2));
-    r = qmp_execute(m, "migrate-set-parameters", params, -1, NULL, e);
-    if (r < 0)
-        goto out;
-    args = json_object_new_object();
-    json_object_object_add(args, "fdname", json_object_new_string("noidsave"));
-    r = qmp_execute(m, "getfd", args, fd, NULL, e);
-    if (r < 0)
-        goto out;
-    args = json_object_new_object();
-    json_object_object_add(args, "uri", json_object_new_string("fd:noidsave"));
-    r = qmp_execute(m, "migrate", args, -1, NULL, e);
-    if (r < 0)
-        goto out;
-    for (;;) {
-        r = query_string(m, "query-migrate", "status", status, sizeof(status), e);
-        if (r < 0)
-            goto out;
-        if (strcmp(status, "completed") == 0)
-            break;
-        if (strcmp(status, "failed") == 0 || strcmp(status, "cancelled") == 0) {
-            json_object *ret = NULL, *v;
-            char why[160] = "";
-            if (qmp_execute(m, "query-migrate", NULL, -1, &ret, NULL) == 0 &&
-                json_object_object_get_ex(ret, "error-desc", &v))
-                snprintf(why, sizeof(why), ": %s", json_object_get_string(v));
-            json_object_put(ret);
-            r = nerr_set(e, -EIO, "saving the VM state failed%s", why);
-            goto out;
-        }
-        if (time_mono_ms() > deadline) {
-            qmp_execute(m, "migrate_cancel", NULL, -1, NULL, NULL);
-            r = nerr_set(e, -ETIMEDOUT, "saving the VM state timed out");
-            goto out;
-        }
-        time_sleep_ms(1);
+        return r;
+    r = -EPROTO;
+    for (size_t i = 0; json_object_is_type(list, json_type_array) &&
+                       i < json_object_array_length(list);
+         i++) {
+        json_object *dev = json_object_array_get_idx(list, i), *v;
+        if (!json_object_object_get_ex(dev, "device", &v) ||
+            strcmp(json_object_get_string(v), "root") != 0 ||
+            !json_object_object_get_ex(dev, "stats", &stats))
+            continue;
+        for (size_t k = 0; k < ARRAY_SIZE(keys); k++)
+            if (json_object_object_get_ex(stats, keys[k], &v))
+                sum += (uint64_t)json_object_get_int64(v);
+        *ret = sum;
+        r = 0;
+        break;
     }
-    if (fsync(fd) < 0 && errno != EINVAL) {
-        r = nerr_set(e, -errno, "cannot flush the saved state: %s", strerror(errno));
-        goto out;
+    json_object_put(list);
+    if (r < 0)
+        return nerr_set(e, r, "query-blockstats: no statistics for the VM's disk");
+    return 0;
+}
+
+static int qemu_disk_write_count(struct vmm_backend *be, const char *vm_dir, uint64_t *ret,
+                                 struct nerr *e)
+{
+    struct qmp *m = NULL;
+    int r = qmp_open(vm_dir, &m, e);
+
+    if (r >= 0)
+        r = query_disk_writes(m, ret, e);
+    qmp_close(m);
+    return r;
+}
+
+/* QEMU reports a save into a full file system as a failed migration:
+ * say what it is (the API maps -ENOSPC to 507). */
+static int explain_full_disk(int fd, int r, struct nerr *e)
+{
+    struct statvfs sv;
+
+    if (fstatvfs(fd, &sv) == 0 && sv.f_bavail == 0)
+        return nerr_reset(e, -ENOSPC, "cannot save the VM state: No space left on device");
+    return r;
+}
+
+/* The pause of a checkpoint in one QMP session, with everything that does
+ * not need the VM stopped (capabilities, the file's descriptor) done before
+ * the stop: the pause is the stop, the save and the resume. */
+static int qemu_checkpoint(struct vmm_backend *be, const char *vm_dir, struct vmm_save *s,
+                           struct nerr *e)
+{
+    static const char *const saved[] = {"completed", NULL};
+    int fd = s->state_fd;
+    struct qmp *m = NULL;
+    struct qemu_mig_info mi;
+    struct pause_work w;
+    uint64_t writes = 0;
+    bool stopped = false, have;
+    int64_t t0 = 0;
+    int r;
+
+    if (fd < 0)
+        return vmm_checkpoint_generic(be, vm_dir, s, e);
+    s->mem_saved = false;
+    r = qmp_open(vm_dir, &m, e);
+    if (r < 0)
+        return r;
+    /* set explicitly every time: a VM restored from a state keeps the
+     * capabilities it was loaded with */
+    r = qemu_mig_set_cap(m, "x-ignore-shared", s->ignore_shared, e);
+    if (r >= 0)
+        r = qemu_mig_set_params(m, 0, e);
+    if (r >= 0) {
+        json_object *args = json_object_new_object();
+        json_object_object_add(args, "fdname", json_object_new_string("noidsave"));
+        r = qmp_execute(m, "getfd", args, fd, NULL, e);
     }
-    r = 0;
+    if (r < 0)
+        goto out;
+    t0 = time_mono_ns();
+    r = qmp_execute(m, "stop", NULL, -1, NULL, e);
+    if (r < 0)
+        goto out;
+    stopped = true;
+    have = query_disk_writes(m, &writes, NULL) >= 0;
+    pause_work_start(&w, s, writes, have);
+    json_object *margs = json_object_new_object();
+    json_object_object_add(margs, "uri", json_object_new_string("fd:noidsave"));
+    r = qmp_execute(m, "migrate", margs, -1, NULL, e);
+    if (r >= 0)
+        r = qemu_mig_wait(m, saved, time_mono_ms() + QEMU_MIGRATE_TIMEOUT_MS, &mi, e);
+    if (r < 0)
+        r = explain_full_disk(fd, r, e);
+    int64_t t_saved = time_mono_ns();
+    r = pause_work_join(&w, r, e);
+    log_debug("checkpoint pause: state saved after %.1f ms, side work done %.1f ms later",
+              (double)(t_saved - t0) / 1e6, (double)(time_mono_ns() - t_saved) / 1e6);
+    /* no fsync here: the VM is paused; the caller flushes once it runs */
+    if (r >= 0)
+        r = qmp_execute(m, "cont", NULL, -1, NULL, e);
 out:
+    if (r < 0 && stopped)
+        qemu_mig_abort_and_resume(m);
+    if (t0)
+        s->pause_ns = time_mono_ns() - t0;
     qmp_close(m);
     return r;
 }
@@ -437,6 +549,10 @@ static const struct vmm_ops qemu_ops = {
     .pause = qemu_pause,
     .resume = qemu_resume,
     .save_state = qemu_save_state,
+    .convert_state = qemu_convert_state,
+    .recover = qemu_recover,
+    .checkpoint = qemu_checkpoint,
+    .disk_write_count = qemu_disk_write_count,
     .agent_connect = qemu_agent_connect,
     .supports_shared_memory_file = qemu_supports_shared_file,
     .version = qemu_version,
@@ -467,6 +583,14 @@ int vmm_qemu_new(const struct qemu_options *o, struct vmm_backend **ret, struct 
                      o->qemu_bin);
         goto fail;
     }
+    if (o->run_as && o->run_as[0]) {
+        q->run_as = strdup(o->run_as);
+        if (!q->run_as) {
+            r = -ENOMEM;
+            goto fail;
+        }
+    }
+    q->sandbox = qemu_probe_sandbox(q->bin);
     r = accel_choose(o, &q->kvm, e);
     if (r < 0)
         goto fail;
@@ -481,8 +605,10 @@ int vmm_qemu_new(const struct qemu_options *o, struct vmm_backend **ret, struct 
     *ret = be;
     return 0;
 fail:
-    if (q)
+    if (q) {
         free(q->bin);
+        free(q->run_as);
+    }
     free(q);
     free(be);
     return r;
@@ -493,6 +619,7 @@ void vmm_qemu_free(struct vmm_backend *be)
     if (!be)
         return;
     free(Q(be)->bin);
+    free(Q(be)->run_as);
     free(be->data);
     free(be);
 }
@@ -500,4 +627,9 @@ void vmm_qemu_free(struct vmm_backend *be)
 bool vmm_qemu_uses_kvm(struct vmm_backend *be)
 {
     return Q(be)->kvm;
+}
+
+bool vmm_qemu_sandboxed(struct vmm_backend *be)
+{
+    return Q(be)->sandbox;
 }

@@ -13,6 +13,7 @@ struct qemu_options {
     const char *kernel;     /* for the KVM probe */
     const char *initrd;
     const char *probe_cache; /* file remembering the KVM probe answer */
+    const char *run_as;     /* user the VMMs drop to (-runas), or NULL */
 };
 
 int vmm_qemu_new(const struct qemu_options *o, struct vmm_backend **ret, struct nerr *e);
@@ -20,3 +21,5 @@ void vmm_qemu_free(struct vmm_backend *be);
 
 /* Whether this backend runs guests with KVM (false: TCG). */
 bool vmm_qemu_uses_kvm(struct vmm_backend *be);
+/* Whether VMMs run under QEMU's seccomp sandbox (-sandbox). */
+bool vmm_qemu_sandboxed(struct vmm_backend *be);

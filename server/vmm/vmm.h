@@ -31,6 +31,18 @@
 #define VM_FILE_MEMORY "memory.snap"        /* guest RAM / saved memory */
 #define VM_FILE_VMSTATE "vmstate.snap"      /* saved CPU + device state */
 
+/* How guest RAM is backed.  Every kind but NONE puts RAM behind a memory
+ * backend named "mem" (QEMU's RAM block "mem"), which a migration stream
+ * names: a saved state only loads into a VMM whose RAM block has the same
+ * name, so the kind a VM runs with is recorded in its row. */
+enum vmm_ram {
+    VMM_RAM_NONE,         /* machine RAM without a named backend (VMs of older servers) */
+    VMM_RAM_ANON,         /* anonymous memory behind the backend "mem" */
+    VMM_RAM_SHARED_FILE,  /* mem_file mapped MAP_SHARED: the file *is* the RAM */
+    VMM_RAM_PRIVATE_FILE, /* mem_file mapped MAP_PRIVATE: a copy-on-write view of a
+                           * template; unchanged pages are shared by all its users */
+};
+
 struct vmm_boot {
     const char *vm_dir;      /* absolute; the VMM's working directory */
     const char *instance_id; /* unique per VMM process; appears in its argv */
@@ -39,16 +51,13 @@ struct vmm_boot {
     const char *rootfs;      /* absolute path of this VM's own disk */
     int cpus;
     int mem_mib;
-    /* Guest RAM backing: NULL = anonymous memory.  Otherwise a file of
-     * exactly mem_mib MiB; mem_shared maps it MAP_SHARED (the file *is* the
-     * RAM and can be snapshotted), else MAP_PRIVATE (copy-on-write clone of a
-     * template: unchanged pages are shared between all clones). */
-    const char *mem_file;
-    bool mem_shared;
-    /* Resume instead of booting: the saved VM_FILE_VMSTATE.  Its RAM comes
-     * from the state file itself, or — when restore_ignore_shared — from
-     * mem_file (QEMU: saved with x-ignore-shared; Firecracker: always, its
-     * snapshot memory file, mapped private). */
+    enum vmm_ram ram;
+    const char *mem_file;    /* for the *_FILE kinds: exactly mem_mib MiB */
+    /* Resume instead of booting: the saved VM_FILE_VMSTATE, loaded with the
+     * capabilities it was saved with.  QEMU: restore_ignore_shared = the
+     * state was saved with x-ignore-shared, so RAM in a shared file was
+     * left out of it and comes from mem_file.  Firecracker: RAM always
+     * comes from mem_file (or VM_FILE_MEMORY beside the state). */
     const char *restore_state;
     bool restore_ignore_shared;
 };
@@ -58,6 +67,8 @@ struct vmm_proc {
 };
 
 struct vmm_backend;
+struct vmm_convert;
+struct vmm_save;
 
 struct vmm_ops {
     const char *name; /* "qemu", "firecracker" */
@@ -70,12 +81,37 @@ struct vmm_ops {
     int (*resume)(struct vmm_backend *be, const char *vm_dir, struct nerr *e);
     /* With the VM paused: write its state into snap_dir (absolute):
      * VM_FILE_VMSTATE always; VM_FILE_MEMORY too for backends that keep guest
-     * memory apart (Firecracker).  QEMU leaves out RAM that lives in a shared
-     * mem_file (x-ignore-shared; the caller copies that file) and includes any
-     * other RAM in the state file.  *ret_mem_saved says whether the backend
-     * wrote VM_FILE_MEMORY. */
+     * memory apart (Firecracker).  QEMU: ignore_shared sets x-ignore-shared,
+     * which leaves RAM of a shared mem_file out of the state (the caller
+     * copies that file); any other RAM goes into the state file.
+     * *ret_mem_saved says whether the backend wrote VM_FILE_MEMORY.  The
+     * files are not flushed to disk (that would lengthen the pause): the
+     * caller syncs them. */
     int (*save_state)(struct vmm_backend *be, const char *vm_dir, const char *snap_dir,
-                      bool *ret_mem_saved, struct nerr *e);
+                      bool ignore_shared, bool *ret_mem_saved, struct nerr *e);
+    /* A checkpoint's pause: pause the VM, save its state like save_state
+     * into s->snap_dir while s->while_paused runs on a second thread, resume.
+     * One call, so the backend can keep it as short as it can (QEMU: one
+     * QMP session, everything but the stop prepared before it).  The VM
+     * runs again when this returns, whatever the result. */
+    int (*checkpoint)(struct vmm_backend *be, const char *vm_dir, struct vmm_save *s,
+                      struct nerr *e);
+    /* Turn a state saved with its RAM inside (save_state without
+     * ignore_shared) into the format of a VM with a RAM file: a state
+     * without RAM plus the RAM in its own file (NULL when the backend cannot).
+     * See struct vmm_convert.  The VM in vm_dir must run: its command line
+     * describes the devices the state belongs to. */
+    int (*convert_state)(struct vmm_backend *be, const char *vm_dir,
+                         const struct vmm_convert *c, struct nerr *e);
+    /* A counter of the writes (and discards) the guest's disk has completed,
+     * NULL when the backend cannot tell.  Unchanged between two reads means
+     * the disk file did not change in between: a copy made then is current. */
+    int (*disk_write_count)(struct vmm_backend *be, const char *vm_dir, uint64_t *ret,
+                            struct nerr *e);
+    /* After a crash of the server: end any save left half-done and resume
+     * the VM if it is paused.  *ret_resumed says whether it was paused. */
+    int (*recover)(struct vmm_backend *be, const char *vm_dir, bool *ret_resumed,
+                   struct nerr *e);
     /* A connected stream to the guest agent (caller owns the fd). */
     int (*agent_connect)(struct vmm_backend *be, const char *vm_dir, int *ret_fd,
                          struct nerr *e);
@@ -83,6 +119,40 @@ struct vmm_ops {
     bool (*supports_shared_memory_file)(struct vmm_backend *be);
     /* Version string of the VMM binary (for golden snapshot invalidation). */
     const char *(*version)(struct vmm_backend *be);
+};
+
+/* One checkpoint's pause (vmm_ops.checkpoint). */
+struct vmm_save {
+    const char *snap_dir;    /* VM_FILE_VMSTATE (+ VM_FILE_MEMORY) go here */
+    /* An open, empty file for the state (backends that write the state
+     * through a descriptor use it instead of snap_dir/VM_FILE_VMSTATE: the
+     * caller may have preallocated it, which makes the pause shorter). */
+    int state_fd;
+    bool ignore_shared;      /* as for save_state */
+    /* Runs on a second thread while the VM is paused and saved.
+     * disk_writes is the disk's write counter (disk_write_count) read right
+     * after the VM stopped, when have_disk_writes. */
+    int (*while_paused)(void *ud, uint64_t disk_writes, bool have_disk_writes, struct nerr *e);
+    void *ud;
+    bool mem_saved;          /* out: the backend wrote VM_FILE_MEMORY */
+    int64_t pause_ns;        /* out: from the stop until the VM runs again */
+};
+
+/* vmm_ops.checkpoint for backends without a faster way: pause, save_state
+ * beside while_paused, resume. */
+int vmm_checkpoint_generic(struct vmm_backend *be, const char *vm_dir, struct vmm_save *s,
+                           struct nerr *e);
+
+/* A conversion (convert_state): a helper VMM with the VM's devices, its RAM
+ * a shared mapping of mem_out, loads state_in and saves its devices into
+ * state_out with the RAM left out.  instance_id names the helper process,
+ * so a crash can find and stop it; work_dir is its scratch directory. */
+struct vmm_convert {
+    const char *work_dir;    /* absolute, existing */
+    const char *instance_id;
+    const char *state_in;    /* a state with RAM inside */
+    const char *mem_out;     /* absolute path of the RAM file to write */
+    const char *state_out;   /* absolute path of the state to write */
 };
 
 struct vmm_backend {
@@ -103,8 +173,15 @@ bool vmm_proc_has_exited(int64_t pid);
  * to sweep VMMs that a crash left without a record. */
 int vmm_proc_kill_matching(const char *needle, int timeout_ms);
 
-/* Last line of the VMM's own log (VM_FILE_VMM_LOG), for error messages. */
+/* The last lines of the VMM's own log (VM_FILE_VMM_LOG) on one line, with
+ * anything that is not printable ASCII replaced: the log is written by a
+ * process a guest may control, and the text ends up in API errors and in
+ * our log.  "" when there is no log. */
 void vmm_log_tail(const char *vm_dir, char *out, size_t size);
+
+/* SIGKILL every process whose command line holds instance_id (a VMM whose
+ * pid may never have been learnt: a crash during its start). */
+int vmm_proc_kill_instance(const char *instance_id, int timeout_ms);
 
 /* SIGKILL the VMM (if it is ours) and wait up to timeout_ms for it to go. */
 int vmm_proc_kill(int64_t pid, const char *instance_id, int timeout_ms);

@@ -12,6 +12,8 @@ PID=""
 
 bench_cleanup() {
     [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
+    # NOID_BENCH_LOG=FILE keeps the server's log (run with NOID_DEBUG=1 for detail)
+    [ -n "${NOID_BENCH_LOG:-}" ] && [ -f "$T/log" ] && cp "$T/log" "$NOID_BENCH_LOG"
     pkill -KILL -f -- "$T/" 2>/dev/null || true
     rm -rf "$T" "/dev/shm/noid-$(printf '%s' "$T/data" | sha256sum | cut -c1-16)" \
         /dev/shm/"$(basename "$T")"-*

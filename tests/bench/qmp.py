@@ -1,4 +1,5 @@
 """qmp.py — a minimal QMP client for benchmark baselines (raw QEMU, no noid)."""
+import array
 import json
 import socket
 
@@ -22,6 +23,16 @@ class QMP:
         if args:
             req["arguments"] = args
         self.file.write(json.dumps(req).encode() + b"\n")
+        msg = self._read()
+        if "error" in msg:
+            raise RuntimeError(f"{name}: {msg['error']}")
+        return msg.get("return")
+
+    def cmd_fd(self, name, fd, **args):
+        """Run a command with fd attached (SCM_RIGHTS), as getfd wants."""
+        req = {"execute": name, "arguments": args}
+        self.sock.sendmsg([json.dumps(req).encode() + b"\n"],
+                          [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
         msg = self._read()
         if "error" in msg:
             raise RuntimeError(f"{name}: {msg['error']}")

@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# snapshot.sh — checkpoint/golden/clone benchmarks of issue 4, each next to a
-# baseline measured in the same run:
-#   * checkpoint pause and total time, 256 MiB and 1 GiB guests (median of N)
-#     vs raw QEMU on the same command line with ordinary RAM:
+# snapshot.sh — checkpoint/golden/clone benchmarks of issues 4 and 7, each
+# next to a baseline measured in the same run:
+#   * checkpoint pause and total time of a VM created from the golden
+#     snapshot (the default path) vs raw QEMU doing stop -> migrate to a file
+#     -> completed on the same guest (raw QEMU restored from the same golden
+#     snapshot the same way), goal: pause <= 1.0 x raw; then restore in place
+#     and clone of that checkpoint
+#   * checkpoint pause and total time, cold-booted 256 MiB and 1 GiB guests
+#     (median of N) vs raw QEMU on the same command line with ordinary RAM:
 #     QMP stop -> migrate to a file -> completed (goal: pause <= 1.0 x raw)
 #   * create from the golden snapshot vs raw QEMU restoring that same
 #     snapshot by hand to the agent's first answer (goal <= 1.2 x raw),
@@ -39,6 +44,36 @@ def pss_kib(pid):
             return int(line.split()[1])
     return 0
 
+def raw_argv(argv, src, dst, keep_ram_file=True):
+    """The VM's QEMU command line for a raw copy in dst: the disk by path
+    (noid passes it as descriptors), no -runas, logs in dst; plain RAM
+    unless keep_ram_file."""
+    out, i = [], 0
+    while i < len(argv):
+        a = argv[i]
+        nxt = argv[i + 1] if i + 1 < len(argv) else None
+        if a in ("-add-fd", "-runas"):
+            i += 2
+            continue
+        if a == "-drive":
+            out += ["-drive", f"id=root,file={dst}/rootfs.ext4,format=raw,if=none,"
+                              "cache=writeback,discard=unmap"]
+            i += 2
+            continue
+        if a == "-D":
+            out += ["-D", f"{dst}/vmm.log"]
+            i += 2
+            continue
+        if a == "-object" and nxt.startswith("memory-backend") and not keep_ram_file:
+            i += 2  # ordinary RAM instead
+            continue
+        if a.startswith("microvm") and not keep_ram_file:
+            a = a.replace(",memory-backend=mem", "")
+        out.append(a.replace(src, dst))
+        i += 1
+    return out
+
+
 def raw_copy(name, tag, keep_ram_file):
     """Start the VM's own QEMU command line by hand in a fresh dir; plain RAM
     unless keep_ram_file. Returns (dir, argv)."""
@@ -47,38 +82,32 @@ def raw_copy(name, tag, keep_ram_file):
     d = os.path.join(tmp, tag)
     os.makedirs(d)
     subprocess.check_call(["cp", "--sparse=always", os.path.join(src, "rootfs.ext4"), d])
-    out, skip = [], False
-    for x in argv:
-        if skip:
-            skip = False
-            continue
-        if x == "-object" and not keep_ram_file:
-            skip = True  # memory-backend-file: dropped, ordinary RAM instead
-            out.pop() if out and out[-1] == "-object" else None
-            continue
-        x = x.replace(src, d)
-        if x.startswith("microvm") and not keep_ram_file:
-            x = x.replace(",memory-backend=mem", "")
-        out.append(x)
-    # -object rng-random was dropped with the loop above only if it followed
-    # a skipped "-object"; re-add the entropy device's backend if missing
-    if "rng-random,id=rng,filename=/dev/urandom" not in out:
-        out += ["-object", "rng-random,id=rng,filename=/dev/urandom"]
-    return d, out
+    return d, raw_argv(argv, src, d, keep_ram_file)
 
-# ---------- checkpoint pause/total vs raw stop->migrate ----------
-wait_golden = time.monotonic() + 300
-while not call("GET", "/v1/capabilities")["golden_ready"] and time.monotonic() < wait_golden:
-    time.sleep(0.2)
-for mem in (256, 1024):
-    name = f"ck{mem}"
-    call("POST", "/v1/vms", {"name": name, "mem_mib": mem} if mem != 256 else {"name": name})
-    info = call("GET", f"/v1/vms/{name}")
-    if info["restored_from"]:
-        # the 256 MiB one came from golden (private RAM): use a cold boot for
-        # checkpoints, as users who care about pause time would
-        call("DELETE", f"/v1/vms/{name}")
-        call("POST", "/v1/vms", {"name": name, "cpus": 2})
+
+def raw_stop_migrate(q, d, reps):
+    """Raw QEMU: stop -> migrate to a file (an fd, as noid does) -> completed,
+    then cont; the durations of stop..completed."""
+    q.cmd("migrate-set-capabilities", capabilities=[{"capability": "x-ignore-shared", "state": False}])
+    q.cmd("migrate-set-parameters", **{"max-bandwidth": 1 << 40})
+    raw = []
+    for i in range(reps):
+        f = os.path.join(d, f"state{i}")
+        fd = os.open(f, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        q.cmd_fd("getfd", fd, fdname="raw")
+        os.close(fd)
+        t0 = time.monotonic()
+        q.cmd("stop")
+        q.cmd("migrate", uri="fd:raw")
+        while q.cmd("query-migrate")["status"] not in ("completed", "failed"):
+            time.sleep(0.001)
+        raw.append(time.monotonic() - t0)
+        q.cmd("cont")
+        os.unlink(f)
+    return raw
+
+
+def checkpoint_series(name, reps):
     pauses, totals = [], []
     for i in range(reps):
         t0 = time.monotonic()
@@ -86,31 +115,80 @@ for mem in (256, 1024):
         totals.append(time.monotonic() - t0)
         pauses.append(cp["pause_ms"] / 1000)
         call("DELETE", f"/v1/vms/{name}/checkpoints/{cp['id']}")
+    return pauses, totals
+
+
+def raw_from_golden(argv, src, d):
+    """Raw QEMU restored from the golden snapshot exactly as noid does it
+    (template memory mapped privately, x-ignore-shared); returns its QMP
+    once its agent answered, and the seconds from QEMU's start to then."""
+    os.makedirs(d)
+    subprocess.check_call(["cp", "--sparse=always", os.path.join(golden, "rootfs.ext4"), d])
+    t0 = time.monotonic()
+    subprocess.check_call(raw_argv(argv, src, d), cwd=d)
+    q = QMP(os.path.join(d, "qmp.sock"))
+    q.cmd("migrate-set-capabilities", capabilities=[{"capability": "x-ignore-shared", "state": True}])
+    q.cmd("migrate-incoming", uri=f"exec:cat {golden}/vmstate.snap")
+    while q.cmd("query-status")["status"] == "inmigrate":
+        time.sleep(0.001)
+    q.cmd("cont")
+    Agent(os.path.join(d, "agent.sock")).hello()
+    return q, time.monotonic() - t0
+
+
+golden = os.path.join(tmp, "data", "golden")
+wait_golden = time.monotonic() + 300
+while not call("GET", "/v1/capabilities")["golden_ready"] and time.monotonic() < wait_golden:
+    time.sleep(0.2)
+
+# ---------- a golden-created VM: checkpoint pause vs raw stop->migrate; restore, clone ----------
+call("POST", "/v1/vms", {"name": "gk"})
+assert call("GET", "/v1/vms/gk")["restored_from"] == "golden"
+call("POST", "/v1/vms/gk/exec", {"command": ["sh", "-c", "echo warm > /root/w"]})
+gkp, gkt = checkpoint_series("gk", reps)
+argv, _ = qemu_argv("gk")
+d = os.path.join(tmp, "rawgk")
+q, _ = raw_from_golden(argv, vm_dir("gk"), d)
+graw = raw_stop_migrate(q, d, reps)
+q.close()
+subprocess.call(["pkill", "-KILL", "-f", d + "/"])
+print(f"checkpoint of a golden-created VM: pause median {ms(med(gkp))}, total {ms(med(gkt))} (of {reps})")
+print(f"raw QEMU stop->migrate-completed of the same guest: median {ms(med(graw))}")
+print(f"ratio pause/raw golden-created VM: {med(gkp) / med(graw):.2f} (goal <= 1.0)")
+cp = call("POST", "/v1/vms/gk/checkpoints", {"label": "restore-src"})
+grest, gclone = [], []
+for i in range(reps):
+    t0 = time.monotonic()
+    call("POST", "/v1/vms/gk/restore", {"checkpoint_id": cp["id"]})
+    grest.append(time.monotonic() - t0)
+for i in range(reps):
+    t0 = time.monotonic()
+    call("POST", "/v1/vms/gk/restore", {"checkpoint_id": cp["id"], "new_name": f"gkc{i}"})
+    gclone.append(time.monotonic() - t0)
+for i in range(reps):
+    call("DELETE", f"/v1/vms/gkc{i}")
+call("DELETE", "/v1/vms/gk")
+print(f"restore in place of a golden-created VM's checkpoint: median {ms(med(grest))} (of {reps})")
+print(f"clone of a golden-created VM's checkpoint: median {ms(med(gclone))} (of {reps})")
+
+# ---------- cold-booted VMs: checkpoint pause/total vs raw stop->migrate ----------
+for mem in (256, 1024):
+    name = f"ck{mem}"
+    call("POST", "/v1/vms", {"name": name, "mem_mib": mem, "cpus": 2})  # another size: cold boot
+    pauses, totals = checkpoint_series(name, reps)
     # raw: same command line, ordinary RAM, booted by hand, stop -> migrate -> completed
     d, argv = raw_copy(name, f"rawck{mem}", keep_ram_file=False)
     subprocess.check_call(argv, cwd=d)
     Agent(os.path.join(d, "agent.sock")).hello()
     q = QMP(os.path.join(d, "qmp.sock"))
-    q.cmd("migrate-set-parameters", **{"max-bandwidth": 1 << 40})
-    raw = []
-    for i in range(reps):
-        f = os.path.join(d, f"state{i}")
-        t0 = time.monotonic()
-        q.cmd("stop")
-        q.cmd("migrate", uri=f"exec:cat > {f}")
-        while q.cmd("query-migrate")["status"] not in ("completed", "failed"):
-            time.sleep(0.001)
-        raw.append(time.monotonic() - t0)
-        q.cmd("cont")
-        os.unlink(f)
+    raw = raw_stop_migrate(q, d, reps)
     q.close()
     subprocess.call(["pkill", "-KILL", "-f", d + "/"])
-    print(f"checkpoint {mem} MiB: pause median {ms(med(pauses))}, total {ms(med(totals))} (of {reps})")
+    print(f"checkpoint {mem} MiB (cold boot): pause median {ms(med(pauses))}, total {ms(med(totals))} (of {reps})")
     print(f"raw QEMU stop->migrate-completed {mem} MiB: median {ms(med(raw))}")
     print(f"ratio pause/raw {mem} MiB: {med(pauses) / med(raw):.2f} (goal <= 1.0; stretch: pause < 100 ms)")
 
 # ---------- golden create vs raw restore of the same snapshot; vs cold ----------
-golden = os.path.join(tmp, "data", "golden")
 gcreate = []
 for i in range(reps):
     t0 = time.monotonic()
@@ -121,19 +199,8 @@ argv, _ = qemu_argv("g0")
 rawg = []
 for i in range(reps):
     d = os.path.join(tmp, f"rawg{i}")
-    os.makedirs(d)
-    subprocess.check_call(["cp", "--sparse=always", os.path.join(golden, "rootfs.ext4"), d])
-    a = [x.replace(vm_dir("g0"), d) for x in argv]
-    t0 = time.monotonic()
-    subprocess.check_call(a, cwd=d)
-    q = QMP(os.path.join(d, "qmp.sock"))
-    q.cmd("migrate-set-capabilities", capabilities=[{"capability": "x-ignore-shared", "state": True}])
-    q.cmd("migrate-incoming", uri=f"exec:cat {golden}/vmstate.snap")
-    while q.cmd("query-status")["status"] == "inmigrate":
-        time.sleep(0.001)
-    q.cmd("cont")
-    Agent(os.path.join(d, "agent.sock")).hello()
-    rawg.append(time.monotonic() - t0)
+    q, secs = raw_from_golden(argv, vm_dir("g0"), d)
+    rawg.append(secs)
     q.close()
     subprocess.call(["pkill", "-KILL", "-f", d + "/"])
 cold = []

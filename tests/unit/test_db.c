@@ -73,7 +73,75 @@ START_TEST(upgrade_from_v1)
     ck_assert_uint_eq(n, 1);
     ck_assert_str_eq(cps[0].label, "before");
     ck_assert_str_eq(cps[0].vm_name, "old-vm");
+    /* v3: how it was saved is unknown until the server reads its files,
+     * and the VM's RAM backing until it sees the live process */
+    ck_assert(!cps[0].has_format);
+    ck_assert_str_eq(vm.ram_backing, "");
+    ck_assert_str_eq(vm.pending_instance_id, "");
     free(cps);
+    db_close(db);
+}
+END_TEST
+
+START_TEST(runtime_and_checkpoint_format_round_trip)
+{
+    struct db *db = NULL;
+    struct nerr e = {0};
+    struct db_user u = {.id = "00000000000000b1", .name = "bob",
+                        .token_hash = "ab", .created_at = "2026-01-01T00:00:00Z"};
+    struct db_vm vm = {0}, got;
+    struct db_checkpoint c = {0}, *list = NULL;
+    size_t n = 0, of_user = 9, of_vm = 9;
+
+    ck_assert_int_eq(db_open(dbpath, &db, &e), 0);
+    ck_assert_int_eq(db_user_insert(db, &u), 0);
+    snprintf(vm.user_id, sizeof(vm.user_id), "%s", u.id);
+    snprintf(vm.name, sizeof(vm.name), "v");
+    snprintf(vm.phase, sizeof(vm.phase), "%s", VM_PHASE_CREATING);
+    snprintf(vm.vmm, sizeof(vm.vmm), "qemu");
+    vm.cpus = 1;
+    vm.mem_mib = 256;
+    ck_assert_int_eq(db_vm_insert(db, &vm), 0);
+    /* a VMM being started is recorded before it exists */
+    snprintf(vm.pending_instance_id, sizeof(vm.pending_instance_id), "%032d", 7);
+    ck_assert_int_eq(db_vm_save_runtime(db, &vm), 0);
+    ck_assert_int_eq(db_vm_get(db, u.id, "v", &got), 0);
+    ck_assert_str_eq(got.pending_instance_id, vm.pending_instance_id);
+    vm.pid = 99;
+    snprintf(vm.instance_id, sizeof(vm.instance_id), "%s", vm.pending_instance_id);
+    vm.pending_instance_id[0] = 0;
+    snprintf(vm.ram_backing, sizeof(vm.ram_backing), "%s", VM_RAM_PRIVATE);
+    snprintf(vm.ram_path, sizeof(vm.ram_path), "/data/golden/memory.snap");
+    snprintf(vm.phase, sizeof(vm.phase), "%s", VM_PHASE_READY);
+    ck_assert_int_eq(db_vm_save_runtime(db, &vm), 0);
+    ck_assert_int_eq(db_vm_get(db, u.id, "v", &got), 0);
+    ck_assert_str_eq(got.ram_backing, VM_RAM_PRIVATE);
+    ck_assert_str_eq(got.ram_path, "/data/golden/memory.snap");
+    ck_assert_str_eq(got.pending_instance_id, "");
+    ck_assert_int_eq(got.pid, 99);
+
+    snprintf(c.id, sizeof(c.id), "0123456789abcdef");
+    c.vm_id = vm.id;
+    snprintf(c.user_id, sizeof(c.user_id), "%s", u.id);
+    snprintf(c.created_at, sizeof(c.created_at), "2026-01-01T00:00:00Z");
+    snprintf(c.vmm, sizeof(c.vmm), "qemu");
+    snprintf(c.mem_format, sizeof(c.mem_format), "%s", CP_MEM_STREAM);
+    c.ignore_shared = false;
+    snprintf(c.ram_block, sizeof(c.ram_block), "%s", "");
+    ck_assert_int_eq(db_checkpoint_insert(db, &c), 0);
+    ck_assert_int_eq(db_checkpoint_list_all(db, &list, &n), 0);
+    ck_assert_uint_eq(n, 1);
+    ck_assert(list[0].has_format);
+    ck_assert_str_eq(list[0].mem_format, CP_MEM_STREAM);
+    ck_assert(!list[0].ignore_shared);
+    ck_assert_str_eq(list[0].ram_block, "");
+    free(list);
+    ck_assert_int_eq(db_checkpoint_count(db, u.id, vm.id, &of_user, &of_vm), 0);
+    ck_assert_uint_eq(of_user, 1);
+    ck_assert_uint_eq(of_vm, 1);
+    ck_assert_int_eq(db_checkpoint_count(db, u.id, vm.id + 1, &of_user, &of_vm), 0);
+    ck_assert_uint_eq(of_user, 1);
+    ck_assert_uint_eq(of_vm, 0);
     db_close(db);
 }
 END_TEST
@@ -134,6 +202,7 @@ Suite *suite_db(void)
     tcase_add_checked_fixture(t, setup, teardown);
     tcase_add_test(t, fresh_database);
     tcase_add_test(t, upgrade_from_v1);
+    tcase_add_test(t, runtime_and_checkpoint_format_round_trip);
     tcase_add_test(t, newer_schema_is_refused);
     tcase_add_test(t, users_and_scoping);
     suite_add_tcase(s, t);

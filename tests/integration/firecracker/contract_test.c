@@ -279,6 +279,7 @@ static void scenario(struct env *env, struct vmm_backend *be, const char *report
         .rootfs = vm1_disk,
         .cpus = 2,
         .mem_mib = 256,
+        .ram = VMM_RAM_ANON,
     };
     struct vmm_boot warm = {
         .vm_dir = vm2,
@@ -286,13 +287,14 @@ static void scenario(struct env *env, struct vmm_backend *be, const char *report
         .rootfs = vm2_disk,
         .cpus = 2,
         .mem_mib = 256,
+        .ram = VMM_RAM_PRIVATE_FILE,
         .mem_file = mem,
         .restore_state = state,
     };
     struct vmm_proc p1 = {0}, p2 = {0}, p3 = {0};
     struct nerr e = {0};
     struct report rep;
-    bool mem_saved = false;
+    bool mem_saved = false, resumed = false;
     json_object *restored, *drives;
     char real[PATH_MAX];
     int r;
@@ -313,7 +315,7 @@ static void scenario(struct env *env, struct vmm_backend *be, const char *report
 
     r = be->ops->pause(be, vm1, fresh(&e));
     CHECK(r == 0, "pause: %s", nerr_msg(&e));
-    r = be->ops->save_state(be, vm1, snap, &mem_saved, fresh(&e));
+    r = be->ops->save_state(be, vm1, snap, false, &mem_saved, fresh(&e));
     CHECK(r == 0, "save_state: %s", nerr_msg(&e));
     CHECK(mem_saved, "save_state did not report the memory file");
     CHECK(path_exists(state) && path_exists(mem), "snapshot files missing in %s", snap);
@@ -330,6 +332,12 @@ static void scenario(struct env *env, struct vmm_backend *be, const char *report
         check_agent(be, vm2);
         CHECK(be->ops->pause(be, vm2, fresh(&e)) == 0, "pause restored VM: %s", nerr_msg(&e));
         CHECK(be->ops->resume(be, vm2, fresh(&e)) == 0, "resume restored VM: %s", nerr_msg(&e));
+        /* the reconcile after a crash during a checkpoint: paused -> resumed */
+        CHECK(be->ops->pause(be, vm2, fresh(&e)) == 0, "pause restored VM: %s", nerr_msg(&e));
+        CHECK(be->ops->recover(be, vm2, &resumed, fresh(&e)) == 0, "recover: %s", nerr_msg(&e));
+        CHECK(resumed, "recover did not resume a paused VM");
+        CHECK(be->ops->recover(be, vm2, &resumed, fresh(&e)) == 0, "recover: %s", nerr_msg(&e));
+        CHECK(!resumed, "recover resumed a running VM");
         CHECK(vmm_proc_kill(p2.pid, warm.instance_id, KILL_TIMEOUT_MS) == 0, "kill vm2");
     }
 

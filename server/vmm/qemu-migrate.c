@@ -1,0 +1,128 @@
+/* qemu-migrate.c — see qemu-migrate.h. */
+#include "qemu-migrate.h"
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "timeutil.h"
+
+int qemu_mig_set_cap(struct qmp *m, const char *cap, bool on, struct nerr *e)
+{
+    json_object *args = json_object_new_object();
+    json_object *caps = json_object_new_array();
+    json_object *c = json_object_new_object();
+
+    json_object_object_add(c, "capability", json_object_new_string(cap));
+    json_object_object_add(c, "state", json_object_new_boolean(on));
+    json_object_array_add(caps, c);
+    json_object_object_add(args, "capabilities", caps);
+    return qmp_execute(m, "migrate-set-capabilities", args, -1, NULL, e);
+}
+
+int qemu_mig_set_params(struct qmp *m, int64_t downtime_ms, struct nerr *e)
+{
+    json_object *params = json_object_new_object();
+
+    json_object_object_add(params, "max-bandwidth", json_object_new_int64(QEMU_MIGRATE_BANDWIDTH));
+    if (downtime_ms > 0)
+        json_object_object_add(params, "downtime-limit", json_object_new_int64(downtime_ms));
+    return qmp_execute(m, "migrate-set-parameters", params, -1, NULL, e);
+}
+
+int qemu_mig_start_fd(struct qmp *m, int fd, const char *fdname, bool incoming, struct nerr *e)
+{
+    json_object *args = json_object_new_object();
+    char uri[64];
+    int r;
+
+    json_object_object_add(args, "fdname", json_object_new_string(fdname));
+    r = qmp_execute(m, "getfd", args, fd, NULL, e);
+    if (r < 0)
+        return r;
+    snprintf(uri, sizeof(uri), "fd:%s", fdname);
+    args = json_object_new_object();
+    json_object_object_add(args, "uri", json_object_new_string(uri));
+    return qmp_execute(m, incoming ? "migrate-incoming" : "migrate", args, -1, NULL, e);
+}
+
+int qemu_mig_query(struct qmp *m, struct qemu_mig_info *ret, struct nerr *e)
+{
+    json_object *o = NULL, *v;
+    int r = qmp_execute(m, "query-migrate", NULL, -1, &o, e);
+
+    if (r < 0)
+        return r;
+    memset(ret, 0, sizeof(*ret));
+    /* before the first migration QEMU answers {} */
+    if (json_object_object_get_ex(o, "status", &v))
+        snprintf(ret->status, sizeof(ret->status), "%s", json_object_get_string(v));
+    if (json_object_object_get_ex(o, "downtime", &v))
+        ret->downtime_ms = json_object_get_int64(v);
+    if (json_object_object_get_ex(o, "error-desc", &v))
+        snprintf(ret->error, sizeof(ret->error), "%s", json_object_get_string(v));
+    json_object_put(o);
+    return 0;
+}
+
+static bool status_in(const char *status, const char *const *list)
+{
+    for (; *list; list++)
+        if (strcmp(status, *list) == 0)
+            return true;
+    return false;
+}
+
+int qemu_mig_wait(struct qmp *m, const char *const *done, int64_t deadline_ms,
+                  struct qemu_mig_info *ret, struct nerr *e)
+{
+    for (;;) {
+        int r = qemu_mig_query(m, ret, e);
+        if (r < 0)
+            return r;
+        if (status_in(ret->status, done))
+            return 0;
+        if (strcmp(ret->status, "failed") == 0 || strcmp(ret->status, "cancelled") == 0)
+            return nerr_set(e, -EIO, "QEMU's migration %s%s%s", ret->status,
+                            ret->error[0] ? ": " : "", ret->error);
+        if (time_mono_ms() > deadline_ms) {
+            qmp_execute(m, "migrate_cancel", NULL, -1, NULL, NULL);
+            return nerr_set(e, -ETIMEDOUT, "QEMU's migration did not finish in time (status %s)",
+                            ret->status);
+        }
+        time_sleep_ms(1);
+    }
+}
+
+int qemu_query_status(struct qmp *m, char *out, size_t size, struct nerr *e)
+{
+    json_object *o = NULL, *v;
+    int r = qmp_execute(m, "query-status", NULL, -1, &o, e);
+
+    if (r < 0)
+        return r;
+    out[0] = 0;
+    if (json_object_object_get_ex(o, "status", &v))
+        snprintf(out, size, "%s", json_object_get_string(v));
+    json_object_put(o);
+    return 0;
+}
+
+/* A save the server could not finish: cancel it (QEMU then resumes a VM it
+ * had stopped for it) and make sure the VM runs. */
+void qemu_mig_abort_and_resume(struct qmp *src)
+{
+    struct qemu_mig_info mi;
+    char status[32];
+
+    qmp_execute(src, "migrate_cancel", NULL, -1, NULL, NULL);
+    for (int i = 0; i < 5000; i++) {
+        if (qemu_mig_query(src, &mi, NULL) < 0 || strcmp(mi.status, "cancelling") != 0)
+            break;
+        time_sleep_ms(1);
+    }
+    if (qemu_query_status(src, status, sizeof(status), NULL) == 0 &&
+        strcmp(status, "running") != 0)
+        qmp_execute(src, "cont", NULL, -1, NULL, NULL);
+}

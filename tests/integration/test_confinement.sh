@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# test_confinement.sh — what a VM may cost and reach (issue 7 §4), on the
+# default config (golden on) with the golden snapshot waited for:
+#   checkpoint caps per VM and per user: 429 with a clear error, nothing made;
+#   QEMU runs under its seccomp sandbox and, the server being root, as the
+#   unprivileged vmm_user, which can open none of the VM's files by path
+#   (QEMU got them as descriptors), nor can any other local user;
+#   checkpoints and restores still work under that confinement;
+#   a vmm_user that does not exist stops the server with a clear message.
+. "$(dirname "$0")/lib.sh"
+it_setup
+require_guest
+require_root
+
+write_config vm 'max_checkpoints_per_vm = 2' 'max_checkpoints_per_user = 3'
+A=$(add_user alice)
+start_server
+cli_login "$A"
+wait_golden "$A"
+uid=$(sqlite3 "$T/data/noid.db" "select id from users where name='alice'")
+vmm_user=noid-vmm
+
+noid create v1 > /dev/null
+noid create v2 > /dev/null
+c1=$(noid checkpoint v1 2>/dev/null)
+noid checkpoint v1 > /dev/null 2>&1
+http POST /v1/vms/v1/checkpoints "$A" '{}'
+assert_eq 429 "$HTTP_STATUS" "third checkpoint of one VM"
+assert_contains "$HTTP_BODY" "max_checkpoints_per_vm = 2" "per-VM cap named in the error"
+assert_eq 2 "$(noid checkpoints v1 --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" "nothing made over the cap"
+noid checkpoint v2 > /dev/null 2>&1
+http POST /v1/vms/v2/checkpoints "$A" '{}'
+assert_eq 429 "$HTTP_STATUS" "fourth checkpoint of the user"
+assert_contains "$HTTP_BODY" "max_checkpoints_per_user = 3" "per-user cap named in the error"
+noid checkpoint-rm v1 "$c1" > /dev/null
+noid checkpoint v2 > /dev/null 2>&1 || fail "a checkpoint once one was deleted"
+[ -z "$(find "$T/data/storage" -name '.*')" ] || fail "work files left by refused checkpoints"
+ok "checkpoint caps per VM and per user: 429 naming the limit, nothing made"
+
+pid=$(sqlite3 "$T/data/noid.db" "select pid from vms where name='v1'")
+assert_eq "$vmm_user" "$(ps -o user= -p "$pid")" "QEMU's user"
+assert_eq 2 "$(awk '/^Seccomp:/ {print $2}' "/proc/$pid/status")" "QEMU runs under a seccomp filter"
+grep -q 'vmm: qemu (.*seccomp sandbox, noid-vmm)' "$T/server.log" || fail "confinement not logged at start"
+vmdir="$T/data/storage/users/$uid/vms/v1"
+for f in rootfs.ext4 serial.log vmm.log; do
+    [ -e "$vmdir/$f" ] || fail "$f missing"
+    for who in "$vmm_user" nobody; do
+        if runuser -u "$who" -- cat "$vmdir/$f" > /dev/null 2>&1; then
+            fail "user $who can read $f of a VM"
+        fi
+    done
+done
+ram=$(sqlite3 "$T/data/noid.db" "select ram_path from vms where name='v1'")
+[ -n "$ram" ] && ! runuser -u "$vmm_user" -- cat "$ram" > /dev/null 2>&1 || fail "vmm_user can read a RAM file"
+ok "QEMU runs as $vmm_user under seccomp; neither it nor nobody can read a VM's files"
+
+# everything that reopens the disk (a checkpoint's save, a restore) works
+# with QEMU unprivileged: the disk is passed as descriptors
+noid exec v2 -- sh -c 'echo kept > /root/mark'
+cp=$(noid checkpoint v2 2>/dev/null || true)
+[ -n "$cp" ] || { noid checkpoint-rm v2 "$(checkpoint_ids v2 | head -n1)" > /dev/null; cp=$(noid checkpoint v2 2>/dev/null); }
+noid exec v2 -- sh -c 'echo changed > /root/mark'
+noid restore v2 "$cp" > /dev/null
+assert_eq kept "$(noid exec v2 -- cat /root/mark)" "restore with QEMU unprivileged"
+assert_eq "$vmm_user" "$(ps -o user= -p "$(sqlite3 "$T/data/noid.db" "select pid from vms where name='v2'")")" "restored QEMU's user"
+ok "checkpoint and restore work with QEMU unprivileged"
+
+stop_server
+echo 'vmm_user = "no-such-user-xyz"' >> "$T/server.toml"
+rc=0
+"$SERVER_BIN" serve --config "$T/server.toml" > "$T/bad.out" 2>&1 || rc=$?
+[ "$rc" -ne 0 ] || fail "server started with a missing vmm_user"
+assert_contains "$(cat "$T/bad.out")" "vmm_user 'no-such-user-xyz' does not exist" "missing vmm_user message"
+ok "a missing vmm_user stops the server with a clear message"
+it_done
