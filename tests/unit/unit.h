@@ -11,10 +11,13 @@
 Suite *suite_agent_proto(void);
 Suite *suite_buf(void);
 Suite *suite_config(void);
+Suite *suite_console_log(void);
 Suite *suite_db(void);
 Suite *suite_encoding(void);
+Suite *suite_fsutil(void);
 Suite *suite_kvfile(void);
 Suite *suite_names(void);
 Suite *suite_ratelimit(void);
+Suite *suite_textutil(void);
 Suite *suite_token(void);
 Suite *suite_wire(void);
