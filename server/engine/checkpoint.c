@@ -24,8 +24,8 @@
  *           checkpoint restores and clones the fast way.
  * The pause is the longer of the two copies, and nothing is flushed to disk
  * during it.  Where the disk cannot be snapshotted (no btrfs) it is copied
- * before the pause and only checked during it (precopy_disk).  Firecracker always writes its memory to a file of its own.
- * What was used (memory file or RAM in the state, x-ignore-shared, the RAM
+ * before the pause and only checked during it (precopy_disk).  Firecracker always writes its memory
+ * to a file of its own. What was used (memory file or RAM in the state, x-ignore-shared, the RAM
  * block's name) is recorded in the row and replayed exactly on restore. */
 #include <dirent.h>
 #include <errno.h>
@@ -82,7 +82,7 @@ char *checkpoint_dir(struct engine *eng, const struct db_vm *vm, const char *id)
 
 /* Find a checkpoint of vm by id or unique prefix. */
 int checkpoint_resolve(struct engine *eng, const struct db_vm *vm, const char *prefix,
-                              struct db_checkpoint *ret, struct nerr *e)
+                       struct db_checkpoint *ret, struct nerr *e)
 {
     struct db_checkpoint *list = NULL;
     size_t n = 0, found = 0, plen;
@@ -109,8 +109,7 @@ int checkpoint_resolve(struct engine *eng, const struct db_vm *vm, const char *p
     if (found == 0)
         return nerr_set(e, -ENOENT, "VM '%s' has no checkpoint '%s'", vm->name, prefix);
     if (found > 1)
-        return nerr_set(e, -EBUSY, "checkpoint id '%s' is ambiguous: it matches %s", prefix,
-                        names);
+        return nerr_set(e, -EBUSY, "checkpoint id '%s' is ambiguous: it matches %s", prefix, names);
     return 0;
 }
 
@@ -120,13 +119,13 @@ struct cp_job {
     struct vmm_backend *be;
     const struct db_vm *vm;
     char *vm_dir;
-    char *tmp;  /* <cps>/.tmp-<id>: disk and serial log, later everything */
-    char *work; /* <cps>/.tmp-<id>.work: what the VMM writes */
-    char *stage; /* where the pause's output lands: <mem_dir>/.cp-<id> (tmpfs), else work */
-    int state_fd;         /* stage/vmstate.snap, preallocated */
-    int mem_fd;           /* stage/memory.snap, preallocated (VMs with a RAM file) */
-    bool ram_file;        /* the VM's RAM is a file of ours, copied in the pause */
-    bool disk_precopied;  /* tmp holds a copy of the disk made while running */
+    char *tmp;           /* <cps>/.tmp-<id>: disk and serial log, later everything */
+    char *work;          /* <cps>/.tmp-<id>.work: what the VMM writes */
+    char *stage;         /* where the pause's output lands: <mem_dir>/.cp-<id> (tmpfs), else work */
+    int state_fd;        /* stage/vmstate.snap, preallocated */
+    int mem_fd;          /* stage/memory.snap, preallocated (VMs with a RAM file) */
+    bool ram_file;       /* the VM's RAM is a file of ours, copied in the pause */
+    bool disk_precopied; /* tmp holds a copy of the disk made while running */
     uint64_t disk_writes; /* the disk's write counter when that copy began */
 };
 
@@ -322,8 +321,11 @@ static bool convert_to_memory_file(struct cp_job *j)
     if (!helper || !staged || !state || !mem || !out || random_hex_id(id, 16) < 0 ||
         mkdir(helper, 0700) < 0)
         return false;
-    struct vmm_convert c = {.work_dir = helper, .instance_id = id, .state_in = staged,
-                            .mem_out = mem, .state_out = out};
+    struct vmm_convert c = {.work_dir = helper,
+                            .instance_id = id,
+                            .state_in = staged,
+                            .mem_out = mem,
+                            .state_out = out};
     r = j->be->ops->convert_state(j->be, j->vm_dir, &c, &e);
     if (r >= 0 && rename(out, state) < 0)
         r = nerr_set(&e, -errno, "cannot put the converted state in place: %s", strerror(errno));
@@ -411,8 +413,8 @@ static int save_vm(struct cp_job *j, struct db_checkpoint *cp, struct nerr *e)
 
     /* a RAM file of ours is frozen while the VM is paused: copied beside
      * the device state; any other RAM goes into the state file */
-    j->ram_file = strcmp(vm->ram_backing, VM_RAM_SHARED) == 0 && vm->ram_path[0] &&
-                  path_exists(vm->ram_path);
+    j->ram_file =
+        strcmp(vm->ram_backing, VM_RAM_SHARED) == 0 && vm->ram_path[0] && path_exists(vm->ram_path);
     r = prepare_stage(j, cp->id, e);
     if (r < 0)
         return r;
@@ -476,8 +478,7 @@ int engine_checkpoint_create(struct engine *eng, const struct db_user *u, const 
         goto out;
     j.vm_dir = engine_vm_dir(eng, vm.user_id, vm.name);
     cps = engine_checkpoints_dir(eng, vm.user_id, vm.name);
-    if (!j.vm_dir || !cps ||
-        asprintf(&j.tmp, "%s/" CHECKPOINT_TMP_PREFIX "%s", cps, cp.id) < 0 ||
+    if (!j.vm_dir || !cps || asprintf(&j.tmp, "%s/" CHECKPOINT_TMP_PREFIX "%s", cps, cp.id) < 0 ||
         asprintf(&j.work, "%s.work", j.tmp) < 0 || asprintf(&final, "%s/%s", cps, cp.id) < 0) {
         r = -ENOMEM;
         goto out;
@@ -518,8 +519,8 @@ int engine_checkpoint_create(struct engine *eng, const struct db_user *u, const 
         goto out;
     }
     log_info("vm %s/%s: checkpoint %s (%s, %s) paused %lld ms", vm.user_id, vm.name, cp.id,
-             vm.ram_backing, strcmp(cp.mem_format, CP_MEM_FILE) == 0 ? "memory file"
-                                                                     : "memory in state",
+             vm.ram_backing,
+             strcmp(cp.mem_format, CP_MEM_FILE) == 0 ? "memory file" : "memory in state",
              cp.pause_ms);
     r = checkpoint_to_wire(&cp, ret);
 out:

@@ -85,8 +85,8 @@ static void prune(const char *root)
     free(names);
 }
 
-char *failed_log_keep(struct engine *eng, const struct db_vm *vm, const char *dir,
-                      const char *what, const char *reason)
+char *failed_log_keep(struct engine *eng, const struct db_vm *vm, const char *dir, const char *what,
+                      const char *reason)
 {
     _cleanup_free_ char *root = path_join(eng->data_dir, "failed");
     char *kept = NULL;

@@ -9,10 +9,10 @@
 
 #include "engine-internal.h"
 
-#define FAILED_LOG_KEEP 32
+#define FAILED_LOG_KEEP     32
 #define FAILED_LOG_FILE_MAX (256 * 1024)
 
 /* Copy the logs of the attempt in dir; returns the directory kept
  * (malloc'd) or NULL.  Never fails the caller: errors are logged. */
-char *failed_log_keep(struct engine *eng, const struct db_vm *vm, const char *dir,
-                      const char *what, const char *reason);
+char *failed_log_keep(struct engine *eng, const struct db_vm *vm, const char *dir, const char *what,
+                      const char *reason);

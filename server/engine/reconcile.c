@@ -154,8 +154,8 @@ static bool settle_vm(struct engine *eng, struct db_vm *vm)
     if (vm->pending_instance_id[0]) {
         _cleanup_free_ char *ram = vm_mem_file(eng, vm->pending_instance_id);
         if (vmm_proc_kill_instance(vm->pending_instance_id, 10000) > 0)
-            log_warn("reconcile: VM %s/%s: stopped a VMM whose start was cut short",
-                     vm->user_id, vm->name);
+            log_warn("reconcile: VM %s/%s: stopped a VMM whose start was cut short", vm->user_id,
+                     vm->name);
         if (ram)
             unlink(ram);
         vm->pending_instance_id[0] = '\0';
@@ -184,8 +184,8 @@ static bool settle_vm(struct engine *eng, struct db_vm *vm)
             log_warn("reconcile: VM %s/%s: cannot check its VMM: %s", vm->user_id, vm->name,
                      nerr_msg(&e));
         if (resumed)
-            log_warn("reconcile: VM %s/%s was paused by a save cut short; resumed it",
-                     vm->user_id, vm->name);
+            log_warn("reconcile: VM %s/%s was paused by a save cut short; resumed it", vm->user_id,
+                     vm->name);
     }
     if (changed && vm_save_row(eng, vm, &e) < 0)
         log_error("reconcile: %s", nerr_msg(&e));

@@ -202,16 +202,16 @@ fail:
     if (swapped) {
         storage_remove_tree(eng->storage, vm_dir);
         if (rename(aside, vm_dir) < 0)
-            log_error("vm %s/%s: cannot move the old VM back from %s: %s", vm->user_id,
-                      vm->name, aside, strerror(errno));
+            log_error("vm %s/%s: cannot move the old VM back from %s: %s", vm->user_id, vm->name,
+                      aside, strerror(errno));
     }
     storage_remove_tree(eng->storage, staging);
     *vm = old;
     if (paused) {
         struct nerr ignored = {0};
         if (be->ops->resume(be, vm_dir, &ignored) < 0)
-            log_warn("vm %s/%s: cannot resume after a failed restore: %s", vm->user_id,
-                     vm->name, ignored.msg);
+            log_warn("vm %s/%s: cannot resume after a failed restore: %s", vm->user_id, vm->name,
+                     ignored.msg);
     }
     if (strcmp(vm->phase, VM_PHASE_READY) != 0 || swapped || started) {
         struct nerr ignored = {0};
@@ -234,34 +234,19 @@ static int clone_checkpoint(struct engine *eng, const struct db_user *u, const s
     r = name_vm_check(new_name, e);
     if (r < 0)
         return r;
-    r = vm_insert_row(eng, u, new_name, cp->cpus, cp->mem_mib, cp->vmm, &vm, e);
+    r = vm_new_begin(eng, u, new_name, cp->cpus, cp->mem_mib, cp->vmm, &vm, &rt, e);
     if (r < 0)
         return r;
-    rt = engine_rt_get(eng, vm.id);
-    if (!rt) {
-        db_vm_delete(eng->db, vm.id);
-        return -ENOMEM;
-    }
-    pthread_mutex_lock(&rt->lifecycle);
     vm_dir = engine_vm_dir(eng, vm.user_id, vm.name);
     r = vm_dir ? vm_dir_from_checkpoint(eng, cp_dir, vm_dir, e) : -ENOMEM;
     if (r >= 0)
         r = start_from_checkpoint(eng, &vm, rt, vm_dir, cp_dir, cp, true, e);
     if (r >= 0) {
         test_hook("clone-started");
-        snprintf(vm.phase, sizeof(vm.phase), "%s", VM_PHASE_READY);
         snprintf(vm.restored_from, sizeof(vm.restored_from), "%s", cp->id);
-        r = vm_save_row(eng, &vm, e);
     }
-    if (r < 0) {
-        struct nerr ignored = {0};
-        vm_teardown(eng, &vm, rt, &ignored);
-    }
-    pthread_mutex_unlock(&rt->lifecycle);
-    engine_rt_put(eng, rt);
-    if (r < 0)
-        engine_rt_forget(eng, vm.id);
-    else
+    r = vm_new_end(eng, &vm, rt, r, e);
+    if (r >= 0)
         *ret_vm = vm;
     return r;
 }

@@ -31,10 +31,15 @@ int vm_lookup(struct engine *eng, const struct db_user *u, const char *name, str
 int vm_acquire(struct engine *eng, const struct db_user *u, const char *name, struct db_vm *vm,
                struct vm_rt **ret_rt, struct nerr *e);
 void vm_release(struct engine *eng, struct vm_rt *rt, bool forget);
-/* Insert a "creating" row, enforcing max_vms_per_user atomically. */
-int vm_insert_row(struct engine *eng, const struct db_user *u, const char *name,
-                  long long cpus, long long mem, const char *vmm, struct db_vm *vm,
-                  struct nerr *e);
+/* A VM being made (create, clone): its row (phase "creating", which
+ * reserves the name and counts against max_vms_per_user) and its runtime,
+ * whose lifecycle lock is taken.  vm_new_end finishes it: with r >= 0 the
+ * row becomes "ready" (the commit), else everything of it is removed; the
+ * lock is released.  Returns the final r. */
+int vm_new_begin(struct engine *eng, const struct db_user *u, const char *name,
+                 long long cpus, long long mem, const char *vmm, struct db_vm *vm,
+                 struct vm_rt **ret_rt, struct nerr *e);
+int vm_new_end(struct engine *eng, struct db_vm *vm, struct vm_rt *rt, int r, struct nerr *e);
 /* A sibling of the VM's directory that no VM can own (".<what>-<name>"),
  * for work on the side (a restore in progress). */
 char *vm_staging_dir(struct engine *eng, const struct db_vm *vm, const char *what);

@@ -566,7 +566,8 @@ static int resolve_size(const struct server_config *c, const struct wire_create_
     return 0;
 }
 
-int vm_insert_row(struct engine *eng, const struct db_user *u, const char *name,
+/* Insert a "creating" row, enforcing max_vms_per_user atomically. */
+static int vm_insert_row(struct engine *eng, const struct db_user *u, const char *name,
                   long long cpus, long long mem, const char *vmm, struct db_vm *vm,
                   struct nerr *e)
 {
@@ -600,6 +601,42 @@ int vm_insert_row(struct engine *eng, const struct db_user *u, const char *name,
     return r;
 }
 
+int vm_new_begin(struct engine *eng, const struct db_user *u, const char *name,
+                 long long cpus, long long mem, const char *vmm, struct db_vm *vm,
+                 struct vm_rt **ret_rt, struct nerr *e)
+{
+    struct vm_rt *rt;
+    int r = vm_insert_row(eng, u, name, cpus, mem, vmm, vm, e);
+
+    if (r < 0)
+        return r;
+    rt = engine_rt_get(eng, vm->id);
+    if (!rt) {
+        db_vm_delete(eng->db, vm->id);
+        return -ENOMEM;
+    }
+    pthread_mutex_lock(&rt->lifecycle);
+    *ret_rt = rt;
+    return 0;
+}
+
+int vm_new_end(struct engine *eng, struct db_vm *vm, struct vm_rt *rt, int r, struct nerr *e)
+{
+    if (r >= 0) {
+        snprintf(vm->phase, sizeof(vm->phase), "%s", VM_PHASE_READY);
+        r = vm_save_row(eng, vm, e);
+    }
+    if (r < 0) {
+        struct nerr ignored = {0};
+        vm_teardown(eng, vm, rt, &ignored);
+    }
+    pthread_mutex_unlock(&rt->lifecycle);
+    engine_rt_put(eng, rt);
+    if (r < 0)
+        engine_rt_forget(eng, vm->id);
+    return r;
+}
+
 int engine_vm_create(struct engine *eng, const struct db_user *u,
                      const struct wire_create_req *req, struct wire_vm_info *ret,
                      struct nerr *e)
@@ -618,36 +655,20 @@ int engine_vm_create(struct engine *eng, const struct db_user *u,
     r = resolve_size(eng->cfg, req, &cpus, &mem, e);
     if (r < 0)
         return r;
-    r = vm_insert_row(eng, u, req->name, cpus, mem, eng->default_vmm, &vm, e);
+    r = vm_new_begin(eng, u, req->name, cpus, mem, eng->default_vmm, &vm, &rt, e);
     if (r < 0)
         return r;
-    rt = engine_rt_get(eng, vm.id);
-    if (!rt) {
-        db_vm_delete(eng->db, vm.id);
-        return -ENOMEM;
-    }
-    pthread_mutex_lock(&rt->lifecycle);
     r = vm_create_from_golden(eng, &vm, rt, e);
     if (r == -ENOENT) { /* no usable golden snapshot: cold boot */
         r = vm_prepare_dir(eng, &vm, &dir, e);
         if (r >= 0)
             r = vm_start_and_wait(eng, &vm, rt, dir, NULL, e);
     }
-    if (r >= 0) {
+    if (r >= 0)
         test_hook("create-started");
-        snprintf(vm.phase, sizeof(vm.phase), "%s", VM_PHASE_READY);
-        r = vm_save_row(eng, &vm, e);
-    }
-    if (r < 0) {
-        struct nerr ignored = {0};
-        vm_teardown(eng, &vm, rt, &ignored);
-    } else {
+    r = vm_new_end(eng, &vm, rt, r, e);
+    if (r >= 0)
         r = vm_info_from_row(&vm, ret);
-    }
-    pthread_mutex_unlock(&rt->lifecycle);
-    engine_rt_put(eng, rt);
-    if (r < 0)
-        engine_rt_forget(eng, vm.id);
     return r;
 }
 

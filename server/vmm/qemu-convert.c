@@ -98,8 +98,7 @@ static int helper_argv(const char *vm_dir, const struct vmm_convert *c, char ***
             r |= qemu_argv_add(&argv, &n, "%s", a);
             r |= qemu_argv_add(&argv, &n, "%s", next);
             a = next;
-        } else if (strcmp(a, "-object") == 0 && next &&
-                   strncmp(next, "memory-backend-", 15) == 0 &&
+        } else if (strcmp(a, "-object") == 0 && next && strncmp(next, "memory-backend-", 15) == 0 &&
                    strstr(next, "id=" QEMU_RAM_BACKEND_ID ",")) {
             char size[32];
             option_value(next, "size", size, sizeof(size));
@@ -213,7 +212,7 @@ static int save_without_ram(struct qmp *sh, const char *state_out, struct nerr *
         return nerr_set(e, -errno, "cannot create %s: %s", state_out, strerror(errno));
     r = qemu_mig_set_cap(sh, "x-ignore-shared", true, e);
     if (r >= 0)
-        r = qemu_mig_set_params(sh, 0, e);
+        r = qemu_mig_set_params(sh, e);
     if (r >= 0)
         r = qemu_mig_start_fd(sh, fd, "noidsave", false, e);
     if (r >= 0)
@@ -259,8 +258,8 @@ int qemu_convert_state(struct vmm_backend *be, const char *vm_dir, const struct 
 
 int qemu_recover(struct vmm_backend *be, const char *vm_dir, bool *ret_resumed, struct nerr *e)
 {
-    static const char *const stopped[] = {"paused", "postmigrate", "finish-migrate", "prelaunch",
-                                          "suspended", NULL};
+    static const char *const stopped[] = {"paused",    "postmigrate", "finish-migrate",
+                                          "prelaunch", "suspended",   NULL};
     struct qemu_mig_info mi;
     struct qmp *m = NULL;
     char status[32];

@@ -22,8 +22,8 @@
 struct qemu {
     char *bin;
     bool kvm;
-    bool sandbox;          /* QEMU supports -sandbox (probed once) */
-    char *run_as;          /* -runas user, or NULL */
+    bool sandbox; /* QEMU supports -sandbox (probed once) */
+    char *run_as; /* -runas user, or NULL */
     char version[128];
     char cmdline[512];
 };

@@ -21,13 +21,11 @@ int qemu_mig_set_cap(struct qmp *m, const char *cap, bool on, struct nerr *e)
     return qmp_execute(m, "migrate-set-capabilities", args, -1, NULL, e);
 }
 
-int qemu_mig_set_params(struct qmp *m, int64_t downtime_ms, struct nerr *e)
+int qemu_mig_set_params(struct qmp *m, struct nerr *e)
 {
     json_object *params = json_object_new_object();
 
     json_object_object_add(params, "max-bandwidth", json_object_new_int64(QEMU_MIGRATE_BANDWIDTH));
-    if (downtime_ms > 0)
-        json_object_object_add(params, "downtime-limit", json_object_new_int64(downtime_ms));
     return qmp_execute(m, "migrate-set-parameters", params, -1, NULL, e);
 }
 
@@ -58,8 +56,6 @@ int qemu_mig_query(struct qmp *m, struct qemu_mig_info *ret, struct nerr *e)
     /* before the first migration QEMU answers {} */
     if (json_object_object_get_ex(o, "status", &v))
         snprintf(ret->status, sizeof(ret->status), "%s", json_object_get_string(v));
-    if (json_object_object_get_ex(o, "downtime", &v))
-        ret->downtime_ms = json_object_get_int64(v);
     if (json_object_object_get_ex(o, "error-desc", &v))
         snprintf(ret->error, sizeof(ret->error), "%s", json_object_get_string(v));
     json_object_put(o);
@@ -122,7 +118,6 @@ void qemu_mig_abort_and_resume(struct qmp *src)
             break;
         time_sleep_ms(1);
     }
-    if (qemu_query_status(src, status, sizeof(status), NULL) == 0 &&
-        strcmp(status, "running") != 0)
+    if (qemu_query_status(src, status, sizeof(status), NULL) == 0 && strcmp(status, "running") != 0)
         qmp_execute(src, "cont", NULL, -1, NULL, NULL);
 }

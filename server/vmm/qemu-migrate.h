@@ -1,5 +1,5 @@
 /* qemu-migrate.h — QMP steps of QEMU's migration machinery, shared by the
- * plain save/load of qemu.c and the live save of qemu-live.c.  Every
+ * saves and loads of qemu.c and the state conversion of qemu-convert.c.  Every
  * function works on an open QMP connection and reports QEMU's own reason
  * when something fails. */
 #pragma once
@@ -12,23 +12,21 @@
 
 /* Saves to a local file or socket are limited by the disk, not by QEMU's
  * default bandwidth cap (32 MiB/s), which would throttle them. */
-#define QEMU_MIGRATE_BANDWIDTH (INT64_MAX / 2)
+#define QEMU_MIGRATE_BANDWIDTH  (INT64_MAX / 2)
 #define QEMU_MIGRATE_TIMEOUT_MS 120000
 
 /* Set one migration capability. */
 int qemu_mig_set_cap(struct qmp *m, const char *cap, bool on, struct nerr *e);
-/* Set max-bandwidth to QEMU_MIGRATE_BANDWIDTH and, if downtime_ms > 0,
- * downtime-limit (how long the final pause of a live migration may be). */
-int qemu_mig_set_params(struct qmp *m, int64_t downtime_ms, struct nerr *e);
+/* Set max-bandwidth to QEMU_MIGRATE_BANDWIDTH. */
+int qemu_mig_set_params(struct qmp *m, struct nerr *e);
 /* Hand fd to QEMU (getfd) under fdname and start an outgoing migration to
  * it, or, with incoming, load an incoming one from it (migrate-incoming;
  * QEMU must run with -incoming defer). */
 int qemu_mig_start_fd(struct qmp *m, int fd, const char *fdname, bool incoming, struct nerr *e);
 
 struct qemu_mig_info {
-    char status[32];      /* "active", "pre-switchover", "completed", "failed", ... */
-    int64_t downtime_ms;  /* after "completed": how long the VM was stopped */
-    char error[160];      /* after "failed": QEMU's reason */
+    char status[32];     /* "setup", "active", "completed", "failed", ... */
+    char error[160];     /* after "failed": QEMU's reason */
 };
 int qemu_mig_query(struct qmp *m, struct qemu_mig_info *ret, struct nerr *e);
 /* Poll query-migrate until the status is one of done (NULL-terminated list)

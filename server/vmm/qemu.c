@@ -391,7 +391,7 @@ static int qemu_save_state(struct vmm_backend *be, const char *vm_dir, const cha
      * capabilities it was loaded with */
     r = qemu_mig_set_cap(m, "x-ignore-shared", ignore_shared, e);
     if (r >= 0)
-        r = qemu_mig_set_params(m, 0, e);
+        r = qemu_mig_set_params(m, e);
     if (r >= 0)
         r = qemu_mig_start_fd(m, fd, "noidsave", false, e);
     if (r >= 0)
@@ -485,7 +485,7 @@ static int qemu_checkpoint(struct vmm_backend *be, const char *vm_dir, struct vm
      * capabilities it was loaded with */
     r = qemu_mig_set_cap(m, "x-ignore-shared", s->ignore_shared, e);
     if (r >= 0)
-        r = qemu_mig_set_params(m, 0, e);
+        r = qemu_mig_set_params(m, e);
     if (r >= 0) {
         json_object *args = json_object_new_object();
         json_object_object_add(args, "fdname", json_object_new_string("noidsave"));

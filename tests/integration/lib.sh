@@ -212,5 +212,17 @@ wait_golden() { # token
     fail "golden snapshot not ready after 120 s"
 }
 
+# The path users take: user alice, the server, the CLI logged in as alice,
+# the golden snapshot ready.  Sets A (alice's token).
+start_as_users_do() {
+    A=$(add_user alice)
+    start_server
+    cli_login "$A"
+    wait_golden "$A"
+}
+
+# A query on the server's database: q SQL
+q() { sqlite3 "$T/data/noid.db" "$1"; }
+
 # Checkpoint ids of a VM, one per line
 checkpoint_ids() { noid checkpoints "$1" --json | python3 -c 'import json,sys; [print(c["id"]) for c in json.load(sys.stdin)]'; }

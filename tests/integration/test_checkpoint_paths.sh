@@ -18,12 +18,7 @@ write_config vm
 # a trailing slash must not change where guest RAM lives (it once did, and
 # checkpoints then "succeeded" without any RAM in them)
 sed -i "s|^data_dir = .*|data_dir = \"$T/data/\"|" "$T/server.toml"
-A=$(add_user alice)
-start_server
-cli_login "$A"
-wait_golden "$A"
-DB="$T/data/noid.db"
-q() { sqlite3 "$DB" "$1"; }
+start_as_users_do
 
 mark() { noid exec "$1" -- sh -c "echo $2 > /root/mark"; }
 expect_mark() { # vm value what

@@ -19,12 +19,7 @@ it_setup
 require_guest
 
 write_config vm
-A=$(add_user alice)
-start_server
-cli_login "$A"
-wait_golden "$A"
-DB="$T/data/noid.db"
-q() { sqlite3 "$DB" "$1"; }
+start_as_users_do
 uid=$(q "select id from users where name='alice'")
 VMS="$T/data/storage/users/$uid/vms"
 CPS="$T/data/storage/users/$uid/checkpoints"
@@ -67,19 +62,9 @@ no_work_files() { # what
     left=$(find "$T/data/storage" -name '.*' 2>/dev/null)
     [ -z "$left" ] || fail "$1: work files left: $left"
 }
-qemu_status() { # vm -> QMP run state
-    /usr/bin/python3 - "$VMS/$1/qmp.sock" <<'PY'
-import json, socket, sys
-s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); f = s.makefile("rwb", buffering=0)
-f.readline()
-for cmd in ("qmp_capabilities", "query-status"):
-    f.write(json.dumps({"execute": cmd}).encode() + b"\n")
-    while True:
-        m = json.loads(f.readline())
-        if "event" not in m:
-            break
-print(m["return"]["status"])
-PY
+qemu_status() { # vm -> QMP run state, asked with the benchmarks' QMP client
+    /usr/bin/python3 -c 'import sys; sys.path.insert(0, sys.argv[2]); from qmp import QMP
+print(QMP(sys.argv[1]).cmd("query-status")["status"])' "$VMS/$1/qmp.sock" "$IT_DIR/../bench"
 }
 counter_runs() { # vm what
     local c1 c2 i
