@@ -11,8 +11,16 @@ class Api:
         self.hdr = {"Authorization": "Bearer " + token, "Content-Type": "application/json"}
 
     def call(self, method, path, body=None):
-        self.conn.request(method, path, json.dumps(body) if body is not None else None, self.hdr)
-        r = self.conn.getresponse()
+        data = json.dumps(body) if body is not None else None
+        try:
+            self.conn.request(method, path, data, self.hdr)
+            r = self.conn.getresponse()
+        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+            # the server closes connections idle for http_idle_timeout_secs:
+            # reconnect once, as any HTTP client would
+            self.conn.close()
+            self.conn.request(method, path, data, self.hdr)
+            r = self.conn.getresponse()
         data = r.read()
         if r.status >= 300:
             raise RuntimeError(f"{method} {path}: {r.status} {data!r}")

@@ -25,6 +25,7 @@ import glob, os, statistics, subprocess, sys, time
 from agentproto import Agent
 from noidapi import Api, ms
 from qmp import QMP
+from rawqemu import raw_argv
 
 url, token, reps, tmp = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 api = Api(url, token)
@@ -43,36 +44,6 @@ def pss_kib(pid):
         if line.startswith("Pss:"):
             return int(line.split()[1])
     return 0
-
-def raw_argv(argv, src, dst, keep_ram_file=True):
-    """The VM's QEMU command line for a raw copy in dst: the disk by path
-    (noid passes it as descriptors), no -runas, logs in dst; plain RAM
-    unless keep_ram_file."""
-    out, i = [], 0
-    while i < len(argv):
-        a = argv[i]
-        nxt = argv[i + 1] if i + 1 < len(argv) else None
-        if a in ("-add-fd", "-runas"):
-            i += 2
-            continue
-        if a == "-drive":
-            out += ["-drive", f"id=root,file={dst}/rootfs.ext4,format=raw,if=none,"
-                              "cache=writeback,discard=unmap"]
-            i += 2
-            continue
-        if a == "-D":
-            out += ["-D", f"{dst}/vmm.log"]
-            i += 2
-            continue
-        if a == "-object" and nxt.startswith("memory-backend") and not keep_ram_file:
-            i += 2  # ordinary RAM instead
-            continue
-        if a.startswith("microvm") and not keep_ram_file:
-            a = a.replace(",memory-backend=mem", "")
-        out.append(a.replace(src, dst))
-        i += 1
-    return out
-
 
 def raw_copy(name, tag, keep_ram_file):
     """Start the VM's own QEMU command line by hand in a fresh dir; plain RAM

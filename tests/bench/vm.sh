@@ -15,6 +15,7 @@ python3 - "$URL" "$TOKEN" "$REPS" "$T" "$PID" <<'PY'
 import os, shutil, statistics, subprocess, sys, time
 from agentproto import Agent
 from noidapi import Api, ms
+from rawqemu import raw_argv
 
 url, token, reps, tmp, server_pid = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
 api = Api(url, token)
@@ -41,12 +42,8 @@ for i in range(reps):
     d = os.path.join(tmp, f"raw{i}")
     os.makedirs(d)
     shutil.copy(os.path.join(vmdir, "rootfs.ext4"), d)  # not timed: noid's copy is a reflink or sparse copy
-    a = []
-    for x in argv:
-        x = x.replace(vmdir, d)
-        if x.startswith("memory-backend-file"):  # its own RAM file, on tmpfs like noid's
-            x = ",".join(p if not p.startswith("mem-path=") else f"mem-path=/dev/shm/{os.path.basename(tmp)}-raw{i}.ram" for p in x.split(","))
-        a.append(x)
+    # its own RAM file, on tmpfs like noid's
+    a = raw_argv(argv, vmdir, d, ram_path=f"/dev/shm/{os.path.basename(tmp)}-raw{i}.ram")
     t0 = time.monotonic()
     subprocess.check_call(a, cwd=d)
     ag = Agent(os.path.join(d, "agent.sock"))
