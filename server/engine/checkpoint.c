@@ -24,14 +24,16 @@
  *           checkpoint restores and clones the fast way.
  * The pause is the longer of the two copies, and nothing is flushed to disk
  * during it.  Where the disk cannot be snapshotted (no btrfs) it is copied
- * before the pause and only checked during it (precopy_disk).  Firecracker always writes its memory
- * to a file of its own. What was used (memory file or RAM in the state, x-ignore-shared, the RAM
- * block's name) is recorded in the row and replayed exactly on restore. */
+ * before the pause and only checked during it (precopy_disk).  Firecracker
+ * always writes its memory to a file of its own.  What was used (memory file
+ * or RAM in the state, x-ignore-shared, the RAM block's name) is recorded in
+ * the row and replayed exactly on restore. */
 #include <dirent.h>
 #include <errno.h>
 #include <string.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "checkpoint-internal.h"
@@ -234,30 +236,49 @@ static int stage_file(struct cp_job *j, const char *name, int64_t prealloc, stru
     return fd;
 }
 
+/* Whether staging need more bytes in the RAM directory leaves at least
+ * half of its file system free: the RAM files of running VMs are allocated
+ * as their guests touch memory, and a tmpfs filled up by a checkpoint
+ * would make them fail (SIGBUS) — other users' VMs included. */
+static bool stage_fits(const char *memdir, int64_t need)
+{
+    struct statvfs sv;
+
+    if (statvfs(memdir, &sv) < 0)
+        return false;
+    return (int64_t)sv.f_bavail * (int64_t)sv.f_frsize - need >=
+           (int64_t)sv.f_blocks * (int64_t)sv.f_frsize / 2;
+}
+
 /* The stage of the pause's output: a private directory in the RAM
- * directory (tmpfs) when we have one, else the work directory on disk. */
+ * directory (tmpfs) when we have one with room to spare, else the work
+ * directory on disk. */
 static int prepare_stage(struct cp_job *j, const char *id, struct nerr *e)
 {
     _cleanup_free_ char *memdir = vm_mem_dir(j->eng);
     struct stat st;
+    /* RAM inside the state: as much as the guest has; else tens of KiB
+     * plus the copy of the RAM file (its allocated size) */
+    int64_t state_size = j->ram_file ? 0 : (int64_t)j->vm->mem_mib << 20, ram_size = 0;
     int r;
 
-    if (memdir && vm_mem_dir_ready(memdir) && asprintf(&j->stage, "%s/.cp-%s", memdir, id) >= 0 &&
-        mkdir(j->stage, 0700) == 0) {
-        /* ok */
+    if (j->ram_file) {
+        if (stat(j->vm->ram_path, &st) < 0)
+            return nerr_set(e, -errno, "cannot stat the VM's RAM file: %s", strerror(errno));
+        ram_size = (int64_t)st.st_blocks * 512;
+    }
+    if (memdir && vm_mem_dir_ready(memdir) && stage_fits(memdir, state_size + ram_size) &&
+        asprintf(&j->stage, "%s/.cp-%s", memdir, id) >= 0 && mkdir(j->stage, 0700) == 0) {
+        /* staged in tmpfs */
     } else {
         free(j->stage);
         j->stage = strdup(j->work);
         if (!j->stage)
             return -ENOMEM;
     }
-    /* RAM inside the state: as much as the guest has; else tens of KiB */
-    r = j->state_fd = stage_file(j, VM_FILE_VMSTATE, j->ram_file ? 0 : j->vm->mem_mib << 20, e);
-    if (r >= 0 && j->ram_file) {
-        r = stat(j->vm->ram_path, &st) < 0 ? -errno : 0;
-        if (r >= 0)
-            r = j->mem_fd = stage_file(j, VM_FILE_MEMORY, (int64_t)st.st_blocks * 512, e);
-    }
+    r = j->state_fd = stage_file(j, VM_FILE_VMSTATE, state_size, e);
+    if (r >= 0 && j->ram_file)
+        r = j->mem_fd = stage_file(j, VM_FILE_MEMORY, ram_size, e);
     return r < 0 ? r : 0;
 }
 
@@ -278,6 +299,25 @@ static int unstage(struct cp_job *j, struct nerr *e)
             r = storage_move_file(j->eng->storage, from, to, e);
     }
     return r;
+}
+
+/* What a checkpoint cannot be restored without: never publish one that
+ * lacks them (a stage removed under our feet, a VMM that wrote nothing). */
+static int check_complete(struct cp_job *j, bool mem_saved, struct nerr *e)
+{
+    const char *need[] = {VM_FILE_VMSTATE, VM_FILE_MEMORY, VM_FILE_ROOTFS};
+
+    for (size_t i = 0; i < ARRAY_SIZE(need); i++) {
+        _cleanup_free_ char *p = path_join(i == 2 ? j->tmp : j->work, need[i]);
+        struct stat st;
+        if (i == 1 && !mem_saved)
+            continue;
+        if (!p)
+            return -ENOMEM;
+        if (stat(p, &st) < 0 || (i != 2 && st.st_size == 0))
+            return nerr_set(e, -EIO, "the checkpoint lacks its %s", need[i]);
+    }
+    return 0;
 }
 
 static int copy_ram_file(struct cp_job *j, const char *ram, struct nerr *e)
@@ -436,6 +476,8 @@ static int save_vm(struct cp_job *j, struct db_checkpoint *cp, struct nerr *e)
         cp->ignore_shared = mem_saved; /* the converted state leaves RAM out */
     }
     r = unstage(j, e);
+    if (r >= 0)
+        r = check_complete(j, mem_saved, e);
     if (r < 0)
         return r;
     snprintf(cp->mem_format, sizeof(cp->mem_format), "%s", mem_saved ? CP_MEM_FILE : CP_MEM_STREAM);
@@ -610,5 +652,3 @@ out:
     vm_release(eng, rt, false);
     return r;
 }
-
-/* New VM directory holding the checkpoint's disk and serial log. */

@@ -38,7 +38,7 @@
  *     hole.  What the guest prints between the last catch-up and the
  *     truncate (microseconds) is lost — the price of not owning the
  *     writer's descriptor.
- * serial.log.1 is written as serial.log.1.partial and renamed into place
+ * serial.log.1 is written as .serial.log.1.partial and renamed into place
  * before serial.log is shortened: a crash leaves a whole old or new .1
  * (the start-up sweep removes a leftover .partial) and at worst bytes in
  * both files, never in neither.
@@ -52,7 +52,7 @@
  * checked again by path, and ENOENT anywhere just means "gone".
  *
  * Safety: only names directly in a VM directory are touched (serial.log,
- * serial.log.1, serial.log.1.partial), every open is O_NOFOLLOW relative
+ * serial.log.1, .serial.log.1.partial), every open is O_NOFOLLOW relative
  * to a directory opened O_NOFOLLOW, serial.log must be a regular file with
  * one link, and directories whose name starts with '.' (staging areas of a
  * restore, temporary dirs) are not VMs.  Golden build directories live
@@ -76,7 +76,7 @@
 #include "names.h"
 #include "timeutil.h"
 
-#define PARTIAL_NAME VM_FILE_SERIAL_LOG_OLD ".partial"
+#define PARTIAL_NAME "." VM_FILE_SERIAL_LOG_OLD ".partial" /* a dot-name: swept at start */
 /* copytruncate: rounds of catching up with the writer before truncating */
 #define CATCHUP_ROUNDS 8
 
@@ -344,6 +344,29 @@ static bool child_wanted(enum level parent, const char *name)
     }
 }
 
+/* vmm.log is QEMU's own log (-D): it is written through a stream at
+ * QEMU's own offset, so it cannot be rotated or shortened; above
+ * VMM_LOG_MAX allocated bytes everything but its last VMM_LOG_KEEP bytes
+ * (what error messages quote) becomes a hole.  A guest able to make QEMU
+ * complain in a loop can then not fill the disk.  Checked at every scan. */
+#define VMM_LOG_MAX (1024 * 1024)
+#define VMM_LOG_KEEP (64 * 1024)
+
+static void cap_vmm_log(const char *dir)
+{
+    _cleanup_free_ char *p = path_join(dir, VM_FILE_VMM_LOG);
+    _cleanup_close_ int fd = -1;
+    struct stat st;
+    off_t end;
+
+    if (!p || (fd = open(p, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)) < 0 ||
+        fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (int64_t)st.st_blocks * 512 <= VMM_LOG_MAX)
+        return;
+    end = (st.st_size - VMM_LOG_KEEP) & ~(off_t)4095;
+    if (end > 0 && fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, end) == 0)
+        log_info("console log: %s: kept its last %d KiB on disk", p, VMM_LOG_KEEP / 1024);
+}
+
 /* Check one VM directory; rotate its serial.log under the VM's lifecycle
  * lock when it is over the cap.  Never blocks on that lock. */
 static void check_vm(struct console_log *cl, const char *dir)
@@ -361,6 +384,7 @@ static void check_vm(struct console_log *cl, const char *dir)
     bool gone;
     int r;
 
+    cap_vmm_log(dir);
     if (!logp || fstatat(AT_FDCWD, logp, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
         st.st_size <= cl->cap)
         return;

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "engine-internal.h"
@@ -35,11 +36,20 @@
 #include "log.h"
 #include "vm-internal.h"
 
-#define CMDLINE_MAX (64 * 1024)
+/* The RAM block a state with RAM inside was saved from: QEMU's RAM
+ * section, at the start of the stream, names every block.  A VM without a
+ * named backend has the machine's own block, "microvm.ram". */
+static const char *stream_ram_block(const char *state)
+{
+    _cleanup_close_ int fd = open(state, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    char head[64 * 1024];
+    ssize_t n = fd >= 0 ? read(fd, head, sizeof(head)) : -1;
+
+    return n > 0 && memmem(head, (size_t)n, "microvm.ram", 11) ? "" : "mem";
+}
 
 /* Step 1: v2 checkpoints.  Those servers always set x-ignore-shared; RAM
- * was in memory.snap when the VM had a RAM file, else inside the state,
- * and every VM they could checkpoint that way had the backend "mem". */
+ * was in memory.snap when the VM had a RAM file, else inside the state. */
 static void upgrade_checkpoint_rows(struct engine *eng)
 {
     struct db_checkpoint *list = NULL;
@@ -49,41 +59,22 @@ static void upgrade_checkpoint_rows(struct engine *eng)
         return;
     for (size_t i = 0; i < n; i++) {
         struct db_checkpoint *c = &list[i];
-        _cleanup_free_ char *cps = NULL, *mem = NULL;
+        _cleanup_free_ char *cps = NULL, *mem = NULL, *state = NULL;
         if (c->has_format)
             continue;
         cps = engine_checkpoints_dir(eng, c->user_id, c->vm_name);
-        if (!cps || asprintf(&mem, "%s/%s/%s", cps, c->id, VM_FILE_MEMORY) < 0) {
-            mem = NULL;
+        if (!cps || asprintf(&mem, "%s/%s/%s", cps, c->id, VM_FILE_MEMORY) < 0 ||
+            asprintf(&state, "%s/%s/%s", cps, c->id, VM_FILE_VMSTATE) < 0)
             continue;
-        }
-        snprintf(c->mem_format, sizeof(c->mem_format), "%s",
-                 path_exists(mem) ? CP_MEM_FILE : CP_MEM_STREAM);
+        bool file = path_exists(mem);
+        snprintf(c->mem_format, sizeof(c->mem_format), "%s", file ? CP_MEM_FILE : CP_MEM_STREAM);
         c->ignore_shared = true;
-        snprintf(c->ram_block, sizeof(c->ram_block), "mem");
+        snprintf(c->ram_block, sizeof(c->ram_block), "%s", file ? "mem" : stream_ram_block(state));
         if (db_checkpoint_set_format(eng->db, c) == 0)
-            log_info("reconcile: checkpoint %s of an older server: %s format", c->id,
-                     c->mem_format);
+            log_info("reconcile: checkpoint %s of an older server: %s format, RAM block %s", c->id,
+                     c->mem_format, c->ram_block[0] ? c->ram_block : "microvm.ram");
     }
     free(list);
-}
-
-/* Read a process's command line (NUL-separated); 0 or -errno. */
-static int read_cmdline(long pid, char **ret, size_t *ret_len)
-{
-    char path[64];
-
-    snprintf(path, sizeof(path), "/proc/%ld/cmdline", pid);
-    return read_file(path, CMDLINE_MAX, ret, ret_len);
-}
-
-/* The value following the argument "flag" in a command line, or NULL. */
-static const char *cmdline_arg(const char *buf, size_t len, const char *flag)
-{
-    for (const char *a = buf; a < buf + len; a += strlen(a) + 1)
-        if (strcmp(a, flag) == 0 && a + strlen(a) + 1 < buf + len)
-            return a + strlen(a) + 1;
-    return NULL;
 }
 
 /* Rows of older servers do not say how the VM's RAM is backed: read it from
@@ -93,11 +84,10 @@ static void learn_ram_backing(struct engine *eng, struct db_vm *vm)
     _cleanup_free_ char *buf = NULL;
     size_t len = 0;
     const char *m;
-    bool found = false;
 
-    if (read_cmdline(vm->pid, &buf, &len) < 0)
+    if (vmm_proc_cmdline(vm->pid, &buf, &len) < 0)
         return;
-    m = cmdline_arg(buf, len, "-M");
+    m = vmm_cmdline_arg(buf, len, "-M");
     snprintf(vm->ram_backing, sizeof(vm->ram_backing), "%s", VM_RAM_NONE);
     vm->ram_path[0] = '\0';
     for (const char *a = buf; m && strstr(m, "memory-backend=mem") && a < buf + len;
@@ -105,7 +95,6 @@ static void learn_ram_backing(struct engine *eng, struct db_vm *vm)
         const char *path, *end;
         if (strncmp(a, "memory-backend-", 15) != 0 || !strstr(a, "id=mem"))
             continue;
-        found = true;
         path = strstr(a, "mem-path=");
         if (!path) {
             snprintf(vm->ram_backing, sizeof(vm->ram_backing), "%s", VM_RAM_ANON);
@@ -118,14 +107,21 @@ static void learn_ram_backing(struct engine *eng, struct db_vm *vm)
                  strstr(a, "share=on") ? VM_RAM_SHARED : VM_RAM_PRIVATE);
         break;
     }
-    (void)found;
     log_info("reconcile: VM %s/%s of an older server: RAM %s%s%s", vm->user_id, vm->name,
              vm->ram_backing, vm->ram_path[0] ? " " : "", vm->ram_path);
 }
 
-/* A restore cut short: kill the new VMM, move the directories back, and let
- * the old VMM (the row still names it) run on; recover() resumes it. */
-static void roll_back_restore(struct engine *eng, struct db_vm *vm)
+/* A restore cut short: move the directories back and let the old VMM
+ * (the row still names it; the new one was pending and is killed) run on;
+ * recover() resumes it.  restore_in_place (restore.c) removes any leftover
+ * aside directory before it marks the row, so an existing aside is this
+ * restore's:
+ *   staging present, aside absent          not swapped yet
+ *   aside present, VM directory absent     cut between the two renames
+ *   aside present, staging absent          swapped: the VM dir is the new one
+ * Returns false when the old directory could not be put back: the row
+ * stays "restoring" (and the aside is never swept) for the next start. */
+static bool roll_back_restore(struct engine *eng, struct db_vm *vm)
 {
     _cleanup_free_ char *dir = engine_vm_dir(eng, vm->user_id, vm->name);
     _cleanup_free_ char *staging = vm_staging_dir(eng, vm, "restoring");
@@ -134,15 +130,21 @@ static void roll_back_restore(struct engine *eng, struct db_vm *vm)
     log_warn("reconcile: VM %s/%s was being restored when the server stopped; rolling back",
              vm->user_id, vm->name);
     if (!dir || !staging || !aside)
-        return;
+        return false;
     if (path_exists(aside)) {
-        /* swapped: dir is the new VM's, aside the old one's */
-        storage_remove_tree(eng->storage, dir);
-        if (rename(aside, dir) < 0)
+        if (path_exists(dir) && !path_exists(staging) &&
+            storage_remove_tree(eng->storage, dir) < 0) {
+            log_error("reconcile: cannot remove the half-restored %s", dir);
+            return false;
+        }
+        if (!path_exists(dir) && rename(aside, dir) < 0) {
             log_error("reconcile: cannot move %s back to %s: %s", aside, dir, strerror(errno));
+            return false;
+        }
     }
     storage_remove_tree(eng->storage, staging);
     snprintf(vm->phase, sizeof(vm->phase), "%s", VM_PHASE_READY);
+    return true;
 }
 
 /* Step 2 for one row; returns whether the VM runs afterwards. */
@@ -167,10 +169,8 @@ static bool settle_vm(struct engine *eng, struct db_vm *vm)
         vm_teardown(eng, vm, NULL, &e);
         return false;
     }
-    if (strcmp(vm->phase, VM_PHASE_RESTORING) == 0) {
-        roll_back_restore(eng, vm);
-        changed = true;
-    }
+    if (strcmp(vm->phase, VM_PHASE_RESTORING) == 0)
+        changed = roll_back_restore(eng, vm) || changed;
     bool running = engine_vm_row_is_running(vm);
     if (running && !vm->ram_backing[0]) {
         learn_ram_backing(eng, vm);
@@ -208,12 +208,11 @@ static bool instance_is_known(const struct db_vm *rows, size_t n, const char *id
 static void kill_orphan_vmms(struct engine *eng, const struct db_vm *rows, size_t n,
                              bool keep_golden)
 {
-    _cleanup_free_ char *needle = NULL, *golden_needle = NULL;
+    _cleanup_free_ char *golden_prefix = NULL;
     DIR *d = opendir("/proc");
     struct dirent *de;
 
-    if (!d || asprintf(&needle, "%s/", eng->data_dir) < 0 ||
-        asprintf(&golden_needle, "%s/golden.build-", eng->data_dir) < 0) {
+    if (!d || asprintf(&golden_prefix, "%s/golden.build-", eng->data_dir) < 0) {
         if (d)
             closedir(d);
         return;
@@ -224,15 +223,15 @@ static void kill_orphan_vmms(struct engine *eng, const struct db_vm *rows, size_
         char *end;
         long pid = strtol(de->d_name, &end, 10);
         const char *name;
-        if (*end || pid <= 0 || pid == getpid() || read_cmdline(pid, &buf, &len) < 0)
+        if (*end || pid <= 0 || pid == getpid() || vmm_proc_cmdline(pid, &buf, &len) < 0)
             continue;
-        name = cmdline_arg(buf, len, "-name");
+        name = vmm_cmdline_arg(buf, len, "-name");
         if (!name || strncmp(name, "noid-", 5) != 0 || strlen(name + 5) != 32 ||
-            !memmem(buf, len, needle, strlen(needle)))
+            !vmm_cmdline_mentions_dir(buf, len, eng->data_dir))
             continue;
         if (instance_is_known(rows, n, name + 5))
             continue;
-        if (keep_golden && memmem(buf, len, golden_needle, strlen(golden_needle)))
+        if (keep_golden && memmem(buf, len, golden_prefix, strlen(golden_prefix)))
             continue;
         log_warn("reconcile: stopping VMM pid %ld (%s): no VM row names it", pid, name);
         vmm_proc_kill_instance(name + 5, 10000);
@@ -240,23 +239,44 @@ static void kill_orphan_vmms(struct engine *eng, const struct db_vm *rows, size_
     closedir(d);
 }
 
-/* Step 4: RAM files of our mem_dir that no live VM maps. */
+/* Whether name is one we create in mem_dir: <32 hex>.ram, its copy in
+ * progress .<32 hex>.ram.partial, or a checkpoint's stage .cp-<16 hex>. */
+static bool is_our_ram_name(const char *name)
+{
+    size_t hex = strspn(name + (name[0] == '.'), "0123456789abcdef");
+
+    if (strncmp(name, ".cp-", 4) == 0)
+        return strspn(name + 4, "0123456789abcdef") == 16 && name[20] == '\0';
+    if (name[0] == '.')
+        return hex == 32 && strcmp(name + 33, ".ram.partial") == 0;
+    return hex == 32 && strcmp(name + 32, ".ram") == 0;
+}
+
+/* Step 4: RAM files of our mem_dir that no live VM maps, and what
+ * checkpoints staged there.  Only a directory that is ours (no symlink,
+ * owned by us, mode 0700: what vm_mem_dir_ready makes) is swept, and in it
+ * only names of ours: mem_dir may be set to a shared place. */
 static void remove_stale_ram_files(struct engine *eng, const struct db_vm *rows, size_t n)
 {
     _cleanup_free_ char *dir = vm_mem_dir(eng);
-    DIR *d = dir ? opendir(dir) : NULL;
+    int fd = dir ? open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
+    struct stat st;
     struct dirent *de;
+    DIR *d;
 
-    if (!d)
+    if (fd < 0)
         return;
+    if (fstat(fd, &st) < 0 || st.st_uid != geteuid() || (st.st_mode & 07777) != 0700 ||
+        !(d = fdopendir(fd))) {
+        close(fd);
+        return;
+    }
     while ((de = readdir(d))) {
         _cleanup_free_ char *p = NULL;
         bool live = false;
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
-            !(p = path_join(dir, de->d_name)))
+        if (!is_our_ram_name(de->d_name) || !(p = path_join(dir, de->d_name)))
             continue;
-        if (strncmp(de->d_name, ".cp-", 4) == 0) {
-            /* a checkpoint's pause output, staged here (checkpoint.c) */
+        if (de->d_name[0] == '.') {
             log_info("reconcile: removing leftover %s", p);
             rm_rf(p);
             continue;
@@ -267,6 +287,17 @@ static void remove_stale_ram_files(struct engine *eng, const struct db_vm *rows,
             log_info("reconcile: removed stale guest RAM file %s", p);
     }
     closedir(d);
+}
+
+/* A .replaced-<name> directory whose VM directory is missing holds the VM
+ * (a restore whose roll back could not finish): never swept. */
+static bool is_only_copy(const char *dir, const char *n)
+{
+    _cleanup_free_ char *vm = NULL;
+
+    if (strncmp(n, ".replaced-", 10) != 0 || !(vm = path_join(dir, n + 10)))
+        return false;
+    return !path_exists(vm);
 }
 
 /* Step 5: dot-named entries are work in progress of some operation; at
@@ -287,9 +318,11 @@ static void sweep_dot_entries(struct engine *eng, const char *dir, int depth)
         p = path_join(dir, n);
         if (!p)
             break;
-        if (n[0] == '.') {
+        if (n[0] == '.' && !is_only_copy(dir, n)) {
             log_info("reconcile: removing leftover %s", p);
             storage_remove_tree(eng->storage, p);
+        } else if (n[0] == '.') {
+            log_warn("reconcile: keeping %s: it is the only copy of its VM", p);
         } else if (de->d_type == DT_DIR && depth > 0) {
             sweep_dot_entries(eng, p, depth - 1);
         }

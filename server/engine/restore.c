@@ -107,7 +107,10 @@ static int start_from_checkpoint(struct engine *eng, struct db_vm *vm, struct vm
         if (!path_exists(mem))
             return nerr_set(e, -EIO, "checkpoint %s is damaged: its memory file is missing",
                             cp->id);
-        if (clone || !be->ops->supports_shared_memory_file(be)) {
+        /* in place, the VM gets a RAM file of its own when it can have one;
+         * else (and clones) it maps the checkpoint's memory copy-on-write,
+         * through the writable twin where the checkpoint is read-only */
+        if (clone || !vm_can_have_ram_file(eng, be)) {
             r = clone_memory_file(eng, cp_dir, mem, &clone_mem, e);
             if (r < 0)
                 return r;
@@ -149,7 +152,7 @@ static int restore_in_place(struct engine *eng, struct db_vm *vm, struct vm_rt *
     _cleanup_free_ char *aside = vm_staging_dir(eng, vm, "replaced");
     struct vmm_backend *be = engine_backend(eng, vm->vmm);
     struct db_vm old = *vm;
-    bool paused = false, swapped = false, started = false;
+    bool marked = false, paused = false, swapped = false, started = false, stuck = false;
     int r;
 
     if (!vm_dir || !cp_dir || !staging || !aside)
@@ -161,23 +164,31 @@ static int restore_in_place(struct engine *eng, struct db_vm *vm, struct vm_rt *
         goto fail;
     test_hook("restore-staged");
 
+    /* an aside left by an earlier restore would pass for this one's in a
+     * roll back after a crash */
+    storage_remove_tree(eng->storage, aside);
+    if (path_exists(aside)) {
+        r = nerr_set(e, -EIO, "cannot remove the leftover %s", aside);
+        goto fail;
+    }
     snprintf(vm->phase, sizeof(vm->phase), "%s", VM_PHASE_RESTORING);
     r = vm_save_row(eng, vm, e);
     if (r < 0)
         goto fail;
+    marked = true;
     if (engine_vm_row_is_running(&old)) {
         struct nerr ignored = {0};
         paused = be->ops->pause(be, vm_dir, &ignored) >= 0;
     }
     engine_vm_agent_drop(rt);
-    storage_remove_tree(eng->storage, aside);
     if (rename(vm_dir, aside) < 0) {
         r = nerr_set(e, -EIO, "cannot move the VM aside: %s", strerror(errno));
         goto fail;
     }
     if (rename(staging, vm_dir) < 0) {
         r = nerr_set(e, -EIO, "cannot move the restored VM in: %s", strerror(errno));
-        rename(aside, vm_dir);
+        if (rename(aside, vm_dir) < 0)
+            stuck = true;
         goto fail;
     }
     swapped = true;
@@ -200,21 +211,25 @@ fail:
     if (started)
         vm_teardown_runtime(eng, vm, rt);
     if (swapped) {
-        storage_remove_tree(eng->storage, vm_dir);
-        if (rename(aside, vm_dir) < 0)
-            log_error("vm %s/%s: cannot move the old VM back from %s: %s", vm->user_id, vm->name,
-                      aside, strerror(errno));
+        if (storage_remove_tree(eng->storage, vm_dir) < 0 || rename(aside, vm_dir) < 0)
+            stuck = true;
     }
+    if (stuck)
+        log_error("vm %s/%s: cannot move the old VM back from %s: %s; it stays \"restoring\" "
+                  "until the next start rolls it back",
+                  vm->user_id, vm->name, aside, strerror(errno));
     storage_remove_tree(eng->storage, staging);
     *vm = old;
-    if (paused) {
+    if (paused && !stuck) {
         struct nerr ignored = {0};
         if (be->ops->resume(be, vm_dir, &ignored) < 0)
-            log_warn("vm %s/%s: cannot resume after a failed restore: %s", vm->user_id, vm->name,
-                     ignored.msg);
+            log_warn("vm %s/%s: cannot resume after a failed restore: %s", vm->user_id,
+                     vm->name, ignored.msg);
     }
-    if (strcmp(vm->phase, VM_PHASE_READY) != 0 || swapped || started) {
+    if (marked) {
         struct nerr ignored = {0};
+        if (stuck)
+            snprintf(vm->phase, sizeof(vm->phase), "%s", VM_PHASE_RESTORING);
         vm_save_row(eng, vm, &ignored);
     }
     return r;

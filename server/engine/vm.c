@@ -343,6 +343,13 @@ int vm_save_row(struct engine *eng, const struct db_vm *vm, struct nerr *e)
     return 0;
 }
 
+bool vm_can_have_ram_file(struct engine *eng, struct vmm_backend *be)
+{
+    _cleanup_free_ char *memdir = vm_mem_dir(eng);
+
+    return memdir && be->ops->supports_shared_memory_file(be) && vm_mem_dir_ready(memdir);
+}
+
 /* Fill the RAM fields of b for spec; *ret_own_file is a RAM file this start
  * creates (removed again if the start fails). */
 static int choose_ram(struct engine *eng, struct vmm_backend *be, const struct vm_start_spec *spec,
@@ -528,25 +535,35 @@ void vm_teardown_runtime(struct engine *eng, const struct db_vm *vm, struct vm_r
         unlink(vm->ram_path);
 }
 
-int vm_teardown(struct engine *eng, const struct db_vm *vm, struct vm_rt *rt,
-                       struct nerr *e)
+int vm_teardown(struct engine *eng, const struct db_vm *vm, struct vm_rt *rt, struct nerr *e)
 {
     _cleanup_free_ char *dir = engine_vm_dir(eng, vm->user_id, vm->name);
     _cleanup_free_ char *cps = engine_checkpoints_dir(eng, vm->user_id, vm->name);
+    _cleanup_free_ char *dir_gone = NULL, *cps_gone = NULL;
     int r;
 
-    if (!dir || !cps)
+    if (!dir || !cps || !(dir_gone = storage_temp_name(dir, "destroyed")) ||
+        !(cps_gone = storage_temp_name(cps, "destroyed")))
         return -ENOMEM;
     vm_teardown_runtime(eng, vm, rt);
-    r = storage_remove_tree(eng->storage, cps);
-    if (r < 0)
-        return nerr_set(e, r, "cannot remove %s: %s", cps, strerror(-r));
-    r = storage_remove_tree(eng->storage, dir);
-    if (r < 0)
-        return nerr_set(e, r, "cannot remove %s: %s", dir, strerror(-r));
+    /* out of sight first, the row next, the files last: a crash or a
+     * failure in between leaves dot-named trees for the sweep at start,
+     * never a listed checkpoint without its files */
+    storage_remove_tree(eng->storage, dir_gone);
+    storage_remove_tree(eng->storage, cps_gone);
+    if (rename(cps, cps_gone) < 0 && errno != ENOENT)
+        return nerr_set(e, -errno, "cannot remove %s: %s", cps, strerror(errno));
+    if (rename(dir, dir_gone) < 0 && errno != ENOENT)
+        return nerr_set(e, -errno, "cannot remove %s: %s", dir, strerror(errno));
     r = db_vm_delete(eng->db, vm->id);
     if (r < 0 && r != -ENOENT)
         return nerr_set(e, r, "cannot delete the VM row: %s", db_errmsg(eng->db));
+    r = storage_remove_tree(eng->storage, cps_gone);
+    if (r >= 0)
+        r = storage_remove_tree(eng->storage, dir_gone);
+    if (r < 0)
+        log_warn("vm %s/%s: files left for the next start to remove: %s", vm->user_id,
+                 vm->name, strerror(-r));
     return 0;
 }
 

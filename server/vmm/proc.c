@@ -116,6 +116,34 @@ int vmm_proc_kill_matching(const char *needle, int timeout_ms)
     return killed;
 }
 
+int vmm_proc_cmdline(int64_t pid, char **ret, size_t *ret_len)
+{
+    char path[64];
+
+    snprintf(path, sizeof(path), "/proc/%lld/cmdline", (long long)pid);
+    return read_file(path, VMM_CMDLINE_MAX, ret, ret_len);
+}
+
+const char *vmm_cmdline_arg(const char *buf, size_t len, const char *flag)
+{
+    for (const char *a = buf; a < buf + len; a += strlen(a) + 1)
+        if (strcmp(a, flag) == 0 && a + strlen(a) + 1 < buf + len)
+            return a + strlen(a) + 1;
+    return NULL;
+}
+
+bool vmm_cmdline_mentions_dir(const char *buf, size_t len, const char *dir)
+{
+    size_t dlen = strlen(dir);
+
+    /* a path argument, or the value of one of its key=value options */
+    for (const char *a = buf; a < buf + len; a += strlen(a) + 1)
+        for (const char *v = a; v; v = strpbrk(v, ",=") ? strpbrk(v, ",=") + 1 : NULL)
+            if (strncmp(v, dir, dlen) == 0 && (v[dlen] == '/' || v[dlen] == '\0' || v[dlen] == ','))
+                return true;
+    return false;
+}
+
 int vmm_proc_kill_instance(const char *instance_id, int timeout_ms)
 {
     /* ids are 32 random hex digits: no other process has one by chance */

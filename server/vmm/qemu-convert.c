@@ -39,19 +39,16 @@
 #include "test_hook.h"
 #include "timeutil.h"
 
-#define CMDLINE_MAX (64 * 1024)
 
 /* The VM's running command line, one string per argument. */
 static int read_vm_argv(const char *vm_dir, char **ret_buf, size_t *ret_len, struct nerr *e)
 {
-    char path[64];
     int64_t pid;
     int r = qemu_read_pidfile(vm_dir, &pid);
 
     if (r < 0)
         return nerr_set(e, r, "cannot read the VM's QEMU pid: %s", strerror(-r));
-    snprintf(path, sizeof(path), "/proc/%lld/cmdline", (long long)pid);
-    r = read_file(path, CMDLINE_MAX, ret_buf, ret_len);
+    r = vmm_proc_cmdline(pid, ret_buf, ret_len);
     if (r < 0 || *ret_len == 0)
         return nerr_set(e, r < 0 ? r : -ESRCH, "cannot read the VM's QEMU command line");
     return 0;
@@ -182,8 +179,10 @@ static int start_helper(const char *vm_dir, const struct vmm_convert *c, int64_t
                         tail[0] ? tail : "no message");
     }
     r = qemu_read_pidfile(c->work_dir, ret_pid);
-    if (r < 0)
+    if (r < 0) {
+        vmm_proc_kill_instance(c->instance_id, 10000); /* it runs, but we cannot track it */
         return nerr_set(e, r, "the helper QEMU's pid file is unreadable");
+    }
     return 0;
 }
 

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "textutil.h"
 #include "timeutil.h"
 
 int qemu_mig_set_cap(struct qmp *m, const char *cap, bool on, struct nerr *e)
@@ -55,9 +56,14 @@ int qemu_mig_query(struct qmp *m, struct qemu_mig_info *ret, struct nerr *e)
     memset(ret, 0, sizeof(*ret));
     /* before the first migration QEMU answers {} */
     if (json_object_object_get_ex(o, "status", &v))
-        snprintf(ret->status, sizeof(ret->status), "%s", json_object_get_string(v));
-    if (json_object_object_get_ex(o, "error-desc", &v))
-        snprintf(ret->error, sizeof(ret->error), "%s", json_object_get_string(v));
+        text_sanitize(json_object_get_string(v), strlen(json_object_get_string(v)), ret->status,
+                      sizeof(ret->status));
+    /* QEMU's words go into API errors and logs: escaped (a guest may have
+     * a say in what a compromised QEMU writes) */
+    if (json_object_object_get_ex(o, "error-desc", &v)) {
+        const char *t = json_object_get_string(v);
+        text_sanitize(t, strlen(t), ret->error, sizeof(ret->error));
+    }
     json_object_put(o);
     return 0;
 }

@@ -278,7 +278,7 @@ static int qemu_load_state(const struct vmm_boot *b, struct nerr *e)
         if (r < 0)
             goto out;
     } else if (strcmp(status, "running") != 0) {
-        r = nerr_set(e, -EIO, "QEMU is in state '%s' after loading the saved state", status);
+        r = nerr_set(e, -EIO, "QEMU is in an unexpected state after loading the saved state");
         goto out;
     }
     r = 0;
@@ -462,6 +462,24 @@ static int explain_full_disk(int fd, int r, struct nerr *e)
 /* The pause of a checkpoint in one QMP session, with everything that does
  * not need the VM stopped (capabilities, the file's descriptor) done before
  * the stop: the pause is the stop, the save and the resume. */
+/* After a failed checkpoint pause: the VM must run again.  A fresh QMP
+ * session, since the failure may have been the session itself (QMP replies
+ * carry no ids: after a timeout the old one cannot be trusted). */
+static void resume_after_failure(const char *vm_dir)
+{
+    struct qmp *m = NULL;
+
+    if (qmp_open(vm_dir, &m, NULL) < 0) {
+        log_warn("cannot reach QEMU in %s to resume it after a failed checkpoint", vm_dir);
+        return;
+    }
+    qemu_mig_abort_and_resume(m);
+    qmp_close(m);
+}
+
+/* The pause of a checkpoint in one QMP session, with everything that does
+ * not need the VM stopped (capabilities, the file's descriptor) done before
+ * the stop: the pause is the stop, the save and the resume. */
 static int qemu_checkpoint(struct vmm_backend *be, const char *vm_dir, struct vmm_save *s,
                            struct nerr *e)
 {
@@ -471,8 +489,8 @@ static int qemu_checkpoint(struct vmm_backend *be, const char *vm_dir, struct vm
     struct qemu_mig_info mi;
     struct pause_work w;
     uint64_t writes = 0;
-    bool stopped = false, have;
-    int64_t t0 = 0;
+    bool stop_sent = false, fd_given = false, have;
+    int64_t t0 = 0, t_saved;
     int r;
 
     if (fd < 0)
@@ -490,24 +508,26 @@ static int qemu_checkpoint(struct vmm_backend *be, const char *vm_dir, struct vm
         json_object *args = json_object_new_object();
         json_object_object_add(args, "fdname", json_object_new_string("noidsave"));
         r = qmp_execute(m, "getfd", args, fd, NULL, e);
+        fd_given = r >= 0;
     }
     if (r < 0)
         goto out;
     t0 = time_mono_ns();
+    stop_sent = true; /* whatever the answer: it may have stopped */
     r = qmp_execute(m, "stop", NULL, -1, NULL, e);
     if (r < 0)
         goto out;
-    stopped = true;
     have = query_disk_writes(m, &writes, NULL) >= 0;
     pause_work_start(&w, s, writes, have);
     json_object *margs = json_object_new_object();
     json_object_object_add(margs, "uri", json_object_new_string("fd:noidsave"));
     r = qmp_execute(m, "migrate", margs, -1, NULL, e);
+    fd_given = fd_given && r < 0; /* a started migration owns and closes it */
     if (r >= 0)
         r = qemu_mig_wait(m, saved, time_mono_ms() + QEMU_MIGRATE_TIMEOUT_MS, &mi, e);
     if (r < 0)
         r = explain_full_disk(fd, r, e);
-    int64_t t_saved = time_mono_ns();
+    t_saved = time_mono_ns();
     r = pause_work_join(&w, r, e);
     log_debug("checkpoint pause: state saved after %.1f ms, side work done %.1f ms later",
               (double)(t_saved - t0) / 1e6, (double)(time_mono_ns() - t_saved) / 1e6);
@@ -515,11 +535,18 @@ static int qemu_checkpoint(struct vmm_backend *be, const char *vm_dir, struct vm
     if (r >= 0)
         r = qmp_execute(m, "cont", NULL, -1, NULL, e);
 out:
-    if (r < 0 && stopped)
-        qemu_mig_abort_and_resume(m);
+    if (r < 0 && fd_given) {
+        /* QEMU keeps a descriptor it was given until told: it would hold
+         * the (preallocated) stage file */
+        json_object *args = json_object_new_object();
+        json_object_object_add(args, "fdname", json_object_new_string("noidsave"));
+        qmp_execute(m, "closefd", args, -1, NULL, NULL);
+    }
+    qmp_close(m);
+    if (r < 0 && stop_sent)
+        resume_after_failure(vm_dir);
     if (t0)
         s->pause_ns = time_mono_ns() - t0;
-    qmp_close(m);
     return r;
 }
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "textutil.h"
 #include "timeutil.h"
 #include "unixsock.h"
 #include "vmm.h"
@@ -93,9 +94,13 @@ int qmp_execute(struct qmp *q, const char *cmd, json_object *args, int passfd,
         }
         if (json_object_object_get_ex(msg, "error", &v)) {
             json_object *desc = NULL;
-            json_object_object_get_ex(v, "desc", &desc);
-            nerr_set(e, -EIO, "QEMU refused '%s': %s", cmd,
-                     desc ? json_object_get_string(desc) : "unknown error");
+            const char *d = "unknown error";
+            char safe[200];
+            if (json_object_object_get_ex(v, "desc", &desc) && json_object_get_string(desc))
+                d = json_object_get_string(desc);
+            /* QEMU's text reaches API errors and logs: escaped */
+            text_sanitize(d, strlen(d), safe, sizeof(safe));
+            nerr_set(e, -EIO, "QEMU refused '%s': %s", cmd, safe);
             json_object_put(msg);
             return -EIO;
         }

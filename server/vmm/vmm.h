@@ -179,6 +179,16 @@ int vmm_proc_kill_matching(const char *needle, int timeout_ms);
  * our log.  "" when there is no log. */
 void vmm_log_tail(const char *vm_dir, char *out, size_t size);
 
+/* A process's command line (NUL-separated, at most VMM_CMDLINE_MAX). */
+#define VMM_CMDLINE_MAX (64 * 1024)
+int vmm_proc_cmdline(int64_t pid, char **ret, size_t *ret_len);
+/* The argument after flag in a command line, or NULL. */
+const char *vmm_cmdline_arg(const char *buf, size_t len, const char *flag);
+/* Whether an argument of the command line, or the value of one of its
+ * key=value options, is dir or a path below it (not a mere substring:
+ * /data must not match /mnt/data). */
+bool vmm_cmdline_mentions_dir(const char *buf, size_t len, const char *dir);
+
 /* SIGKILL every process whose command line holds instance_id (a VMM whose
  * pid may never have been learnt: a crash during its start). */
 int vmm_proc_kill_instance(const char *instance_id, int timeout_ms);

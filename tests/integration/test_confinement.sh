@@ -65,7 +65,26 @@ assert_eq kept "$(noid exec v2 -- cat /root/mark)" "restore with QEMU unprivileg
 assert_eq "$vmm_user" "$(ps -o user= -p "$(sqlite3 "$T/data/noid.db" "select pid from vms where name='v2'")")" "restored QEMU's user"
 ok "checkpoint and restore work with QEMU unprivileged"
 
+# a RAM directory that is not ours (here: a symlink planted where the
+# default one goes) is neither used nor swept
 stop_server
+memdir="/dev/shm/noid-$(printf '%s' "$T/data" | sha256sum | cut -c1-16)"
+mkdir -p "$T/decoy"
+decoy="$T/decoy/0123456789abcdef0123456789abcdef.ram"
+echo precious > "$decoy"
+mv "$memdir" "$memdir.real"
+ln -s "$T/decoy" "$memdir"
+start_server
+cli_login "$A"
+assert_eq precious "$(cat "$decoy")" "a file behind a planted RAM directory"
+noid create v3 --mem 320 > /dev/null # a cold boot: it would want a RAM file
+assert_eq running "$(vm_state v3)" "a VM is created without the planted RAM directory"
+grep -q "mem_dir $memdir is not a private directory of ours" "$T/server.log" || fail "no warning about the planted RAM directory"
+stop_server
+rm "$memdir"
+mv "$memdir.real" "$memdir"
+ok "a planted RAM directory is neither used nor swept"
+
 echo 'vmm_user = "no-such-user-xyz"' >> "$T/server.toml"
 rc=0
 "$SERVER_BIN" serve --config "$T/server.toml" > "$T/bad.out" 2>&1 || rc=$?

@@ -184,4 +184,20 @@ wait_for_line "$LOG" after-rotation-marker "output after the rotation"
 grep -a -q after-rotation-marker "$OLD" && fail "the marker went to serial.log.1"
 assert_eq running "$(vm_state vm)" "VM state after the restart"
 ok "a log grown while the server was down ($s0 bytes) is capped by the first scan; later output lands in serial.log"
+# ---- QEMU's own log (vmm.log) cannot fill the disk ----
+# QEMU writes it at its own offset, so the server punches out all but its
+# last 64 KiB once more than 1 MiB is allocated.  Lines appended here stand
+# for a QEMU that complains in a loop.
+VMMLOG="$D/vmm.log"
+for i in $(seq 1 40000); do echo "qemu-system-x86_64: complaint $i about something the guest did"; done >> "$VMMLOG"
+echo "qemu-system-x86_64: the last word" >> "$VMMLOG"
+for i in $(seq 1 100); do
+    [ "$(( $(stat -c %b "$VMMLOG") * 512 ))" -le $((1024 * 1024)) ] && break
+    sleep 0.1
+done
+alloc=$(( $(stat -c %b "$VMMLOG") * 512 ))
+[ "$alloc" -le $((1024 * 1024)) ] || fail "vmm.log still has $alloc bytes on disk"
+tail -n 1 "$VMMLOG" | grep -q 'the last word' || fail "vmm.log lost its tail"
+assert_eq running "$(vm_state vm)" "VM state after vmm.log was trimmed"
+ok "vmm.log is trimmed to its tail on disk ($alloc bytes allocated)"
 it_done
