@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "log.h"
 #include "wire.h"
 
 /* Build the response; http.c queues it on the connection (from the thread
@@ -123,6 +124,11 @@ void api_reply_engine_error(struct api_request *rq, int r, const struct nerr *e)
 {
     unsigned status = api_status_for_errno(r);
 
+    /* a server-side failure: the administrator reads why in the log (the
+     * access line only has the status) */
+    if (status >= 500)
+        log_warn("%s %s failed (%u): %s", rq->method, rq->path, status,
+                 e && e->msg[0] ? e->msg : strerror(-r));
     if (e && e->msg[0])
         api_reply_error(rq, status, "%s", e->msg);
     else

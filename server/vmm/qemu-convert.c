@@ -69,10 +69,9 @@ static void option_value(const char *opts, const char *key, char *out, size_t si
 
 /* The helper's command line: the VM's own, with another name, RAM in a
  * shared mem_out, the disk read-only and unlocked, its log in work_dir,
- * never started (-S) and waiting for an incoming migration.  *ret_nfds
- * says how many fds the disk's fd set expects (0 for a VM with a disk path). */
+ * never started (-S) and waiting for an incoming migration. */
 static int helper_argv(const char *vm_dir, const struct vmm_convert *c, char ***ret,
-                       size_t *ret_nfds, struct nerr *e)
+                       struct nerr *e)
 {
     _cleanup_free_ char *buf = NULL;
     char **argv = NULL;
@@ -110,12 +109,6 @@ static int helper_argv(const char *vm_dir, const struct vmm_convert *c, char ***
             r |= qemu_argv_add(&argv, &n, "%s,readonly=on%s", next,
                                strstr(next, "file.locking=") ? "" : ",file.locking=off");
             a = next;
-        } else if (strcmp(a, "-add-fd") == 0 && next) {
-            /* the disk's fd set: start_helper passes read-only fds */
-            (*ret_nfds)++;
-            r |= qemu_argv_add(&argv, &n, "%s", a);
-            r |= qemu_argv_add(&argv, &n, "%s", next);
-            a = next;
         } else if (strcmp(a, "-D") == 0 && next) {
             r |= qemu_argv_add(&argv, &n, "-D");
             r |= qemu_argv_add(&argv, &n, "%s/%s", c->work_dir, VM_FILE_VMM_LOG);
@@ -145,33 +138,17 @@ static int start_helper(const char *vm_dir, const struct vmm_convert *c, int64_t
                         struct nerr *e)
 {
     _cleanup_free_ char *log = path_join(c->work_dir, VM_FILE_VMM_LOG);
-    _cleanup_free_ char *disk = path_join(vm_dir, VM_FILE_ROOTFS);
     struct spawn_opts so = {.cwd = c->work_dir, .stdout_path = log, .new_session = true};
-    int fds[SPAWN_MAX_PASS_FDS];
     char **argv = NULL;
-    size_t nfds = 0;
     char tail[300];
     int r;
 
-    if (!log || !disk)
+    if (!log)
         return -ENOMEM;
-    r = helper_argv(vm_dir, c, &argv, &nfds, e);
+    r = helper_argv(vm_dir, c, &argv, e);
     if (r < 0)
         return r;
-    /* the helper opens the disk read-only: every fd of its set is */
-    for (size_t i = 0; i < nfds && i < SPAWN_MAX_PASS_FDS && r >= 0; i++) {
-        fds[i] = open(disk, O_RDONLY | O_CLOEXEC);
-        if (fds[i] < 0) {
-            r = nerr_set(e, -errno, "cannot open %s: %s", disk, strerror(errno));
-            nfds = i;
-        }
-    }
-    so.pass_fds = fds;
-    so.n_pass_fds = MIN(nfds, (size_t)SPAWN_MAX_PASS_FDS);
-    if (r >= 0)
-        r = spawn_wait(argv, &so);
-    for (size_t i = 0; i < so.n_pass_fds; i++)
-        close(fds[i]);
+    r = spawn_wait(argv, &so);
     qemu_argv_free(argv);
     if (r != 0) {
         vmm_log_tail(c->work_dir, tail, sizeof(tail));

@@ -11,8 +11,6 @@
 
 /* The memory backend every VM's RAM lives behind (QEMU's RAM block name). */
 #define QEMU_RAM_BACKEND_ID "mem"
-/* The fd set (-add-fd) holding the VM's disk: fd 3 read-write, fd 4 read-only. */
-#define QEMU_DISK_FDSET 1
 
 /* seccomp filter: what works with -daemonize and -runas on QEMU 7.2
  * (spawn=deny forbids the daemonizing fork, elevateprivileges=deny the

@@ -160,21 +160,16 @@ static int build_argv(struct qemu *q, const struct vmm_boot *b, char ***ret)
     r |= qemu_argv_add(&argv, &n, "-nodefaults");
     r |= qemu_argv_add(&argv, &n, "-no-user-config");
     r |= qemu_argv_add(&argv, &n, "-nographic");
-    /* the disk comes as descriptors we opened (fd 3 read-write, fd 4
-     * read-only; qemu_start passes them): QEMU reopens its disk around a
-     * migration, after it has dropped to vmm_user, who cannot open the
-     * file by its path.  Image locking is off because those reopens through
-     * one fd set conflict with QEMU's own locks; the engine already makes
-     * sure one disk has one VMM. */
-    r |= qemu_argv_add(&argv, &n, "-add-fd");
-    r |= qemu_argv_add(&argv, &n, "fd=3,set=%d,opaque=rw", QEMU_DISK_FDSET);
-    r |= qemu_argv_add(&argv, &n, "-add-fd");
-    r |= qemu_argv_add(&argv, &n, "fd=4,set=%d,opaque=ro", QEMU_DISK_FDSET);
+    /* auto-read-only=off: the disk stays open read-write as QEMU opened
+     * it (as root, before -runas).  With the -drive default, QEMU reopens
+     * its disk read-only when a save deactivates it and read-write when the
+     * VM resumes, by path, as vmm_user, who cannot open anything under the
+     * data dir. */
     r |= qemu_argv_add(&argv, &n, "-drive");
     r |= qemu_argv_add(&argv, &n,
-                       "id=root,file=/dev/fdset/%d,file.locking=off,format=raw,if=none,"
-                       "cache=writeback,discard=unmap",
-                       QEMU_DISK_FDSET);
+                       "id=root,file=%s,format=raw,if=none,cache=writeback,discard=unmap,"
+                       "auto-read-only=off",
+                       b->rootfs);
     r |= qemu_argv_add(&argv, &n, "-device");
     r |= qemu_argv_add(&argv, &n, "virtio-blk-device,drive=root");
     r |= qemu_argv_add(&argv, &n, "-object");
@@ -293,8 +288,6 @@ static int qemu_start(struct vmm_backend *be, const struct vmm_boot *b, struct v
     struct qemu *q = Q(be);
     _cleanup_free_ char *log_path = path_join(b->vm_dir, VM_FILE_VMM_LOG);
     struct spawn_opts so = {.cwd = b->vm_dir, .stdout_path = log_path, .new_session = true};
-    _cleanup_close_ int disk_rw = -1, disk_ro = -1;
-    int disk_fds[2];
     char **argv = NULL;
     char tail[300];
     int64_t pid = 0;
@@ -302,14 +295,6 @@ static int qemu_start(struct vmm_backend *be, const struct vmm_boot *b, struct v
 
     if (!log_path)
         return -ENOMEM;
-    disk_rw = open(b->rootfs, O_RDWR | O_CLOEXEC);
-    disk_ro = open(b->rootfs, O_RDONLY | O_CLOEXEC);
-    if (disk_rw < 0 || disk_ro < 0)
-        return nerr_set(e, -errno, "cannot open the VM's disk %s: %s", b->rootfs, strerror(errno));
-    disk_fds[0] = disk_rw;
-    disk_fds[1] = disk_ro;
-    so.pass_fds = disk_fds;
-    so.n_pass_fds = 2;
     r = build_argv(q, b, &argv);
     if (r < 0)
         return r;

@@ -15,10 +15,8 @@
 
 extern char **environ;
 
-/* high[]: copies of o->pass_fds above every target number, so dup2-ing
- * them to 3, 4, ... in the child never overwrites one still to be moved. */
 static int setup(posix_spawn_file_actions_t *fa, posix_spawnattr_t *at, const struct spawn_opts *o,
-                 int stdout_pipe, const int *high)
+                 int stdout_pipe)
 {
     sigset_t none, all;
     short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
@@ -52,8 +50,6 @@ static int setup(posix_spawn_file_actions_t *fa, posix_spawnattr_t *at, const st
         posix_spawn_file_actions_addopen(fa, 2, "/dev/null", O_WRONLY, 0);
     else
         posix_spawn_file_actions_adddup2(fa, 1, 2);
-    for (size_t i = 0; o && i < o->n_pass_fds; i++)
-        posix_spawn_file_actions_adddup2(fa, high[i], 3 + (int)i);
     return 0;
 }
 
@@ -62,28 +58,13 @@ static int do_spawn(char *const argv[], const struct spawn_opts *o, int stdout_p
 {
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t at;
-    int high[SPAWN_MAX_PASS_FDS];
-    size_t n = o ? o->n_pass_fds : 0;
-    int r = 0;
+    int r;
 
-    if (n > SPAWN_MAX_PASS_FDS)
-        return -E2BIG;
-    for (size_t i = 0; i < n; i++) {
-        high[i] = fcntl(o->pass_fds[i], F_DUPFD_CLOEXEC, 3 + SPAWN_MAX_PASS_FDS);
-        if (high[i] < 0) {
-            r = -errno;
-            n = i;
-            goto out;
-        }
-    }
-    setup(&fa, &at, o, stdout_pipe, high);
-    r = -posix_spawnp(ret_pid, argv[0], &fa, &at, argv, environ);
+    setup(&fa, &at, o, stdout_pipe);
+    r = posix_spawnp(ret_pid, argv[0], &fa, &at, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&at);
-out:
-    for (size_t i = 0; i < n; i++)
-        close(high[i]);
-    return r;
+    return -r;
 }
 
 int spawn_process(char *const argv[], const struct spawn_opts *o, pid_t *ret_pid)

@@ -13,13 +13,7 @@ struct spawn_opts {
     const char *stdout_path; /* appended to; NULL: /dev/null */
     const char *stderr_path; /* appended to; NULL: same as stdout */
     bool new_session;
-    /* Descriptors the child gets as fd 3, 4, ... (e.g. a disk QEMU must be
-     * able to reopen after dropping privileges), at most SPAWN_MAX_PASS_FDS. */
-    const int *pass_fds;
-    size_t n_pass_fds;
 };
-
-#define SPAWN_MAX_PASS_FDS 8
 
 /* Spawn argv[0] (PATH search) and return its pid. */
 int spawn_process(char *const argv[], const struct spawn_opts *o, pid_t *ret_pid);

@@ -1,7 +1,7 @@
 """rawqemu.py — noid's own QEMU command line, turned into one a person would
-run by hand (the baselines of the benchmarks): the disk by path instead of
-the descriptors noid passes (-add-fd), no -runas, the log and paths in the
-raw copy's directory, optionally ordinary RAM or another RAM file."""
+run by hand (the baselines of the benchmarks): QEMU's default disk options,
+no -runas, the log and paths in the raw copy's directory, optionally
+ordinary RAM or another RAM file."""
 
 
 def raw_argv(argv, src, dst, keep_ram_file=True, ram_path=None):
@@ -9,7 +9,7 @@ def raw_argv(argv, src, dst, keep_ram_file=True, ram_path=None):
     while i < len(argv):
         a = argv[i]
         nxt = argv[i + 1] if i + 1 < len(argv) else ""
-        if a in ("-add-fd", "-runas"):
+        if a == "-runas":
             i += 2
             continue
         if a == "-drive":
