@@ -64,7 +64,6 @@ struct api_request {
     struct MHD_Response *response;  /* the reply, queued by http.c */
     bool suspended;                 /* a worker thread owns the request */
     char client_ip[64];             /* for the access log */
-    char rate_addr[RATELIMIT_KEY_MAX + 1]; /* failed logins are counted under this */
     char *params[API_MAX_PARAMS];
     const struct api_route *route;
 };
@@ -91,6 +90,22 @@ int api_body_json(struct api_request *rq, json_object **ret);
  * returns false.  A valid token is always accepted.  Needs only the headers:
  * http.c calls it before any byte of the body is read. */
 bool api_authenticate(struct api_request *rq);
+/* The failed-authentication limiters of srv (auth.c). */
+int api_auth_init(struct api_server *srv);
+void api_auth_free(struct api_server *srv);
+
+/* One entry of an X-Forwarded-For value, blanks trimmed: the left-most (the
+ * client as the first proxy saw it) or the right-most (added by our proxy). */
+void api_forwarded_entry(const char *value, bool rightmost, const char **ret, size_t *ret_len);
+
+/* The {"error": msg} body of every error reply, into out; its length.
+ * Messages are cut at API_ERROR_MSG_MAX bytes; a body of API_ERROR_BODY_MAX
+ * holds any such message however JSON escapes it (6 bytes a byte at most). */
+#define API_ERROR_MSG_MAX 512
+#define API_ERROR_BODY_MAX (API_ERROR_MSG_MAX * 6 + 32)
+size_t api_error_body(char *out, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+#define API_BODY_TOO_LARGE_FMT "request body is larger than %u bytes"
 
 typedef void (*api_handler_fn)(struct api_request *rq, char **params);
 

@@ -33,12 +33,6 @@
 #include "timeutil.h"
 #include "wire.h"
 
-/* Failed authentications tolerated per window (auth.c).  An address gets
- * more than a token prefix: several users may share one (NAT, a proxy). */
-#define RATE_TOKEN_MAX_FAILURES 10
-#define RATE_ADDR_MAX_FAILURES  50
-#define RATE_WINDOW_MS          (60 * 1000)
-
 /* File descriptors kept for everything that is not an HTTP connection: the
  * database, the agent socket of every running VM, QMP and serial logs,
  * worker pipes, libmicrohttpd's own epoll and wake-up descriptors. */
@@ -46,11 +40,6 @@
 /* Concurrent HTTP connections in all, whatever the open-file limit: each
  * costs libmicrohttpd a memory pool (32 KiB by default). */
 #define HTTP_MAX_CONNECTIONS 4096
-
-static int64_t real_clock_ms(void *data)
-{
-    return time_mono_ms();
-}
 
 /* Copy s into out, replacing bytes that do not belong in a log line. */
 static void log_safe(const char *s, char *out, size_t size)
@@ -62,115 +51,42 @@ static void log_safe(const char *s, char *out, size_t size)
     out[i] = 0;
 }
 
-/* The limiter key of an address: IPv4 as is, IPv6 per /64 (what one host or
- * site typically gets, so hopping addresses inside it does not help). */
-static void rate_key_of(int family, const void *addr, char *out, size_t size)
+void api_forwarded_entry(const char *value, bool rightmost, const char **ret, size_t *ret_len)
 {
-    char text[INET6_ADDRSTRLEN];
-    struct in6_addr a6;
+    const char *start = value, *end;
 
-    if (family == AF_INET6 && IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)addr)) {
-        family = AF_INET;
-        addr = (const uint8_t *)addr + 12;
+    if (rightmost) {
+        start = strrchr(value, ',');
+        start = start ? start + 1 : value;
+        end = start + strlen(start);
+    } else {
+        end = start + strcspn(start, ",");
     }
-    if (family == AF_INET) {
-        if (!inet_ntop(AF_INET, addr, out, size))
-            snprintf(out, size, "-");
-        return;
-    }
-    memcpy(&a6, addr, sizeof(a6));
-    memset(&a6.s6_addr[8], 0, 8);
-    if (!inet_ntop(AF_INET6, &a6, text, sizeof(text)))
-        snprintf(out, size, "-");
-    else
-        snprintf(out, size, "%s/64", text);
-}
-
-/* The limiter key of an address written in text (n bytes); false when it is
- * no plain IP address. */
-static bool rate_key_of_text(const char *s, size_t n, char *out, size_t size)
-{
-    char tmp[INET6_ADDRSTRLEN];
-    uint8_t a[sizeof(struct in6_addr)];
-
-    if (n == 0 || n >= sizeof(tmp))
-        return false;
-    memcpy(tmp, s, n);
-    tmp[n] = 0;
-    if (inet_pton(AF_INET, tmp, a) == 1)
-        rate_key_of(AF_INET, a, out, size);
-    else if (inet_pton(AF_INET6, tmp, a) == 1)
-        rate_key_of(AF_INET6, a, out, size);
-    else
-        return false;
-    return true;
-}
-
-static enum MHD_Result last_forwarded_for(void *cls, enum MHD_ValueKind kind, const char *key,
-                                          const char *value)
-{
-    if (key && value && strcasecmp(key, "X-Forwarded-For") == 0)
-        *(const char **)cls = value;
-    return MHD_YES;
-}
-
-/* With trust_forwarded_for, count failures under the right-most
- * X-Forwarded-For entry (of the last such header): the one our proxy added.
- * Everything left of it is whatever the client sent, so keying on it would
- * let a client pick its own key.  False when there is no usable entry. */
-static bool forwarded_rate_key(struct api_request *rq)
-{
-    const char *v = NULL, *start, *end;
-
-    MHD_get_connection_values(rq->conn, MHD_HEADER_KIND, last_forwarded_for, &v);
-    if (!v)
-        return false;
-    start = strrchr(v, ',');
-    start = start ? start + 1 : v;
-    while (*start == ' ' || *start == '\t')
+    while (start < end && (*start == ' ' || *start == '\t'))
         start++;
-    end = start + strlen(start);
     while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
         end--;
-    return rate_key_of_text(start, end - start, rq->rate_addr, sizeof(rq->rate_addr));
+    *ret = start;
+    *ret_len = (size_t)(end - start);
 }
 
-/* Fill rq->client_ip (the access log's) and rq->rate_addr (auth.c's). */
+/* rq->client_ip, the access log's: the peer, or with trust_forwarded_for
+ * the left-most X-Forwarded-For entry (the client the proxy saw). */
 static void client_address(struct api_request *rq)
 {
     const union MHD_ConnectionInfo *ci;
-    const char *fwd;
-    bool forwarded_key = false;
-
-    ci = MHD_get_connection_info(rq->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    if (rq->srv->cfg->trust_forwarded_for)
-        forwarded_key = forwarded_rate_key(rq);
-    if (!forwarded_key) {
-        if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
-            rate_key_of(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr,
-                        rq->rate_addr, sizeof(rq->rate_addr));
-        else if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET6)
-            rate_key_of(AF_INET6, &((const struct sockaddr_in6 *)ci->client_addr)->sin6_addr,
-                        rq->rate_addr, sizeof(rq->rate_addr));
-        else
-            snprintf(rq->rate_addr, sizeof(rq->rate_addr), "-");
-    }
+    const char *fwd, *entry;
+    size_t n;
 
     if (rq->srv->cfg->trust_forwarded_for &&
         (fwd = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, "X-Forwarded-For"))) {
-        /* the left-most entry is the original client */
-        size_t n = strcspn(fwd, ",");
-        while (n > 0 && fwd[n - 1] == ' ')
-            n--;
-        while (*fwd == ' ' && n > 0) {
-            fwd++;
-            n--;
-        }
         char tmp[64];
-        snprintf(tmp, sizeof(tmp), "%.*s", (int)MIN(n, sizeof(tmp) - 1), fwd);
+        api_forwarded_entry(fwd, false, &entry, &n);
+        snprintf(tmp, sizeof(tmp), "%.*s", (int)MIN(n, sizeof(tmp) - 1), entry);
         log_safe(tmp, rq->client_ip, sizeof(rq->client_ip));
         return;
     }
+    ci = MHD_get_connection_info(rq->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     if (!ci || !ci->client_addr) {
         snprintf(rq->client_ip, sizeof(rq->client_ip), "-");
         return;
@@ -333,20 +249,14 @@ static void reply_413_and_close(struct api_request *rq)
 {
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(rq->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-    char msg[128], out[512];
-    json_object *o;
-    const char *body;
+    char body[256], out[512];
     size_t len;
     int n;
 
     rq->status = 413; /* for the access log */
     if (!ci)
         return;
-    snprintf(msg, sizeof(msg), "request body is larger than %u bytes", API_MAX_BODY);
-    o = wire_error_encode(msg);
-    if (!o)
-        return;
-    body = wire_to_string(o, &len);
+    len = api_error_body(body, sizeof(body), API_BODY_TOO_LARGE_FMT, API_MAX_BODY);
     n = snprintf(out, sizeof(out),
                  "HTTP/1.1 413 Content Too Large\r\n"
                  "Connection: close\r\n"
@@ -355,7 +265,6 @@ static void reply_413_and_close(struct api_request *rq)
                  "\r\n"
                  "%s",
                  len, body);
-    json_object_put(o);
     if (n > 0 && (size_t)n < sizeof(out))
         (void)!send(ci->connect_fd, out, n, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
@@ -392,7 +301,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return queue_reply(rq);
         cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > API_MAX_BODY) {
-            api_reply_error(rq, 413, "request body is larger than %u bytes", API_MAX_BODY);
+            api_reply_error(rq, 413, API_BODY_TOO_LARGE_FMT, API_MAX_BODY);
             return queue_reply(rq);
         }
         return MHD_YES;
@@ -535,10 +444,9 @@ int api_server_start(struct engine *eng, const struct server_config *cfg,
     s->eng = eng;
     s->cfg = cfg;
     s->listen_fd = -1;
-    s->rl_addr = ratelimit_new(RATE_ADDR_MAX_FAILURES, RATE_WINDOW_MS, real_clock_ms, NULL);
-    s->rl_token = ratelimit_new(RATE_TOKEN_MAX_FAILURES, RATE_WINDOW_MS, real_clock_ms, NULL);
-    if (!s->rl_addr || !s->rl_token) {
-        r = nerr_set(e, -ENOMEM, "out of memory");
+    r = api_auth_init(s);
+    if (r < 0) {
+        nerr_set(e, r, "out of memory");
         goto fail;
     }
     r = bind_listen(cfg->listen, &s->listen_fd, s->bound, sizeof(s->bound), e);
@@ -571,8 +479,7 @@ int api_server_start(struct engine *eng, const struct server_config *cfg,
 fail:
     if (s->listen_fd >= 0)
         close(s->listen_fd);
-    ratelimit_free(s->rl_addr);
-    ratelimit_free(s->rl_token);
+    api_auth_free(s);
     free(s);
     return r;
 }
@@ -598,7 +505,6 @@ void api_server_stop(struct api_server *s)
         if (fd != MHD_INVALID_SOCKET)
             close(fd);
     }
-    ratelimit_free(s->rl_addr);
-    ratelimit_free(s->rl_token);
+    api_auth_free(s);
     free(s);
 }

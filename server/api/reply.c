@@ -42,20 +42,37 @@ void api_reply_json(struct api_request *rq, unsigned status, json_object *o)
     json_object_put(o);
 }
 
+size_t api_error_body(char *out, size_t size, const char *fmt, ...)
+{
+    char msg[API_ERROR_MSG_MAX];
+    json_object *o;
+    const char *text;
+    size_t len = 0;
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    out[0] = 0;
+    o = wire_error_encode(msg);
+    if (o && (text = wire_to_string(o, &len)))
+        snprintf(out, size, "%s", text);
+    json_object_put(o);
+    return strlen(out);
+}
+
 static void reply_error_msg(struct api_request *rq, unsigned status, const char *hdr,
                             const char *val, const char *msg)
 {
-    json_object *o = wire_error_encode(msg);
-    size_t len;
-    const char *text = wire_to_string(o, &len);
+    char body[API_ERROR_BODY_MAX];
+    size_t len = api_error_body(body, sizeof(body), "%s", msg);
 
-    queue(rq, status, text, len, hdr, val);
-    json_object_put(o);
+    queue(rq, status, body, len, hdr, val);
 }
 
 void api_reply_error(struct api_request *rq, unsigned status, const char *fmt, ...)
 {
-    char msg[512];
+    char msg[API_ERROR_MSG_MAX];
     va_list ap;
 
     va_start(ap, fmt);
@@ -76,7 +93,7 @@ void api_reply_error(struct api_request *rq, unsigned status, const char *fmt, .
 void api_reply_error_hdr(struct api_request *rq, unsigned status, const char *hdr,
                          const char *value, const char *fmt, ...)
 {
-    char msg[512];
+    char msg[API_ERROR_MSG_MAX];
     va_list ap;
 
     va_start(ap, fmt);

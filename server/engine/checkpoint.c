@@ -158,22 +158,25 @@ static int copy_vm_file(struct cp_job *j, const char *name, struct nerr *e)
     return storage_copy_file_nosync(j->eng->storage, from, to, e);
 }
 
+/* A directory for the checkpoint holding a copy of the disk (no btrfs). */
+static int copy_disk(struct cp_job *j, struct nerr *e)
+{
+    int r = storage_make_vm_dir(j->eng->storage, j->tmp, e);
+
+    return r < 0 ? r : copy_vm_file(j, VM_FILE_ROOTFS, e);
+}
+
 /* The disk and the serial log into j->tmp, with the VM paused (its I/O is
  * drained): a snapshot of the VM's subvolume on btrfs, else copies
  * (reflinks where the file system can). */
 static int snapshot_disk(struct cp_job *j, struct nerr *e)
 {
-    struct storage *st = j->eng->storage;
     int r;
 
-    if (storage_is_btrfs(st))
-        return storage_snapshot_dir(st, j->vm_dir, j->tmp, false, e);
-    r = storage_make_vm_dir(st, j->tmp, e);
-    if (r >= 0)
-        r = copy_vm_file(j, VM_FILE_ROOTFS, e);
-    if (r >= 0)
-        r = copy_vm_file(j, VM_FILE_SERIAL_LOG, e);
-    return r;
+    if (storage_is_btrfs(j->eng->storage))
+        return storage_snapshot_dir(j->eng->storage, j->vm_dir, j->tmp, false, e);
+    r = copy_disk(j, e);
+    return r < 0 ? r : copy_vm_file(j, VM_FILE_SERIAL_LOG, e);
 }
 
 /* Copying a disk without reflinks costs its size, so on such storage it is
@@ -184,16 +187,12 @@ static int snapshot_disk(struct cp_job *j, struct nerr *e)
 static void precopy_disk(struct cp_job *j)
 {
     struct nerr ignored = {0};
-    int r;
 
     if (storage_is_btrfs(j->eng->storage) || !j->be->ops->disk_write_count ||
         j->be->ops->disk_write_count(j->be, j->vm_dir, &j->disk_writes, &ignored) < 0)
         return;
-    r = storage_make_vm_dir(j->eng->storage, j->tmp, &ignored);
-    if (r >= 0)
-        r = copy_vm_file(j, VM_FILE_ROOTFS, &ignored);
-    j->disk_precopied = r >= 0;
-    if (r < 0)
+    j->disk_precopied = copy_disk(j, &ignored) >= 0;
+    if (!j->disk_precopied)
         storage_remove_tree(j->eng->storage, j->tmp);
 }
 
@@ -282,49 +281,6 @@ static int prepare_stage(struct cp_job *j, const char *id, struct nerr *e)
     return r < 0 ? r : 0;
 }
 
-/* After the pause: what it staged moves to the work directory on disk. */
-static int unstage(struct cp_job *j, struct nerr *e)
-{
-    const char *files[] = {VM_FILE_VMSTATE, VM_FILE_MEMORY};
-    int r = 0;
-
-    if (strcmp(j->stage, j->work) == 0)
-        return 0;
-    for (size_t i = 0; i < ARRAY_SIZE(files) && r >= 0; i++) {
-        _cleanup_free_ char *from = path_join(j->stage, files[i]);
-        _cleanup_free_ char *to = path_join(j->work, files[i]);
-        if (!from || !to)
-            return -ENOMEM;
-        if (path_exists(from) && !path_exists(to))
-            r = storage_move_file(j->eng->storage, from, to, e);
-    }
-    return r;
-}
-
-/* What a checkpoint cannot be restored without: never publish one that
- * lacks them (a stage removed under our feet, a VMM that wrote nothing). */
-static int check_complete(struct cp_job *j, bool mem_saved, struct nerr *e)
-{
-    const char *need[] = {VM_FILE_VMSTATE, VM_FILE_MEMORY, VM_FILE_ROOTFS};
-
-    for (size_t i = 0; i < ARRAY_SIZE(need); i++) {
-        _cleanup_free_ char *p = path_join(i == 2 ? j->tmp : j->work, need[i]);
-        struct stat st;
-        if (i == 1 && !mem_saved)
-            continue;
-        if (!p)
-            return -ENOMEM;
-        if (stat(p, &st) < 0 || (i != 2 && st.st_size == 0))
-            return nerr_set(e, -EIO, "the checkpoint lacks its %s", need[i]);
-    }
-    return 0;
-}
-
-static int copy_ram_file(struct cp_job *j, const char *ram, struct nerr *e)
-{
-    return storage_copy_into(ram, j->mem_fd, e);
-}
-
 /* What the engine does in the pause, on a second thread while the VMM
  * saves the device state (vmm_save.while_paused): copy the RAM file (a
  * VM with one) and take the disk. */
@@ -334,7 +290,7 @@ static int while_paused(void *ud, uint64_t writes, bool have_writes, struct nerr
     int r = 0;
 
     if (j->ram_file)
-        r = copy_ram_file(j, j->vm->ram_path, e);
+        r = storage_copy_into(j->vm->ram_path, j->mem_fd, e);
     if (r >= 0)
         r = disk_in_pause(j, writes, have_writes, e);
     if (r >= 0)
@@ -381,23 +337,34 @@ static bool convert_to_memory_file(struct cp_job *j)
     return true;
 }
 
-/* Move what the VMM wrote into the checkpoint, flush it all, and make it
- * read-only: after this it only needs its final name. */
-static int finish_files(struct cp_job *j, struct nerr *e)
+/* Move what the VMM wrote (staged in tmpfs, or converted in the work
+ * directory) into the checkpoint, check nothing it needs is missing (a
+ * stage removed under our feet, a VMM that wrote nothing), flush it all
+ * and make it read-only: after this it only needs its final name. */
+static int finish_files(struct cp_job *j, bool mem_saved, struct nerr *e)
 {
-    const char *files[] = {VM_FILE_VMSTATE, VM_FILE_MEMORY};
+    const char *files[] = {VM_FILE_VMSTATE, VM_FILE_MEMORY, VM_FILE_ROOTFS};
     DIR *d;
     struct dirent *de;
     int r = 0;
 
     for (size_t i = 0; i < ARRAY_SIZE(files) && r >= 0; i++) {
-        _cleanup_free_ char *from = path_join(j->work, files[i]);
+        _cleanup_free_ char *worked = path_join(j->work, files[i]);
+        _cleanup_free_ char *staged = path_join(j->stage, files[i]);
         _cleanup_free_ char *to = path_join(j->tmp, files[i]);
-        if (!from || !to)
+        struct stat st;
+        if (!worked || !staged || !to)
             return -ENOMEM;
-        unlink(to); /* a btrfs snapshot of the VM may hold a stale one */
-        if (path_exists(from))
-            r = storage_move_file(j->eng->storage, from, to, e);
+        if (i < 2) {
+            unlink(to); /* a btrfs snapshot of the VM may hold a stale one */
+            if (path_exists(worked))
+                r = storage_move_file(j->eng->storage, worked, to, e);
+            else if (path_exists(staged))
+                r = storage_move_file(j->eng->storage, staged, to, e);
+        }
+        if (r >= 0 && (i != 1 || mem_saved) &&
+            (stat(to, &st) < 0 || (i < 2 && st.st_size == 0)))
+            r = nerr_set(e, -EIO, "the checkpoint lacks its %s", files[i]);
     }
     if (r < 0)
         return r;
@@ -475,11 +442,6 @@ static int save_vm(struct cp_job *j, struct db_checkpoint *cp, struct nerr *e)
         mem_saved = convert_to_memory_file(j);
         cp->ignore_shared = mem_saved; /* the converted state leaves RAM out */
     }
-    r = unstage(j, e);
-    if (r >= 0)
-        r = check_complete(j, mem_saved, e);
-    if (r < 0)
-        return r;
     snprintf(cp->mem_format, sizeof(cp->mem_format), "%s", mem_saved ? CP_MEM_FILE : CP_MEM_STREAM);
     return 0;
 }
@@ -534,7 +496,7 @@ int engine_checkpoint_create(struct engine *eng, const struct db_user *u, const 
     r = save_vm(&j, &cp, e);
     if (r < 0)
         goto out;
-    r = finish_files(&j, e);
+    r = finish_files(&j, strcmp(cp.mem_format, CP_MEM_FILE) == 0, e);
     if (r < 0)
         goto out;
     if (rename(j.tmp, final) < 0) {

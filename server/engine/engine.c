@@ -314,14 +314,6 @@ int engine_open(struct server_config *cfg, enum engine_mode mode, struct engine 
     pthread_mutex_init(&eng->pool_lock, NULL);
     pthread_cond_init(&eng->pool_idle, NULL);
     pthread_mutex_init(&eng->golden_build_lock, NULL);
-    eng->data_dir = strdup(cfg->data_dir);
-    eng->golden_dir = path_join(cfg->data_dir, "golden");
-    eng->storage_dir = path_join(cfg->data_dir, "storage");
-    db_path = path_join(cfg->data_dir, "noid.db");
-    if (!eng->data_dir || !eng->storage_dir || !eng->golden_dir || !db_path) {
-        r = -ENOMEM;
-        goto fail;
-    }
     r = mkdir_p(cfg->data_dir, 0700);
     if (r < 0) {
         nerr_set(e, r, "cannot create data dir %s: %s", cfg->data_dir, strerror(-r));
@@ -330,25 +322,18 @@ int engine_open(struct server_config *cfg, enum engine_mode mode, struct engine 
     /* one spelling of the data dir (no trailing slash, no symlink): paths
      * derived from it (the RAM directory's name, VMM command lines the
      * reconcile looks for) must not depend on how it was written */
-    {
-        char *canon = realpath(cfg->data_dir, NULL);
-        if (!canon) {
-            r = nerr_set(e, -errno, "cannot resolve data dir %s: %s", cfg->data_dir,
-                         strerror(errno));
-            goto fail;
-        }
-        free(eng->data_dir);
-        free(eng->golden_dir);
-        free(eng->storage_dir);
-        free(db_path);
-        eng->data_dir = canon;
-        eng->golden_dir = path_join(canon, "golden");
-        eng->storage_dir = path_join(canon, "storage");
-        db_path = path_join(canon, "noid.db");
-        if (!eng->golden_dir || !eng->storage_dir || !db_path) {
-            r = -ENOMEM;
-            goto fail;
-        }
+    eng->data_dir = realpath(cfg->data_dir, NULL);
+    if (!eng->data_dir) {
+        r = nerr_set(e, -errno, "cannot resolve data dir %s: %s", cfg->data_dir,
+                     strerror(errno));
+        goto fail;
+    }
+    eng->golden_dir = path_join(eng->data_dir, "golden");
+    eng->storage_dir = path_join(eng->data_dir, "storage");
+    db_path = path_join(eng->data_dir, "noid.db");
+    if (!eng->storage_dir || !eng->golden_dir || !db_path) {
+        r = -ENOMEM;
+        goto fail;
     }
     if (mode == ENGINE_SERVE) {
         r = lock_data_dir(eng, e);

@@ -24,6 +24,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,36 +79,17 @@ static void upgrade_checkpoint_rows(struct engine *eng)
     free(list);
 }
 
-/* Rows of older servers do not say how the VM's RAM is backed: read it from
- * the live process (not from which files exist). */
+/* Rows of older servers do not say how the VM's RAM is backed: the
+ * backend reads it from the live process (not from which files exist). */
 static void learn_ram_backing(struct engine *eng, struct db_vm *vm)
 {
-    _cleanup_free_ char *buf = NULL;
-    size_t len = 0;
-    const char *m;
+    struct vmm_backend *be = engine_backend(eng, vm->vmm);
+    enum vmm_ram ram = VMM_RAM_ANON;
+    char path[VM_RAM_PATH_MAX] = "";
 
-    if (vmm_proc_cmdline(vm->pid, &buf, &len) < 0)
+    if (!be || (be->ops->ram_of && be->ops->ram_of(be, vm->pid, &ram, path, sizeof(path)) < 0))
         return;
-    m = vmm_cmdline_arg(buf, len, "-M");
-    snprintf(vm->ram_backing, sizeof(vm->ram_backing), "%s", VM_RAM_NONE);
-    vm->ram_path[0] = '\0';
-    for (const char *a = buf; m && strstr(m, "memory-backend=mem") && a < buf + len;
-         a += strlen(a) + 1) {
-        const char *path, *end;
-        if (strncmp(a, "memory-backend-", 15) != 0 || !strstr(a, "id=mem"))
-            continue;
-        path = strstr(a, "mem-path=");
-        if (!path) {
-            snprintf(vm->ram_backing, sizeof(vm->ram_backing), "%s", VM_RAM_ANON);
-            break;
-        }
-        path += 9;
-        end = path + strcspn(path, ",");
-        snprintf(vm->ram_path, sizeof(vm->ram_path), "%.*s", (int)(end - path), path);
-        snprintf(vm->ram_backing, sizeof(vm->ram_backing), "%s",
-                 strstr(a, "share=on") ? VM_RAM_SHARED : VM_RAM_PRIVATE);
-        break;
-    }
+    vm_set_ram(vm, ram, path);
     log_info("reconcile: VM %s/%s of an older server: RAM %s%s%s", vm->user_id, vm->name,
              vm->ram_backing, vm->ram_path[0] ? " " : "", vm->ram_path);
 }
@@ -174,7 +157,7 @@ static bool settle_vm(struct engine *eng, struct db_vm *vm)
     bool running = engine_vm_row_is_running(vm);
     if (running && !vm->ram_backing[0]) {
         learn_ram_backing(eng, vm);
-        changed = true;
+        changed = changed || vm->ram_backing[0] != '\0';
     }
     if (running) {
         struct vmm_backend *be = engine_backend(eng, vm->vmm);
@@ -192,8 +175,7 @@ static bool settle_vm(struct engine *eng, struct db_vm *vm)
     return running;
 }
 
-/* Whether the 32-hex instance id that follows "noid-" in a -name argument
- * belongs to a live row. */
+/* Whether an instance id belongs to a live row. */
 static bool instance_is_known(const struct db_vm *rows, size_t n, const char *id)
 {
     for (size_t i = 0; i < n; i++)
@@ -202,9 +184,9 @@ static bool instance_is_known(const struct db_vm *rows, size_t n, const char *id
     return false;
 }
 
-/* Step 3.  A VMM of ours names a path of this data dir in its command line
- * and is called noid-<instance id>.  Golden template VMs are spared while
- * an admin `golden build` holds the build lock (keep_golden). */
+/* Step 3.  A VMM of ours carries an instance id (vmm_cmdline_instance) and
+ * names a path of this data dir.  Golden template VMs are spared while an
+ * admin `golden build` holds the build lock (keep_golden). */
 static void kill_orphan_vmms(struct engine *eng, const struct db_vm *rows, size_t n,
                              bool keep_golden)
 {
@@ -220,21 +202,16 @@ static void kill_orphan_vmms(struct engine *eng, const struct db_vm *rows, size_
     while ((de = readdir(d))) {
         _cleanup_free_ char *buf = NULL;
         size_t len = 0;
-        char *end;
+        char *end, id[33];
         long pid = strtol(de->d_name, &end, 10);
-        const char *name;
-        if (*end || pid <= 0 || pid == getpid() || vmm_proc_cmdline(pid, &buf, &len) < 0)
-            continue;
-        name = vmm_cmdline_arg(buf, len, "-name");
-        if (!name || strncmp(name, "noid-", 5) != 0 || strlen(name + 5) != 32 ||
-            !vmm_cmdline_mentions_dir(buf, len, eng->data_dir))
-            continue;
-        if (instance_is_known(rows, n, name + 5))
+        if (*end || pid <= 0 || pid == getpid() || vmm_proc_cmdline(pid, &buf, &len) < 0 ||
+            !vmm_cmdline_instance(buf, len, id) ||
+            !vmm_cmdline_mentions_dir(buf, len, eng->data_dir) || instance_is_known(rows, n, id))
             continue;
         if (keep_golden && memmem(buf, len, golden_prefix, strlen(golden_prefix)))
             continue;
-        log_warn("reconcile: stopping VMM pid %ld (%s): no VM row names it", pid, name);
-        vmm_proc_kill_instance(name + 5, 10000);
+        log_warn("reconcile: stopping VMM pid %ld (noid-%s): no VM row names it", pid, id);
+        vmm_proc_kill_instance(id, 10000);
     }
     closedir(d);
 }
@@ -330,61 +307,46 @@ static void sweep_dot_entries(struct engine *eng, const char *dir, int depth)
     closedir(d);
 }
 
-/* Step 5: checkpoint directories (and clone memory twins, <id>.memory)
- * whose row is gone: a crash between publishing and inserting the row, or
- * between deleting the row and the files. */
+/* Whether a checkpoints/<vm> entry (<id>, or a clone memory twin
+ * <id>.memory) belongs to a listed checkpoint. */
+static bool checkpoint_is_listed(const struct db_checkpoint *list, size_t n, const char *uid,
+                                 const char *vm, const char *entry)
+{
+    size_t idlen = strcspn(entry, ".");
+
+    for (size_t i = 0; i < n; i++)
+        if (strlen(list[i].id) == idlen && strncmp(list[i].id, entry, idlen) == 0 &&
+            strcmp(list[i].user_id, uid) == 0 && strcmp(list[i].vm_name, vm) == 0)
+            return true;
+    return false;
+}
+
+/* Step 5: checkpoint directories and twins whose row is gone (a crash
+ * between publishing and inserting the row, or between deleting the row
+ * and the files): storage/users/<uid>/checkpoints/<vm>/<entry>. */
 static void remove_unlisted_checkpoints(struct engine *eng)
 {
     struct db_checkpoint *list = NULL;
     size_t n = 0;
     _cleanup_free_ char *users = path_join(eng->storage_dir, "users");
-    DIR *du = users ? opendir(users) : NULL;
-    struct dirent *u;
+    glob_t g;
 
-    if (!du || db_checkpoint_list_all(eng->db, &list, &n) < 0) {
-        if (du)
-            closedir(du);
+    if (!users || db_checkpoint_list_all(eng->db, &list, &n) < 0)
         return;
-    }
-    while ((u = readdir(du))) {
-        _cleanup_free_ char *cps = NULL;
-        DIR *dv;
-        struct dirent *v;
-        if (u->d_name[0] == '.' || asprintf(&cps, "%s/%s/checkpoints", users, u->d_name) < 0)
-            continue;
-        dv = opendir(cps);
-        while (dv && (v = readdir(dv))) {
-            _cleanup_free_ char *vdir = NULL;
-            DIR *dc;
-            struct dirent *c;
-            if (v->d_name[0] == '.' || !(vdir = path_join(cps, v->d_name)))
+    _cleanup_free_ char *pattern = path_join(users, "*/checkpoints/*/*");
+    if (pattern && glob(pattern, GLOB_NOSORT, NULL, &g) == 0) {
+        for (size_t i = 0; i < g.gl_pathc; i++) {
+            /* <users>/<uid>/checkpoints/<vm>/<entry>; glob skips dot-names */
+            char uid[DB_ID_LEN + 1], vm[VM_NAME_MAX + 1], entry[NAME_MAX + 1];
+            const char *rel = g.gl_pathv[i] + strlen(users) + 1;
+            if (sscanf(rel, "%16[^/]/checkpoints/%64[^/]/%255s", uid, vm, entry) != 3 ||
+                checkpoint_is_listed(list, n, uid, vm, entry))
                 continue;
-            dc = opendir(vdir);
-            while (dc && (c = readdir(dc))) {
-                bool listed = false;
-                size_t idlen = strcspn(c->d_name, ".");
-                if (c->d_name[0] == '.')
-                    continue;
-                for (size_t i = 0; i < n && !listed; i++)
-                    listed = strlen(list[i].id) == idlen &&
-                             strncmp(list[i].id, c->d_name, idlen) == 0 &&
-                             strcmp(list[i].user_id, u->d_name) == 0 &&
-                             strcmp(list[i].vm_name, v->d_name) == 0;
-                if (!listed) {
-                    _cleanup_free_ char *p = path_join(vdir, c->d_name);
-                    if (p) {
-                        log_info("reconcile: removing unlisted checkpoint %s", p);
-                        storage_remove_tree(eng->storage, p);
-                    }
-                }
-            }
-            if (dc)
-                closedir(dc);
+            log_info("reconcile: removing unlisted checkpoint %s", g.gl_pathv[i]);
+            storage_remove_tree(eng->storage, g.gl_pathv[i]);
         }
-        if (dv)
-            closedir(dv);
+        globfree(&g);
     }
-    closedir(du);
     free(list);
 }
 

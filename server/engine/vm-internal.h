@@ -56,6 +56,8 @@ int vm_prepare_dir(struct engine *eng, const struct db_vm *vm, char **ret_dir, s
  * under <data>/failed/, and e carries the VMM's own last words. */
 int vm_start_and_wait(struct engine *eng, struct db_vm *vm, struct vm_rt *rt, const char *dir,
                       const struct vm_start_spec *spec, struct nerr *e);
+/* The row fields that describe a VMM's RAM (ram_backing, ram_path). */
+void vm_set_ram(struct db_vm *vm, enum vmm_ram ram, const char *path);
 /* Write vm's runtime fields to its row. */
 int vm_save_row(struct engine *eng, const struct db_vm *vm, struct nerr *e);
 /* Kill the VMM (and a pending one) and drop its RAM file and agent

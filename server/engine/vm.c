@@ -320,8 +320,7 @@ int vm_refresh_identity(struct agent_conn *conn, struct nerr *e)
     return r;
 }
 
-/* The row fields that describe a VMM's RAM, from what it was started with. */
-static void record_ram(struct db_vm *vm, enum vmm_ram ram, const char *path)
+void vm_set_ram(struct db_vm *vm, enum vmm_ram ram, const char *path)
 {
     static const char *const names[] = {
         [VMM_RAM_NONE] = VM_RAM_NONE,
@@ -351,13 +350,14 @@ bool vm_can_have_ram_file(struct engine *eng, struct vmm_backend *be)
 }
 
 /* Fill the RAM fields of b for spec; *ret_own_file is a RAM file this start
- * creates (removed again if the start fails). */
+ * creates (removed again if the start fails).  A seeded start is only asked
+ * for when the VM can have a RAM file (restore.c). */
 static int choose_ram(struct engine *eng, struct vmm_backend *be, const struct vm_start_spec *spec,
                       const char *instance_id, struct vmm_boot *b, char **ret_own_file,
                       struct nerr *e)
 {
     enum vm_ram_source src = spec ? spec->ram : VM_RAM_FRESH;
-    _cleanup_free_ char *memdir = NULL, *memfile = NULL;
+    _cleanup_free_ char *memfile = NULL;
     int r;
 
     switch (src) {
@@ -376,13 +376,10 @@ static int choose_ram(struct engine *eng, struct vmm_backend *be, const struct v
     default:
         break;
     }
-    memdir = vm_mem_dir(eng);
-    if (!memdir)
-        return -ENOMEM;
-    if (!be->ops->supports_shared_memory_file(be) || !vm_mem_dir_ready(memdir)) {
-        /* no RAM file: a seeded restore maps the seed copy-on-write instead */
-        b->ram = src == VM_RAM_SEEDED ? VMM_RAM_PRIVATE_FILE : VMM_RAM_ANON;
-        b->mem_file = src == VM_RAM_SEEDED ? spec->mem_file : NULL;
+    if (!vm_can_have_ram_file(eng, be)) {
+        if (src == VM_RAM_SEEDED)
+            return nerr_set(e, -EIO, "no RAM directory to restore into");
+        b->ram = VMM_RAM_ANON;
         return 0;
     }
     /* guest RAM in a tmpfs file: a checkpoint copies it instead of
@@ -409,12 +406,14 @@ static void explain_failed_start(const char *dir, struct nerr *e)
     char tail[300];
     size_t n;
 
-    if (!e || strstr(e->msg, "QEMU could not") || strstr(e->msg, "QEMU failed"))
-        return; /* the backend quoted its log already */
+    if (!e)
+        return;
     vmm_log_tail(dir, tail, sizeof(tail));
     n = strlen(e->msg);
     if (tail[0]) {
-        snprintf(e->msg + n, sizeof(e->msg) - n, "; VMM log: %s", tail);
+        /* a backend that failed to start or load quotes its log already */
+        if (!strstr(e->msg, tail))
+            snprintf(e->msg + n, sizeof(e->msg) - n, "; VMM log: %s", tail);
         return;
     }
     if (serial)
@@ -491,7 +490,7 @@ int vm_start_and_wait(struct engine *eng, struct db_vm *vm, struct vm_rt *rt, co
     vm->pid = proc.pid;
     snprintf(vm->instance_id, sizeof(vm->instance_id), "%s", instance);
     vm->pending_instance_id[0] = '\0';
-    record_ram(vm, b.ram, b.mem_file);
+    vm_set_ram(vm, b.ram, b.mem_file);
     log_info("vm %s/%s: %s, agent answered after %lld ms", vm->user_id, vm->name,
              spec && spec->restore_state ? "restored" : "booted",
              (long long)(time_mono_ms() - t0));
@@ -522,9 +521,6 @@ void vm_teardown_runtime(struct engine *eng, const struct db_vm *vm, struct vm_r
         engine_vm_agent_drop(rt);
     if (vm->pid > 0 && vmm_proc_kill(vm->pid, vm->instance_id, 10000) < 0)
         log_warn("vm %s/%s: pid %lld did not die", vm->user_id, vm->name, (long long)vm->pid);
-    /* a crash may have come before the pid was known */
-    if (vm->instance_id[0])
-        vmm_proc_kill_instance(vm->instance_id, 10000);
     if (vm->pending_instance_id[0]) {
         _cleanup_free_ char *pending_ram = vm_mem_file(eng, vm->pending_instance_id);
         vmm_proc_kill_instance(vm->pending_instance_id, 10000);

@@ -543,6 +543,7 @@ static const struct vmm_ops firecracker_ops = {
     .recover = fc_recover,
     .checkpoint = vmm_checkpoint_generic,
     .disk_write_count = NULL, /* Firecracker's metrics are not read here */
+    .ram_of = NULL,           /* RAM is anonymous, or a snapshot's file it maps privately */
     .agent_connect = fc_agent_connect,
     .supports_shared_memory_file = fc_supports_shared_file,
     .version = fc_version,

@@ -144,6 +144,22 @@ bool vmm_cmdline_mentions_dir(const char *buf, size_t len, const char *dir)
     return false;
 }
 
+bool vmm_cmdline_instance(const char *buf, size_t len, char out[33])
+{
+    /* QEMU: -name noid-<id>; Firecracker: --id noid-<id> */
+    const char *flags[] = {"-name", "--id"};
+
+    for (size_t i = 0; i < ARRAY_SIZE(flags); i++) {
+        const char *v = vmm_cmdline_arg(buf, len, flags[i]);
+        if (v && strncmp(v, "noid-", 5) == 0 && strlen(v + 5) == 32 &&
+            strspn(v + 5, "0123456789abcdef") == 32) {
+            memcpy(out, v + 5, 33);
+            return true;
+        }
+    }
+    return false;
+}
+
 int vmm_proc_kill_instance(const char *instance_id, int timeout_ms)
 {
     /* ids are 32 random hex digits: no other process has one by chance */

@@ -353,14 +353,45 @@ static int qemu_resume(struct vmm_backend *be, const char *vm_dir, struct nerr *
     return simple_command(vm_dir, "cont", e);
 }
 
+/* The first half of a save, which needs no stopped VM: the capability
+ * (set every time: a VM restored from a state keeps the capabilities it was
+ * loaded with), the bandwidth, and fd handed to QEMU as "noidsave". */
+static int save_prepare(struct qmp *m, int fd, bool ignore_shared, struct nerr *e)
+{
+    json_object *args;
+    int r = qemu_mig_set_cap(m, "x-ignore-shared", ignore_shared, e);
+
+    if (r >= 0)
+        r = qemu_mig_set_params(m, e);
+    if (r < 0)
+        return r;
+    args = json_object_new_object();
+    json_object_object_add(args, "fdname", json_object_new_string("noidsave"));
+    return qmp_execute(m, "getfd", args, fd, NULL, e);
+}
+
+/* The second half: migrate into "noidsave" until QEMU is done.  No fsync
+ * here: the VM is paused; the caller flushes once it runs. */
+static int save_run(struct qmp *m, struct nerr *e)
+{
+    static const char *const saved[] = {"completed", NULL};
+    json_object *args = json_object_new_object();
+    struct qemu_mig_info mi;
+    int r;
+
+    json_object_object_add(args, "uri", json_object_new_string("fd:noidsave"));
+    r = qmp_execute(m, "migrate", args, -1, NULL, e);
+    if (r >= 0)
+        r = qemu_mig_wait(m, saved, time_mono_ms() + QEMU_MIGRATE_TIMEOUT_MS, &mi, e);
+    return r;
+}
+
 static int qemu_save_state(struct vmm_backend *be, const char *vm_dir, const char *snap_dir,
                            bool ignore_shared, bool *ret_mem_saved, struct nerr *e)
 {
-    static const char *const saved[] = {"completed", NULL};
     _cleanup_free_ char *state_path = path_join(snap_dir, VM_FILE_VMSTATE);
     _cleanup_close_ int fd = -1;
     struct qmp *m = NULL;
-    struct qemu_mig_info mi;
     int r;
 
     if (!state_path)
@@ -372,16 +403,9 @@ static int qemu_save_state(struct vmm_backend *be, const char *vm_dir, const cha
     r = qmp_open(vm_dir, &m, e);
     if (r < 0)
         return r;
-    /* set explicitly every time: a VM restored from a state keeps the
-     * capabilities it was loaded with */
-    r = qemu_mig_set_cap(m, "x-ignore-shared", ignore_shared, e);
+    r = save_prepare(m, fd, ignore_shared, e);
     if (r >= 0)
-        r = qemu_mig_set_params(m, e);
-    if (r >= 0)
-        r = qemu_mig_start_fd(m, fd, "noidsave", false, e);
-    if (r >= 0)
-        r = qemu_mig_wait(m, saved, time_mono_ms() + QEMU_MIGRATE_TIMEOUT_MS, &mi, e);
-    /* no fsync here: the VM is paused; the caller flushes once it runs */
+        r = save_run(m, e);
     qmp_close(m);
     return r;
 }
@@ -468,33 +492,21 @@ static void resume_after_failure(const char *vm_dir)
 static int qemu_checkpoint(struct vmm_backend *be, const char *vm_dir, struct vmm_save *s,
                            struct nerr *e)
 {
-    static const char *const saved[] = {"completed", NULL};
-    int fd = s->state_fd;
     struct qmp *m = NULL;
-    struct qemu_mig_info mi;
     struct pause_work w;
     uint64_t writes = 0;
     bool stop_sent = false, fd_given = false, have;
     int64_t t0 = 0, t_saved;
     int r;
 
-    if (fd < 0)
+    if (s->state_fd < 0)
         return vmm_checkpoint_generic(be, vm_dir, s, e);
     s->mem_saved = false;
     r = qmp_open(vm_dir, &m, e);
     if (r < 0)
         return r;
-    /* set explicitly every time: a VM restored from a state keeps the
-     * capabilities it was loaded with */
-    r = qemu_mig_set_cap(m, "x-ignore-shared", s->ignore_shared, e);
-    if (r >= 0)
-        r = qemu_mig_set_params(m, e);
-    if (r >= 0) {
-        json_object *args = json_object_new_object();
-        json_object_object_add(args, "fdname", json_object_new_string("noidsave"));
-        r = qmp_execute(m, "getfd", args, fd, NULL, e);
-        fd_given = r >= 0;
-    }
+    r = save_prepare(m, s->state_fd, s->ignore_shared, e);
+    fd_given = r >= 0;
     if (r < 0)
         goto out;
     t0 = time_mono_ns();
@@ -504,19 +516,14 @@ static int qemu_checkpoint(struct vmm_backend *be, const char *vm_dir, struct vm
         goto out;
     have = query_disk_writes(m, &writes, NULL) >= 0;
     pause_work_start(&w, s, writes, have);
-    json_object *margs = json_object_new_object();
-    json_object_object_add(margs, "uri", json_object_new_string("fd:noidsave"));
-    r = qmp_execute(m, "migrate", margs, -1, NULL, e);
-    fd_given = fd_given && r < 0; /* a started migration owns and closes it */
-    if (r >= 0)
-        r = qemu_mig_wait(m, saved, time_mono_ms() + QEMU_MIGRATE_TIMEOUT_MS, &mi, e);
+    r = save_run(m, e);
+    fd_given = false; /* a started migration owns and closes it */
     if (r < 0)
-        r = explain_full_disk(fd, r, e);
+        r = explain_full_disk(s->state_fd, r, e);
     t_saved = time_mono_ns();
     r = pause_work_join(&w, r, e);
     log_debug("checkpoint pause: state saved after %.1f ms, side work done %.1f ms later",
               (double)(t_saved - t0) / 1e6, (double)(time_mono_ns() - t_saved) / 1e6);
-    /* no fsync here: the VM is paused; the caller flushes once it runs */
     if (r >= 0)
         r = qmp_execute(m, "cont", NULL, -1, NULL, e);
 out:
@@ -533,6 +540,39 @@ out:
     if (t0)
         s->pause_ns = time_mono_ns() - t0;
     return r;
+}
+
+/* The inverse of build_argv's RAM options. */
+static int qemu_ram_of(struct vmm_backend *be, int64_t pid, enum vmm_ram *ret, char *path,
+                       size_t path_size)
+{
+    _cleanup_free_ char *buf = NULL;
+    size_t len = 0;
+    const char *m;
+    int r = vmm_proc_cmdline(pid, &buf, &len);
+
+    if (r < 0)
+        return r;
+    *ret = VMM_RAM_NONE;
+    path[0] = '\0';
+    m = vmm_cmdline_arg(buf, len, "-M");
+    if (!m || !strstr(m, "memory-backend=" QEMU_RAM_BACKEND_ID))
+        return 0;
+    for (const char *a = buf; a < buf + len; a += strlen(a) + 1) {
+        const char *p;
+        if (strncmp(a, "memory-backend-", 15) != 0 || !strstr(a, "id=" QEMU_RAM_BACKEND_ID))
+            continue;
+        p = strstr(a, "mem-path=");
+        if (!p) {
+            *ret = VMM_RAM_ANON;
+            return 0;
+        }
+        p += 9;
+        snprintf(path, path_size, "%.*s", (int)strcspn(p, ","), p);
+        *ret = strstr(a, "share=on") ? VMM_RAM_SHARED_FILE : VMM_RAM_PRIVATE_FILE;
+        return 0;
+    }
+    return 0;
 }
 
 static int qemu_agent_connect(struct vmm_backend *be, const char *vm_dir, int *ret_fd,
@@ -565,6 +605,7 @@ static const struct vmm_ops qemu_ops = {
     .recover = qemu_recover,
     .checkpoint = qemu_checkpoint,
     .disk_write_count = qemu_disk_write_count,
+    .ram_of = qemu_ram_of,
     .agent_connect = qemu_agent_connect,
     .supports_shared_memory_file = qemu_supports_shared_file,
     .version = qemu_version,

@@ -108,6 +108,11 @@ struct vmm_ops {
      * the disk file did not change in between: a copy made then is current. */
     int (*disk_write_count)(struct vmm_backend *be, const char *vm_dir, uint64_t *ret,
                             struct nerr *e);
+    /* How the RAM of the live VMM pid is backed, read from its command
+     * line (rows of older servers did not record it); NULL: the backend
+     * has no RAM files (anonymous). */
+    int (*ram_of)(struct vmm_backend *be, int64_t pid, enum vmm_ram *ret, char *path,
+                  size_t path_size);
     /* After a crash of the server: end any save left half-done and resume
      * the VM if it is paused.  *ret_resumed says whether it was paused. */
     int (*recover)(struct vmm_backend *be, const char *vm_dir, bool *ret_resumed,
@@ -184,6 +189,10 @@ void vmm_log_tail(const char *vm_dir, char *out, size_t size);
 int vmm_proc_cmdline(int64_t pid, char **ret, size_t *ret_len);
 /* The argument after flag in a command line, or NULL. */
 const char *vmm_cmdline_arg(const char *buf, size_t len, const char *flag);
+/* The instance id a VMM of ours carries in its command line (both backends
+ * pass "noid-<32 hex>" as the process's name or id); false for any other
+ * process. */
+bool vmm_cmdline_instance(const char *buf, size_t len, char out[33]);
 /* Whether an argument of the command line, or the value of one of its
  * key=value options, is dir or a path below it (not a mere substring:
  * /data must not match /mnt/data). */
