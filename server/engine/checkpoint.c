@@ -325,8 +325,8 @@ static bool convert_to_memory_file(struct cp_job *j)
     r = j->be->ops->convert_state(j->be, j->vm_dir, &c, &e);
     if (r >= 0 && rename(out, state) < 0)
         r = nerr_set(&e, -errno, "cannot put the converted state in place: %s", strerror(errno));
-    if (r >= 0)
-        unlink(staged); /* replaced by the converted state */
+    if (r >= 0 && strcmp(staged, state) != 0)
+        unlink(staged); /* replaced by the converted state (staged in tmpfs) */
     if (r < 0) {
         log_warn("vm %s/%s: checkpoint keeps RAM inside its state (slower restores): %s",
                  j->vm->user_id, j->vm->name, nerr_msg(&e));

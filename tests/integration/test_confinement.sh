@@ -79,6 +79,12 @@ cli_login "$A"
 assert_eq precious "$(cat "$decoy")" "a file behind a planted RAM directory"
 noid create v3 --mem 320 > /dev/null # a cold boot: it would want a RAM file
 assert_eq running "$(vm_state v3)" "a VM is created without the planted RAM directory"
+# without a RAM directory a checkpoint is staged on disk and converted there
+noid exec v3 -- sh -c 'echo staged-on-disk > /root/mark'
+noid checkpoint-rm v2 "$(checkpoint_ids v2 | head -n1)" > /dev/null # room under the caps
+cp3=$(noid checkpoint v3 2>/dev/null) || fail "checkpoint without a RAM directory"
+noid restore v3 "$cp3" --as v3c > /dev/null
+assert_eq staged-on-disk "$(noid exec v3c -- cat /root/mark)" "clone of a checkpoint staged on disk"
 grep -q "mem_dir $memdir is not a private directory of ours" "$T/server.log" || fail "no warning about the planted RAM directory"
 stop_server
 rm "$memdir"
