@@ -8,6 +8,10 @@
 #include <stdint.h>
 
 bool utf8_is_valid(const char *s, size_t len);
+/* Length of the valid multi-byte UTF-8 sequence at p (at most len bytes
+ * available) and its code point, or 0 if the bytes there are not one
+ * (RFC 3629: no overlongs, no surrogates, nothing above U+10FFFF). */
+size_t utf8_sequence(const uint8_t *p, size_t len, uint32_t *ret_cp);
 
 /* Lowercase hex of len bytes into out (2*len+1 bytes, NUL-terminated). */
 void hex_encode(const uint8_t *in, size_t len, char *out);

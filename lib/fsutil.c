@@ -156,6 +156,48 @@ char *path_join(const char *a, const char *b)
     return p;
 }
 
+int fd_copy_range(int in, off_t in_off, int out, off_t out_off, off_t len)
+{
+    _cleanup_free_ char *tbuf = NULL;
+
+    while (len > 0) {
+        ssize_t n =
+            copy_file_range(in, &in_off, out, &out_off, (size_t)MIN(len, (off_t)1 << 30), 0);
+        if (n > 0) {
+            len -= n;
+            continue;
+        }
+        if (n == 0)
+            return -EIO; /* source shrank under us */
+        if (errno == EINTR)
+            continue;
+        if (errno != EXDEV && errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
+            return -errno;
+        break;
+    }
+    if (len > 0 && !(tbuf = malloc(1 << 20)))
+        return -ENOMEM;
+    while (len > 0) {
+        ssize_t n = pread(in, tbuf, (size_t)MIN(len, (off_t)1 << 20), in_off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n < 0 ? -errno : -EIO;
+        for (ssize_t done = 0; done < n;) {
+            ssize_t w = pwrite(out, tbuf + done, (size_t)(n - done), out_off);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w < 0)
+                return -errno;
+            done += w;
+            out_off += w;
+        }
+        in_off += n;
+        len -= n;
+    }
+    return 0;
+}
+
 void file_tail_lines(const char *path, int max_lines, char *out, size_t size)
 {
     _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);

@@ -21,6 +21,11 @@ int rm_rf(const char *path);
  * fsync, rename.  The file gets mode. */
 int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode);
 
+/* Copy len bytes of in, from in_off, to out at out_off: copy_file_range
+ * (reflinks or in-kernel copies where the file system can), read/write on
+ * those that refuse it.  -EIO when in is shorter than in_off + len. */
+int fd_copy_range(int in, off_t in_off, int out, off_t out_off, off_t len);
+
 /* Read a whole file of at most max bytes (NUL-terminated, malloc'd). */
 int read_file(const char *path, size_t max, char **ret, size_t *ret_len);
 

@@ -10,46 +10,7 @@
 #include <stdint.h>
 #include <string.h>
 
-/* Length of the valid UTF-8 sequence at p (at most len bytes available) and
- * its code point, or 0 if the bytes there are not one (RFC 3629: no
- * overlongs, no surrogates, nothing above U+10FFFF). */
-static size_t utf8_sequence(const uint8_t *p, size_t len, uint32_t *ret_cp)
-{
-    uint8_t b = p[0], lo = 0x80, hi = 0xBF;
-    size_t n;
-    uint32_t cp;
-
-    if (b >= 0xC2 && b <= 0xDF) {
-        n = 2;
-        cp = b & 0x1F;
-    } else if (b >= 0xE0 && b <= 0xEF) {
-        n = 3;
-        cp = b & 0x0F;
-        if (b == 0xE0)
-            lo = 0xA0; /* overlong */
-        else if (b == 0xED)
-            hi = 0x9F; /* surrogates */
-    } else if (b >= 0xF0 && b <= 0xF4) {
-        n = 4;
-        cp = b & 0x07;
-        if (b == 0xF0)
-            lo = 0x90; /* overlong */
-        else if (b == 0xF4)
-            hi = 0x8F; /* above U+10FFFF */
-    } else {
-        return 0;
-    }
-    if (len < n)
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        uint8_t c = p[i];
-        if (c < (i == 1 ? lo : 0x80) || c > (i == 1 ? hi : 0xBF))
-            return 0;
-        cp = (cp << 6) | (c & 0x3F);
-    }
-    *ret_cp = cp;
-    return n;
-}
+#include "encoding.h"
 
 /* Code points that are valid but must not reach a terminal or a log as is. */
 static bool codepoint_is_unsafe(uint32_t cp)

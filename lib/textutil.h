@@ -17,7 +17,7 @@
  *
  * Escaping the backslash keeps the result unambiguous: a guest cannot send
  * the two characters '\' 'n' and have them read as an escaped newline.
- * libc only, no allocation. */
+ * No allocation. */
 #pragma once
 
 #include <stddef.h>

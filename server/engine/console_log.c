@@ -110,40 +110,6 @@ struct console_log {
 
 /* ---- one rotation ---- */
 
-/* Copy len bytes of in from off to out's current position. */
-static int copy_range(int in, int out, off_t off, off_t len)
-{
-    char buf[65536];
-
-    while (len > 0) {
-        ssize_t n = copy_file_range(in, &off, out, NULL, (size_t)len, 0);
-        if (n < 0 &&
-            (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)) {
-            /* file systems without it: plain read/write */
-            n = pread(in, buf, (size_t)MIN(len, (off_t)sizeof(buf)), off);
-            if (n > 0) {
-                for (ssize_t w = 0; w < n;) {
-                    ssize_t k = write(out, buf + w, (size_t)(n - w));
-                    if (k < 0 && errno == EINTR)
-                        continue;
-                    if (k < 0)
-                        return -errno;
-                    w += k;
-                }
-                off += n;
-            }
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        if (n == 0)
-            return -EIO; /* the source shrank: someone else shortened it */
-        len -= n;
-    }
-    return 0;
-}
-
 static int install_partial(int dir_fd)
 {
     return renameat(dir_fd, PARTIAL_NAME, dir_fd, VM_FILE_SERIAL_LOG_OLD) < 0 ? -errno : 0;
@@ -163,7 +129,7 @@ static int trim_old(int dir_fd, int old, long long cap)
     out = openat(dir_fd, PARTIAL_NAME, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (out < 0)
         return -errno;
-    r = copy_range(old, out, st.st_size - cap, cap);
+    r = fd_copy_range(old, st.st_size - cap, out, 0, cap);
     if (r < 0)
         return r;
     return install_partial(dir_fd);
@@ -202,7 +168,7 @@ int console_log_rotate(int dir_fd, long long cap, bool allow_collapse,
     head = allow_collapse && blk <= cap ? (st.st_size - 1) / blk * blk : 0;
     end = head > 0 ? head : st.st_size;
     start = end > cap ? end - cap : 0;
-    r = copy_range(fd, out, start, end - start);
+    r = fd_copy_range(fd, start, out, 0, end - start);
     /* in place before serial.log is shortened (a crash duplicates, never
      * loses), and not between the catch-up and the truncate below */
     if (r >= 0)
@@ -227,7 +193,7 @@ int console_log_rotate(int dir_fd, long long cap, bool allow_collapse,
         }
         if (st.st_size <= done)
             break;
-        r = copy_range(fd, out, done, st.st_size - done);
+        r = fd_copy_range(fd, done, out, done - start, st.st_size - done);
         if (r < 0)
             goto fail;
         done = st.st_size;
@@ -344,29 +310,6 @@ static bool child_wanted(enum level parent, const char *name)
     }
 }
 
-/* vmm.log is QEMU's own log (-D): it is written through a stream at
- * QEMU's own offset, so it cannot be rotated or shortened; above
- * VMM_LOG_MAX allocated bytes everything but its last VMM_LOG_KEEP bytes
- * (what error messages quote) becomes a hole.  A guest able to make QEMU
- * complain in a loop can then not fill the disk.  Checked at every scan. */
-#define VMM_LOG_MAX (1024 * 1024)
-#define VMM_LOG_KEEP (64 * 1024)
-
-static void cap_vmm_log(const char *dir)
-{
-    _cleanup_free_ char *p = path_join(dir, VM_FILE_VMM_LOG);
-    _cleanup_close_ int fd = -1;
-    struct stat st;
-    off_t end;
-
-    if (!p || (fd = open(p, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)) < 0 ||
-        fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (int64_t)st.st_blocks * 512 <= VMM_LOG_MAX)
-        return;
-    end = (st.st_size - VMM_LOG_KEEP) & ~(off_t)4095;
-    if (end > 0 && fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, end) == 0)
-        log_info("console log: %s: kept its last %d KiB on disk", p, VMM_LOG_KEEP / 1024);
-}
-
 /* Check one VM directory; rotate its serial.log under the VM's lifecycle
  * lock when it is over the cap.  Never blocks on that lock. */
 static void check_vm(struct console_log *cl, const char *dir)
@@ -384,7 +327,9 @@ static void check_vm(struct console_log *cl, const char *dir)
     bool gone;
     int r;
 
-    cap_vmm_log(dir);
+    /* no lock needed: it only ever drops the head of the log of whichever
+     * VMM the directory holds */
+    vmm_log_cap(dir);
     if (!logp || fstatat(AT_FDCWD, logp, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
         st.st_size <= cl->cap)
         return;

@@ -137,26 +137,18 @@ int engine_vm_exec(struct engine *eng, const struct db_user *u, const char *name
                                    req->stdin_text ? req->stdin_text_len : stdin_len, deadline, e);
         if (r >= 0)
             r = agent_exec_close_stdin(x, deadline, e);
-        if (r == -ETIMEDOUT) {
-            /* it did not take its stdin by the deadline (the command did not
-             * read it, or the guest does not read its channel): the timeout
-             * covers the whole exec, and the deadline has passed */
-            log_warn("vm %s/%s: stdin not taken by the deadline; killing the command", u->id, name);
-            agent_exec_kill(x, SIGKILL);
-            timed_out = true;
-            r = 0;
-        }
-        if (r < 0)
-            goto out;
     }
     int64_t t_started = time_mono_ns();
-    if (!timed_out)
+    if (r >= 0)
         r = agent_exec_wait(x, deadline, &ex, e);
     log_debug("exec %s/%s: setup %.3f ms, run %.3f ms", u->id, name,
               (double)(t_started - t_begin) / 1e6, (double)(time_mono_ns() - t_started) / 1e6);
     if (r == -ETIMEDOUT) {
-        /* the agent should have killed it; make sure, and report a timeout */
-        log_warn("vm %s/%s: agent did not end a timed-out command; killing it", u->id, name);
+        /* the deadline passed with the command still running, or its stdin
+         * not taken (it did not read it, or the guest does not read its
+         * channel): the agent should have killed it; make sure, and report
+         * a timeout */
+        log_warn("vm %s/%s: the command did not end by the deadline; killing it", u->id, name);
         agent_exec_kill(x, SIGKILL);
         timed_out = true;
         r = 0;

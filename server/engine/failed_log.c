@@ -18,7 +18,6 @@ static int copy_tail(const char *from, const char *to)
 {
     _cleanup_close_ int in = open(from, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     _cleanup_close_ int out = -1;
-    char buf[64 * 1024];
     struct stat st;
     off_t pos;
 
@@ -30,16 +29,7 @@ static int copy_tail(const char *from, const char *to)
     if (out < 0)
         return -errno;
     pos = st.st_size > FAILED_LOG_FILE_MAX ? st.st_size - FAILED_LOG_FILE_MAX : 0;
-    for (;;) {
-        ssize_t n = pread(in, buf, sizeof(buf), pos);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return n < 0 ? -errno : 0;
-        if (write(out, buf, (size_t)n) != n)
-            return -EIO;
-        pos += n;
-    }
+    return fd_copy_range(in, pos, out, 0, st.st_size - pos);
 }
 
 static int cmp_names(const void *a, const void *b)

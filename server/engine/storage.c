@@ -109,51 +109,6 @@ int storage_make_vm_dir(struct storage *st, const char *path, struct nerr *e)
     return 0;
 }
 
-/* Copy [off, off+len) of in to out with copy_file_range, falling back to
- * read/write across file systems that refuse it. */
-static int copy_range(int in, int out, off_t off, off_t len)
-{
-    _cleanup_free_ char *tbuf = NULL;
-    off_t in_off = off, out_off = off;
-
-    while (len > 0) {
-        ssize_t n =
-            copy_file_range(in, &in_off, out, &out_off, (size_t)MIN(len, (off_t)1 << 30), 0);
-        if (n > 0) {
-            len -= n;
-            continue;
-        }
-        if (n == 0)
-            return -EIO; /* source shrank under us */
-        if (errno == EINTR)
-            continue;
-        if (errno != EXDEV && errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
-            return -errno;
-        break;
-    }
-    if (len > 0 && !(tbuf = malloc(1 << 20)))
-        return -ENOMEM;
-    while (len > 0) {
-        ssize_t n = pread(in, tbuf, (size_t)MIN(len, (off_t)1 << 20), in_off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return n < 0 ? -errno : -EIO;
-        for (ssize_t done = 0; done < n;) {
-            ssize_t w = pwrite(out, tbuf + done, (size_t)(n - done), out_off);
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w < 0)
-                return -errno;
-            done += w;
-            out_off += w;
-        }
-        in_off += n;
-        len -= n;
-    }
-    return 0;
-}
-
 /* Copy only the data extents (SEEK_DATA/SEEK_HOLE), then set the size:
  * a 1 GiB sparse disk image with 30 MiB of data costs 30 MiB. */
 static int copy_sparse(int in, int out, off_t size)
@@ -167,12 +122,12 @@ static int copy_sparse(int in, int out, off_t size)
             if (errno == ENXIO)
                 break; /* only a hole remains */
             /* no SEEK_DATA support: copy everything */
-            return copy_range(in, out, pos, size - pos);
+            return fd_copy_range(in, pos, out, pos, size - pos);
         }
         off_t hole = lseek(in, data, SEEK_HOLE);
         if (hole < 0)
             hole = size;
-        r = copy_range(in, out, data, hole - data);
+        r = fd_copy_range(in, data, out, data, hole - data);
         if (r < 0)
             return r;
         pos = hole;

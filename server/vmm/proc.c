@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -175,4 +176,19 @@ void vmm_log_tail(const char *vm_dir, char *out, size_t size)
     out[0] = 0;
     if (path)
         file_tail_lines(path, 3, out, size);
+}
+
+void vmm_log_cap(const char *vm_dir)
+{
+    _cleanup_free_ char *p = path_join(vm_dir, VM_FILE_VMM_LOG);
+    _cleanup_close_ int fd = -1;
+    struct stat st;
+    off_t end;
+
+    if (!p || (fd = open(p, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)) < 0 ||
+        fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (int64_t)st.st_blocks * 512 <= VMM_LOG_MAX)
+        return;
+    end = (st.st_size - VMM_LOG_KEEP) & ~(off_t)4095;
+    if (end > 0)
+        fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, end);
 }

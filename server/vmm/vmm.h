@@ -202,5 +202,14 @@ bool vmm_cmdline_mentions_dir(const char *buf, size_t len, const char *dir);
  * pid may never have been learnt: a crash during its start). */
 int vmm_proc_kill_instance(const char *instance_id, int timeout_ms);
 
+/* vmm.log is written through a stream at the VMM's own offset, so it cannot
+ * be rotated or shortened: above VMM_LOG_MAX allocated bytes everything but
+ * its last VMM_LOG_KEEP bytes (what error messages quote) becomes a hole.
+ * A guest that makes its VMM complain in a loop cannot fill the disk.
+ * Called at every scan of the console log watcher (console_log.c). */
+#define VMM_LOG_MAX (1024 * 1024)
+#define VMM_LOG_KEEP (64 * 1024)
+void vmm_log_cap(const char *vm_dir);
+
 /* SIGKILL the VMM (if it is ours) and wait up to timeout_ms for it to go. */
 int vmm_proc_kill(int64_t pid, const char *instance_id, int timeout_ms);
