@@ -173,16 +173,9 @@ static int save_without_ram(struct qmp *sh, const char *state_out, struct nerr *
     char status[32];
     int r;
 
-    for (;;) {
-        r = qemu_query_status(sh, status, sizeof(status), e);
-        if (r < 0)
-            return r;
-        if (strcmp(status, "inmigrate") != 0)
-            break;
-        if (time_mono_ms() > deadline)
-            return nerr_set(e, -ETIMEDOUT, "the helper QEMU did not finish loading");
-        time_sleep_ms(1);
-    }
+    r = qemu_wait_loaded(sh, "the helper QEMU", deadline, status, sizeof(status), e);
+    if (r < 0)
+        return r;
     fd = open(state_out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         return nerr_set(e, -errno, "cannot create %s: %s", state_out, strerror(errno));

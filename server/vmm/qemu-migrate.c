@@ -111,6 +111,21 @@ int qemu_query_status(struct qmp *m, char *out, size_t size, struct nerr *e)
     return 0;
 }
 
+int qemu_wait_loaded(struct qmp *m, const char *who, int64_t deadline_ms, char *status,
+                     size_t size, struct nerr *e)
+{
+    for (;;) {
+        int r = qemu_query_status(m, status, size, e);
+        if (r < 0)
+            return r;
+        if (strcmp(status, "inmigrate") != 0)
+            return 0;
+        if (time_mono_ms() > deadline_ms)
+            return nerr_set(e, -ETIMEDOUT, "%s did not finish loading the saved state", who);
+        time_sleep_ms(1);
+    }
+}
+
 /* A save the server could not finish: cancel it (QEMU then resumes a VM it
  * had stopped for it) and make sure the VM runs. */
 void qemu_mig_abort_and_resume(struct qmp *src)

@@ -38,6 +38,14 @@ int qemu_mig_wait(struct qmp *m, const char *const *done, int64_t deadline_ms,
 /* The VM's run state as query-status names it ("running", "paused", ...). */
 int qemu_query_status(struct qmp *m, char *out, size_t size, struct nerr *e);
 
+/* Wait, until deadline_ms, for an incoming migration to be loaded: the run
+ * state in status once it is no longer "inmigrate" ("paused", or
+ * "postmigrate", ...).  A state QEMU cannot load makes it exit, and the
+ * query fails; -ETIMEDOUT, with "<who> did not finish loading the saved state", after
+ * the deadline. */
+int qemu_wait_loaded(struct qmp *m, const char *who, int64_t deadline_ms, char *status,
+                     size_t size, struct nerr *e);
+
 /* A save that cannot finish: cancel any migration (QEMU then resumes a VM it
  * stopped for it) and make sure the VM runs.  Best effort, never fails. */
 void qemu_mig_abort_and_resume(struct qmp *m);

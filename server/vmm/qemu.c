@@ -254,19 +254,9 @@ static int qemu_load_state(const struct vmm_boot *b, struct nerr *e)
     r = qemu_mig_start_fd(m, fd, "noidstate", true, e);
     if (r < 0)
         goto out;
-    /* a state QEMU cannot load makes it exit: the QMP read then fails */
-    for (;;) {
-        r = qemu_query_status(m, status, sizeof(status), e);
-        if (r < 0)
-            goto out;
-        if (strcmp(status, "inmigrate") != 0)
-            break;
-        if (time_mono_ms() > deadline) {
-            r = nerr_set(e, -ETIMEDOUT, "QEMU did not finish loading the saved state");
-            goto out;
-        }
-        time_sleep_ms(2);
-    }
+    r = qemu_wait_loaded(m, "QEMU", deadline, status, sizeof(status), e);
+    if (r < 0)
+        goto out;
     if (strcmp(status, "paused") == 0 || strcmp(status, "postmigrate") == 0 ||
         strcmp(status, "prelaunch") == 0) {
         r = qmp_execute(m, "cont", NULL, -1, NULL, e);

@@ -34,6 +34,17 @@ noid create evil > /dev/null
 noid create good > /dev/null
 assert_eq ok "$(noid exec good -- echo ok)" "exec on the normal VM"
 
+# Wait up to $1 seconds for the hostile agent to answer a ping on VM evil.
+wait_hostile_ping() { # seconds what
+    local took=""
+    for _ in $(seq "$1"); do
+        took=$(noid exec evil --timeout 3 -- hostile-ping 2> /dev/null || true)
+        [ "$took" = hostile-agent ] && break
+        sleep 1
+    done
+    assert_eq hostile-agent "$took" "$2"
+}
+
 # ---- the hostile agent takes the channel of VM evil ----
 noid exec evil -- sh -c 'cat > /tmp/h && chmod 0755 /tmp/h' < "$HOSTILE_BIN"
 # busybox init respawns the agent: point its inittab entry at the hostile
@@ -45,13 +56,7 @@ noid exec evil -- sh -c '
     grep -q "^::respawn:/tmp/h" /etc/inittab || exit 1
     setsid sh -c "sleep 1; kill -HUP 1; sleep 1; kill \$(pidof noid-agent)" \
         < /dev/null > /dev/null 2>&1 &'
-took=""
-for _ in $(seq 30); do
-    took=$(noid exec evil --timeout 3 -- hostile-ping 2> /dev/null || true)
-    [ "$took" = hostile-agent ] && break
-    sleep 1
-done
-assert_eq hostile-agent "$took" "the hostile agent answers on VM evil's channel"
+wait_hostile_ping 30 "the hostile agent answers on VM evil's channel"
 ok "hostile agent installed in VM evil"
 
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$SERVER_PID/status"; }
@@ -141,13 +146,7 @@ case "$HTTP_STATUS" in 5??) ;; *) fail "session ERROR: status $HTTP_STATUS: $HTT
 grep -qF "session broken\\n$FORGED_TS error: FORGED" "$T/server.log" ||
     fail "the session error is not in the server log, escaped"
 # the server reconnects (a new HELLO) on the next exec
-took=""
-for _ in $(seq 5); do
-    took=$(noid exec evil --timeout 3 -- hostile-ping 2> /dev/null || true)
-    [ "$took" = hostile-agent ] && break
-    sleep 1
-done
-assert_eq hostile-agent "$took" "reconnected after the session error"
+wait_hostile_ping 5 "reconnected after the session error"
 ok "a session ERROR drops the channel and is logged escaped; the server reconnects"
 
 # ---- stdin credit: one WINDOW grant of 4 GiB, sent before any stdin came,
@@ -183,13 +182,7 @@ ok "stdin to an agent that stopped reading ends at the deadline"
 
 # once it reads again, the server's next exec gets through (reconnecting if
 # the stdin frame was cut)
-took=""
-for _ in $(seq 60); do
-    took=$(noid exec evil --timeout 3 -- hostile-ping 2> /dev/null || true)
-    [ "$took" = hostile-agent ] && break
-    sleep 1
-done
-assert_eq hostile-agent "$took" "the hostile agent answers again"
+wait_hostile_ping 60 "the hostile agent answers again"
 
 # ---- stdin: 10 MiB against an agent that grants 4 GiB windows, reads a trickle ----
 # It reads some 20 KiB/s for 600 s (or until a new session): a server that

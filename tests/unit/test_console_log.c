@@ -82,6 +82,31 @@ static bool exists_in(const char *dir, const char *name)
     return r;
 }
 
+/* A VM directory with the VMM writing serial.log, and all it printed. */
+struct vm_log {
+    char *dir;
+    int dfd, w;
+    struct text all;
+};
+
+static struct vm_log vm_log_open(const char *base)
+{
+    struct vm_log v = {.dir = make_dir(base)};
+
+    v.dfd = open_dir(v.dir);
+    v.w = open_writer(v.dir);
+    return v;
+}
+
+static void vm_log_close(struct vm_log *v)
+{
+    free(v->all.p);
+    close(v->w);
+    close(v->dfd);
+    rm_rf(v->dir);
+    free(v->dir);
+}
+
 /* The state after a copytruncate of everything printed (all): serial.log
  * empty, .1 the newest CAP bytes; the writer goes on at offset 0. */
 static void check_copytruncate(const char *dir, int w, const struct text *all,
@@ -108,68 +133,57 @@ static void check_copytruncate(const char *dir, int w, const struct text *all,
 
 START_TEST(rotates_and_the_writer_goes_on)
 {
-    const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-    char *dir = make_dir(tmp);
-    int dfd = open_dir(dir), w = open_writer(dir);
+    struct vm_log v = vm_log_open(getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    const struct text *all = &v.all;
     struct console_log_rotation rot;
-    struct text all = {0}, log, old, more = {0};
+    struct text log, old, more = {0};
     struct stat before, after;
 
-    print_lines(w, 0, 1000, &all); /* 40000 bytes: more than twice the cap */
-    ck_assert_int_eq(fstat(w, &before), 0);
-    ck_assert_int_eq(console_log_rotate(dfd, CAP, true, &rot), 1);
+    print_lines(v.w, 0, 1000, &v.all); /* 40000 bytes: more than twice the cap */
+    ck_assert_int_eq(fstat(v.w, &before), 0);
+    ck_assert_int_eq(console_log_rotate(v.dfd, CAP, true, &rot), 1);
     if (!rot.lossless) { /* a file system without FALLOC_FL_COLLAPSE_RANGE */
-        check_copytruncate(dir, w, &all, &rot);
+        check_copytruncate(v.dir, v.w, all, &rot);
         goto out;
     }
-    log = read_in(dir, "serial.log");
-    old = read_in(dir, "serial.log.1");
+    log = read_in(v.dir, "serial.log");
+    old = read_in(v.dir, "serial.log.1");
     /* the head up to a block boundary left; less than a block stays */
     ck_assert_int_eq(rot.moved % before.st_blksize, 0);
-    ck_assert_uint_eq(log.len, all.len - (size_t)rot.moved);
+    ck_assert_uint_eq(log.len, all->len - (size_t)rot.moved);
     ck_assert_uint_le(log.len, (size_t)before.st_blksize);
     ck_assert_uint_gt(log.len, 0);
-    ck_assert(memcmp(log.p, all.p + rot.moved, log.len) == 0);
+    ck_assert(memcmp(log.p, all->p + rot.moved, log.len) == 0);
     /* .1: the newest CAP bytes of what left, ending where serial.log starts */
     ck_assert_uint_eq(old.len, CAP);
     ck_assert_int_eq(rot.kept, CAP);
-    ck_assert(memcmp(old.p, all.p + rot.moved - CAP, CAP) == 0);
+    ck_assert(memcmp(old.p, all->p + rot.moved - CAP, CAP) == 0);
     /* the writer's next lines follow on in the same file */
-    print_lines(w, 1000, 1010, &more);
-    ck_assert_int_eq(fstat(w, &after), 0);
+    print_lines(v.w, 1000, 1010, &more);
+    ck_assert_int_eq(fstat(v.w, &after), 0);
     ck_assert_uint_eq(before.st_ino, after.st_ino);
     free(log.p);
-    log = read_in(dir, "serial.log");
-    ck_assert_uint_eq(log.len, all.len - (size_t)rot.moved + more.len);
+    log = read_in(v.dir, "serial.log");
+    ck_assert_uint_eq(log.len, all->len - (size_t)rot.moved + more.len);
     ck_assert(memcmp(log.p + log.len - more.len, more.p, more.len) == 0);
-    ck_assert(!exists_in(dir, "serial.log.1.partial"));
+    ck_assert(!exists_in(v.dir, "serial.log.1.partial"));
     free(log.p);
     free(old.p);
 out:
-    free(all.p);
     free(more.p);
-    close(w);
-    close(dfd);
-    rm_rf(dir);
-    free(dir);
+    vm_log_close(&v);
 }
 END_TEST
 
 START_TEST(copytruncate_when_collapsing_is_not_allowed)
 {
-    char *dir = make_dir(getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    int dfd = open_dir(dir), w = open_writer(dir);
+    struct vm_log v = vm_log_open(getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     struct console_log_rotation rot;
-    struct text all = {0};
 
-    print_lines(w, 0, 1000, &all);
-    ck_assert_int_eq(console_log_rotate(dfd, CAP, false, &rot), 1);
-    check_copytruncate(dir, w, &all, &rot);
-    free(all.p);
-    close(w);
-    close(dfd);
-    rm_rf(dir);
-    free(dir);
+    print_lines(v.w, 0, 1000, &v.all);
+    ck_assert_int_eq(console_log_rotate(v.dfd, CAP, false, &rot), 1);
+    check_copytruncate(v.dir, v.w, &v.all, &rot);
+    vm_log_close(&v);
 }
 END_TEST
 
@@ -179,20 +193,14 @@ START_TEST(falls_back_where_the_file_system_cannot_collapse)
 {
     struct statfs sfs;
     struct console_log_rotation rot;
-    struct text all = {0};
 
     if (statfs("/dev/shm", &sfs) < 0 || sfs.f_type != TMPFS_MAGIC)
         return; /* no tmpfs here: nothing to show */
-    char *dir = make_dir("/dev/shm");
-    int dfd = open_dir(dir), w = open_writer(dir);
-    print_lines(w, 0, 1000, &all);
-    ck_assert_int_eq(console_log_rotate(dfd, CAP, true, &rot), 1);
-    check_copytruncate(dir, w, &all, &rot);
-    free(all.p);
-    close(w);
-    close(dfd);
-    rm_rf(dir);
-    free(dir);
+    struct vm_log v = vm_log_open("/dev/shm");
+    print_lines(v.w, 0, 1000, &v.all);
+    ck_assert_int_eq(console_log_rotate(v.dfd, CAP, true, &rot), 1);
+    check_copytruncate(v.dir, v.w, &v.all, &rot);
+    vm_log_close(&v);
 }
 END_TEST
 
@@ -219,25 +227,20 @@ END_TEST
 
 START_TEST(an_older_old_log_is_replaced)
 {
-    char *dir = make_dir("/tmp");
-    char *oldp = path_join(dir, "serial.log.1");
-    int dfd = open_dir(dir), w = open_writer(dir);
+    struct vm_log v = vm_log_open("/tmp");
+    char *oldp = path_join(v.dir, "serial.log.1");
     struct console_log_rotation rot;
-    struct text all = {0}, old;
+    struct text old;
 
     ck_assert_int_eq(write_file_atomic(oldp, "older\n", 6, 0600), 0);
-    print_lines(w, 0, 500, &all);
-    ck_assert_int_eq(console_log_rotate(dfd, CAP, true, &rot), 1);
-    old = read_in(dir, "serial.log.1");
+    print_lines(v.w, 0, 500, &v.all);
+    ck_assert_int_eq(console_log_rotate(v.dfd, CAP, true, &rot), 1);
+    old = read_in(v.dir, "serial.log.1");
     ck_assert_ptr_null(strstr(old.p, "older"));
-    ck_assert(!exists_in(dir, "serial.log.1.partial"));
+    ck_assert(!exists_in(v.dir, "serial.log.1.partial"));
     free(old.p);
-    free(all.p);
     free(oldp);
-    close(w);
-    close(dfd);
-    rm_rf(dir);
-    free(dir);
+    vm_log_close(&v);
 }
 END_TEST
 
