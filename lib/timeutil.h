@@ -14,6 +14,9 @@ void time_now_rfc3339(char out[RFC3339_LEN]);
 int64_t time_mono_ms(void);
 int64_t time_mono_ns(void);
 void time_sleep_ms(long ms);
+/* A time_mono_ms value as a timespec, for the *_clocklock and
+ * *_clockwait calls on CLOCK_MONOTONIC. */
+struct timespec time_mono_timespec(int64_t ms);
 
 /* Wall clock in nanoseconds since the epoch. */
 int64_t time_real_ns(void);

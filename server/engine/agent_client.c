@@ -80,12 +80,6 @@ struct agent_conn {
     struct buf in;             /* reader thread only */
 };
 
-static void timespec_at(int64_t deadline_ms, struct timespec *ts)
-{
-    ts->tv_sec = deadline_ms / 1000;
-    ts->tv_nsec = (deadline_ms % 1000) * 1000000L;
-}
-
 static void mark_broken_locked(struct agent_conn *c)
 {
     c->broken = true;
@@ -107,7 +101,7 @@ static int conn_send(struct agent_conn *c, uint8_t type, uint32_t stream, const 
     int r = 0;
 
     ap_header_encode(hdr, type, stream, (uint32_t)len);
-    timespec_at(deadline_ms, &ts);
+    ts = time_mono_timespec(deadline_ms);
     r = pthread_mutex_clocklock(&c->wlock, CLOCK_MONOTONIC, &ts);
     if (r != 0)
         return -r; /* ETIMEDOUT: another writer held the channel all along */
@@ -573,7 +567,7 @@ int agent_exec_write_stdin(struct agent_exec *x, const void *data, size_t len,
     const uint8_t *p = data;
     struct timespec ts;
 
-    timespec_at(deadline_ms, &ts);
+    ts = time_mono_timespec(deadline_ms);
     while (len > 0) {
         size_t n;
         pthread_mutex_lock(&c->lock);
@@ -635,7 +629,7 @@ int agent_exec_wait(struct agent_exec *x, int64_t deadline_ms, struct ap_exit *r
     struct timespec ts;
     int r = 0;
 
-    timespec_at(deadline_ms, &ts);
+    ts = time_mono_timespec(deadline_ms);
     pthread_mutex_lock(&c->lock);
     while (!x->exited && !x->failed && !c->broken) {
         int rc = pthread_cond_timedwait(&c->cond, &c->lock, &ts);
@@ -684,7 +678,7 @@ int agent_control(struct agent_conn *c, uint8_t type, const void *payload, size_
     struct timespec ts;
     int r;
 
-    timespec_at(deadline, &ts);
+    ts = time_mono_timespec(deadline);
     pthread_mutex_lock(&c->lock);
     if (c->broken) {
         pthread_mutex_unlock(&c->lock);

@@ -82,6 +82,13 @@ char *checkpoint_dir(struct engine *eng, const struct db_vm *vm, const char *id)
     return p;
 }
 
+char *checkpoint_twin_path(const char *cp_dir)
+{
+    char *p;
+
+    return asprintf(&p, "%s.memory", cp_dir) < 0 ? NULL : p;
+}
+
 /* Find a checkpoint of vm by id or unique prefix. */
 int checkpoint_resolve(struct engine *eng, const struct db_vm *vm, const char *prefix,
                        struct db_checkpoint *ret, struct nerr *e)
@@ -124,9 +131,11 @@ struct cp_job {
     char *tmp;           /* <cps>/.tmp-<id>: disk and serial log, later everything */
     char *work;          /* <cps>/.tmp-<id>.work: what the VMM writes */
     char *stage;         /* where the pause's output lands: <mem_dir>/.cp-<id> (tmpfs), else work */
+    bool stage_in_ram;   /* stage is the one in mem_dir, not work */
     int state_fd;        /* stage/vmstate.snap, preallocated */
     int mem_fd;          /* stage/memory.snap, preallocated (VMs with a RAM file) */
     bool ram_file;       /* the VM's RAM is a file of ours, copied in the pause */
+    bool mem_saved;      /* the checkpoint has a memory file (CP_MEM_FILE) */
     bool disk_precopied; /* tmp holds a copy of the disk made while running */
     uint64_t disk_writes; /* the disk's write counter when that copy began */
 };
@@ -137,7 +146,7 @@ static void cp_job_free(struct cp_job *j)
         close(j->state_fd);
     if (j->mem_fd >= 0)
         close(j->mem_fd);
-    if (j->stage && j->work && strcmp(j->stage, j->work) != 0)
+    if (j->stage_in_ram)
         rm_rf(j->stage);
     free(j->stage);
     free(j->vm_dir);
@@ -229,7 +238,7 @@ static int stage_file(struct cp_job *j, const char *name, int64_t prealloc, stru
     if (fd < 0)
         return nerr_set(e, -errno, "cannot create %s: %s", p, strerror(errno));
     prealloc = MIN(prealloc, CHECKPOINT_STAGE_PREALLOC_MAX);
-    if (prealloc > 0 && strcmp(j->stage, j->work) != 0 &&
+    if (prealloc > 0 && j->stage_in_ram &&
         fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, prealloc) < 0)
         log_debug("checkpoint: cannot preallocate %s: %s", p, strerror(errno));
     return fd;
@@ -267,8 +276,9 @@ static int prepare_stage(struct cp_job *j, const char *id, struct nerr *e)
         ram_size = (int64_t)st.st_blocks * 512;
     }
     if (memdir && vm_mem_dir_ready(memdir) && stage_fits(memdir, state_size + ram_size) &&
-        asprintf(&j->stage, "%s/.cp-%s", memdir, id) >= 0 && mkdir(j->stage, 0700) == 0) {
-        /* staged in tmpfs */
+        asprintf(&j->stage, "%s/" CHECKPOINT_STAGE_PREFIX "%s", memdir, id) >= 0 &&
+        mkdir(j->stage, 0700) == 0) {
+        j->stage_in_ram = true;
     } else {
         free(j->stage);
         j->stage = strdup(j->work);
@@ -325,8 +335,8 @@ static bool convert_to_memory_file(struct cp_job *j)
     r = j->be->ops->convert_state(j->be, j->vm_dir, &c, &e);
     if (r >= 0 && rename(out, state) < 0)
         r = nerr_set(&e, -errno, "cannot put the converted state in place: %s", strerror(errno));
-    if (r >= 0 && strcmp(staged, state) != 0)
-        unlink(staged); /* replaced by the converted state (staged in tmpfs) */
+    if (r >= 0 && j->stage_in_ram)
+        unlink(staged); /* replaced by the converted state */
     if (r < 0) {
         log_warn("vm %s/%s: checkpoint keeps RAM inside its state (slower restores): %s",
                  j->vm->user_id, j->vm->name, nerr_msg(&e));
@@ -337,35 +347,46 @@ static bool convert_to_memory_file(struct cp_job *j)
     return true;
 }
 
-/* Move what the VMM wrote (staged in tmpfs, or converted in the work
- * directory) into the checkpoint, check nothing it needs is missing (a
- * stage removed under our feet, a VMM that wrote nothing), flush it all
- * and make it read-only: after this it only needs its final name. */
-static int finish_files(struct cp_job *j, bool mem_saved, struct nerr *e)
+/* Move one file the VMM wrote (converted in the work directory, or as
+ * staged) into the checkpoint; a required one must be there and not
+ * empty (a stage removed under our feet, a VMM that wrote nothing). */
+static int place_saved_file(struct cp_job *j, const char *name, bool required, struct nerr *e)
 {
-    const char *files[] = {VM_FILE_VMSTATE, VM_FILE_MEMORY, VM_FILE_ROOTFS};
-    DIR *d;
-    struct dirent *de;
+    _cleanup_free_ char *worked = path_join(j->work, name);
+    _cleanup_free_ char *staged = path_join(j->stage, name);
+    _cleanup_free_ char *to = path_join(j->tmp, name);
+    struct stat st;
     int r = 0;
 
-    for (size_t i = 0; i < ARRAY_SIZE(files) && r >= 0; i++) {
-        _cleanup_free_ char *worked = path_join(j->work, files[i]);
-        _cleanup_free_ char *staged = path_join(j->stage, files[i]);
-        _cleanup_free_ char *to = path_join(j->tmp, files[i]);
-        struct stat st;
-        if (!worked || !staged || !to)
-            return -ENOMEM;
-        if (i < 2) {
-            unlink(to); /* a btrfs snapshot of the VM may hold a stale one */
-            if (path_exists(worked))
-                r = storage_move_file(j->eng->storage, worked, to, e);
-            else if (path_exists(staged))
-                r = storage_move_file(j->eng->storage, staged, to, e);
-        }
-        if (r >= 0 && (i != 1 || mem_saved) &&
-            (stat(to, &st) < 0 || (i < 2 && st.st_size == 0)))
-            r = nerr_set(e, -EIO, "the checkpoint lacks its %s", files[i]);
-    }
+    if (!worked || !staged || !to)
+        return -ENOMEM;
+    unlink(to); /* a btrfs snapshot of the VM may hold a stale one */
+    if (path_exists(worked))
+        r = storage_move_file(j->eng->storage, worked, to, e);
+    else if (path_exists(staged))
+        r = storage_move_file(j->eng->storage, staged, to, e);
+    if (r >= 0 && required && (stat(to, &st) < 0 || st.st_size == 0))
+        r = nerr_set(e, -EIO, "the checkpoint lacks its %s", name);
+    return r;
+}
+
+/* Put what the VMM wrote into the checkpoint, check its disk is there,
+ * flush it all and make it read-only: after this it only needs its final
+ * name. */
+static int finish_files(struct cp_job *j, struct nerr *e)
+{
+    _cleanup_free_ char *disk = path_join(j->tmp, VM_FILE_ROOTFS);
+    DIR *d;
+    struct dirent *de;
+    int r;
+
+    if (!disk)
+        return -ENOMEM;
+    r = place_saved_file(j, VM_FILE_VMSTATE, true, e);
+    if (r >= 0)
+        r = place_saved_file(j, VM_FILE_MEMORY, j->mem_saved, e);
+    if (r >= 0 && !path_exists(disk))
+        r = nerr_set(e, -EIO, "the checkpoint lacks its %s", VM_FILE_ROOTFS);
     if (r < 0)
         return r;
     d = opendir(j->tmp);
@@ -415,7 +436,6 @@ static int save_vm(struct cp_job *j, struct db_checkpoint *cp, struct nerr *e)
 {
     const struct db_vm *vm = j->vm;
     struct vmm_save save = {.while_paused = while_paused, .ud = j};
-    bool mem_saved;
     int r;
 
     /* a RAM file of ours is frozen while the VM is paused: copied beside
@@ -436,13 +456,14 @@ static int save_vm(struct cp_job *j, struct db_checkpoint *cp, struct nerr *e)
         return r;
     cp->pause_ms = (save.pause_ns + 500000) / 1000000;
     test_hook("checkpoint-resumed");
-    mem_saved = j->ram_file || save.mem_saved;
+    j->mem_saved = j->ram_file || save.mem_saved;
     cp->ignore_shared = j->ram_file;
-    if (!mem_saved && cp->ram_block[0] && j->be->ops->convert_state) {
-        mem_saved = convert_to_memory_file(j);
-        cp->ignore_shared = mem_saved; /* the converted state leaves RAM out */
+    if (!j->mem_saved && cp->ram_block[0] && j->be->ops->convert_state) {
+        j->mem_saved = convert_to_memory_file(j);
+        cp->ignore_shared = j->mem_saved; /* the converted state leaves RAM out */
     }
-    snprintf(cp->mem_format, sizeof(cp->mem_format), "%s", mem_saved ? CP_MEM_FILE : CP_MEM_STREAM);
+    snprintf(cp->mem_format, sizeof(cp->mem_format), "%s",
+             j->mem_saved ? CP_MEM_FILE : CP_MEM_STREAM);
     return 0;
 }
 
@@ -483,7 +504,7 @@ int engine_checkpoint_create(struct engine *eng, const struct db_user *u, const 
     j.vm_dir = engine_vm_dir(eng, vm.user_id, vm.name);
     cps = engine_checkpoints_dir(eng, vm.user_id, vm.name);
     if (!j.vm_dir || !cps || asprintf(&j.tmp, "%s/" CHECKPOINT_TMP_PREFIX "%s", cps, cp.id) < 0 ||
-        asprintf(&j.work, "%s.work", j.tmp) < 0 || asprintf(&final, "%s/%s", cps, cp.id) < 0) {
+        asprintf(&j.work, "%s.work", j.tmp) < 0 || !(final = checkpoint_dir(eng, &vm, cp.id))) {
         r = -ENOMEM;
         goto out;
     }
@@ -496,7 +517,7 @@ int engine_checkpoint_create(struct engine *eng, const struct db_user *u, const 
     r = save_vm(&j, &cp, e);
     if (r < 0)
         goto out;
-    r = finish_files(&j, strcmp(cp.mem_format, CP_MEM_FILE) == 0, e);
+    r = finish_files(&j, e);
     if (r < 0)
         goto out;
     if (rename(j.tmp, final) < 0) {
@@ -523,9 +544,7 @@ int engine_checkpoint_create(struct engine *eng, const struct db_user *u, const 
         goto out;
     }
     log_info("vm %s/%s: checkpoint %s (%s, %s) paused %lld ms", vm.user_id, vm.name, cp.id,
-             vm.ram_backing,
-             strcmp(cp.mem_format, CP_MEM_FILE) == 0 ? "memory file" : "memory in state",
-             cp.pause_ms);
+             vm.ram_backing, j.mem_saved ? "memory file" : "memory in state", cp.pause_ms);
     r = checkpoint_to_wire(&cp, ret);
 out:
     if (r < 0 && published && final)
@@ -605,8 +624,8 @@ int engine_checkpoint_delete(struct engine *eng, const struct db_user *u, const 
         log_warn("cannot remove %s: %s", dir, strerror(-r));
     {
         /* the clones' memory twin; running clones keep its inode alive */
-        _cleanup_free_ char *twin = NULL;
-        if (asprintf(&twin, "%s.memory", dir) >= 0)
+        _cleanup_free_ char *twin = checkpoint_twin_path(dir);
+        if (twin)
             unlink(twin);
     }
     r = 0;

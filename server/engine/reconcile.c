@@ -33,7 +33,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "engine-internal.h"
+#include "checkpoint-internal.h"
 #include "fsutil.h"
 #include "log.h"
 #include "vm-internal.h"
@@ -96,36 +96,15 @@ static void learn_ram_backing(struct engine *eng, struct db_vm *vm)
 
 /* A restore cut short: move the directories back and let the old VMM
  * (the row still names it; the new one was pending and is killed) run on;
- * recover() resumes it.  restore_in_place (restore.c) removes any leftover
- * aside directory before it marks the row, so an existing aside is this
- * restore's:
- *   staging present, aside absent          not swapped yet
- *   aside present, VM directory absent     cut between the two renames
- *   aside present, staging absent          swapped: the VM dir is the new one
- * Returns false when the old directory could not be put back: the row
- * stays "restoring" (and the aside is never swept) for the next start. */
+ * recover() resumes it.  Returns false when the old directory could not be
+ * put back: the row stays "restoring" (and the aside is never swept) for
+ * the next start. */
 static bool roll_back_restore(struct engine *eng, struct db_vm *vm)
 {
-    _cleanup_free_ char *dir = engine_vm_dir(eng, vm->user_id, vm->name);
-    _cleanup_free_ char *staging = vm_staging_dir(eng, vm, "restoring");
-    _cleanup_free_ char *aside = vm_staging_dir(eng, vm, "replaced");
-
     log_warn("reconcile: VM %s/%s was being restored when the server stopped; rolling back",
              vm->user_id, vm->name);
-    if (!dir || !staging || !aside)
+    if (restore_roll_back_dirs(eng, vm) < 0)
         return false;
-    if (path_exists(aside)) {
-        if (path_exists(dir) && !path_exists(staging) &&
-            storage_remove_tree(eng->storage, dir) < 0) {
-            log_error("reconcile: cannot remove the half-restored %s", dir);
-            return false;
-        }
-        if (!path_exists(dir) && rename(aside, dir) < 0) {
-            log_error("reconcile: cannot move %s back to %s: %s", aside, dir, strerror(errno));
-            return false;
-        }
-    }
-    storage_remove_tree(eng->storage, staging);
     snprintf(vm->phase, sizeof(vm->phase), "%s", VM_PHASE_READY);
     return true;
 }
@@ -137,12 +116,9 @@ static bool settle_vm(struct engine *eng, struct db_vm *vm)
     bool changed = false;
 
     if (vm->pending_instance_id[0]) {
-        _cleanup_free_ char *ram = vm_mem_file(eng, vm->pending_instance_id);
-        if (vmm_proc_kill_instance(vm->pending_instance_id, 10000) > 0)
+        if (vm_kill_pending(eng, vm->pending_instance_id) > 0)
             log_warn("reconcile: VM %s/%s: stopped a VMM whose start was cut short", vm->user_id,
                      vm->name);
-        if (ram)
-            unlink(ram);
         vm->pending_instance_id[0] = '\0';
         changed = true;
     }
@@ -220,10 +196,11 @@ static void kill_orphan_vmms(struct engine *eng, const struct db_vm *rows, size_
  * progress .<32 hex>.ram.partial, or a checkpoint's stage .cp-<16 hex>. */
 static bool is_our_ram_name(const char *name)
 {
+    const size_t cp = strlen(CHECKPOINT_STAGE_PREFIX);
     size_t hex = strspn(name + (name[0] == '.'), "0123456789abcdef");
 
-    if (strncmp(name, ".cp-", 4) == 0)
-        return strspn(name + 4, "0123456789abcdef") == 16 && name[20] == '\0';
+    if (strncmp(name, CHECKPOINT_STAGE_PREFIX, cp) == 0)
+        return strspn(name + cp, "0123456789abcdef") == 16 && name[cp + 16] == '\0';
     if (name[0] == '.')
         return hex == 32 && strcmp(name + 33, ".ram.partial") == 0;
     return hex == 32 && strcmp(name + 32, ".ram") == 0;

@@ -72,10 +72,9 @@ static int clone_memory_file(struct engine *eng, const char *cp_dir, const char 
 
     if (access(mem, W_OK) == 0)
         return (*ret = strdup(mem)) ? 0 : -ENOMEM;
-    if (asprintf(&twin, "%s.memory", cp_dir) < 0) {
-        twin = NULL;
+    twin = checkpoint_twin_path(cp_dir);
+    if (!twin)
         return -ENOMEM;
-    }
     if (!path_exists(twin)) {
         r = storage_copy_file(eng->storage, mem, twin, e);
         if (r < 0)
@@ -128,6 +127,40 @@ static int start_from_checkpoint(struct engine *eng, struct db_vm *vm, struct vm
     return vm_start_and_wait(eng, vm, rt, vm_dir, &spec, e);
 }
 
+/* restore_in_place removes any leftover aside directory before it marks
+ * the row, so an existing aside is this restore's:
+ *   staging present, aside absent          not swapped yet
+ *   aside present, VM directory absent     cut between the two renames
+ *   aside present, staging absent          swapped: the VM dir is the new one */
+int restore_roll_back_dirs(struct engine *eng, const struct db_vm *vm)
+{
+    _cleanup_free_ char *dir = engine_vm_dir(eng, vm->user_id, vm->name);
+    _cleanup_free_ char *staging = vm_staging_dir(eng, vm, "restoring");
+    _cleanup_free_ char *aside = vm_staging_dir(eng, vm, "replaced");
+    int r;
+
+    if (!dir || !staging || !aside)
+        return -ENOMEM;
+    if (path_exists(aside)) {
+        if (path_exists(dir) && !path_exists(staging)) {
+            r = storage_remove_tree(eng->storage, dir);
+            if (r < 0) {
+                log_error("vm %s/%s: cannot remove the half-restored %s: %s", vm->user_id,
+                          vm->name, dir, strerror(-r));
+                return r;
+            }
+        }
+        if (!path_exists(dir) && rename(aside, dir) < 0) {
+            r = -errno;
+            log_error("vm %s/%s: cannot move %s back to %s: %s", vm->user_id, vm->name, aside,
+                      dir, strerror(-r));
+            return r;
+        }
+    }
+    storage_remove_tree(eng->storage, staging);
+    return 0;
+}
+
 /* Replace the VM by the checkpoint without ever losing it.
  *   1. The new directory is prepared beside the old one (.restoring-<name>,
  *      a name no VM can have) while the VM runs untouched; a crash here
@@ -152,7 +185,7 @@ static int restore_in_place(struct engine *eng, struct db_vm *vm, struct vm_rt *
     _cleanup_free_ char *aside = vm_staging_dir(eng, vm, "replaced");
     struct vmm_backend *be = engine_backend(eng, vm->vmm);
     struct db_vm old = *vm;
-    bool marked = false, paused = false, swapped = false, started = false, stuck = false;
+    bool marked = false, paused = false, started = false, stuck = false;
     int r;
 
     if (!vm_dir || !cp_dir || !staging || !aside)
@@ -187,11 +220,8 @@ static int restore_in_place(struct engine *eng, struct db_vm *vm, struct vm_rt *
     }
     if (rename(staging, vm_dir) < 0) {
         r = nerr_set(e, -EIO, "cannot move the restored VM in: %s", strerror(errno));
-        if (rename(aside, vm_dir) < 0)
-            stuck = true;
         goto fail;
     }
-    swapped = true;
     r = start_from_checkpoint(eng, vm, rt, vm_dir, cp_dir, cp, false, e);
     if (r < 0)
         goto fail;
@@ -210,15 +240,13 @@ static int restore_in_place(struct engine *eng, struct db_vm *vm, struct vm_rt *
 fail:
     if (started)
         vm_teardown_runtime(eng, vm, rt);
-    if (swapped) {
-        if (storage_remove_tree(eng->storage, vm_dir) < 0 || rename(aside, vm_dir) < 0)
-            stuck = true;
-    }
+    if (marked)
+        stuck = restore_roll_back_dirs(eng, vm) < 0;
+    else
+        storage_remove_tree(eng->storage, staging);
     if (stuck)
-        log_error("vm %s/%s: cannot move the old VM back from %s: %s; it stays \"restoring\" "
-                  "until the next start rolls it back",
-                  vm->user_id, vm->name, aside, strerror(errno));
-    storage_remove_tree(eng->storage, staging);
+        log_error("vm %s/%s: it stays \"restoring\" until the next start rolls it back",
+                  vm->user_id, vm->name);
     *vm = old;
     if (paused && !stuck) {
         struct nerr ignored = {0};

@@ -77,6 +77,9 @@ char *vm_mem_dir(struct engine *eng);
 /* Create or check the RAM directory (private to us); false = do not use it. */
 bool vm_mem_dir_ready(const char *dir);
 char *vm_mem_file(struct engine *eng, const char *instance_id);
+/* Kill the VMM of a start that never became the VM's (the row's pending
+ * instance) and remove its RAM file.  > 0 if there was a VMM to kill. */
+int vm_kill_pending(struct engine *eng, const char *instance_id);
 /* Whether a VM started now gets a shared RAM file of its own. */
 bool vm_can_have_ram_file(struct engine *eng, struct vmm_backend *be);
 /* Remove a VM row's VMM, storage, checkpoints and row (destroy, a failed or

@@ -143,6 +143,16 @@ char *vm_mem_file(struct engine *eng, const char *instance_id)
     return p;
 }
 
+int vm_kill_pending(struct engine *eng, const char *instance_id)
+{
+    _cleanup_free_ char *ram = vm_mem_file(eng, instance_id);
+    int r = vmm_proc_kill_instance(instance_id, 10000);
+
+    if (ram)
+        unlink(ram);
+    return r;
+}
+
 /* ---- storage of one VM ---- */
 
 char *vm_staging_dir(struct engine *eng, const struct db_vm *vm, const char *what)
@@ -234,7 +244,7 @@ int engine_vm_agent(struct engine *eng, const struct db_vm *vm, struct vm_rt *rt
     struct vmm_backend *be = engine_backend(eng, vm->vmm);
     _cleanup_free_ char *dir = engine_vm_dir(eng, vm->user_id, vm->name);
     int64_t deadline = time_mono_ms() + timeout_ms;
-    struct timespec ts = {.tv_sec = deadline / 1000, .tv_nsec = (deadline % 1000) * 1000000L};
+    struct timespec ts = time_mono_timespec(deadline);
     int fd = -1, r = 0;
 
     if (!dir)
@@ -521,12 +531,8 @@ void vm_teardown_runtime(struct engine *eng, const struct db_vm *vm, struct vm_r
         engine_vm_agent_drop(rt);
     if (vm->pid > 0 && vmm_proc_kill(vm->pid, vm->instance_id, 10000) < 0)
         log_warn("vm %s/%s: pid %lld did not die", vm->user_id, vm->name, (long long)vm->pid);
-    if (vm->pending_instance_id[0]) {
-        _cleanup_free_ char *pending_ram = vm_mem_file(eng, vm->pending_instance_id);
-        vmm_proc_kill_instance(vm->pending_instance_id, 10000);
-        if (pending_ram)
-            unlink(pending_ram);
-    }
+    if (vm->pending_instance_id[0])
+        vm_kill_pending(eng, vm->pending_instance_id);
     if (strcmp(vm->ram_backing, VM_RAM_SHARED) == 0 && vm->ram_path[0])
         unlink(vm->ram_path);
 }
