@@ -449,7 +449,7 @@ static int save_vm(struct cp_job *j, struct db_checkpoint *cp, struct nerr *e)
     save.state_fd = j->state_fd;
     save.ignore_shared = j->ram_file;
     snprintf(cp->ram_block, sizeof(cp->ram_block), "%s",
-             strcmp(vm->ram_backing, VM_RAM_NONE) == 0 ? "" : "mem");
+             strcmp(vm->ram_backing, VM_RAM_NONE) == 0 ? "" : VMM_RAM_BLOCK);
     precopy_disk(j);
     r = j->be->ops->checkpoint(j->be, j->vm_dir, &save, e);
     if (r < 0)

@@ -38,18 +38,6 @@
 #include "log.h"
 #include "vm-internal.h"
 
-/* The RAM block a state with RAM inside was saved from: QEMU's RAM
- * section, at the start of the stream, names every block.  A VM without a
- * named backend has the machine's own block, "microvm.ram". */
-static const char *stream_ram_block(const char *state)
-{
-    _cleanup_close_ int fd = open(state, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    char head[64 * 1024];
-    ssize_t n = fd >= 0 ? read(fd, head, sizeof(head)) : -1;
-
-    return n > 0 && memmem(head, (size_t)n, "microvm.ram", 11) ? "" : "mem";
-}
-
 /* Step 1: v2 checkpoints.  Those servers always set x-ignore-shared; RAM
  * was in memory.snap when the VM had a RAM file, else inside the state. */
 static void upgrade_checkpoint_rows(struct engine *eng)
@@ -68,13 +56,17 @@ static void upgrade_checkpoint_rows(struct engine *eng)
         if (!cps || asprintf(&mem, "%s/%s/%s", cps, c->id, VM_FILE_MEMORY) < 0 ||
             asprintf(&state, "%s/%s/%s", cps, c->id, VM_FILE_VMSTATE) < 0)
             continue;
+        struct vmm_backend *be = engine_backend(eng, c->vmm);
         bool file = path_exists(mem);
+        const char *block = file || !be || !be->ops->state_ram_block
+                                ? VMM_RAM_BLOCK
+                                : be->ops->state_ram_block(be, state);
         snprintf(c->mem_format, sizeof(c->mem_format), "%s", file ? CP_MEM_FILE : CP_MEM_STREAM);
         c->ignore_shared = true;
-        snprintf(c->ram_block, sizeof(c->ram_block), "%s", file ? "mem" : stream_ram_block(state));
+        snprintf(c->ram_block, sizeof(c->ram_block), "%s", block);
         if (db_checkpoint_set_format(eng->db, c) == 0)
             log_info("reconcile: checkpoint %s of an older server: %s format, RAM block %s", c->id,
-                     c->mem_format, c->ram_block[0] ? c->ram_block : "microvm.ram");
+                     c->mem_format, c->ram_block[0] ? c->ram_block : "(the machine's own)");
     }
     free(list);
 }
@@ -160,6 +152,29 @@ static bool instance_is_known(const struct db_vm *rows, size_t n, const char *id
     return false;
 }
 
+struct orphan_sweep {
+    struct engine *eng;
+    const struct db_vm *rows;
+    size_t n;
+    const char *golden_prefix; /* NULL: golden template VMs are orphans too */
+};
+
+static int kill_if_orphan(int64_t pid, const char *cmdline, size_t len, void *ud)
+{
+    const struct orphan_sweep *s = ud;
+    char id[33];
+
+    if (!vmm_cmdline_instance(cmdline, len, id) ||
+        !vmm_cmdline_mentions_dir(cmdline, len, s->eng->data_dir) ||
+        instance_is_known(s->rows, s->n, id))
+        return 0;
+    if (s->golden_prefix && memmem(cmdline, len, s->golden_prefix, strlen(s->golden_prefix)))
+        return 0;
+    log_warn("reconcile: stopping VMM pid %lld (noid-%s): no VM row names it", (long long)pid, id);
+    vmm_proc_kill(pid, id, 10000);
+    return 0;
+}
+
 /* Step 3.  A VMM of ours carries an instance id (vmm_cmdline_instance) and
  * names a path of this data dir.  Golden template VMs are spared while an
  * admin `golden build` holds the build lock (keep_golden). */
@@ -167,29 +182,14 @@ static void kill_orphan_vmms(struct engine *eng, const struct db_vm *rows, size_
                              bool keep_golden)
 {
     _cleanup_free_ char *golden_prefix = NULL;
-    DIR *d = opendir("/proc");
-    struct dirent *de;
+    struct orphan_sweep s = {.eng = eng, .rows = rows, .n = n};
 
-    if (!d || asprintf(&golden_prefix, "%s/golden.build-", eng->data_dir) < 0) {
-        if (d)
-            closedir(d);
-        return;
+    if (keep_golden) {
+        if (asprintf(&golden_prefix, "%s/golden.build-", eng->data_dir) < 0)
+            return;
+        s.golden_prefix = golden_prefix;
     }
-    while ((de = readdir(d))) {
-        _cleanup_free_ char *buf = NULL;
-        size_t len = 0;
-        char *end, id[33];
-        long pid = strtol(de->d_name, &end, 10);
-        if (*end || pid <= 0 || pid == getpid() || vmm_proc_cmdline(pid, &buf, &len) < 0 ||
-            !vmm_cmdline_instance(buf, len, id) ||
-            !vmm_cmdline_mentions_dir(buf, len, eng->data_dir) || instance_is_known(rows, n, id))
-            continue;
-        if (keep_golden && memmem(buf, len, golden_prefix, strlen(golden_prefix)))
-            continue;
-        log_warn("reconcile: stopping VMM pid %ld (noid-%s): no VM row names it", pid, id);
-        vmm_proc_kill_instance(id, 10000);
-    }
-    closedir(d);
+    vmm_proc_foreach(kill_if_orphan, &s);
 }
 
 /* Whether name is one we create in mem_dir: <32 hex>.ram, its copy in

@@ -38,6 +38,7 @@
 #include "spawn-util.h"
 #include "timeutil.h"
 #include "unixsock.h"
+#include "vmm-save.h"
 
 /* How long the API socket may take to appear after the spawn. */
 #define FC_START_TIMEOUT_MS 5000
@@ -544,6 +545,7 @@ static const struct vmm_ops firecracker_ops = {
     .checkpoint = vmm_checkpoint_generic,
     .disk_write_count = NULL, /* Firecracker's metrics are not read here */
     .ram_of = NULL,           /* RAM is anonymous, or a snapshot's file it maps privately */
+    .state_ram_block = NULL,  /* memory is never inside its state files */
     .agent_connect = fc_agent_connect,
     .supports_shared_memory_file = fc_supports_shared_file,
     .version = fc_version,

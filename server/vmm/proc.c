@@ -80,41 +80,58 @@ int vmm_proc_kill(int64_t pid, const char *instance_id, int timeout_ms)
     return vmm_proc_is_alive(pid, instance_id) ? -ETIMEDOUT : 0;
 }
 
-int vmm_proc_kill_matching(const char *needle, int timeout_ms)
+int vmm_proc_foreach(int (*cb)(int64_t pid, const char *cmdline, size_t len, void *ud),
+                     void *ud)
 {
     DIR *d = opendir("/proc");
     struct dirent *de;
-    size_t nlen = strlen(needle);
-    int killed = 0;
+    int r = 0;
 
-    if (!d || nlen == 0) {
-        if (d)
-            closedir(d);
-        return 0;
-    }
-    while ((de = readdir(d))) {
-        char path[64], buf[8192];
-        _cleanup_close_ int fd = -1;
+    if (!d)
+        return -errno;
+    while (r == 0 && (de = readdir(d))) {
+        _cleanup_free_ char *buf = NULL;
+        size_t len = 0;
         char *end;
         long pid = strtol(de->d_name, &end, 10);
-        ssize_t n;
 
-        if (*end || pid <= 0 || pid == getpid())
+        /* a process may exit between readdir and the read: skip it */
+        if (*end || pid <= 0 || pid == getpid() || vmm_proc_cmdline(pid, &buf, &len) < 0)
             continue;
-        snprintf(path, sizeof(path), "/proc/%ld/cmdline", pid);
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-            continue;
-        n = read(fd, buf, sizeof(buf));
-        if (n <= 0 || !memmem(buf, (size_t)n, needle, nlen))
-            continue;
-        if (kill((pid_t)pid, SIGKILL) == 0)
-            killed++;
-        for (int waited = 0; waited < timeout_ms && !vmm_proc_has_exited(pid); waited += 10)
-            time_sleep_ms(10);
+        r = cb(pid, buf, len, ud);
     }
     closedir(d);
-    return killed;
+    return r;
+}
+
+struct kill_matching {
+    const char *needle;
+    size_t nlen;
+    int timeout_ms;
+    int killed;
+};
+
+static int kill_if_matching(int64_t pid, const char *cmdline, size_t len, void *ud)
+{
+    struct kill_matching *k = ud;
+
+    if (!memmem(cmdline, len, k->needle, k->nlen))
+        return 0;
+    if (kill((pid_t)pid, SIGKILL) == 0)
+        k->killed++;
+    for (int waited = 0; waited < k->timeout_ms && !vmm_proc_has_exited(pid); waited += 10)
+        time_sleep_ms(10);
+    return 0;
+}
+
+int vmm_proc_kill_matching(const char *needle, int timeout_ms)
+{
+    struct kill_matching k = {.needle = needle, .nlen = strlen(needle), .timeout_ms = timeout_ms};
+
+    if (k.nlen == 0)
+        return 0;
+    vmm_proc_foreach(kill_if_matching, &k);
+    return k.killed;
 }
 
 int vmm_proc_cmdline(int64_t pid, char **ret, size_t *ret_len)

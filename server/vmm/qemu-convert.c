@@ -1,6 +1,6 @@
 /* qemu-convert.c — turning a state saved with the guest's RAM inside it
- * into a state without RAM plus a memory file, and finishing what a crash
- * of the server left half-done (qemu_recover).
+ * into a state without RAM plus a memory file, and reading which RAM block
+ * such a state was saved from (qemu_state_ram_block).
  *
  * Why convert.  A VM whose RAM is a private copy-on-write view of a
  * template (made from the golden snapshot or cloned from a checkpoint) or
@@ -166,9 +166,7 @@ static int start_helper(const char *vm_dir, const struct vmm_convert *c, int64_t
 /* The helper, loaded and paused, saves its devices without RAM. */
 static int save_without_ram(struct qmp *sh, const char *state_out, struct nerr *e)
 {
-    static const char *const completed[] = {"completed", NULL};
     _cleanup_close_ int fd = -1;
-    struct qemu_mig_info mi;
     int64_t deadline = time_mono_ms() + QEMU_MIGRATE_TIMEOUT_MS;
     char status[32];
     int r;
@@ -179,13 +177,9 @@ static int save_without_ram(struct qmp *sh, const char *state_out, struct nerr *
     fd = open(state_out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         return nerr_set(e, -errno, "cannot create %s: %s", state_out, strerror(errno));
-    r = qemu_mig_set_cap(sh, "x-ignore-shared", true, e);
+    r = qemu_mig_save_prepare(sh, fd, true, e);
     if (r >= 0)
-        r = qemu_mig_set_params(sh, e);
-    if (r >= 0)
-        r = qemu_mig_start_fd(sh, fd, "noidsave", false, e);
-    if (r >= 0)
-        r = qemu_mig_wait(sh, completed, deadline, &mi, e);
+        r = qemu_mig_save_run(sh, deadline, e);
     return r;
 }
 
@@ -225,32 +219,13 @@ int qemu_convert_state(struct vmm_backend *be, const char *vm_dir, const struct 
     return r;
 }
 
-int qemu_recover(struct vmm_backend *be, const char *vm_dir, bool *ret_resumed, struct nerr *e)
+/* QEMU's RAM section, at the start of the stream, names every block: a VM
+ * without a named backend has the machine's own block, "microvm.ram". */
+const char *qemu_state_ram_block(struct vmm_backend *be, const char *state_path)
 {
-    static const char *const stopped[] = {"paused",    "postmigrate", "finish-migrate",
-                                          "prelaunch", "suspended",   NULL};
-    struct qemu_mig_info mi;
-    struct qmp *m = NULL;
-    char status[32];
-    int r;
+    _cleanup_close_ int fd = open(state_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    char head[64 * 1024];
+    ssize_t n = fd >= 0 ? read(fd, head, sizeof(head)) : -1;
 
-    *ret_resumed = false;
-    r = qmp_open(vm_dir, &m, e);
-    if (r < 0)
-        return r;
-    /* a save whose server died: its writer is gone */
-    r = qemu_mig_query(m, &mi, e);
-    if (r >= 0 && mi.status[0] && strcmp(mi.status, "completed") != 0 &&
-        strcmp(mi.status, "failed") != 0 && strcmp(mi.status, "cancelled") != 0)
-        qemu_mig_abort_and_resume(m);
-    if (r >= 0)
-        r = qemu_query_status(m, status, sizeof(status), e);
-    for (size_t i = 0; r >= 0 && stopped[i]; i++)
-        if (strcmp(status, stopped[i]) == 0) {
-            r = qmp_execute(m, "cont", NULL, -1, NULL, e);
-            *ret_resumed = r >= 0;
-            break;
-        }
-    qmp_close(m);
-    return r;
+    return n > 0 && memmem(head, (size_t)n, "microvm.ram", 11) ? "" : VMM_RAM_BLOCK;
 }

@@ -68,33 +68,54 @@ int qemu_mig_query(struct qmp *m, struct qemu_mig_info *ret, struct nerr *e)
     return 0;
 }
 
-static bool status_in(const char *status, const char *const *list)
+/* Poll query-migrate until the outgoing migration completed, failed or
+ * was cancelled, or deadline_ms passes (then it is cancelled). */
+static int qemu_mig_wait(struct qmp *m, int64_t deadline_ms, struct nerr *e)
 {
-    for (; *list; list++)
-        if (strcmp(status, *list) == 0)
-            return true;
-    return false;
-}
+    struct qemu_mig_info mi;
 
-int qemu_mig_wait(struct qmp *m, const char *const *done, int64_t deadline_ms,
-                  struct qemu_mig_info *ret, struct nerr *e)
-{
     for (;;) {
-        int r = qemu_mig_query(m, ret, e);
+        int r = qemu_mig_query(m, &mi, e);
         if (r < 0)
             return r;
-        if (status_in(ret->status, done))
+        if (strcmp(mi.status, "completed") == 0)
             return 0;
-        if (strcmp(ret->status, "failed") == 0 || strcmp(ret->status, "cancelled") == 0)
-            return nerr_set(e, -EIO, "QEMU's migration %s%s%s", ret->status,
-                            ret->error[0] ? ": " : "", ret->error);
+        if (strcmp(mi.status, "failed") == 0 || strcmp(mi.status, "cancelled") == 0)
+            return nerr_set(e, -EIO, "QEMU's migration %s%s%s", mi.status,
+                            mi.error[0] ? ": " : "", mi.error);
         if (time_mono_ms() > deadline_ms) {
             qmp_execute(m, "migrate_cancel", NULL, -1, NULL, NULL);
             return nerr_set(e, -ETIMEDOUT, "QEMU's migration did not finish in time (status %s)",
-                            ret->status);
+                            mi.status);
         }
         time_sleep_ms(1);
     }
+}
+
+int qemu_mig_save_prepare(struct qmp *m, int fd, bool ignore_shared, struct nerr *e)
+{
+    json_object *args;
+    int r = qemu_mig_set_cap(m, "x-ignore-shared", ignore_shared, e);
+
+    if (r >= 0)
+        r = qemu_mig_set_params(m, e);
+    if (r < 0)
+        return r;
+    args = json_object_new_object();
+    json_object_object_add(args, "fdname", json_object_new_string(QEMU_MIG_SAVE_FD));
+    return qmp_execute(m, "getfd", args, fd, NULL, e);
+}
+
+int qemu_mig_save_run(struct qmp *m, int64_t deadline_ms, struct nerr *e)
+{
+    json_object *args = json_object_new_object();
+    int r;
+
+    json_object_object_add(args, "uri", json_object_new_string("fd:" QEMU_MIG_SAVE_FD));
+    r = qmp_execute(m, "migrate", args, -1, NULL, e);
+    if (r >= 0)
+        r = qemu_mig_wait(m, deadline_ms, e);
+    return r;
 }
 
 int qemu_query_status(struct qmp *m, char *out, size_t size, struct nerr *e)

@@ -14,6 +14,8 @@
  * default bandwidth cap (32 MiB/s), which would throttle them. */
 #define QEMU_MIGRATE_BANDWIDTH  (INT64_MAX / 2)
 #define QEMU_MIGRATE_TIMEOUT_MS 120000
+/* The name a save's file descriptor has inside QEMU (getfd). */
+#define QEMU_MIG_SAVE_FD "noidsave"
 
 /* Set one migration capability. */
 int qemu_mig_set_cap(struct qmp *m, const char *cap, bool on, struct nerr *e);
@@ -29,11 +31,19 @@ struct qemu_mig_info {
     char error[160];     /* after "failed": QEMU's reason */
 };
 int qemu_mig_query(struct qmp *m, struct qemu_mig_info *ret, struct nerr *e);
-/* Poll query-migrate until the status is one of done (NULL-terminated list)
- * or "failed"/"cancelled" (an error carrying QEMU's reason), or deadline_ms
- * (time_mono_ms) passes (the migration is cancelled). */
-int qemu_mig_wait(struct qmp *m, const char *const *done, int64_t deadline_ms,
-                  struct qemu_mig_info *ret, struct nerr *e);
+
+/* A save of the VM's state into a file, in two halves so that a checkpoint
+ * can do the first before it stops the VM.  The first needs no stopped VM:
+ * x-ignore-shared as ignore_shared (set every time: a VM restored from a
+ * state keeps the capabilities it was loaded with), max-bandwidth, and fd
+ * handed to QEMU as QEMU_MIG_SAVE_FD (QEMU keeps it until a migration or a
+ * closefd). */
+int qemu_mig_save_prepare(struct qmp *m, int fd, bool ignore_shared, struct nerr *e);
+/* The second half: migrate into QEMU_MIG_SAVE_FD and poll query-migrate
+ * until "completed", or "failed"/"cancelled" (an error carrying QEMU's
+ * reason), or deadline_ms (time_mono_ms) passes (the migration is
+ * cancelled).  No fsync: the VM is paused; the caller flushes once it runs. */
+int qemu_mig_save_run(struct qmp *m, int64_t deadline_ms, struct nerr *e);
 
 /* The VM's run state as query-status names it ("running", "paused", ...). */
 int qemu_query_status(struct qmp *m, char *out, size_t size, struct nerr *e);

@@ -30,6 +30,20 @@
 #include "timeutil.h"
 #include "unixsock.h"
 
+/* seccomp filter: what works with -daemonize and -runas on QEMU 7.2
+ * (spawn=deny forbids the daemonizing fork, elevateprivileges=deny the
+ * setuid of -runas). */
+#define QEMU_SANDBOX_OPTS "on,obsolete=deny,resourcecontrol=deny"
+
+struct qemu {
+    char *bin;
+    bool kvm;
+    bool sandbox; /* QEMU supports -sandbox (probed once) */
+    char *run_as; /* -runas user, or NULL */
+    char version[128];
+    char cmdline[512];
+};
+
 static struct qemu *Q(struct vmm_backend *be)
 {
     return be->data;
@@ -82,7 +96,8 @@ void qemu_argv_free(char **argv)
     free(argv);
 }
 
-bool qemu_probe_sandbox(const char *bin)
+/* Whether bin accepts -sandbox QEMU_SANDBOX_OPTS (built with seccomp). */
+static bool qemu_probe_sandbox(const char *bin)
 {
     /* options are parsed in order: a QEMU without seccomp fails on -sandbox
      * before it gets to -version */
@@ -92,7 +107,8 @@ bool qemu_probe_sandbox(const char *bin)
     return spawn_wait(argv, NULL) == 0;
 }
 
-int qemu_add_confinement(struct qemu *q, char ***argv, size_t *n)
+/* -sandbox and -runas as configured. */
+static int qemu_add_confinement(struct qemu *q, char ***argv, size_t *n)
 {
     int r = 0;
 
@@ -300,9 +316,7 @@ static int qemu_start(struct vmm_backend *be, const struct vmm_boot *b, struct v
     r = qemu_read_pidfile(b->vm_dir, &pid);
     if (r < 0) {
         /* it runs, but we cannot track it: find it by its instance id and stop it */
-        char needle[64];
-        snprintf(needle, sizeof(needle), "noid-%s", b->instance_id);
-        vmm_proc_kill_matching(needle, 5000);
+        vmm_proc_kill_instance(b->instance_id, 5000);
         return nerr_set(e, r, "QEMU started but its pid file is unreadable: %s", strerror(-r));
     }
     if (b->restore_state) {
@@ -343,39 +357,6 @@ static int qemu_resume(struct vmm_backend *be, const char *vm_dir, struct nerr *
     return simple_command(vm_dir, "cont", e);
 }
 
-/* The first half of a save, which needs no stopped VM: the capability
- * (set every time: a VM restored from a state keeps the capabilities it was
- * loaded with), the bandwidth, and fd handed to QEMU as "noidsave". */
-static int save_prepare(struct qmp *m, int fd, bool ignore_shared, struct nerr *e)
-{
-    json_object *args;
-    int r = qemu_mig_set_cap(m, "x-ignore-shared", ignore_shared, e);
-
-    if (r >= 0)
-        r = qemu_mig_set_params(m, e);
-    if (r < 0)
-        return r;
-    args = json_object_new_object();
-    json_object_object_add(args, "fdname", json_object_new_string("noidsave"));
-    return qmp_execute(m, "getfd", args, fd, NULL, e);
-}
-
-/* The second half: migrate into "noidsave" until QEMU is done.  No fsync
- * here: the VM is paused; the caller flushes once it runs. */
-static int save_run(struct qmp *m, struct nerr *e)
-{
-    static const char *const saved[] = {"completed", NULL};
-    json_object *args = json_object_new_object();
-    struct qemu_mig_info mi;
-    int r;
-
-    json_object_object_add(args, "uri", json_object_new_string("fd:noidsave"));
-    r = qmp_execute(m, "migrate", args, -1, NULL, e);
-    if (r >= 0)
-        r = qemu_mig_wait(m, saved, time_mono_ms() + QEMU_MIGRATE_TIMEOUT_MS, &mi, e);
-    return r;
-}
-
 static int qemu_save_state(struct vmm_backend *be, const char *vm_dir, const char *snap_dir,
                            bool ignore_shared, bool *ret_mem_saved, struct nerr *e)
 {
@@ -393,9 +374,9 @@ static int qemu_save_state(struct vmm_backend *be, const char *vm_dir, const cha
     r = qmp_open(vm_dir, &m, e);
     if (r < 0)
         return r;
-    r = save_prepare(m, fd, ignore_shared, e);
+    r = qemu_mig_save_prepare(m, fd, ignore_shared, e);
     if (r >= 0)
-        r = save_run(m, e);
+        r = qemu_mig_save_run(m, time_mono_ms() + QEMU_MIGRATE_TIMEOUT_MS, e);
     qmp_close(m);
     return r;
 }
@@ -458,9 +439,6 @@ static int explain_full_disk(int fd, int r, struct nerr *e)
     return r;
 }
 
-/* The pause of a checkpoint in one QMP session, with everything that does
- * not need the VM stopped (capabilities, the file's descriptor) done before
- * the stop: the pause is the stop, the save and the resume. */
 /* After a failed checkpoint pause: the VM must run again.  A fresh QMP
  * session, since the failure may have been the session itself (QMP replies
  * carry no ids: after a timeout the old one cannot be trusted). */
@@ -474,6 +452,53 @@ static void resume_after_failure(const char *vm_dir)
     }
     qemu_mig_abort_and_resume(m);
     qmp_close(m);
+}
+
+/* The run states a VM stopped by us (or by a save) can be in. */
+static bool is_stopped(const char *status)
+{
+    static const char *const stopped[] = {"paused",    "postmigrate", "finish-migrate",
+                                          "prelaunch", "suspended",   NULL};
+
+    for (size_t i = 0; stopped[i]; i++)
+        if (strcmp(status, stopped[i]) == 0)
+            return true;
+    return false;
+}
+
+/* vmm_ops.recover.  The run state is read before a save is aborted: the
+ * abort resumes the VM, and afterwards it would look as if it had never
+ * been paused. */
+static int qemu_recover(struct vmm_backend *be, const char *vm_dir, bool *ret_resumed,
+                        struct nerr *e)
+{
+    struct qemu_mig_info mi;
+    struct qmp *m = NULL;
+    char status[32];
+    int r;
+
+    *ret_resumed = false;
+    r = qmp_open(vm_dir, &m, e);
+    if (r < 0)
+        return r;
+    r = qemu_mig_query(m, &mi, e);
+    if (r >= 0)
+        r = qemu_query_status(m, status, sizeof(status), e);
+    if (r >= 0 && mi.status[0] && strcmp(mi.status, "completed") != 0 &&
+        strcmp(mi.status, "failed") != 0 && strcmp(mi.status, "cancelled") != 0) {
+        /* a save whose server died: its writer is gone.  The abort resumes
+         * the VM if it is not running */
+        qemu_mig_abort_and_resume(m);
+        *ret_resumed = strcmp(status, "running") != 0;
+        r = qemu_query_status(m, status, sizeof(status), e);
+    }
+    /* still (or simply) stopped: resume it ourselves */
+    if (r >= 0 && is_stopped(status)) {
+        r = qmp_execute(m, "cont", NULL, -1, NULL, e);
+        *ret_resumed = r >= 0;
+    }
+    qmp_close(m);
+    return r;
 }
 
 /* The pause of a checkpoint in one QMP session, with everything that does
@@ -495,7 +520,7 @@ static int qemu_checkpoint(struct vmm_backend *be, const char *vm_dir, struct vm
     r = qmp_open(vm_dir, &m, e);
     if (r < 0)
         return r;
-    r = save_prepare(m, s->state_fd, s->ignore_shared, e);
+    r = qemu_mig_save_prepare(m, s->state_fd, s->ignore_shared, e);
     fd_given = r >= 0;
     if (r < 0)
         goto out;
@@ -505,13 +530,13 @@ static int qemu_checkpoint(struct vmm_backend *be, const char *vm_dir, struct vm
     if (r < 0)
         goto out;
     have = query_disk_writes(m, &writes, NULL) >= 0;
-    pause_work_start(&w, s, writes, have);
-    r = save_run(m, e);
+    vmm_pause_work_start(&w, s, writes, have);
+    r = qemu_mig_save_run(m, time_mono_ms() + QEMU_MIGRATE_TIMEOUT_MS, e);
     fd_given = false; /* a started migration owns and closes it */
     if (r < 0)
         r = explain_full_disk(s->state_fd, r, e);
     t_saved = time_mono_ns();
-    r = pause_work_join(&w, r, e);
+    r = vmm_pause_work_join(&w, r, e);
     log_debug("checkpoint pause: state saved after %.1f ms, side work done %.1f ms later",
               (double)(t_saved - t0) / 1e6, (double)(time_mono_ns() - t_saved) / 1e6);
     if (r >= 0)
@@ -521,7 +546,7 @@ out:
         /* QEMU keeps a descriptor it was given until told: it would hold
          * the (preallocated) stage file */
         json_object *args = json_object_new_object();
-        json_object_object_add(args, "fdname", json_object_new_string("noidsave"));
+        json_object_object_add(args, "fdname", json_object_new_string(QEMU_MIG_SAVE_FD));
         qmp_execute(m, "closefd", args, -1, NULL, NULL);
     }
     qmp_close(m);
@@ -596,6 +621,7 @@ static const struct vmm_ops qemu_ops = {
     .checkpoint = qemu_checkpoint,
     .disk_write_count = qemu_disk_write_count,
     .ram_of = qemu_ram_of,
+    .state_ram_block = qemu_state_ram_block,
     .agent_connect = qemu_agent_connect,
     .supports_shared_memory_file = qemu_supports_shared_file,
     .version = qemu_version,

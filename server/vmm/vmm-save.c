@@ -1,4 +1,4 @@
-/* vmm-save.c — see vmm-save.h, and vmm_checkpoint_generic (vmm.h). */
+/* vmm-save.c — see vmm-save.h. */
 #include "vmm-save.h"
 
 #include <errno.h>
@@ -15,8 +15,8 @@ static void *pause_work_main(void *p)
     return NULL;
 }
 
-void pause_work_start(struct pause_work *w, const struct vmm_save *s, uint64_t disk_writes,
-                      bool have_disk_writes)
+void vmm_pause_work_start(struct pause_work *w, const struct vmm_save *s, uint64_t disk_writes,
+                          bool have_disk_writes)
 {
     memset(w, 0, sizeof(*w));
     w->s = s;
@@ -32,7 +32,7 @@ static bool is_full_disk(int r)
     return r == -ENOSPC || r == -EDQUOT;
 }
 
-int pause_work_join(struct pause_work *w, int r, struct nerr *e)
+int vmm_pause_work_join(struct pause_work *w, int r, struct nerr *e)
 {
     if (w->threaded)
         pthread_join(w->th, NULL);
@@ -56,9 +56,9 @@ int vmm_checkpoint_generic(struct vmm_backend *be, const char *vm_dir, struct vm
     if (r < 0)
         return r;
     have = be->ops->disk_write_count && be->ops->disk_write_count(be, vm_dir, &writes, NULL) >= 0;
-    pause_work_start(&w, s, writes, have);
+    vmm_pause_work_start(&w, s, writes, have);
     r = be->ops->save_state(be, vm_dir, s->snap_dir, s->ignore_shared, &s->mem_saved, e);
-    r = pause_work_join(&w, r, e);
+    r = vmm_pause_work_join(&w, r, e);
     r2 = be->ops->resume(be, vm_dir, r >= 0 ? e : NULL);
     if (r2 < 0) {
         /* once more: a checkpoint must not leave the VM paused */

@@ -31,8 +31,12 @@
 #define VM_FILE_MEMORY "memory.snap"        /* guest RAM / saved memory */
 #define VM_FILE_VMSTATE "vmstate.snap"      /* saved CPU + device state */
 
+/* The name of the memory backend guest RAM lives behind (QEMU's RAM block
+ * of that name); see enum vmm_ram. */
+#define VMM_RAM_BLOCK "mem"
+
 /* How guest RAM is backed.  Every kind but NONE puts RAM behind a memory
- * backend named "mem" (QEMU's RAM block "mem"), which a migration stream
+ * backend named VMM_RAM_BLOCK (QEMU's RAM block "mem"), which a migration stream
  * names: a saved state only loads into a VMM whose RAM block has the same
  * name, so the kind a VM runs with is recorded in its row. */
 enum vmm_ram {
@@ -113,6 +117,12 @@ struct vmm_ops {
      * has no RAM files (anonymous). */
     int (*ram_of)(struct vmm_backend *be, int64_t pid, enum vmm_ram *ret, char *path,
                   size_t path_size);
+    /* The RAM block a state saved with its RAM inside (save_state without
+     * ignore_shared) was saved from, read from the state file: VMM_RAM_BLOCK,
+     * or "" for the machine's own RAM of a VM without a named backend
+     * (VMM_RAM_NONE).  An unreadable file counts as VMM_RAM_BLOCK.  NULL:
+     * the backend's states do not name RAM blocks. */
+    const char *(*state_ram_block)(struct vmm_backend *be, const char *state_path);
     /* After a crash of the server: end any save left half-done and resume
      * the VM if it is paused.  *ret_resumed says whether it was paused. */
     int (*recover)(struct vmm_backend *be, const char *vm_dir, bool *ret_resumed,
@@ -143,11 +153,6 @@ struct vmm_save {
     int64_t pause_ns;        /* out: from the stop until the VM runs again */
 };
 
-/* vmm_ops.checkpoint for backends without a faster way: pause, save_state
- * beside while_paused, resume. */
-int vmm_checkpoint_generic(struct vmm_backend *be, const char *vm_dir, struct vmm_save *s,
-                           struct nerr *e);
-
 /* A conversion (convert_state): a helper VMM with the VM's devices, its RAM
  * a shared mapping of mem_out, loads state_in and saves its devices into
  * state_out with the RAM left out.  instance_id names the helper process,
@@ -177,6 +182,14 @@ bool vmm_proc_has_exited(int64_t pid);
  * path of ours, e.g. "<vm_dir>/"), except the caller; returns how many. Used
  * to sweep VMMs that a crash left without a record. */
 int vmm_proc_kill_matching(const char *needle, int timeout_ms);
+
+/* Call cb once for every process in /proc but the caller, with its command
+ * line as vmm_proc_cmdline reads it (processes that are gone, or whose
+ * command line cannot be read, are skipped; kernel threads have len 0).
+ * cb returns 0 to go on; anything else stops the walk and is returned.
+ * 0 after the last process, -errno when /proc cannot be read. */
+int vmm_proc_foreach(int (*cb)(int64_t pid, const char *cmdline, size_t len, void *ud),
+                     void *ud);
 
 /* The last lines of the VMM's own log (VM_FILE_VMM_LOG) on one line, with
  * anything that is not printable ASCII replaced: the log is written by a
