@@ -32,7 +32,8 @@ CPS="$T/data/storage/users/$uid/checkpoints"
 noid create vm1 > /dev/null
 [ "$MODE" != btrfs ] || btrfs subvolume show "$T/data/storage/users/$uid/vms/vm1" > /dev/null ||
     fail "VM dir is not a subvolume"
-noid exec vm1 -- sh -c '(i=0; while :; do i=$((i+1)); echo $i > /root/counter; sleep 0.05; done) > /dev/null 2>&1 &'
+# the counter is renamed into place: a reader never sees it half-written
+noid exec vm1 -- sh -c '(i=0; while :; do i=$((i+1)); echo $i > /root/counter.new; mv /root/counter.new /root/counter; sleep 0.05; done) > /dev/null 2>&1 &'
 noid exec vm1 -- sh -c 'echo one > /root/a'
 CP1=$(noid checkpoint vm1 --label first 2>/dev/null)
 CP1_HOST_TIME=$(date +%s)
