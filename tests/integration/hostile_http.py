@@ -12,6 +12,7 @@ Usage:
   hostile_http.py early PORT [--token T] [--chunked] [--content-length N]
   hostile_http.py chunked PORT --token T
   hostile_http.py flood PORT --token T --src A --other B --count N --limit L
+  hostile_http.py idle PORT --src A --limit L
 """
 import argparse
 import select
@@ -160,8 +161,9 @@ def cmd_chunked(a):
 
 
 def cmd_flood(a):
-    """Hold `count` idle connections from `src`; check the per-address limit,
-    that `other` is served meanwhile, and that the idle ones are closed."""
+    """Hold `count` idle connections from `src`; check the per-address limit
+    and that `other` is served meanwhile.  The server's idle timeout must be
+    far longer than all this takes (the idle close is cmd_idle's)."""
     conns = []
     for _ in range(a.count):
         conns.append(connect(a.port, a.src))
@@ -208,7 +210,26 @@ def cmd_flood(a):
              "test's http_idle_timeout_secs")
     print("%s served (healthz, whoami) while %s holds %d idle connections"
           % (a.other, a.src, len(open_)), flush=True)
+    for s in open_:
+        s.close()
+    # closed by us: the server frees the address's slots once it sees them go
+    end = time.monotonic() + DEADLINE
+    while True:
+        try:
+            if get(a.port, "/healthz", src=a.src) == 200:
+                break
+        except (EOFError, OSError):
+            pass
+        if time.monotonic() > end:
+            fail("%s not served within %ds of closing its idle connections" % (a.src, DEADLINE))
+        time.sleep(0.1)
 
+
+def cmd_idle(a):
+    """Hold `limit` idle connections from `src` (all the address may have);
+    the server's idle timeout (well below DEADLINE) closes them, and `src`
+    is served again."""
+    open_ = [connect(a.port, a.src) for _ in range(a.limit)]
     # the idle ones are closed by the server's idle timeout
     for s in open_:
         if not closed_by_peer(s, DEADLINE):
@@ -239,8 +260,12 @@ def main():
     f.add_argument("--other", required=True)
     f.add_argument("--count", type=int, required=True)
     f.add_argument("--limit", type=int, required=True)
+    i = sub.add_parser("idle")
+    i.add_argument("port", type=int)
+    i.add_argument("--src", required=True)
+    i.add_argument("--limit", type=int, required=True)
     a = p.parse_args()
-    {"early": cmd_early, "chunked": cmd_chunked, "flood": cmd_flood}[a.cmd](a)
+    {"early": cmd_early, "chunked": cmd_chunked, "flood": cmd_flood, "idle": cmd_idle}[a.cmd](a)
 
 
 if __name__ == "__main__":

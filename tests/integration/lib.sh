@@ -61,9 +61,7 @@ it_cleanup() {
             mountpoint -q "$m" 2>/dev/null && umount -l "$m"
         done
         if [ -d "$T/data" ]; then
-            local h
-            h=$(printf '%s' "$T/data" | sha256sum | cut -c1-16)
-            rm -rf "/dev/shm/noid-$h"
+            rm -rf "$(default_mem_dir)"
         fi
         # btrfs images are unmounted by the tests that mount them
         if [ -n "${NOID_TEST_KEEP:-}" ]; then
@@ -220,6 +218,9 @@ start_as_users_do() {
     cli_login "$A"
     wait_golden "$A"
 }
+
+# The server's default RAM directory (mem_dir) for the data dir $T/data
+default_mem_dir() { printf '/dev/shm/noid-%s\n' "$(printf '%s' "$T/data" | sha256sum | cut -c1-16)"; }
 
 # A query on the server's database: q SQL
 q() { sqlite3 "$T/data/noid.db" "$1"; }

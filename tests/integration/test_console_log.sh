@@ -20,13 +20,10 @@ CAP=65536
 X=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx # a flood line is ~60 bytes with \r\n
 
 write_config vm "max_console_log_bytes = $CAP"
-TOKEN=$(add_user alice)
-start_server
-cli_login "$TOKEN"
-wait_golden "$TOKEN"
+start_as_users_do
 noid create vm > /dev/null
-uid=$(sqlite3 "$T/data/noid.db" "select id from users where name='alice'")
-qpid=$(sqlite3 "$T/data/noid.db" "select pid from vms where user_id='$uid' and name='vm'")
+uid=$(q "select id from users where name='alice'")
+qpid=$(q "select pid from vms where user_id='$uid' and name='vm'")
 D="$T/data/storage/users/$uid/vms/vm"
 LOG="$D/serial.log"
 OLD="$D/serial.log.1"
@@ -173,7 +170,7 @@ s0=$(size "$LOG")
 [ "$s0" -gt "$CAP" ] || fail "serial.log should be over the cap with the server down, is $s0"
 assert_eq "$before" "$(stat -c '%i %s %Y' "$OLD")" "serial.log.1 untouched while the server is down"
 start_server
-cli_login "$TOKEN" # a new port
+cli_login "$A" # a new port
 wait_capped "first scan after start"
 check_logs "first scan after start" 3000 5999
 check_same_file "after the first scan"

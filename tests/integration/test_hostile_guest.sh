@@ -25,10 +25,8 @@ FORGED_TS='2026-01-01T00:00:00.000Z'
 RSS_BOUND_KIB=$((64 * 1024))
 
 write_config vm
-TOKEN=$(add_user mallory)
-start_server
-wait_golden "$TOKEN"
-cli_login "$TOKEN"
+start_as_users_do
+TOKEN=$A
 
 noid create evil > /dev/null
 noid create good > /dev/null
@@ -48,13 +46,16 @@ wait_hostile_ping() { # seconds what
 # ---- the hostile agent takes the channel of VM evil ----
 noid exec evil -- sh -c 'cat > /tmp/h && chmod 0755 /tmp/h' < "$HOSTILE_BIN"
 # busybox init respawns the agent: point its inittab entry at the hostile
-# agent, reload (init starts /tmp/h, which waits for the port), then stop
-# the real agent, which init no longer respawns.  Detached, so that this exec
-# ends before its agent does.
+# agent, reload (init starts /tmp/h, which waits for the port), then, once
+# /tmp/h runs (busybox pidof matches its comm "h"), stop the real agent,
+# which init no longer respawns.  Detached, so that this exec ends before its
+# agent does.  Should /tmp/h not start within 30 s, the ping below fails.
 noid exec evil -- sh -c '
     sed -i "s|^::respawn:/usr/sbin/noid-agent.*|::respawn:/tmp/h --log /tmp/h.log|" /etc/inittab
     grep -q "^::respawn:/tmp/h" /etc/inittab || exit 1
-    setsid sh -c "sleep 1; kill -HUP 1; sleep 1; kill \$(pidof noid-agent)" \
+    setsid sh -c "sleep 1; kill -HUP 1
+        i=0; while [ \$i -lt 300 ] && ! pidof h > /dev/null; do sleep 0.1; i=\$((i+1)); done
+        kill \$(pidof noid-agent)" \
         < /dev/null > /dev/null 2>&1 &'
 wait_hostile_ping 30 "the hostile agent answers on VM evil's channel"
 ok "hostile agent installed in VM evil"
