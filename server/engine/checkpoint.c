@@ -538,11 +538,18 @@ int engine_checkpoint_create(struct engine *eng, const struct db_user *u, const 
     cp.cpus = vm.cpus;
     cp.mem_mib = vm.mem_mib;
     snprintf(cp.vmm, sizeof(cp.vmm), "%s", vm.vmm);
-    r = db_checkpoint_insert(eng->db, &cp);
-    if (r < 0) {
-        nerr_set(e, r, "cannot record the checkpoint: %s", db_errmsg(eng->db));
-        goto out;
+    /* counted again with the insert: checkpoints of the user's other VMs
+     * may have been taken meanwhile (the first count refuses early) */
+    pthread_mutex_lock(&eng->quota_lock);
+    r = check_caps(eng, &vm, e);
+    if (r >= 0) {
+        r = db_checkpoint_insert(eng->db, &cp);
+        if (r < 0)
+            nerr_set(e, r, "cannot record the checkpoint: %s", db_errmsg(eng->db));
     }
+    pthread_mutex_unlock(&eng->quota_lock);
+    if (r < 0)
+        goto out;
     log_info("vm %s/%s: checkpoint %s (%s, %s) paused %lld ms", vm.user_id, vm.name, cp.id,
              vm.ram_backing, j.mem_saved ? "memory file" : "memory in state", cp.pause_ms);
     r = checkpoint_to_wire(&cp, ret);

@@ -38,7 +38,7 @@ struct engine {
     struct vmm_backend *firecracker;
     const char *default_vmm;    /* "qemu" or "firecracker" */
     pthread_mutex_t base_lock;  /* serialises filling storage/base (reflink sources) */
-    pthread_mutex_t quota_lock; /* makes "count VMs, insert row" atomic per engine */
+    pthread_mutex_t quota_lock; /* makes "count, insert row" atomic (VMs, checkpoints) */
     pthread_mutex_t reg_lock;   /* protects the registry list */
     struct vm_rt *registry;
     char *golden_dir;           /* <data>/golden (see golden.c for its locks) */

@@ -34,6 +34,20 @@ noid checkpoint v2 > /dev/null 2>&1 || fail "a checkpoint once one was deleted"
 [ -z "$(find "$T/data/storage" -name '.*')" ] || fail "work files left by refused checkpoints"
 ok "checkpoint caps per VM and per user: 429 naming the limit, nothing made"
 
+# two checkpoints at once with room for one: both pass the count made
+# before the save; the one recorded second is refused and removed
+noid checkpoint-rm v2 "$(checkpoint_ids v2 | head -n1)" > /dev/null
+(http POST /v1/vms/v1/checkpoints "$A" '{}' && echo "$HTTP_STATUS" > "$T/race.v1") &
+p1=$!
+(http POST /v1/vms/v2/checkpoints "$A" '{}' && echo "$HTTP_STATUS" > "$T/race.v2") &
+p2=$!
+wait "$p1" "$p2"
+assert_eq "201 429" "$(cat "$T/race.v1" "$T/race.v2" | sort | xargs)" "statuses of two checkpoints racing for the last place"
+assert_eq 3 "$(q "select count(*) from checkpoints")" "checkpoints after the race"
+assert_eq 3 "$(find "$T/data/storage/users/$uid/checkpoints" -mindepth 2 -maxdepth 2 -type d | wc -l)" "checkpoint directories after the race"
+[ -z "$(find "$T/data/storage" -name '.*')" ] || fail "work files left by the refused checkpoint"
+ok "two checkpoints racing for the user's last place: one made, one refused, nothing left"
+
 pid=$(q "select pid from vms where name='v1'")
 assert_eq "$vmm_user" "$(ps -o user= -p "$pid")" "QEMU's user"
 assert_eq 2 "$(awk '/^Seccomp:/ {print $2}' "/proc/$pid/status")" "QEMU runs under a seccomp filter"
@@ -54,7 +68,7 @@ ok "QEMU runs as $vmm_user under seccomp; neither it nor nobody can read a VM's 
 # everything that reopens the disk (a checkpoint's save, a restore) works
 # with QEMU unprivileged: the disk is passed as descriptors
 noid exec v2 -- sh -c 'echo kept > /root/mark'
-# the user is at max_checkpoints_per_user (v1 1, v2 2): make room first
+# the user is at max_checkpoints_per_user (3 in all, v2 has 1 or 2): make room first
 noid checkpoint-rm v2 "$(checkpoint_ids v2 | head -n1)" > /dev/null
 cp=$(noid checkpoint v2 2>/dev/null) || fail "checkpoint with QEMU unprivileged"
 noid exec v2 -- sh -c 'echo changed > /root/mark'
