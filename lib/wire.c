@@ -274,11 +274,44 @@ static const struct wire_field exec_req_fields[] = {
      false, 0, STDIN_FIELD_MAX},
     {"stdin_b64", WT_STR, FIELD(wire_exec_req, stdin_b64), FIELD(wire_exec_req, stdin_b64_len),
      false, 0, STDIN_FIELD_MAX},
+    {"cols", WT_INT, FIELD(wire_exec_req, cols), FIELD(wire_exec_req, has_cols), false, 1,
+     WIRE_MAX_TTY_SIDE},
+    {"rows", WT_INT, FIELD(wire_exec_req, rows), FIELD(wire_exec_req, has_rows), false, 1,
+     WIRE_MAX_TTY_SIDE},
 };
+
+/* "stdin" is the stdin text (a string) or, for a WebSocket exec, whether
+ * stdin stays open (a boolean): the boolean is taken out here and the rest
+ * decoded from a copy of o without it. */
+static json_object *exec_req_take_stdin_flag(json_object *o, struct wire_exec_req *r)
+{
+    json_object *v, *copy;
+
+    if (!json_object_is_type(o, json_type_object) || !json_object_object_get_ex(o, "stdin", &v) ||
+        !json_object_is_type(v, json_type_boolean))
+        return json_object_get(o);
+    r->has_stdin_open = true;
+    r->stdin_open = json_object_get_boolean(v);
+    copy = json_object_new_object();
+    if (!copy)
+        return NULL;
+    json_object_object_foreach(o, key, val)
+    {
+        if (strcmp(key, "stdin") != 0)
+            json_object_object_add(copy, key, json_object_get(val));
+    }
+    return copy;
+}
 
 int wire_exec_req_decode(json_object *o, struct wire_exec_req *r, struct nerr *e)
 {
-    int rc = wire_decode(o, exec_req_fields, ARRAY_SIZE(exec_req_fields), r, true, e);
+    json_object *fields = exec_req_take_stdin_flag(o, r);
+    int rc;
+
+    if (!fields)
+        return nerr_set(e, -ENOMEM, "out of memory");
+    rc = wire_decode(fields, exec_req_fields, ARRAY_SIZE(exec_req_fields), r, true, e);
+    json_object_put(fields);
     if (rc < 0)
         return rc;
     if (r->ncommand == 0)
@@ -336,6 +369,12 @@ json_object *wire_exec_req_encode(const struct wire_exec_req *r)
     if (r->stdin_b64)
         json_object_object_add(o, "stdin_b64",
                                json_object_new_string_len(r->stdin_b64, (int)r->stdin_b64_len));
+    if (r->has_stdin_open && !r->stdin_text && !r->stdin_b64)
+        json_object_object_add(o, "stdin", json_object_new_boolean(r->stdin_open));
+    if (r->has_cols)
+        json_object_object_add(o, "cols", json_object_new_int64(r->cols));
+    if (r->has_rows)
+        json_object_object_add(o, "rows", json_object_new_int64(r->rows));
     return o;
 }
 

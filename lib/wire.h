@@ -20,6 +20,8 @@
 /* JSON documents nest at most this deep; deeper input is refused. */
 #define WIRE_MAX_DEPTH 16
 #define WIRE_MAX_ARGV 4096
+/* Largest terminal side (cols or rows) an exec request may ask for. */
+#define WIRE_MAX_TTY_SIDE 4096
 #define WIRE_MAX_ARG_BYTES (128 * 1024)
 
 /* ---- requests (decoded by the server, encoded by clients) ---- */
@@ -45,6 +47,13 @@ struct wire_exec_req {
     size_t stdin_text_len;
     char *stdin_b64;
     size_t stdin_b64_len;
+    /* WebSocket exec: "stdin": false closes stdin at once (/dev/null);
+     * true or absent keeps it open for 0x03 frames. */
+    bool has_stdin_open;
+    bool stdin_open;
+    /* tty: the terminal's size at the start ("cols", "rows") */
+    bool has_cols, has_rows;
+    long long cols, rows;
 };
 
 struct wire_checkpoint_req {

@@ -20,6 +20,8 @@
 #include "nerr.h"
 #include "ratelimit.h"
 
+struct api_ws_session;
+
 /* Request bodies above this are refused with 413 (exec stdin rides in the
  * body, hence the size). */
 #define API_MAX_BODY (16u * 1024 * 1024)
@@ -49,6 +51,11 @@ struct api_server {
     pthread_cond_t workers_done;
     unsigned workers; /* (workers_lock) blocking handlers in flight */
     struct api_user_load loads[API_MAX_WORKERS]; /* (workers_lock) per user, workers > 0 */
+    /* WebSocket sessions (ws_session.c); each also holds a worker slot */
+    pthread_mutex_t ws_lock;
+    pthread_cond_t ws_done;             /* a session gave its slot back */
+    unsigned ws_sessions;               /* (ws_lock) slots taken, upgraded or not */
+    struct api_ws_session *ws_list;     /* (ws_lock) */
 };
 
 struct api_request {
@@ -66,6 +73,7 @@ struct api_request {
     char client_ip[64];             /* for the access log */
     char *params[API_MAX_PARAMS];
     const struct api_route *route;
+    struct api_ws_session *ws_pending; /* a session waiting for its upgrade */
 };
 
 /* Reply helpers: each sets the one response of the request (later calls are
@@ -107,6 +115,13 @@ size_t api_error_body(char *out, size_t size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 #define API_BODY_TOO_LARGE_FMT "request body is larger than %u bytes"
 
+/* A slot for a long-running thing of user_id (a blocking handler, a
+ * WebSocket session): 0, or -EBUSY when API_MAX_WORKERS are taken (503),
+ * -EDQUOT when the user has API_MAX_WORKERS_PER_USER (429).  Every 0 is
+ * paired with api_load_release; api_server_stop waits for all of them. */
+int api_load_take(struct api_server *srv, const char *user_id);
+void api_load_release(struct api_server *srv, const char *user_id);
+
 typedef void (*api_handler_fn)(struct api_request *rq, char **params);
 
 struct api_route {
@@ -136,3 +151,5 @@ void api_post_checkpoint(struct api_request *rq, char **params);
 void api_get_checkpoints(struct api_request *rq, char **params);
 void api_delete_checkpoint(struct api_request *rq, char **params);
 void api_post_restore(struct api_request *rq, char **params);
+void api_get_exec_ws(struct api_request *rq, char **params);
+void api_get_console_ws(struct api_request *rq, char **params);

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "ws_session.h"
 #include "log.h"
 #include "timeutil.h"
 #include "wire.h"
@@ -115,7 +116,26 @@ static struct api_user_load *user_load(struct api_server *srv, const char *user_
     return create ? free_slot : NULL;
 }
 
-static void worker_done(struct api_server *srv, const char *user_id)
+int api_load_take(struct api_server *srv, const char *user_id)
+{
+    struct api_user_load *load;
+    int r = 0;
+
+    pthread_mutex_lock(&srv->workers_lock);
+    load = srv->workers >= API_MAX_WORKERS ? NULL : user_load(srv, user_id, true);
+    if (!load)
+        r = -EBUSY;
+    else if (load->workers >= API_MAX_WORKERS_PER_USER)
+        r = -EDQUOT;
+    if (r == 0) {
+        srv->workers++;
+        load->workers++;
+    }
+    pthread_mutex_unlock(&srv->workers_lock);
+    return r;
+}
+
+void api_load_release(struct api_server *srv, const char *user_id)
 {
     struct api_user_load *l;
 
@@ -140,7 +160,7 @@ static void *worker_main(void *arg)
         api_reply_error(rq, 500, "internal error: no reply");
     /* from here on the request belongs to libmicrohttpd again: no rq access */
     MHD_resume_connection(rq->conn);
-    worker_done(srv, user_id);
+    api_load_release(srv, user_id);
     return NULL;
 }
 
@@ -150,27 +170,15 @@ static void run_in_worker(struct api_request *rq)
     struct api_server *srv = rq->srv;
     pthread_attr_t attr;
     pthread_t th;
-    bool full;
+    int r = api_load_take(srv, rq->user.id);
 
-    struct api_user_load *load;
-    bool user_full = false;
-
-    pthread_mutex_lock(&srv->workers_lock);
-    full = srv->workers >= API_MAX_WORKERS;
-    load = full ? NULL : user_load(srv, rq->user.id, true);
-    user_full = load && load->workers >= API_MAX_WORKERS_PER_USER;
-    if (!full && !user_full && load) {
-        srv->workers++;
-        load->workers++;
-    }
-    pthread_mutex_unlock(&srv->workers_lock);
-    if (user_full) {
-        api_reply_error(rq, 429, "you have %d long requests (exec, create, ...) running; "
+    if (r == -EDQUOT) {
+        api_reply_error(rq, 429, "you have %d long requests (exec, create, console, ...) running; "
                                  "wait for one to finish",
                         API_MAX_WORKERS_PER_USER);
         return;
     }
-    if (full || !load) {
+    if (r < 0) {
         api_reply_error(rq, 503, "server busy: %d long requests already running",
                         API_MAX_WORKERS);
         return;
@@ -182,7 +190,7 @@ static void run_in_worker(struct api_request *rq)
     if (pthread_create(&th, &attr, worker_main, rq) != 0) {
         rq->suspended = false;
         MHD_resume_connection(rq->conn);
-        worker_done(srv, rq->user.id);
+        api_load_release(srv, rq->user.id);
         api_reply_error(rq, 503, "server busy: cannot start a worker thread");
     }
     pthread_attr_destroy(&attr);
@@ -337,6 +345,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
     if (!rq)
         return;
+    api_ws_request_done(rq);
     log_safe(rq->path, path, sizeof(path));
     log_info("access: %s %s %s %u user=%s %.3fms", rq->client_ip, rq->method, path,
              rq->status ? rq->status : 0, rq->authed ? rq->user.name : "-",
@@ -440,6 +449,8 @@ int api_server_start(struct engine *eng, const struct server_config *cfg,
     if (!s)
         return -ENOMEM;
     pthread_mutex_init(&s->workers_lock, NULL);
+    pthread_mutex_init(&s->ws_lock, NULL);
+    pthread_cond_init(&s->ws_done, NULL);
     pthread_cond_init(&s->workers_done, NULL);
     s->eng = eng;
     s->cfg = cfg;
@@ -495,6 +506,9 @@ void api_server_stop(struct api_server *s)
         return;
     if (s->d) {
         MHD_socket fd = MHD_quiesce_daemon(s->d);
+        /* WebSocket sessions end first (close 1001); their sockets must be
+         * closed before the daemon stops */
+        api_ws_stop_all(s);
         /* suspended connections must be resumed before the daemon stops:
          * let running long requests (an exec, a create) finish first */
         pthread_mutex_lock(&s->workers_lock);

@@ -14,6 +14,9 @@ static const struct api_route routes[] = {
     {"GET", "/v1/vms/{name}", api_get_vm, .blocking = false},
     {"DELETE", "/v1/vms/{name}", api_delete_vm, .blocking = true},
     {"POST", "/v1/vms/{name}/exec", api_post_exec, .blocking = true},
+    /* WebSocket upgrades: quick checks here, the session on its own thread */
+    {"GET", "/v1/vms/{name}/exec", api_get_exec_ws, .blocking = false},
+    {"GET", "/v1/vms/{name}/console", api_get_console_ws, .blocking = false},
     {"POST", "/v1/vms/{name}/checkpoints", api_post_checkpoint, .blocking = true},
     {"GET", "/v1/vms/{name}/checkpoints", api_get_checkpoints, .blocking = false},
     {"DELETE", "/v1/vms/{name}/checkpoints/{id}", api_delete_checkpoint, .blocking = true},

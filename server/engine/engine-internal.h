@@ -51,6 +51,7 @@ struct engine {
     bool pool_refilling;        /* (pool_lock) a refill thread runs */
     bool pool_stopping;         /* (pool_lock) */
     struct console_log *console_log; /* serial.log cap (console_log.c); NULL unless serving */
+    struct console_hubs *consoles;   /* console_hub.c; NULL unless serving */
 };
 
 /* Paths (malloc'd).  Names must be validated before. */

@@ -18,6 +18,7 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include "console_hub.h"
 #include "console_log.h"
 #include "disk_pool.h"
 #include "firecracker.h"
@@ -363,6 +364,11 @@ int engine_open(struct server_config *cfg, enum engine_mode mode, struct engine 
             nerr_set(e, r, "cannot start the console log watcher: %s", strerror(-r));
             goto fail;
         }
+        r = console_hubs_start(eng);
+        if (r < 0) {
+            nerr_set(e, r, "cannot start the console hubs: %s", strerror(-r));
+            goto fail;
+        }
     }
     *ret = eng;
     return 0;
@@ -375,7 +381,8 @@ void engine_close(struct engine *eng)
 {
     if (!eng)
         return;
-    console_log_stop(eng); /* first: it uses the DB and the registry */
+    console_hubs_stop(eng);
+    console_log_stop(eng); /* early: it uses the DB and the registry */
     disk_pool_shutdown(eng);
     /* a background golden build uses the engine: let it finish */
     pthread_mutex_lock(&eng->golden_build_lock);

@@ -11,6 +11,9 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
 
 #include "config.h"
 #include "db.h"
@@ -69,6 +72,74 @@ int engine_vm_exec(struct engine *eng, const struct db_user *u, const char *name
                    const struct wire_exec_req *req, struct wire_exec_result *ret,
                    struct nerr *e);
 void engine_vm_info_list_free(struct wire_vm_info *list, size_t n);
+
+/* ---- live streams: exec (engine/exec_stream.c), console (engine/console_hub.c) ---- */
+
+/* A running command whose output is delivered as it is produced. */
+struct engine_exec_stream;
+
+/* Output of a stream goes to on_output, called from the agent's reader
+ * thread: it must be quick, must not block and must not call back into the
+ * stream, except engine_exec_stream_output_done from another thread later.
+ * Output is held back in the guest (per-exec credit) until the consumer
+ * says it delivered it with engine_exec_stream_output_done, so a slow
+ * consumer slows the command, not the VM. */
+struct engine_exec_events {
+    void (*on_output)(void *user, bool is_stderr, const uint8_t *data, size_t len);
+    void *user;
+};
+
+/* Start req in VM name with stdin open (unless req says "stdin": false or
+ * gives its stdin text, which is written and closed).  Same checks and
+ * errors as engine_vm_exec. */
+int engine_exec_stream_start(struct engine *eng, const struct db_user *u, const char *name,
+                             const struct wire_exec_req *req, const struct engine_exec_events *ev,
+                             struct engine_exec_stream **ret, struct nerr *e);
+/* The consumer delivered n bytes of output. */
+void engine_exec_stream_output_done(struct engine_exec_stream *s, size_t n);
+/* Whether output is held back in the guest until output_done (an agent of
+ * an older guest sends it unasked: the consumer must then buffer). */
+bool engine_exec_stream_has_flow_control(const struct engine_exec_stream *s);
+/* Send stdin bytes; waits for the command to take them, at most until its
+ * deadline.  0 also when the command is gone (the bytes are dropped). */
+int engine_exec_stream_stdin(struct engine_exec_stream *s, const void *data, size_t len,
+                             struct nerr *e);
+int engine_exec_stream_stdin_close(struct engine_exec_stream *s, struct nerr *e);
+int engine_exec_stream_resize(struct engine_exec_stream *s, unsigned cols, unsigned rows);
+/* Wait up to timeout_ms for the end.  1 and *ret (exit code, timed_out,
+ * signal; no output) when it ended; 0 when still running; -ECONNRESET
+ * (and e) when the VM or its agent went away: a stream never hangs, the
+ * agent is pinged while the command is silent. */
+int engine_exec_stream_wait(struct engine_exec_stream *s, int timeout_ms,
+                            struct wire_exec_result *ret, struct nerr *e);
+/* End the stream; a command still running is killed (its process group). */
+void engine_exec_stream_free(struct engine_exec_stream *s);
+
+/* An attachment to a VM's serial console.  Output from the moment of
+ * attaching (after a replay of up to `replay` recent bytes) is queued per
+ * attachment; input from every attachment goes to the guest in order. */
+struct engine_console;
+
+/* -ESRCH when the VM does not run; -EOPNOTSUPP for backends without a
+ * console socket (Firecracker). */
+int engine_console_attach(struct engine *eng, const struct db_user *u, const char *name,
+                          size_t replay, struct engine_console **ret, struct nerr *e);
+/* Readable (an eventfd) when output, a skip notice or the end waits. */
+int engine_console_fd(const struct engine_console *c);
+/* Take queued output.  > 0 bytes; 0 nothing now (the fd is drained);
+ * -EPIPE the attachment ended (engine_console_end_reason says why).
+ * *ret_skipped: bytes this reader missed (it fell CONSOLE_READER_BUF
+ * behind) just before the bytes returned; they are counted once. */
+ssize_t engine_console_read(struct engine_console *c, void *buf, size_t len,
+                            uint64_t *ret_skipped);
+/* Why the attachment ended; *ret_vm_gone says whether it was the VM (or the
+ * server) going away rather than an error. */
+const char *engine_console_end_reason(struct engine_console *c, bool *ret_vm_gone);
+/* Queue typed bytes for the guest; waits up to timeout_ms for room.
+ * -ETIMEDOUT (nothing of the rest queued), -EPIPE when ended. */
+int engine_console_write(struct engine_console *c, const void *data, size_t len,
+                         int timeout_ms);
+void engine_console_detach(struct engine_console *c);
 
 /* ---- checkpoints, restore, clone (engine/checkpoint.c) ---- */
 

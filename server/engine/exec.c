@@ -23,7 +23,6 @@
 #include "timeutil.h"
 #include "vm-internal.h"
 
-#define EXEC_GRACE_MS 5000
 #define AGENT_CONNECT_TIMEOUT_MS 10000
 
 struct capture {
@@ -40,8 +39,8 @@ static void capture_output(void *user, bool is_stderr, const uint8_t *data, size
         c->truncated = true;
 }
 
-static int validate_request(const struct server_config *cfg, const struct wire_exec_req *req,
-                            long long *timeout_secs, struct nerr *e)
+int exec_request_check(const struct server_config *cfg, const struct wire_exec_req *req,
+                       long long *timeout_secs, struct nerr *e)
 {
     int r;
 
@@ -64,17 +63,61 @@ static int validate_request(const struct server_config *cfg, const struct wire_e
     return 0;
 }
 
+void exec_agent_request(const struct wire_exec_req *req, long long timeout_secs,
+                        struct ap_exec_req *ret)
+{
+    memset(ret, 0, sizeof(*ret));
+    ret->argv = req->command;
+    ret->argc = req->ncommand;
+    ret->env = req->env;
+    ret->nenv = req->nenv;
+    ret->cwd = req->cwd;
+    ret->tty = req->tty;
+    ret->timeout_ms = (uint32_t)(timeout_secs * 1000);
+    if (req->has_rows)
+        ret->rows = (uint16_t)req->rows;
+    if (req->has_cols)
+        ret->cols = (uint16_t)req->cols;
+}
+
+/* The VM of an exec: ready, running, its runtime and agent connection. */
+int exec_vm_agent(struct engine *eng, const struct db_user *u, const char *name,
+                  struct vm_rt **ret_rt, struct agent_conn **ret_conn, struct nerr *e)
+{
+    struct db_vm vm;
+    struct vm_rt *rt;
+    int r;
+
+    r = vm_lookup(eng, u, name, &vm, e);
+    if (r < 0)
+        return r;
+    if (strcmp(vm.phase, VM_PHASE_READY) != 0)
+        return nerr_set(e, -EBUSY, "VM '%s' is being %s; try again in a moment", name,
+                        strcmp(vm.phase, VM_PHASE_CREATING) == 0 ? "created" : "restored");
+    if (!engine_vm_row_is_running(&vm))
+        return nerr_set(e, -ESRCH, "VM '%s' is not running (state: dead)", name);
+    rt = engine_rt_get(eng, vm.id);
+    if (!rt)
+        return -ENOMEM;
+    r = engine_vm_agent(eng, &vm, rt, AGENT_CONNECT_TIMEOUT_MS, ret_conn, e);
+    if (r < 0) {
+        engine_rt_put(eng, rt);
+        return r;
+    }
+    *ret_rt = rt;
+    return 0;
+}
+
 int engine_vm_exec(struct engine *eng, const struct db_user *u, const char *name,
                    const struct wire_exec_req *req, struct wire_exec_result *ret,
                    struct nerr *e)
 {
     struct capture cap;
-    struct db_vm vm;
     struct vm_rt *rt = NULL;
     struct agent_conn *conn = NULL;
     struct agent_exec *x = NULL;
     struct ap_exec_req areq = {0};
-    struct agent_exec_sink sink = {capture_output, &cap};
+    struct agent_exec_sink sink = {capture_output, &cap, 0}; /* no window: capped, never blocks */
     struct ap_exit ex = {0};
     uint8_t *stdin_bytes = NULL;
     size_t stdin_len = 0;
@@ -89,7 +132,7 @@ int engine_vm_exec(struct engine *eng, const struct db_user *u, const char *name
     buf_init(&cap.err, (size_t)eng->cfg->max_exec_output_bytes);
     cap.truncated = false;
 
-    r = validate_request(eng->cfg, req, &timeout_secs, e);
+    r = exec_request_check(eng->cfg, req, &timeout_secs, e);
     if (r < 0)
         goto out;
     if (req->stdin_b64) {
@@ -99,35 +142,12 @@ int engine_vm_exec(struct engine *eng, const struct db_user *u, const char *name
             goto out;
         }
     }
-    r = vm_lookup(eng, u, name, &vm, e);
-    if (r < 0)
-        goto out;
-    if (strcmp(vm.phase, VM_PHASE_READY) != 0) {
-        r = nerr_set(e, -EBUSY, "VM '%s' is being %s; try again in a moment", name,
-                     strcmp(vm.phase, VM_PHASE_CREATING) == 0 ? "created" : "restored");
-        goto out;
-    }
-    if (!engine_vm_row_is_running(&vm)) {
-        r = nerr_set(e, -ESRCH, "VM '%s' is not running (state: dead)", name);
-        goto out;
-    }
-    rt = engine_rt_get(eng, vm.id);
-    if (!rt) {
-        r = -ENOMEM;
-        goto out;
-    }
-    r = engine_vm_agent(eng, &vm, rt, AGENT_CONNECT_TIMEOUT_MS, &conn, e);
+    r = exec_vm_agent(eng, u, name, &rt, &conn, e);
     if (r < 0)
         goto out;
 
-    areq.argv = req->command;
-    areq.argc = req->ncommand;
-    areq.env = req->env;
-    areq.nenv = req->nenv;
-    areq.cwd = req->cwd;
-    areq.tty = req->tty;
+    exec_agent_request(req, timeout_secs, &areq);
     areq.stdin_open = req->stdin_text || req->stdin_b64;
-    areq.timeout_ms = (uint32_t)(timeout_secs * 1000);
     deadline = time_mono_ms() + timeout_secs * 1000 + EXEC_GRACE_MS;
     r = agent_exec_start(conn, &areq, &sink, deadline, &x, e);
     if (r < 0)

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "checkpoint-internal.h"
+#include "console_hub.h"
 #include "fsutil.h"
 #include "log.h"
 #include "test_hook.h"
@@ -213,6 +214,8 @@ static int restore_in_place(struct engine *eng, struct db_vm *vm, struct vm_rt *
         struct nerr ignored = {0};
         paused = be->ops->pause(be, vm_dir, &ignored) >= 0;
     }
+    /* the console socket goes with the old VMM */
+    console_hubs_end_vm(eng, vm->id, "the VM is being restored to a checkpoint");
     engine_vm_agent_drop(rt);
     if (rename(vm_dir, aside) < 0) {
         r = nerr_set(e, -EIO, "cannot move the VM aside: %s", strerror(errno));

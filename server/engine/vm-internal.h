@@ -86,6 +86,20 @@ bool vm_can_have_ram_file(struct engine *eng, struct vmm_backend *be);
  * interrupted create). */
 int vm_teardown(struct engine *eng, const struct db_vm *vm, struct vm_rt *rt, struct nerr *e);
 
+/* exec.c: the checks of an exec request (env, cwd, timeout against
+ * exec_timeout_secs); *timeout_secs is the timeout to apply. */
+int exec_request_check(const struct server_config *cfg, const struct wire_exec_req *req,
+                       long long *timeout_secs, struct nerr *e);
+/* The agent's request for req (pointers into req; stdin_open left false). */
+void exec_agent_request(const struct wire_exec_req *req, long long timeout_secs,
+                        struct ap_exec_req *ret);
+/* The runtime and agent connection of a ready, running VM (both to put). */
+int exec_vm_agent(struct engine *eng, const struct db_user *u, const char *name,
+                  struct vm_rt **ret_rt, struct agent_conn **ret_conn, struct nerr *e);
+/* The host's grace beyond the agent's own timeout before it kills the
+ * command itself and reports a timeout. */
+#define EXEC_GRACE_MS 5000
+
 /* golden.c: create vm from the golden snapshot; -ENOENT when there is no
  * usable one (the caller then cold-boots). */
 int vm_create_from_golden(struct engine *eng, struct db_vm *vm, struct vm_rt *rt,

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "console_hub.h"
 #include "disk_pool.h"
 #include "failed_log.h"
 #include "test_hook.h"
@@ -547,6 +548,7 @@ int vm_teardown(struct engine *eng, const struct db_vm *vm, struct vm_rt *rt, st
     if (!dir || !cps || !(dir_gone = storage_temp_name(dir, "destroyed")) ||
         !(cps_gone = storage_temp_name(cps, "destroyed")))
         return -ENOMEM;
+    console_hubs_end_vm(eng, vm->id, "the VM was destroyed");
     vm_teardown_runtime(eng, vm, rt);
     /* out of sight first, the row next, the files last: a crash or a
      * failure in between leaves dot-named trees for the sweep at start,

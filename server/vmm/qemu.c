@@ -600,6 +600,19 @@ static int qemu_agent_connect(struct vmm_backend *be, const char *vm_dir, int *r
     return 0;
 }
 
+/* QEMU's console socket takes one client at a time; the engine's console
+ * hub is that client.  Output reaches serial.log whether or not anyone is
+ * connected (the chardev's logfile). */
+static int qemu_console_connect(struct vmm_backend *be, const char *vm_dir, int *ret_fd,
+                                struct nerr *e)
+{
+    int r = unix_connect(vm_dir, VM_FILE_CONSOLE_SOCK, ret_fd);
+
+    if (r < 0)
+        return nerr_set(e, r, "cannot connect to the console socket: %s", strerror(-r));
+    return 0;
+}
+
 static bool qemu_supports_shared_file(struct vmm_backend *be)
 {
     return true;
@@ -623,6 +636,7 @@ static const struct vmm_ops qemu_ops = {
     .ram_of = qemu_ram_of,
     .state_ram_block = qemu_state_ram_block,
     .agent_connect = qemu_agent_connect,
+    .console_connect = qemu_console_connect,
     .supports_shared_memory_file = qemu_supports_shared_file,
     .version = qemu_version,
 };

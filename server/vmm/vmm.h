@@ -130,6 +130,11 @@ struct vmm_ops {
     /* A connected stream to the guest agent (caller owns the fd). */
     int (*agent_connect)(struct vmm_backend *be, const char *vm_dir, int *ret_fd,
                          struct nerr *e);
+    /* A connected stream to the guest's serial console, both ways (caller
+     * owns the fd).  NULL when the backend has none (Firecracker: output
+     * only in serial.log, input through the serial.in FIFO). */
+    int (*console_connect)(struct vmm_backend *be, const char *vm_dir, int *ret_fd,
+                           struct nerr *e);
     /* Whether guest RAM may live in a shared mem_file (QEMU: yes). */
     bool (*supports_shared_memory_file)(struct vmm_backend *be);
     /* Version string of the VMM binary (for golden snapshot invalidation). */

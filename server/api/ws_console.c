@@ -1,0 +1,198 @@
+/* ws_console.c — GET /v1/vms/{name}/console over WebSocket: an attachment
+ * to the VM's console hub (engine_console_*), both ways.
+ *
+ * Server -> client: a replay of the recent output (so a person sees the
+ * prompt), then 0x01 + output as it comes; {"skipped":N} (text) when this
+ * client fell behind and N bytes were dropped for it.  Client -> server:
+ * 0x03 + typed bytes; 0x04 resize is accepted and ignored (a serial line
+ * has no window size).  Closes: 1000 "idle for N s" after
+ * console_timeout_secs without traffic either way; 1001 with the reason when
+ * the VM stops, is destroyed or restored, or the server shuts down.
+ *
+ * Two threads: the session thread receives (and watches the idle time);
+ * the sender polls the attachment's eventfd and sends.  `lock` guards the
+ * shared flags and the last-activity time. */
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "log.h"
+#include "macro.h"
+#include "timeutil.h"
+#include "wire.h"
+#include "ws_session.h"
+
+/* Replayed at attach: enough for the last screenful and the prompt. */
+#define CONSOLE_WS_REPLAY (4u * 1024)
+#define CONSOLE_WS_CHUNK  (16u * 1024)
+/* Typed bytes wait at most this long for room on their way to the guest. */
+#define CONSOLE_WS_INPUT_TIMEOUT_MS 10000
+#define CONSOLE_WS_TICK_MS          1000
+
+enum { CH_OUTPUT = 0x01, CH_INPUT = 0x03 };
+
+struct console_session {
+    struct api_ws_session *ws;
+    struct engine_console *con;
+    int stop_fd; /* eventfd: the receiver ended, the sender must too */
+    pthread_mutex_t lock;
+    int64_t last_activity_ms; /* (lock) */
+    bool closed;              /* (lock) a close was sent by the sender */
+};
+
+static void touch(struct console_session *c)
+{
+    pthread_mutex_lock(&c->lock);
+    c->last_activity_ms = time_mono_ms();
+    pthread_mutex_unlock(&c->lock);
+}
+
+static int send_skipped(struct console_session *c, uint64_t n)
+{
+    json_object *o = json_object_new_object();
+
+    if (!o)
+        return -ENOMEM;
+    json_object_object_add(o, "skipped", json_object_new_int64((int64_t)n));
+    return api_ws_send_json(c->ws, o);
+}
+
+static void *sender_main(void *arg)
+{
+    struct console_session *c = arg;
+    uint8_t frame[1 + CONSOLE_WS_CHUNK];
+    struct pollfd p[2] = {{.fd = engine_console_fd(c->con), .events = POLLIN},
+                          {.fd = c->stop_fd, .events = POLLIN}};
+
+    frame[0] = CH_OUTPUT;
+    for (;;) {
+        uint64_t skipped = 0;
+        ssize_t n = engine_console_read(c->con, frame + 1, CONSOLE_WS_CHUNK, &skipped);
+        int r = 0;
+        if (skipped)
+            r = send_skipped(c, skipped);
+        if (n > 0 && r >= 0) {
+            r = ws_send(c->ws->ws, WS_OP_BINARY, frame, (size_t)n + 1, API_WS_SEND_TIMEOUT_MS);
+            touch(c);
+        }
+        if (n == -EPIPE) {
+            bool vm_gone = false;
+            const char *reason = engine_console_end_reason(c->con, &vm_gone);
+            log_info("ws console %s/%s: %s", c->ws->user.name, c->ws->vm_name, reason);
+            pthread_mutex_lock(&c->lock);
+            c->closed = true;
+            pthread_mutex_unlock(&c->lock);
+            ws_close(c->ws->ws, vm_gone ? WS_CLOSE_GOING_AWAY : WS_CLOSE_INTERNAL, reason,
+                     API_WS_CLOSE_WAIT_MS);
+            break;
+        }
+        if (r < 0) {
+            /* the client is gone or stalled: cut it, the receiver ends */
+            shutdown(c->ws->fd, SHUT_RDWR);
+            break;
+        }
+        if (n > 0 || skipped)
+            continue;
+        if (poll(p, 2, -1) < 0 && errno != EINTR)
+            break;
+        if (p[1].revents)
+            break;
+    }
+    return NULL;
+}
+
+static void handle_message(struct console_session *c, const struct ws_message *m)
+{
+    if (m->opcode != WS_OP_BINARY || m->len < 2 || m->data[0] != CH_INPUT)
+        return; /* resize (0x04) and anything else: nothing to do on a serial line */
+    if (engine_console_write(c->con, m->data + 1, m->len - 1, CONSOLE_WS_INPUT_TIMEOUT_MS) ==
+        -ETIMEDOUT)
+        log_warn("ws console %s/%s: typed bytes dropped: the guest does not read its console",
+                 c->ws->user.name, c->ws->vm_name);
+}
+
+static void console_body(struct api_ws_session *s)
+{
+    struct console_session c = {.ws = s, .stop_fd = -1};
+    long long idle_secs = s->srv->cfg->console_timeout_secs;
+    struct nerr e = {0};
+    pthread_t sender;
+    bool have_sender = false;
+    uint64_t one = 1;
+    int r;
+
+    pthread_mutex_init(&c.lock, NULL);
+    c.last_activity_ms = time_mono_ms();
+    r = engine_console_attach(s->srv->eng, &s->user, s->vm_name, CONSOLE_WS_REPLAY, &c.con, &e);
+    if (r < 0) {
+        api_ws_fail(s, WS_CLOSE_INTERNAL, "%s", nerr_msg(&e)[0] ? nerr_msg(&e) : strerror(-r));
+        goto out;
+    }
+    c.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    have_sender = c.stop_fd >= 0 && pthread_create(&sender, NULL, sender_main, &c) == 0;
+    if (!have_sender) {
+        api_ws_fail(s, WS_CLOSE_INTERNAL, "cannot start the console session");
+        goto out;
+    }
+    for (;;) {
+        struct ws_message m;
+        r = ws_receive_wait(s->ws, &m, CONSOLE_WS_TICK_MS);
+        if (r < 0)
+            break;
+        if (r > 0) {
+            touch(&c);
+            handle_message(&c, &m);
+            continue;
+        }
+        pthread_mutex_lock(&c.lock);
+        bool closed = c.closed;
+        int64_t idle_ms = time_mono_ms() - c.last_activity_ms;
+        pthread_mutex_unlock(&c.lock);
+        if (closed)
+            continue; /* the sender closed: wait for the client's close */
+        if (api_ws_stopping(s)) {
+            api_ws_finish(s, WS_CLOSE_GOING_AWAY, "the server is shutting down");
+            break;
+        }
+        if (idle_ms >= idle_secs * 1000) {
+            char reason[64];
+            snprintf(reason, sizeof(reason), "idle for %lld s", idle_secs);
+            log_info("ws console %s/%s: %s", s->user.name, s->vm_name, reason);
+            api_ws_finish(s, WS_CLOSE_NORMAL, reason);
+            break;
+        }
+    }
+    if (r == -ESHUTDOWN && !ws_close_sent(s->ws))
+        api_ws_finish(s, WS_CLOSE_GOING_AWAY, "the server is shutting down");
+out:
+    if (have_sender) {
+        (void)!write(c.stop_fd, &one, sizeof(one));
+        pthread_join(sender, NULL);
+    }
+    if (c.stop_fd >= 0)
+        close(c.stop_fd);
+    engine_console_detach(c.con);
+    pthread_mutex_destroy(&c.lock);
+}
+
+void api_get_console_ws(struct api_request *rq, char **params)
+{
+    struct wire_vm_info info = {0};
+    struct nerr e = {0};
+    int r;
+
+    r = engine_vm_info(rq->srv->eng, &rq->user, params[0], &info, &e);
+    if (r < 0) {
+        api_reply_engine_error(rq, r, &e);
+        return;
+    }
+    if (strcmp(info.state, "running") != 0)
+        api_reply_error(rq, 409, "VM '%s' is not running (state: %s)", params[0], info.state);
+    else
+        api_ws_upgrade(rq, "console", params[0], console_body);
+    wire_vm_info_free(&info);
+}
