@@ -318,9 +318,14 @@ static void exec_body(struct api_ws_session *s)
     }
 out:
     pthread_mutex_lock(&x.lock);
+    bool finished = x.done;
     x.client_gone = true;
     pthread_cond_broadcast(&x.cond);
     pthread_mutex_unlock(&x.lock);
+    /* the client went away first: kill now rather than after the waiter's
+     * slice (the waiter then sees the end at once) */
+    if (!finished && x.stream)
+        engine_exec_stream_kill(x.stream);
     if (have_sender)
         pthread_join(sender, NULL);
     if (have_waiter)

@@ -112,6 +112,9 @@ int engine_exec_stream_resize(struct engine_exec_stream *s, unsigned cols, unsig
  * agent is pinged while the command is silent. */
 int engine_exec_stream_wait(struct engine_exec_stream *s, int timeout_ms,
                             struct wire_exec_result *ret, struct nerr *e);
+/* Kill the command's process group now (best effort, bounded); callable
+ * from any thread, also while another waits in engine_exec_stream_wait. */
+void engine_exec_stream_kill(struct engine_exec_stream *s);
 /* End the stream; a command still running is killed (its process group). */
 void engine_exec_stream_free(struct engine_exec_stream *s);
 

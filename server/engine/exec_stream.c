@@ -179,6 +179,12 @@ int engine_exec_stream_wait(struct engine_exec_stream *s, int timeout_ms,
     return 0;
 }
 
+void engine_exec_stream_kill(struct engine_exec_stream *s)
+{
+    if (s && s->x)
+        agent_exec_kill(s->x, SIGKILL);
+}
+
 void engine_exec_stream_free(struct engine_exec_stream *s)
 {
     if (!s)

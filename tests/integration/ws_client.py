@@ -1,0 +1,246 @@
+#!/usr/bin/python3
+"""ws_client.py — an independent WebSocket client (python3-websockets, not
+our lib/ws.c) for the live-stream tests.  Each subcommand prints one JSON
+document on stdout describing what it saw, so the shell test asserts on it.
+
+  exec URL TOKEN VM JSON_REQ [STEP...]
+      run a WebSocket exec, doing the steps (wait:TEXT, send:TEXT, eof,
+      resize:COLS:ROWS, side:JSON) in order; prints {"frames":[[chan, t_ms,
+      text]...], "stdout", "stderr", "result":{...}|null, "error":...|null,
+      "close_code":N, "close_reason":..., "pending_steps":[...]}
+  exec-disconnect URL TOKEN VM JSON_REQ WAIT_MARK
+      start an exec, wait until stdout contains WAIT_MARK, drop the TCP
+      connection without a close frame; prints {"ok":true}
+  console URL TOKEN VM [--type TEXT --until TEXT] [--wait-close SECS]
+      attach; optionally type TEXT and read until UNTIL appears in the
+      output; prints {"output":..., "close_code":..., "close_reason":...}
+  upgrade URL TOKEN PATH
+      just try the upgrade; prints {"status": N, "body": ...}
+  raw URL TOKEN VM JSON_REQ HEX [--shut]
+      exec handshake by hand, send the exec request frame then the raw bytes
+      given in hex (--shut: then half-close); prints {"close_code":N, "close_reason":...} of the
+      server's close (or null) """
+
+import asyncio
+import base64
+import json
+import os
+import socket
+import sys
+import time
+
+import websockets
+import websockets.exceptions
+
+
+def ws_url(url, path):
+    return url.replace("http://", "ws://", 1).replace("https://", "wss://", 1) + path
+
+
+def headers(token):
+    return {"Authorization": "Bearer " + token} if token else {}
+
+
+async def connect(url, token, path):
+    kw = {"max_size": 64 * 1024 * 1024, "ping_interval": None}
+    try:
+        return await websockets.connect(ws_url(url, path), extra_headers=headers(token), **kw)
+    except TypeError:
+        return await websockets.connect(ws_url(url, path), additional_headers=headers(token), **kw)
+
+
+async def run_side_exec(url, token, vm, req):
+    ws = await connect(url, token, "/v1/vms/%s/exec" % vm)
+    await ws.send(req)
+    try:
+        while True:
+            await ws.recv()
+    except websockets.exceptions.ConnectionClosed:
+        pass
+
+
+async def cmd_exec(url, token, vm, req, steps):
+    """Steps, done in order while receiving: wait:TEXT (until the output so
+    far holds TEXT), send:TEXT (stdin), eof, resize:COLS:ROWS, side:JSON (run
+    another exec in the same VM to completion)."""
+    ws = await connect(url, token, "/v1/vms/%s/exec" % vm)
+    t0 = time.monotonic()
+    await ws.send(req)
+    frames, result, error, seen = [], None, None, ""
+    steps = list(steps)
+    while True:
+        while steps and not steps[0].startswith("wait:"):
+            step = steps.pop(0)
+            if step.startswith("send:"):
+                await ws.send(b"\x03" + step[5:].encode())
+            elif step == "eof":
+                await ws.send(b"\x03")
+            elif step.startswith("resize:"):
+                _, c, r = step.split(":")
+                await ws.send(b"\x04" + json.dumps({"cols": int(c), "rows": int(r)}).encode())
+            elif step.startswith("side:"):
+                await run_side_exec(url, token, vm, step[5:])
+        if steps and steps[0][5:] in seen:
+            steps.pop(0)
+            continue
+        try:
+            msg = await ws.recv()
+        except websockets.exceptions.ConnectionClosed:
+            break
+        t = round((time.monotonic() - t0) * 1000)
+        if isinstance(msg, bytes):
+            text = msg[1:].decode("utf-8", "replace")
+            frames.append([msg[0], t, text])
+            seen += text
+        else:
+            doc = json.loads(msg)
+            if "error" in doc:
+                error = doc["error"]
+            else:
+                result = doc
+    print(json.dumps({"frames": frames, "result": result, "error": error,
+                      "stdout": "".join(f[2] for f in frames if f[0] == 1),
+                      "stderr": "".join(f[2] for f in frames if f[0] == 2),
+                      "close_code": ws.close_code, "close_reason": ws.close_reason,
+                      "pending_steps": steps}))
+
+
+async def cmd_exec_disconnect(url, token, vm, req, mark):
+    ws = await connect(url, token, "/v1/vms/%s/exec" % vm)
+    await ws.send(req)
+    seen = ""
+    while mark not in seen:
+        msg = await ws.recv()
+        if isinstance(msg, bytes):
+            seen += msg[1:].decode("utf-8", "replace")
+    # no close frame: drop the TCP connection
+    ws.transport.abort()
+    print(json.dumps({"ok": True}))
+
+
+async def cmd_console(url, token, vm, args):
+    ws = await connect(url, token, "/v1/vms/%s/console" % vm)
+    out = ""
+    skipped = 0
+    typed = args[args.index("--type") + 1] if "--type" in args else None
+    until = args[args.index("--until") + 1] if "--until" in args else None
+    wait_close = float(args[args.index("--wait-close") + 1]) if "--wait-close" in args else None
+    if typed is not None:
+        await ws.send(b"\x03" + typed.encode())
+    deadline = time.monotonic() + (wait_close if wait_close is not None else 60)
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        try:
+            msg = await asyncio.wait_for(ws.recv(), left)
+        except (asyncio.TimeoutError, websockets.exceptions.ConnectionClosed):
+            break
+        if isinstance(msg, bytes):
+            out += msg[1:].decode("utf-8", "replace")
+        else:
+            skipped += json.loads(msg).get("skipped", 0)
+        if until is not None and wait_close is None and until in out:
+            break
+    code, reason = ws.close_code, ws.close_reason
+    if code is None:
+        await ws.close()
+    print(json.dumps({"output": out, "skipped": skipped, "close_code": code,
+                      "close_reason": reason}))
+
+
+async def cmd_upgrade(url, token, path):
+    try:
+        ws = await connect(url, token, path)
+    except websockets.exceptions.InvalidStatusCode as e:
+        body = getattr(getattr(e, "response", None), "body", b"") or b""
+        print(json.dumps({"status": e.status_code, "body": body.decode("utf-8", "replace")}))
+        return
+    except Exception as e:  # newer websockets: InvalidStatus
+        resp = getattr(e, "response", None)
+        if resp is None:
+            raise
+        print(json.dumps({"status": resp.status_code,
+                          "body": bytes(resp.body or b"").decode("utf-8", "replace")}))
+        return
+    await ws.close()
+    print(json.dumps({"status": 101, "body": ""}))
+
+
+def recv_exact(s, n):
+    b = b""
+    while len(b) < n:
+        c = s.recv(n - len(b))
+        if not c:
+            return None
+        b += c
+    return b
+
+
+def cmd_raw(url, token, vm, req, hexbytes, shut=False):
+    """A client written by hand, for frames python3-websockets would never
+    send: the exec request goes out properly masked, then the raw bytes."""
+    host, port = url.replace("http://", "").split(":")
+    s = socket.create_connection((host, int(port)))
+    key = base64.b64encode(os.urandom(16)).decode()
+    s.sendall(("GET /v1/vms/%s/exec HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+               "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
+               "Authorization: Bearer %s\r\n\r\n" % (vm, key, token)).encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        c = s.recv(1)
+        if not c:
+            print(json.dumps({"close_code": None, "close_reason": "no 101"}))
+            return
+        head += c
+    if b" 101 " not in head.split(b"\r\n")[0]:
+        print(json.dumps({"close_code": None, "close_reason": head.decode()}))
+        return
+    payload = req.encode()
+    mask = os.urandom(4)
+    frame = bytes([0x81, 0x80 | len(payload)]) if len(payload) < 126 else \
+        bytes([0x81, 0x80 | 126]) + len(payload).to_bytes(2, "big")
+    frame += mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    s.sendall(frame + bytes.fromhex(hexbytes))
+    if shut:
+        s.shutdown(socket.SHUT_WR)
+    s.settimeout(30)
+    code, reason = None, None
+    try:
+        while True:
+            h = recv_exact(s, 2)
+            if h is None:
+                break
+            op, n = h[0] & 0x0F, h[1] & 0x7F
+            if n == 126:
+                n = int.from_bytes(recv_exact(s, 2), "big")
+            elif n == 127:
+                n = int.from_bytes(recv_exact(s, 8), "big")
+            body = recv_exact(s, n) if n else b""
+            if op == 8:
+                code = int.from_bytes(body[:2], "big") if len(body) >= 2 else 1005
+                reason = body[2:].decode("utf-8", "replace")
+                break
+    except socket.timeout:
+        pass
+    print(json.dumps({"close_code": code, "close_reason": reason}))
+
+
+def main():
+    cmd, rest = sys.argv[1], sys.argv[2:]
+    if cmd == "exec":
+        asyncio.run(cmd_exec(rest[0], rest[1], rest[2], rest[3], rest[4:]))
+    elif cmd == "exec-disconnect":
+        asyncio.run(cmd_exec_disconnect(*rest[:5]))
+    elif cmd == "console":
+        asyncio.run(cmd_console(rest[0], rest[1], rest[2], rest[3:]))
+    elif cmd == "upgrade":
+        asyncio.run(cmd_upgrade(*rest[:3]))
+    elif cmd == "raw":
+        cmd_raw(*rest[:5], shut="--shut" in rest)
+    else:
+        sys.exit("unknown subcommand " + cmd)
+
+
+if __name__ == "__main__":
+    main()
