@@ -126,6 +126,8 @@ unsigned api_status_for_errno(int r)
     case ECONNRESET:
     case EPROTO:
         return 502;
+    case EOPNOTSUPP:
+        return 501;
     case ENODEV:
         return 503;
     case ETIMEDOUT:

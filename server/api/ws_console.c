@@ -192,6 +192,11 @@ void api_get_console_ws(struct api_request *rq, char **params)
     }
     if (strcmp(info.state, "running") != 0)
         api_reply_error(rq, 409, "VM '%s' is not running (state: %s)", params[0], info.state);
+    else if (info.vmm && strcmp(info.vmm, "firecracker") == 0)
+        /* no console socket: its output is only in serial.log */
+        api_reply_error(rq, 501, "VM '%s' runs under Firecracker, whose serial console cannot "
+                                 "be attached to; its output is in serial.log",
+                        params[0]);
     else
         api_ws_upgrade(rq, "console", params[0], console_body);
     wire_vm_info_free(&info);
