@@ -36,8 +36,10 @@
 #include "util.h"
 
 #define EXEC_BASE_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-/* The most output chunks read from one pipe when we stop waiting for EOF. */
-#define EXEC_FINAL_DRAIN_CHUNKS 32
+/* The most output bytes read from one pipe once we stop waiting for EOF (a
+ * pipe holds 64 KiB unless resized; this bounds a grandchild that keeps
+ * writing into it while we drain). */
+#define EXEC_FINAL_DRAIN_BYTES (32u * AP_DATA_CHUNK)
 
 struct exec {
     uint32_t stream;
@@ -59,6 +61,12 @@ struct exec {
     bool reaped;
     int status;
     uint64_t drain_until_ms;
+    size_t out_drained, err_drained; /* bytes taken by the final drain, per pipe */
+
+    /* Output flow control (agent_proto.h): out_window 0 = none. */
+    uint32_t out_window;
+    uint32_t out_credit;  /* output bytes we may still send, <= out_window */
+    bool out_ack_clamped; /* an over-large OUT_ACK was logged */
 };
 
 void exec_table_init(struct exec_table *t, struct outq *q)
@@ -319,6 +327,7 @@ int exec_start(struct exec_table *t, uint32_t stream, const struct ap_exec_req *
     e->in_fd = req->tty ? TAKE_FD(in_dup) : TAKE_FD(in_w);
     e->slave_fd = TAKE_FD(slave);
     e->out_pfd = e->err_pfd = e->in_pfd = -1;
+    e->out_window = e->out_credit = req->out_window;
     if (req->timeout_ms > 0)
         e->deadline_ms = now_ms() + req->timeout_ms;
     t->slots[slot] = TAKE_PTR(e);
@@ -326,8 +335,8 @@ int exec_start(struct exec_table *t, uint32_t stream, const struct ap_exec_req *
 
     ap_u32_encode((uint32_t)pid, started);
     outq_push(t->q, AP_STARTED, stream, started, sizeof(started));
-    alog_debug("stream %u: started pid %d: %s%s", stream, (int)pid, req->argv[0],
-               req->tty ? " (tty)" : "");
+    alog_debug("stream %u: started pid %d: %s%s, output window %u", stream, (int)pid, req->argv[0],
+               req->tty ? " (tty)" : "", req->out_window);
     return 0;
 
 fail_pipe:
@@ -464,6 +473,31 @@ int exec_resize(struct exec_table *t, uint32_t stream, uint16_t rows, uint16_t c
     return 0;
 }
 
+int exec_out_ack(struct exec_table *t, uint32_t stream, uint32_t n)
+{
+    struct exec *e = exec_find(t, stream);
+
+    if (!e)
+        return -ENOENT;
+    if (e->out_window == 0)
+        return 0;
+    if (n == AP_OUT_ACK_RELEASE) {
+        alog_debug("stream %u: output flow control released", stream);
+        e->out_window = e->out_credit = 0;
+        return 0;
+    }
+    if (n > e->out_window - e->out_credit) {
+        /* more than is outstanding: a host bug; the window still holds */
+        if (!e->out_ack_clamped)
+            alog_warn("stream %u: OUT_ACK of %u bytes, only %u outstanding; clamped", stream, n,
+                      e->out_window - e->out_credit);
+        e->out_ack_clamped = true;
+        n = e->out_window - e->out_credit;
+    }
+    e->out_credit += n;
+    return 0;
+}
+
 void exec_kill_all(struct exec_table *t)
 {
     for (size_t i = 0; i < EXEC_MAX; i++) {
@@ -474,19 +508,29 @@ void exec_kill_all(struct exec_table *t)
     }
 }
 
+/* How many output bytes e may read and send now. */
+static size_t exec_out_allowance(const struct exec *e)
+{
+    return e->out_window ? MIN((size_t)e->out_credit, (size_t)AP_DATA_CHUNK) : AP_DATA_CHUNK;
+}
+
 void exec_poll_fill(struct exec_table *t, struct pollfd *pfds, size_t *n, bool backpressure)
 {
     for (size_t i = 0; i < EXEC_MAX; i++) {
         struct exec *e = t->slots[i];
+        bool may_read;
 
         if (!e)
             continue;
         e->out_pfd = e->err_pfd = e->in_pfd = -1;
-        if (e->out_fd >= 0 && !backpressure) {
+        /* Without credit the pipes are left alone: the child blocks in
+         * write() once they are full, which is the point. */
+        may_read = !backpressure && exec_out_allowance(e) > 0;
+        if (e->out_fd >= 0 && may_read) {
             pfds[*n] = (struct pollfd){.fd = e->out_fd, .events = POLLIN};
             e->out_pfd = (int)(*n)++;
         }
-        if (e->err_fd >= 0 && !backpressure) {
+        if (e->err_fd >= 0 && may_read) {
             pfds[*n] = (struct pollfd){.fd = e->err_fd, .events = POLLIN};
             e->err_pfd = (int)(*n)++;
         }
@@ -497,26 +541,33 @@ void exec_poll_fill(struct exec_table *t, struct pollfd *pfds, size_t *n, bool b
     }
 }
 
-/* Read one chunk from *fd into a frame of type.  Closes *fd at EOF (EIO is
- * how a pty master reports that the last slave fd closed).  Returns the
- * number of bytes read, 0 at EOF or if nothing was there. */
+/* Read one chunk (at most the output credit) from *fd into a frame of type.
+ * Closes *fd at EOF (EIO is how a pty master reports that the last slave fd
+ * closed).  Returns the number of bytes read, 0 at EOF, if nothing was
+ * there, or without credit (the caller checks exec_out_allowance()). */
 static size_t exec_read_chunk(struct exec_table *t, struct exec *e, int *fd, uint8_t type)
 {
+    size_t want = exec_out_allowance(e);
     struct outq_frame *f;
-    uint8_t *buf = outq_data_begin(t->q, &f);
+    uint8_t *buf;
     ssize_t n;
     int err;
 
+    if (want == 0)
+        return 0;
+    buf = outq_data_begin(t->q, &f);
     if (!buf) {
         alog_error("stream %u: out of memory for output", e->stream);
         return 0;
     }
     do
-        n = read(*fd, buf, AP_DATA_CHUNK);
+        n = read(*fd, buf, want);
     while (n < 0 && errno == EINTR);
     err = errno;
     if (outq_data_commit(t->q, f, type, e->stream, n > 0 ? (size_t)n : 0) < 0)
         alog_error("stream %u: out of memory, %zd output bytes lost", e->stream, n);
+    else if (n > 0 && e->out_window)
+        e->out_credit -= (uint32_t)n; /* lost bytes are never acknowledged: spend only sent ones */
     if (n > 0)
         return (size_t)n;
     if (n < 0 && (err == EAGAIN || err == EWOULDBLOCK))
@@ -595,21 +646,46 @@ static void exec_finish(struct exec_table *t, size_t slot)
     exec_free(t, slot);
 }
 
-/* The child is gone but its output is still open: take what is already in
- * the pipes, then close them. */
-static void exec_final_drain(struct exec_table *t, struct exec *e)
+/* Final drain of one pipe: take what is in it now (at most
+ * EXEC_FINAL_DRAIN_BYTES over all calls), then close it.  Returns false,
+ * leaving the pipe open, if the output credit ran out first. */
+static bool exec_final_drain_fd(struct exec_table *t, struct exec *e, int *fd, uint8_t type,
+                                size_t *drained)
 {
-    for (int i = 0; i < EXEC_FINAL_DRAIN_CHUNKS && e->out_fd >= 0; i++)
-        if (exec_read_chunk(t, e, &e->out_fd, AP_STDOUT) == 0)
+    while (*fd >= 0 && *drained < EXEC_FINAL_DRAIN_BYTES) {
+        size_t n;
+
+        if (exec_out_allowance(e) == 0) {
+            int avail;
+
+            /* Without credit only an empty pipe may be closed (nothing is
+             * lost), or an EXIT would wait for an OUT_ACK even after output
+             * that ended exactly at the window. */
+            if (ioctl(*fd, FIONREAD, &avail) < 0 || avail > 0)
+                return false;
             break;
-    for (int i = 0; i < EXEC_FINAL_DRAIN_CHUNKS && e->err_fd >= 0; i++)
-        if (exec_read_chunk(t, e, &e->err_fd, AP_STDERR) == 0)
-            break;
-    if (e->out_fd >= 0 || e->err_fd >= 0)
+        }
+        n = exec_read_chunk(t, e, fd, type);
+        if (n == 0)
+            break; /* empty for now, or EOF (then already closed) */
+        *drained += n;
+    }
+    if (*fd >= 0)
         alog_debug("stream %u: output still held open %d ms after exit, closing", e->stream,
                    EXEC_DRAIN_MS);
-    fd_closep_set(&e->out_fd);
-    fd_closep_set(&e->err_fd);
+    fd_closep_set(fd);
+    return true;
+}
+
+/* The child is gone but its output is still open: take what is already in
+ * the pipes, then close them.  With flow control this can stop half way for
+ * want of credit; the next call (after an OUT_ACK) goes on from there.
+ * Returns true once both pipes are closed. */
+static bool exec_final_drain(struct exec_table *t, struct exec *e)
+{
+    if (!exec_final_drain_fd(t, e, &e->out_fd, AP_STDOUT, &e->out_drained))
+        return false;
+    return exec_final_drain_fd(t, e, &e->err_fd, AP_STDERR, &e->err_drained);
 }
 
 static uint64_t earliest(uint64_t a, uint64_t b)
@@ -644,14 +720,17 @@ uint64_t exec_tick(struct exec_table *t, bool backpressure)
                     /* the output waits for the host, not for a grandchild */
                     e->drain_until_ms = now + EXEC_DRAIN_MS;
                 else
-                    exec_final_drain(t, e);
-                open = e->out_fd >= 0 || e->err_fd >= 0;
+                    open = !exec_final_drain(t, e);
             }
             if (!open) {
                 exec_finish(t, i);
                 continue;
             }
-            next = earliest(next, e->drain_until_ms);
+            /* A drain stopped for want of credit goes on when an OUT_ACK
+             * comes in, which wakes the loop: no deadline of its own (a
+             * passed one would make the loop spin). */
+            if (e->drain_until_ms > now)
+                next = earliest(next, e->drain_until_ms);
         }
         next = earliest(next, e->deadline_ms);
     }

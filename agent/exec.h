@@ -8,10 +8,17 @@
  * frames are buffered (at most AP_STDIN_WINDOW bytes per exec) and
  * acknowledged with WINDOW frames as they reach the child's pipe.
  *
+ * Output flow control (agent_proto.h, v2): an exec started with an output
+ * window reads its pipes only while it has credit, at most the credit at a
+ * time; exec_out_ack() gives credit back.  An exec without credit adds no
+ * output pollfds, so it costs the loop nothing and holds back no other exec.
+ *
  * EXIT is queued exactly once, when the child has been reaped and its output
  * reached EOF — or EXEC_DRAIN_MS after it was reaped if something it left
  * behind (a daemonised grandchild) still holds the pipes open; the pipes are
- * then closed without killing anyone.
+ * then emptied (as far as credit allows: the rest of the drain waits for an
+ * OUT_ACK) and closed without killing anyone.  Timeouts fire whatever the
+ * credit: a killed child's EXIT follows its remaining output.
  *
  * The table does not own the poll loop: exec_poll_fill() adds the fds it
  * wants watched, exec_poll_handle() acts on the results, exec_on_sigchld()
@@ -63,6 +70,12 @@ int exec_kill(struct exec_table *t, uint32_t stream, int sig);
  * non-tty exec, or -errno. */
 int exec_resize(struct exec_table *t, uint32_t stream, uint16_t rows, uint16_t cols);
 
+/* OUT_ACK{n} for stream: give back n bytes of output credit, never above
+ * the exec's window (an excess is clamped and logged once);
+ * AP_OUT_ACK_RELEASE ends flow control for it.  No-op for an exec without
+ * a window.  Returns 0 or -ENOENT (no such exec: it may just have ended). */
+int exec_out_ack(struct exec_table *t, uint32_t stream, uint32_t n);
+
 /* SIGKILL every process group and forget every exec without queueing EXIT
  * (the session they belonged to is over).  Zombies are reaped later by
  * exec_on_sigchld(), which ignores pids it does not know. */
@@ -70,7 +83,7 @@ void exec_kill_all(struct exec_table *t);
 
 /* Append this table's pollfds at pfds[*n...] (room for EXEC_MAX *
  * EXEC_POLLFDS must exist).  With backpressure, output pipes are not
- * watched. */
+ * watched, nor those of an exec out of output credit. */
 void exec_poll_fill(struct exec_table *t, struct pollfd *pfds, size_t *n, bool backpressure);
 
 /* Act on the revents of the pollfds exec_poll_fill() added. */

@@ -54,7 +54,7 @@ static void usage(FILE *f)
     fprintf(f,
             "Usage: noid-agent [OPTIONS]\n"
             "Serve the noid host inside a guest: run commands, move their bytes, set the\n"
-            "clock and entropy (protocol version %d).\n"
+            "clock and entropy (protocol versions %d to %d).\n"
             "\n"
             "By default the agent uses the virtio-serial port '%s' (QEMU),\n"
             "else listens on vsock port %d (Firecracker).\n"
@@ -67,7 +67,7 @@ static void usage(FILE *f)
             "  -v, --verbose       also log every exec start and exit\n"
             "  -h, --help          show this help\n"
             "  -V, --version       show the version\n",
-            AP_VERSION, AP_SERIAL_PORT_NAME, AP_VSOCK_PORT);
+            AP_VERSION_BASE, AP_VERSION, AP_SERIAL_PORT_NAME, AP_VSOCK_PORT);
 }
 
 /* Parse argv into o.  Returns 1 to run, 0 to exit successfully (help,

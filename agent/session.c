@@ -9,9 +9,14 @@
  *  - a well-formed request that cannot be served (duplicate stream, too many
  *    execs, an EXEC over a bound, a failing clock_settime): ERROR on that
  *    request's stream, the session goes on;
- *  - STDIN/KILL/RESIZE for a stream with no running exec: ignored, since an
- *    exec may end while the host is still talking to it.
- * The agent never exits on bad input. */
+ *  - STDIN/KILL/RESIZE/OUT_ACK for a stream with no running exec: ignored,
+ *    since an exec may end while the host is still talking to it;
+ *  - an OUT_ACK for more output than is outstanding: clamped (exec.c).
+ * The agent never exits on bad input.
+ *
+ * Versions: any HELLO version AP_VERSION_BASE..AP_VERSION is served the
+ * same way (a v1 host simply never uses the v2 additions); the answer is
+ * always HELLO_ACK{AP_VERSION}. */
 #include "session.h"
 
 #include <errno.h>
@@ -131,10 +136,10 @@ static void session_on_hello(struct session *s, const struct ap_frame *f)
         session_malformed(s, f, "bad HELLO payload");
         return;
     }
-    if (h.version != AP_VERSION) {
+    if (h.version < AP_VERSION_BASE || h.version > AP_VERSION) {
         alog_warn("HELLO with unsupported protocol version %" PRIu32, h.version);
-        session_error(s, 0, "unsupported protocol version %" PRIu32 " (agent speaks %d)", h.version,
-                      AP_VERSION);
+        session_error(s, 0, "unsupported protocol version %" PRIu32 " (agent speaks %d to %d)",
+                      h.version, AP_VERSION_BASE, AP_VERSION);
         return;
     }
     /* A host repeats its HELLO until answered (bytes sent before the port
@@ -224,6 +229,17 @@ static void session_on_resize(struct session *s, const struct ap_frame *f)
         session_error(s, f->stream, "resize: %s", strerror(-r));
 }
 
+static void session_on_out_ack(struct session *s, const struct ap_frame *f)
+{
+    uint32_t n;
+
+    if (ap_u32_decode(f->payload, f->len, &n) < 0) {
+        session_malformed(s, f, "bad OUT_ACK payload");
+        return;
+    }
+    exec_out_ack(&s->execs, f->stream, n); /* -ENOENT: the exec just ended */
+}
+
 static void session_on_set_time(struct session *s, const struct ap_frame *f)
 {
     uint64_t ns;
@@ -273,8 +289,8 @@ static void session_dispatch(struct session *s, const struct ap_frame *f)
         return;
     }
     if (!s->established) {
-        /* Stray frames after a drop: STDIN/KILL/RESIZE have nothing to act
-         * on; the rest get told. */
+        /* Stray frames after a drop: STDIN/KILL/RESIZE/OUT_ACK have nothing
+         * to act on; the rest get told. */
         if (f->type == AP_EXEC || f->type == AP_SET_TIME || f->type == AP_ADD_ENTROPY)
             session_error(s, f->stream, "no session: send HELLO first");
         return;
@@ -292,6 +308,9 @@ static void session_dispatch(struct session *s, const struct ap_frame *f)
     case AP_RESIZE:
         session_on_resize(s, f);
         break;
+    case AP_OUT_ACK:
+        session_on_out_ack(s, f);
+        break;
     case AP_SET_TIME:
         session_on_set_time(s, f);
         break;
@@ -304,16 +323,19 @@ static void session_dispatch(struct session *s, const struct ap_frame *f)
     }
 }
 
-/* Offset > 0 of the first complete HELLO frame (AP_VERSION, no version
- * string) inside in[], or 0.  Each byte is looked at once per stale frame. */
+/* Offset > 0 of the first complete HELLO frame (a version we accept, no
+ * version string) inside in[], or 0.  Each byte is looked at once per stale
+ * frame. */
 static size_t session_find_hello(struct session *s)
 {
     static const uint8_t head[4] = {AP_MAGIC >> 8, AP_MAGIC & 0xff, AP_HELLO, 0};
-    static const uint8_t tail[8] = {0, 0, 0, 12, 0, 0, 0, AP_VERSION};
+    /* payload length 12, then the version's three high bytes */
+    static const uint8_t tail[7] = {0, 0, 0, 12, 0, 0, 0};
     size_t i = MAX(s->stale_scanned, (size_t)1);
 
     for (; i + AP_HEADER_LEN + 12 <= s->in_len; i++)
-        if (memcmp(s->in + i, head, 4) == 0 && memcmp(s->in + i + 8, tail, 8) == 0)
+        if (memcmp(s->in + i, head, 4) == 0 && memcmp(s->in + i + 8, tail, 7) == 0 &&
+            s->in[i + 15] >= AP_VERSION_BASE && s->in[i + 15] <= AP_VERSION)
             return i;
     s->stale_scanned = i;
     return 0;

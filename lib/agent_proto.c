@@ -32,17 +32,17 @@ static uint32_t get32(const uint8_t *p)
 
 bool ap_type_is_known(uint8_t t)
 {
-    return (t >= AP_HELLO && t <= AP_PING) || (t >= AP_HELLO_ACK && t <= AP_PONG);
+    return (t >= AP_HELLO && t <= AP_OUT_ACK) || (t >= AP_HELLO_ACK && t <= AP_PONG);
 }
 
 const char *ap_type_name(uint8_t t)
 {
-    static const char *const host[] = {"?",         "HELLO",      "EXEC",        "STDIN", "KILL",
-                                       "RESIZE",    "SET_TIME",   "ADD_ENTROPY", "PING"};
+    static const char *const host[] = {"?",      "HELLO",    "EXEC",        "STDIN", "KILL",
+                                       "RESIZE", "SET_TIME", "ADD_ENTROPY", "PING",  "OUT_ACK"};
     static const char *const agent[] = {"HELLO_ACK", "STARTED", "STDOUT", "STDERR", "EXIT",
                                         "WINDOW",    "OK",      "ERROR",  "PONG"};
 
-    if (t >= AP_HELLO && t <= AP_PING)
+    if (t >= AP_HELLO && t <= AP_OUT_ACK)
         return host[t];
     if (t >= AP_HELLO_ACK && t <= AP_PONG)
         return agent[t - AP_HELLO_ACK];
@@ -252,6 +252,11 @@ int ap_exec_req_encode(const struct ap_exec_req *r, uint8_t **ret, size_t *ret_l
         put16(b2, r->cols);
         tlv_put(&w, APT_COLS, b2, 2);
     }
+    /* only when asked for: a v1 agent refuses the tag */
+    if (r->out_window) {
+        put32(b4, r->out_window);
+        tlv_put(&w, APT_OUT_WINDOW, b4, 4);
+    }
     if (w.err) {
         free(w.buf);
         return w.err;
@@ -342,11 +347,15 @@ int ap_exec_req_decode(const uint8_t *p, size_t len, struct ap_exec_req *ret)
                 r.stdin_open = v[0];
             break;
         case APT_TIMEOUT_MS:
+        case APT_OUT_WINDOW:
             if (vlen != 4) {
                 rc = -EBADMSG;
                 break;
             }
-            r.timeout_ms = get32(v);
+            if (tag == APT_TIMEOUT_MS)
+                r.timeout_ms = get32(v);
+            else
+                r.out_window = get32(v);
             break;
         case APT_ROWS:
         case APT_COLS:

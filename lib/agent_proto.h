@@ -16,6 +16,18 @@
  * starts a new session: the agent kills every exec of the previous one.  This
  * is how the channel survives a server restart or a snapshot restore.
  *
+ * Versions.  Agents of protocol 1 live on inside users' saved checkpoints
+ * and refuse any HELLO whose version is not 1, so the host always sends
+ * HELLO{AP_VERSION_BASE} (1).  An agent accepts HELLO versions
+ * AP_VERSION_BASE..AP_VERSION and answers HELLO_ACK{AP_VERSION}: "I also
+ * speak every addition up to this version".  The host accepts any ACK
+ * version >= AP_VERSION_BASE and uses the additions of min(ACK version, its
+ * own AP_VERSION) — additions only ever add, so a newer agent serves an
+ * older host.  A v1 agent must never see a v2 addition: it would take an
+ * unknown frame type or EXEC tag as a malformed frame and drop the session.
+ * Additions of version 2: the EXEC tag APT_OUT_WINDOW and the OUT_ACK frame
+ * (output flow control, below).
+ *
  * Exec: the host picks a fresh stream id and sends EXEC (TLV payload, see
  * struct ap_exec_req).  The agent answers STARTED{pid}, then STDOUT/STDERR
  * data frames, and finally EXIT{code, signal, timed_out}; or ERROR{message}
@@ -23,6 +35,28 @@
  * one is EOF.  The host may have at most AP_STDIN_WINDOW bytes of stdin not
  * yet acknowledged by WINDOW{n} frames.  KILL{signal} and RESIZE{rows, cols}
  * act on a running exec.
+ *
+ * Output flow control (v2).  An EXEC carrying APT_OUT_WINDOW{w}, w > 0, gets
+ * an output credit of w bytes.  STDOUT and STDERR payload bytes together
+ * spend it; the agent reads the exec's pipes (or pty) only while credit is
+ * left and never reads more than the credit, so at most w bytes of output
+ * are ever unacknowledged and a child that produces more blocks in write().
+ * The host gives credit back with OUT_ACK{n} on the exec's stream when it
+ * has consumed n more bytes.  Credit never exceeds w: an OUT_ACK for more
+ * than is outstanding is a host bug, and the agent clamps it (and logs);
+ * OUT_ACK{AP_OUT_ACK_RELEASE} ends flow control for the exec (the host
+ * stopped caring: output flows as without a window, so the exec can finish
+ * and its slot be freed).  OUT_ACK for a stream without a running exec, or
+ * for an exec without a window, is ignored.  Without APT_OUT_WINDOW (or
+ * with 0) an exec behaves as in version 1: output is sent as fast as the
+ * child produces it and the channel allows.  The order stays STARTED, data,
+ * EXIT: once the child is reaped the agent still sends what is left in its
+ * pipes, as credit allows, and EXIT after the last byte — so an EXIT may
+ * wait for credit (a timeout still kills the child on time; its EXIT then
+ * follows the remaining output).  The host watches the window too: more
+ * than w bytes not yet acknowledged by it is an agent that ignores flow
+ * control, a protocol error.  Other execs on the channel are not held back
+ * by an exec that waits for credit.
  *
  * Control requests (SET_TIME, ADD_ENTROPY, PING) also use a fresh stream id
  * and get OK or ERROR (PONG for PING) on it.
@@ -37,7 +71,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define AP_VERSION 1
+/* The newest protocol this code speaks, and the oldest, which is what a
+ * host puts in its HELLO (see "Versions" above). */
+#define AP_VERSION      2
+#define AP_VERSION_BASE 1
 /* virtio-serial port name (QEMU) and vsock port (Firecracker) of the agent. */
 #define AP_SERIAL_PORT_NAME "org.noid.agent"
 #define AP_VSOCK_PORT 1024
@@ -63,6 +100,7 @@ enum ap_type {
     AP_SET_TIME = 6,
     AP_ADD_ENTROPY = 7,
     AP_PING = 8,
+    AP_OUT_ACK = 9, /* v2 */
     /* agent -> host */
     AP_HELLO_ACK = 32,
     AP_STARTED = 33,
@@ -120,7 +158,7 @@ struct ap_exit {
 void ap_exit_encode(const struct ap_exit *x, uint8_t out[AP_EXIT_LEN]);
 int ap_exit_decode(const uint8_t *p, size_t len, struct ap_exit *ret);
 
-/* u32 payloads: STARTED{pid}, KILL{signal}, WINDOW{bytes} */
+/* u32 payloads: STARTED{pid}, KILL{signal}, WINDOW{bytes}, OUT_ACK{bytes} */
 void ap_u32_encode(uint32_t v, uint8_t out[4]);
 int ap_u32_decode(const uint8_t *p, size_t len, uint32_t *ret);
 /* u64 payloads: SET_TIME{realtime ns} */
@@ -140,7 +178,11 @@ enum ap_exec_tag {
     APT_ROWS = 6,       /* u16 */
     APT_COLS = 7,       /* u16 */
     APT_STDIN = 8,      /* u8: 1 = host sends stdin frames; 0 = stdin is /dev/null */
+    APT_OUT_WINDOW = 9, /* u32: output credit in bytes, 0 = none (v2 agents only) */
 };
+
+/* OUT_ACK{n} with this n: no more flow control for the exec. */
+#define AP_OUT_ACK_RELEASE UINT32_MAX
 
 struct ap_exec_req {
     char **argv; /* NULL-terminated */
@@ -152,6 +194,7 @@ struct ap_exec_req {
     bool stdin_open;
     uint32_t timeout_ms;
     uint16_t rows, cols;
+    uint32_t out_window; /* 0 = no output flow control (and no APT_OUT_WINDOW sent) */
 };
 
 /* Encode into a malloc'd buffer; -E2BIG if it would exceed AP_MAX_PAYLOAD. */

@@ -14,6 +14,10 @@
  *    unrecoverable: the connection is then marked broken.  A frame that never
  *    started leaves the channel whole.
  *  - stdin credit is capped at AP_STDIN_WINDOW, whatever WINDOW frames say;
+ *  - output of an exec with flow control is counted against its window:
+ *    more than out_window bytes not acknowledged (by an OUT_ACK sent or
+ *    being sent) breaks the connection, so a consumer may size its buffer
+ *    by the window;
  *  - the input buffer holds at most one maximal frame plus a read chunk;
  *    frames for unknown streams are dropped; output goes to the exec's sink
  *    (capped there); ERROR text is cut to a fixed size and escaped
@@ -41,9 +45,10 @@
 #include "unixsock.h"
 
 #define HELLO_RETRY_MS 20
-/* How long KILL may wait for the channel: it is sent when the caller's own
- * deadline has passed, so it gets a short bound of its own. */
-#define AGENT_KILL_SEND_MS 1000
+/* How long KILL, RESIZE and OUT_ACK may wait for the channel: KILL is sent
+ * when the caller's own deadline has passed, and the others come from a
+ * streaming client's thread, so each gets a short bound of its own. */
+#define AGENT_SHORT_SEND_MS 1000
 /* An agent's ERROR text, escaped, as kept for the caller. */
 #define AGENT_ERROR_MAX 200
 
@@ -58,6 +63,14 @@ struct agent_exec {
     char error[AGENT_ERROR_MAX]; /* (lock) escaped */
     uint32_t window;           /* (lock) stdin bytes we may still send, <= AP_STDIN_WINDOW */
     bool stdin_closed;
+    /* Output flow control: out_window is fixed before the EXEC goes out,
+     * 0 = none.  out_unacked counts output received and not yet
+     * acknowledged to the agent; out_owed, the part of it the consumer has
+     * delivered, goes out in the next OUT_ACK.
+     * out_owed <= out_unacked <= out_window. */
+    uint32_t out_window;
+    uint32_t out_unacked; /* (lock) */
+    uint32_t out_owed;    /* (lock) */
 };
 
 struct ctl_wait {
@@ -78,6 +91,7 @@ struct agent_conn {
     struct ctl_wait *ctls;     /* (lock) */
     uint32_t next_stream;      /* (lock) */
     struct buf in;             /* reader thread only */
+    int version;               /* protocol in use, set by the handshake, then fixed */
 };
 
 static void mark_broken_locked(struct agent_conn *c)
@@ -203,6 +217,15 @@ static int dispatch(struct agent_conn *c, const struct ap_frame *f)
     case AP_STDOUT:
     case AP_STDERR:
         x = find_exec(c, f->stream);
+        if (x && x->out_window) {
+            if (f->len > x->out_window - x->out_unacked) {
+                log_warn("agent channel: stream %u sent %u output bytes beyond its window of %u",
+                         f->stream, f->len - (x->out_window - x->out_unacked), x->out_window);
+                r = -EPROTO;
+                break;
+            }
+            x->out_unacked += f->len;
+        }
         if (x && x->sink.on_output && f->len > 0)
             x->sink.on_output(x->sink.user, f->type == AP_STDERR, f->payload, f->len);
         break;
@@ -341,12 +364,14 @@ out:
     return NULL;
 }
 
-/* Before the reader runs: send HELLO until the matching HELLO_ACK arrives.
- * Frames of an earlier session (output of execs the agent is about to kill,
- * half a frame cut by a disconnect) are skipped. */
+/* Before the reader runs: send HELLO until the matching HELLO_ACK arrives,
+ * and settle c->version.  Frames of an earlier session (output of execs the
+ * agent is about to kill, half a frame cut by a disconnect) are skipped.
+ * HELLO says AP_VERSION_BASE, the only version a v1 agent accepts
+ * (agent_proto.h, "Versions"). */
 static int handshake(struct agent_conn *c, int timeout_ms, struct nerr *e)
 {
-    struct ap_hello hello = {.version = AP_VERSION};
+    struct ap_hello hello = {.version = AP_VERSION_BASE};
     uint8_t payload[AP_HELLO_MAX];
     int64_t deadline = time_mono_ms() + timeout_ms;
     int64_t next_hello = 0;
@@ -397,12 +422,15 @@ static int handshake(struct agent_conn *c, int timeout_ms, struct nerr *e)
             if (f.type == AP_HELLO_ACK) {
                 struct ap_hello ack;
                 if (ap_hello_decode(f.payload, f.len, &ack) == 0 && ack.nonce == hello.nonce) {
-                    if (ack.version != AP_VERSION) {
+                    if (ack.version < AP_VERSION_BASE) {
                         return nerr_set(e, -EPROTONOSUPPORT,
-                                        "guest agent speaks protocol v%u, the server v%u",
-                                        ack.version, AP_VERSION);
+                                        "guest agent speaks protocol v%u, the server v%u to v%u",
+                                        ack.version, AP_VERSION_BASE, AP_VERSION);
                     }
-                    log_debug("agent channel: %s, protocol v%u", ack.agent_version, ack.version);
+                    /* a newer agent still speaks our additions */
+                    c->version = (int)MIN(ack.version, (uint32_t)AP_VERSION);
+                    log_debug("agent channel: %s, protocol v%u (using v%d)", ack.agent_version,
+                              ack.version, c->version);
                     buf_consume(&c->in, off);
                     return 0;
                 }
@@ -489,6 +517,11 @@ void agent_conn_shutdown(struct agent_conn *c)
     shutdown(c->fd, SHUT_RDWR);
 }
 
+int agent_conn_version(struct agent_conn *c)
+{
+    return c->version;
+}
+
 bool agent_conn_is_broken(struct agent_conn *c)
 {
     bool b;
@@ -512,11 +545,15 @@ int agent_exec_start(struct agent_conn *c, const struct ap_exec_req *req,
                      struct agent_exec **ret, struct nerr *e)
 {
     struct agent_exec *x;
+    struct ap_exec_req wire = *req;
     uint8_t *payload = NULL;
     size_t plen;
     int r;
 
-    r = ap_exec_req_encode(req, &payload, &plen);
+    /* APT_OUT_WINDOW only for an agent that knows it: a v1 agent drops the
+     * whole session on an unknown tag */
+    wire.out_window = sink && c->version >= 2 ? sink->out_window : 0;
+    r = ap_exec_req_encode(&wire, &payload, &plen);
     if (r < 0)
         return nerr_set(e, r == -E2BIG ? -EINVAL : r,
                         r == -E2BIG ? "the command and its environment are too large"
@@ -529,6 +566,7 @@ int agent_exec_start(struct agent_conn *c, const struct ap_exec_req *req,
     x->c = agent_conn_ref(c);
     if (sink)
         x->sink = *sink;
+    x->out_window = wire.out_window;
     x->window = AP_STDIN_WINDOW;
     pthread_mutex_lock(&c->lock);
     if (c->broken) {
@@ -545,6 +583,7 @@ int agent_exec_start(struct agent_conn *c, const struct ap_exec_req *req,
     free(payload);
     payload = NULL;
     if (r < 0) {
+        x->out_window = 0; /* the agent never saw it: nothing to release */
         agent_exec_free(x);
         if (r == -ETIMEDOUT)
             return nerr_set(e, -ETIMEDOUT,
@@ -619,7 +658,87 @@ int agent_exec_kill(struct agent_exec *x, int sig)
     uint8_t p[4];
 
     ap_u32_encode((uint32_t)sig, p);
-    return conn_send(x->c, AP_KILL, x->stream, p, sizeof(p), time_mono_ms() + AGENT_KILL_SEND_MS);
+    return conn_send(x->c, AP_KILL, x->stream, p, sizeof(p), time_mono_ms() + AGENT_SHORT_SEND_MS);
+}
+
+bool agent_exec_has_flow_control(const struct agent_exec *x)
+{
+    return x->out_window != 0;
+}
+
+/* Credit owed before an OUT_ACK is worth a frame: a quarter of the window
+ * (at least 1 byte), so the agent never runs dry while the consumer keeps
+ * up, and a stream of small chunks does not cost one frame each. */
+static uint32_t ack_threshold(const struct agent_exec *x)
+{
+    return MAX(x->out_window / 4, (uint32_t)1);
+}
+
+int agent_exec_ack_output(struct agent_exec *x, size_t n)
+{
+    struct agent_conn *c = x->c;
+    uint32_t send;
+    uint8_t p[4];
+    int r;
+
+    if (!x->out_window)
+        return 0;
+    pthread_mutex_lock(&c->lock);
+    if (c->broken) {
+        pthread_mutex_unlock(&c->lock);
+        return -ECONNRESET;
+    }
+    /* capped at what was received: out_unacked <= out_window fits u32 */
+    x->out_owed = (uint32_t)MIN((uint64_t)x->out_owed + n, (uint64_t)x->out_unacked);
+    if (x->exited || x->failed || x->out_owed < ack_threshold(x)) {
+        pthread_mutex_unlock(&c->lock);
+        return 0;
+    }
+    /* Counted as acknowledged before it goes out: the agent may answer
+     * with new output before conn_send() returns, and the reader must not
+     * take that for an overrun. */
+    send = x->out_owed;
+    x->out_owed = 0;
+    x->out_unacked -= send;
+    pthread_mutex_unlock(&c->lock);
+
+    ap_u32_encode(send, p);
+    r = conn_send(c, AP_OUT_ACK, x->stream, p, sizeof(p), time_mono_ms() + AGENT_SHORT_SEND_MS);
+    if (r == -ETIMEDOUT) {
+        /* not sent (a half-sent frame breaks the channel): keep the credit */
+        pthread_mutex_lock(&c->lock);
+        if (!c->broken) {
+            x->out_owed += send;
+            x->out_unacked += send;
+        }
+        pthread_mutex_unlock(&c->lock);
+        return -ETIMEDOUT;
+    }
+    return r < 0 ? -ECONNRESET : 0;
+}
+
+int agent_exec_resize(struct agent_exec *x, uint16_t rows, uint16_t cols)
+{
+    struct agent_conn *c = x->c;
+    bool done, broken;
+    uint8_t p[4];
+    int r;
+
+    if (rows == 0 || cols == 0)
+        return -EINVAL;
+    pthread_mutex_lock(&c->lock);
+    done = x->exited || x->failed;
+    broken = c->broken;
+    pthread_mutex_unlock(&c->lock);
+    if (broken)
+        return -ECONNRESET;
+    if (done)
+        return 0;
+    ap_resize_encode(rows, cols, p);
+    r = conn_send(c, AP_RESIZE, x->stream, p, sizeof(p), time_mono_ms() + AGENT_SHORT_SEND_MS);
+    if (r == -ETIMEDOUT)
+        return r;
+    return r < 0 ? -ECONNRESET : 0;
 }
 
 int agent_exec_wait(struct agent_exec *x, int64_t deadline_ms, struct ap_exit *ret,
@@ -655,6 +774,7 @@ int agent_exec_wait(struct agent_exec *x, int64_t deadline_ms, struct ap_exit *r
 void agent_exec_free(struct agent_exec *x)
 {
     struct agent_conn *c;
+    bool release;
 
     if (!x)
         return;
@@ -665,7 +785,18 @@ void agent_exec_free(struct agent_exec *x)
             *pp = x->next;
             break;
         }
+    release = x->out_window && !x->exited && !x->failed && !c->broken;
     pthread_mutex_unlock(&c->lock);
+    if (release) {
+        /* Nobody will acknowledge its output any more: without this the
+         * agent would hold the command (and its slot) until the session
+         * ends.  Best effort; its output is dropped here as for any
+         * unknown stream. */
+        uint8_t p[4];
+
+        ap_u32_encode(AP_OUT_ACK_RELEASE, p);
+        conn_send(c, AP_OUT_ACK, x->stream, p, sizeof(p), time_mono_ms() + AGENT_SHORT_SEND_MS);
+    }
     agent_conn_unref(c);
     free(x);
 }

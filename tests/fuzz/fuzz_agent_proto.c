@@ -33,6 +33,7 @@ static void decode_payload(const struct ap_frame *f)
     case AP_STARTED:
     case AP_KILL:
     case AP_WINDOW:
+    case AP_OUT_ACK:
         ap_u32_decode(f->payload, f->len, &v32);
         break;
     case AP_SET_TIME:

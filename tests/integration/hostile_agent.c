@@ -258,7 +258,7 @@ static void on_frame(const struct ap_frame *f)
             }
         break; /* the bytes are thrown away */
     default:
-        break; /* KILL and RESIZE ignored */
+        break; /* KILL, RESIZE and OUT_ACK ignored: output windows too */
     }
 }
 

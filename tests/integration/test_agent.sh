@@ -1,16 +1,28 @@
 #!/usr/bin/env bash
-# test_agent.sh — the real noid-agent on the host (--unix-listen), fed with
-# malformed frames: each gets an ERROR on stream 0 and the agent keeps
-# serving; a new HELLO starts a new session; reconnecting works.
+# test_agent.sh — the real noid-agent on the host (--unix-listen), driven by
+# agent_peer.py:
+#  - basic: malformed frames each get an ERROR on stream 0 and the agent
+#    keeps serving; a new HELLO starts a new session; reconnecting works;
+#  - flow: protocol v2 (agent_proto.h): HELLO v1 gets HELLO_ACK v2; an exec
+#    with an output window sends no more than the window until OUT_ACKs
+#    come, then all of its output and EXIT last; a held exec holds back no
+#    other; timeouts fire while output waits; RESIZE reaches a tty exec.
 . "$(dirname "$0")/lib.sh"
 it_setup
 AGENT="$NOID_BUILD/agent/noid-agent"
 "$AGENT" --unix-listen "$T/agent.sock" --dry-run-control --log-file "$T/agent.log" &
 APID=$!
 for _ in $(seq 50); do [ -S "$T/agent.sock" ] && break; sleep 0.1; done
-out=$(python3 "$IT_DIR/agent_peer.py" "$T/agent.sock" 2>&1) || fail "agent peer: $out"
+out=$(/usr/bin/python3 "$IT_DIR/agent_peer.py" "$T/agent.sock" basic 2>&1) ||
+    fail "agent peer: $out"
+printf '%s\n' "$out" | sed 's/^/  /' >&2
+kill -0 "$APID" 2>/dev/null || fail "the agent exited"
+ok "malformed frames get an ERROR and never stop the agent"
+
+out=$(/usr/bin/python3 "$IT_DIR/agent_peer.py" "$T/agent.sock" flow 2>&1) ||
+    fail "agent peer (flow control): $out"$'\n'"$(tail -n 20 "$T/agent.log")"
 printf '%s\n' "$out" | sed 's/^/  /' >&2
 kill -0 "$APID" 2>/dev/null || fail "the agent exited"
 kill "$APID"
-ok "malformed frames get an ERROR and never stop the agent"
+ok "per-exec output flow control holds output back, then delivers all of it"
 it_done

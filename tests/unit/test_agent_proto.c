@@ -1,8 +1,19 @@
-/* test_agent_proto.c — framing, payload codecs and their bounds. */
+/* test_agent_proto.c — framing, payload codecs and their bounds; and, in
+ * the "client" case, the host side of the protocol's version 2 additions
+ * (server/engine/agent_client.c) against a scripted fake agent on a
+ * socketpair: version negotiation, APT_OUT_WINDOW only for a v2 agent,
+ * OUT_ACK batching and capping, the output window enforced on the agent,
+ * RESIZE, and the release of flow control when an exec is freed. */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include "agent_client.h"
 #include "agent_proto.h"
+#include "timeutil.h"
 #include "unit.h"
 
 START_TEST(frame_round_trip_and_partial)
@@ -155,6 +166,462 @@ START_TEST(exec_request_too_large)
 }
 END_TEST
 
+START_TEST(v2_additions)
+{
+    uint8_t b[4];
+    uint32_t v;
+
+    ck_assert(ap_type_is_known(AP_OUT_ACK));
+    ck_assert(!ap_type_is_known(AP_OUT_ACK + 1));
+    ck_assert_str_eq(ap_type_name(AP_OUT_ACK), "OUT_ACK");
+    ck_assert_str_eq(ap_type_name(AP_PING), "PING");
+    ck_assert_str_eq(ap_type_name(AP_OUT_ACK + 1), "UNKNOWN");
+    ck_assert_int_lt(AP_VERSION_BASE, AP_VERSION);
+    ap_u32_encode(AP_OUT_ACK_RELEASE, b);
+    ck_assert_int_eq(ap_u32_decode(b, 4, &v), 0);
+    ck_assert_uint_eq(v, AP_OUT_ACK_RELEASE);
+    ck_assert_int_eq(ap_u32_decode(b, 3, &v), -EBADMSG);
+}
+END_TEST
+
+/* Whether the TLV payload p[len] holds tag anywhere. */
+static bool tlv_has(const uint8_t *p, size_t len, uint16_t tag)
+{
+    while (len >= 6) {
+        uint32_t vlen =
+            ((uint32_t)p[2] << 24) | ((uint32_t)p[3] << 16) | ((uint32_t)p[4] << 8) | p[5];
+        if (((p[0] << 8) | p[1]) == tag)
+            return true;
+        if (vlen > len - 6)
+            return false;
+        p += 6 + vlen;
+        len -= 6 + vlen;
+    }
+    return false;
+}
+
+START_TEST(exec_request_out_window)
+{
+    char *argv[] = {"yes", NULL};
+    struct ap_exec_req in = {.argv = argv, .argc = 1, .out_window = 65536}, out;
+    uint8_t *p, *p1;
+    size_t n, n1;
+
+    ck_assert_int_eq(ap_exec_req_encode(&in, &p, &n), 0);
+    ck_assert(tlv_has(p, n, APT_OUT_WINDOW));
+    ck_assert_int_eq(ap_exec_req_decode(p, n, &out), 0);
+    ck_assert_uint_eq(out.out_window, 65536);
+    ap_exec_req_free(&out);
+
+    /* no window: no tag at all, so a v1 agent can take the request */
+    in.out_window = 0;
+    ck_assert_int_eq(ap_exec_req_encode(&in, &p1, &n1), 0);
+    ck_assert(!tlv_has(p1, n1, APT_OUT_WINDOW));
+    ck_assert_uint_eq(n1 + 10, n);
+    ck_assert_int_eq(ap_exec_req_decode(p1, n1, &out), 0);
+    ck_assert_uint_eq(out.out_window, 0);
+    ap_exec_req_free(&out);
+    free(p1);
+
+    /* the tag's value must be exactly 4 bytes; 0 is allowed (no window) */
+    {
+        uint8_t bad[64];
+        size_t off = n - 10; /* the window TLV is the last one */
+
+        memcpy(bad, p, off);
+        memcpy(bad + off, (const uint8_t[]){0, APT_OUT_WINDOW, 0, 0, 0, 3, 1, 2, 3}, 9);
+        ck_assert_int_eq(ap_exec_req_decode(bad, off + 9, &out), -EBADMSG);
+        memcpy(bad + off, (const uint8_t[]){0, APT_OUT_WINDOW, 0, 0, 0, 5, 0, 0, 0, 0, 1}, 11);
+        ck_assert_int_eq(ap_exec_req_decode(bad, off + 11, &out), -EBADMSG);
+        memcpy(bad + off, (const uint8_t[]){0, APT_OUT_WINDOW, 0, 0, 0, 4, 0, 0, 0, 0}, 10);
+        ck_assert_int_eq(ap_exec_req_decode(bad, off + 10, &out), 0);
+        ck_assert_uint_eq(out.out_window, 0);
+        ap_exec_req_free(&out);
+        memcpy(bad + off, (const uint8_t[]){0, APT_OUT_WINDOW, 0, 0, 0, 4, 0xff, 0xff, 0xff, 0xff},
+               10);
+        ck_assert_int_eq(ap_exec_req_decode(bad, off + 10, &out), 0);
+        ck_assert_uint_eq(out.out_window, UINT32_MAX);
+        ap_exec_req_free(&out);
+    }
+    free(p);
+}
+END_TEST
+
+/* ---- the host side against a fake agent ---- */
+
+#define FAKE_MAX_FRAMES 64
+
+struct fake_frame {
+    uint8_t type;
+    uint32_t stream;
+    uint8_t *payload;
+    uint32_t len;
+};
+
+/* A scripted agent: its thread answers HELLO (with ack_version) and PING,
+ * and records every other frame the host sends; the test sends the agent's
+ * frames itself with fake_send(). */
+struct fake_agent {
+    int fd;
+    uint32_t ack_version;
+    uint32_t hello_version; /* what the host's HELLO said */
+    pthread_t thread;
+    pthread_mutex_t lock; /* frames, nframes, socket writes */
+    struct fake_frame frames[FAKE_MAX_FRAMES];
+    size_t nframes;
+};
+
+static void fake_send(struct fake_agent *a, uint8_t type, uint32_t stream, const void *p,
+                      size_t len)
+{
+    uint8_t hdr[AP_HEADER_LEN];
+
+    ap_header_encode(hdr, type, stream, (uint32_t)len);
+    pthread_mutex_lock(&a->lock);
+    ck_assert_int_eq(write(a->fd, hdr, sizeof(hdr)), (ssize_t)sizeof(hdr));
+    for (size_t off = 0; off < len;) {
+        ssize_t w = write(a->fd, (const uint8_t *)p + off, len - off);
+        ck_assert_int_gt(w, 0);
+        off += (size_t)w;
+    }
+    pthread_mutex_unlock(&a->lock);
+}
+
+static void *fake_main(void *arg)
+{
+    struct fake_agent *a = arg;
+    static uint8_t in[AP_HEADER_LEN + 1024 * 1024];
+    size_t len = 0;
+
+    for (;;) {
+        struct ap_frame f;
+        int used;
+        ssize_t n = read(a->fd, in + len, sizeof(in) - len);
+
+        if (n <= 0)
+            return NULL;
+        len += (size_t)n;
+        while ((used = ap_frame_parse(in, len, &f)) > 0) {
+            struct ap_hello h;
+            uint8_t b[AP_HELLO_MAX];
+
+            if (f.type == AP_HELLO && ap_hello_decode(f.payload, f.len, &h) == 0) {
+                a->hello_version = h.version;
+                h.version = a->ack_version;
+                strcpy(h.agent_version, "fake");
+                fake_send(a, AP_HELLO_ACK, 0, b, ap_hello_encode(&h, true, b));
+            } else if (f.type == AP_PING) {
+                fake_send(a, AP_PONG, f.stream, NULL, 0);
+            } else {
+                pthread_mutex_lock(&a->lock);
+                ck_assert_uint_lt(a->nframes, FAKE_MAX_FRAMES);
+                a->frames[a->nframes++] = (struct fake_frame){
+                    .type = f.type,
+                    .stream = f.stream,
+                    .payload = f.len ? memcpy(malloc(f.len), f.payload, f.len) : NULL,
+                    .len = f.len,
+                };
+                pthread_mutex_unlock(&a->lock);
+            }
+            memmove(in, in + used, len - (size_t)used);
+            len -= (size_t)used;
+        }
+        ck_assert_int_eq(used, 0);
+    }
+}
+
+/* Start a fake agent answering HELLO with ack_version and connect a host
+ * to it.  Returns agent_conn_open()'s result. */
+static int fake_open(struct fake_agent *a, uint32_t ack_version, struct agent_conn **ret)
+{
+    int sv[2];
+
+    memset(a, 0, sizeof(*a));
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    a->fd = sv[1];
+    a->ack_version = ack_version;
+    pthread_mutex_init(&a->lock, NULL);
+    ck_assert_int_eq(pthread_create(&a->thread, NULL, fake_main, a), 0);
+    return agent_conn_open(sv[0], 5000, ret, NULL);
+}
+
+static void fake_close(struct fake_agent *a, struct agent_conn *c)
+{
+    if (c) {
+        agent_conn_shutdown(c);
+        agent_conn_unref(c);
+    }
+    shutdown(a->fd, SHUT_RDWR);
+    pthread_join(a->thread, NULL);
+    close(a->fd);
+    for (size_t i = 0; i < a->nframes; i++)
+        free(a->frames[i].payload);
+}
+
+/* Every frame the host sent before this returns has been recorded: a PING
+ * round trip through the fake agent, which reads in order. */
+static void fake_barrier(struct agent_conn *c)
+{
+    ck_assert_int_eq(agent_control(c, AP_PING, "b", 1, 5000, NULL), 0);
+}
+
+/* Take the oldest recorded frame (after a barrier); it must be of type. */
+static struct fake_frame fake_take(struct fake_agent *a, uint8_t type)
+{
+    struct fake_frame f;
+
+    pthread_mutex_lock(&a->lock);
+    ck_assert_uint_gt(a->nframes, 0);
+    f = a->frames[0];
+    memmove(a->frames, a->frames + 1, (a->nframes - 1) * sizeof(f));
+    a->nframes--;
+    pthread_mutex_unlock(&a->lock);
+    ck_assert_str_eq(ap_type_name(f.type), ap_type_name(type));
+    return f;
+}
+
+static size_t fake_pending(struct fake_agent *a)
+{
+    size_t n;
+
+    pthread_mutex_lock(&a->lock);
+    n = a->nframes;
+    pthread_mutex_unlock(&a->lock);
+    return n;
+}
+
+/* The exec the host started: its stream and decoded request. */
+static uint32_t fake_take_exec(struct fake_agent *a, struct ap_exec_req *ret)
+{
+    struct fake_frame f = fake_take(a, AP_EXEC);
+
+    ck_assert_int_eq(ap_exec_req_decode(f.payload, f.len, ret), 0);
+    free(f.payload);
+    return f.stream;
+}
+
+static uint32_t fake_take_u32(struct fake_agent *a, uint8_t type, uint32_t stream)
+{
+    struct fake_frame f = fake_take(a, type);
+    uint32_t v;
+
+    ck_assert_uint_eq(f.stream, stream);
+    ck_assert_int_eq(ap_u32_decode(f.payload, f.len, &v), 0);
+    free(f.payload);
+    return v;
+}
+
+static atomic_size_t sink_bytes;
+
+static void count_output(void *user, bool is_stderr, const uint8_t *data, size_t len)
+{
+    atomic_fetch_add(&sink_bytes, len);
+}
+
+/* Wait (bounded) until the sink has seen n bytes in all. */
+static void wait_sink(size_t n)
+{
+    int64_t end = time_mono_ms() + 5000;
+
+    while (atomic_load(&sink_bytes) < n && time_mono_ms() < end)
+        usleep(1000);
+    ck_assert_uint_eq(atomic_load(&sink_bytes), n);
+}
+
+static void send_output(struct fake_agent *a, uint8_t type, uint32_t stream, size_t n)
+{
+    static uint8_t zeros[AP_DATA_CHUNK];
+
+    while (n > 0) {
+        size_t k = n < sizeof(zeros) ? n : sizeof(zeros);
+        fake_send(a, type, stream, zeros, k);
+        n -= k;
+    }
+}
+
+static const char *const yes_argv[] = {"yes", NULL};
+
+static int start_exec(struct agent_conn *c, uint32_t window, struct agent_exec **ret)
+{
+    struct ap_exec_req req = {.argv = (char **)yes_argv, .argc = 1, .out_window = 12345};
+    struct agent_exec_sink sink = {.on_output = count_output, .out_window = window};
+
+    atomic_store(&sink_bytes, 0);
+    return agent_exec_start(c, &req, &sink, time_mono_ms() + 5000, ret, NULL);
+}
+
+START_TEST(client_v1_agent)
+{
+    struct fake_agent a;
+    struct agent_conn *c = NULL;
+    struct agent_exec *x = NULL;
+    struct ap_exec_req req;
+    uint32_t stream;
+    uint16_t rows, cols;
+    struct fake_frame f;
+
+    ck_assert_int_eq(fake_open(&a, 1, &c), 0);
+    ck_assert_uint_eq(a.hello_version, AP_VERSION_BASE);
+    ck_assert_int_eq(agent_conn_version(c), 1);
+
+    /* a window asked for, but a v1 agent must not see APT_OUT_WINDOW */
+    ck_assert_int_eq(start_exec(c, 65536, &x), 0);
+    ck_assert(!agent_exec_has_flow_control(x));
+    fake_barrier(c);
+    stream = fake_take_exec(&a, &req);
+    ck_assert_uint_eq(req.out_window, 0);
+    ap_exec_req_free(&req);
+
+    /* output beyond the window is fine without flow control; acks send nothing */
+    send_output(&a, AP_STDOUT, stream, 200000);
+    wait_sink(200000);
+    ck_assert_int_eq(agent_exec_ack_output(x, 200000), 0);
+    ck_assert(!agent_conn_is_broken(c));
+
+    /* RESIZE */
+    ck_assert_int_eq(agent_exec_resize(x, 0, 80), -EINVAL);
+    ck_assert_int_eq(agent_exec_resize(x, 50, 132), 0);
+    fake_barrier(c);
+    f = fake_take(&a, AP_RESIZE);
+    ck_assert_uint_eq(f.stream, stream);
+    ck_assert_int_eq(ap_resize_decode(f.payload, f.len, &rows, &cols), 0);
+    ck_assert_uint_eq(rows, 50);
+    ck_assert_uint_eq(cols, 132);
+    free(f.payload);
+    ck_assert_uint_eq(fake_pending(&a), 0); /* no OUT_ACK, no KILL */
+
+    /* freeing it sends nothing either (no flow control to release) */
+    agent_exec_free(x);
+    fake_barrier(c);
+    ck_assert_uint_eq(fake_pending(&a), 0);
+    fake_close(&a, c);
+}
+END_TEST
+
+START_TEST(client_v2_flow_control)
+{
+    struct fake_agent a;
+    struct agent_conn *c = NULL;
+    struct agent_exec *x = NULL;
+    struct ap_exec_req req;
+    uint32_t stream;
+    struct ap_exit ex;
+    int64_t end;
+
+    ck_assert_int_eq(fake_open(&a, 2, &c), 0);
+    ck_assert_uint_eq(a.hello_version, AP_VERSION_BASE); /* never more, for v1 agents */
+    ck_assert_int_eq(agent_conn_version(c), 2);
+
+    ck_assert_int_eq(start_exec(c, 65536, &x), 0);
+    ck_assert(agent_exec_has_flow_control(x));
+    fake_barrier(c);
+    stream = fake_take_exec(&a, &req);
+    ck_assert_uint_eq(req.out_window, 65536); /* from the sink, not the request */
+    ap_exec_req_free(&req);
+
+    /* stdout and stderr count together */
+    send_output(&a, AP_STDOUT, stream, 40000);
+    send_output(&a, AP_STDERR, stream, 24000);
+    wait_sink(64000);
+
+    /* acks are collected until a quarter of the window is owed */
+    ck_assert_int_eq(agent_exec_ack_output(x, 10000), 0);
+    fake_barrier(c);
+    ck_assert_uint_eq(fake_pending(&a), 0);
+    ck_assert_int_eq(agent_exec_ack_output(x, 10000), 0);
+    fake_barrier(c);
+    ck_assert_uint_eq(fake_take_u32(&a, AP_OUT_ACK, stream), 20000);
+    /* more than was delivered is capped at what arrived */
+    ck_assert_int_eq(agent_exec_ack_output(x, 1000000), 0);
+    fake_barrier(c);
+    ck_assert_uint_eq(fake_take_u32(&a, AP_OUT_ACK, stream), 44000);
+    ck_assert_uint_eq(fake_pending(&a), 0);
+
+    /* the whole window again is within the rules ... */
+    send_output(&a, AP_STDOUT, stream, 65536);
+    wait_sink(64000 + 65536);
+    fake_barrier(c);
+    ck_assert(!agent_conn_is_broken(c));
+    /* ... one byte more is an agent ignoring flow control */
+    send_output(&a, AP_STDOUT, stream, 1);
+    end = time_mono_ms() + 5000;
+    while (!agent_conn_is_broken(c) && time_mono_ms() < end)
+        usleep(1000);
+    ck_assert(agent_conn_is_broken(c));
+    ck_assert_int_eq(agent_exec_wait(x, time_mono_ms() + 5000, &ex, NULL), -ECONNRESET);
+    ck_assert_int_eq(agent_exec_ack_output(x, 1), -ECONNRESET);
+    agent_exec_free(x);
+    fake_close(&a, c);
+}
+END_TEST
+
+START_TEST(client_release_on_free)
+{
+    struct fake_agent a;
+    struct agent_conn *c = NULL;
+    struct agent_exec *x = NULL, *y = NULL;
+    struct ap_exec_req req;
+    uint32_t sx, sy;
+    struct ap_exit ex = {.code = 3}, got;
+    uint8_t b[AP_EXIT_LEN];
+
+    ck_assert_int_eq(fake_open(&a, 2, &c), 0);
+    ck_assert_int_eq(start_exec(c, 4096, &x), 0);
+    ck_assert_int_eq(start_exec(c, 4096, &y), 0);
+    fake_barrier(c);
+    sx = fake_take_exec(&a, &req);
+    ap_exec_req_free(&req);
+    sy = fake_take_exec(&a, &req);
+    ap_exec_req_free(&req);
+
+    /* x ended: freeing it owes the agent nothing */
+    ap_exit_encode(&ex, b);
+    fake_send(&a, AP_EXIT, sx, b, sizeof(b));
+    ck_assert_int_eq(agent_exec_wait(x, time_mono_ms() + 5000, &got, NULL), 0);
+    ck_assert_int_eq(got.code, 3);
+    agent_exec_free(x);
+    /* y still runs: freeing it releases its flow control */
+    agent_exec_free(y);
+    fake_barrier(c);
+    ck_assert_uint_eq(fake_take_u32(&a, AP_OUT_ACK, sy), AP_OUT_ACK_RELEASE);
+    ck_assert_uint_eq(fake_pending(&a), 0);
+    /* a window of 0 is no flow control, even on a v2 agent */
+    ck_assert_int_eq(start_exec(c, 0, &x), 0);
+    ck_assert(!agent_exec_has_flow_control(x));
+    fake_barrier(c);
+    fake_take_exec(&a, &req);
+    ck_assert_uint_eq(req.out_window, 0);
+    ap_exec_req_free(&req);
+    agent_exec_free(x);
+    fake_close(&a, c);
+}
+END_TEST
+
+START_TEST(client_versions)
+{
+    struct fake_agent a;
+    struct agent_conn *c = NULL;
+    struct nerr e = {0};
+    int sv[2];
+
+    /* a newer agent still speaks our additions: we use ours */
+    ck_assert_int_eq(fake_open(&a, 7, &c), 0);
+    ck_assert_int_eq(agent_conn_version(c), AP_VERSION);
+    fake_close(&a, c);
+
+    /* version 0 does not exist */
+    c = NULL;
+    memset(&a, 0, sizeof(a));
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    a.fd = sv[1];
+    pthread_mutex_init(&a.lock, NULL);
+    ck_assert_int_eq(pthread_create(&a.thread, NULL, fake_main, &a), 0);
+    ck_assert_int_eq(agent_conn_open(sv[0], 5000, &c, &e), -EPROTONOSUPPORT);
+    ck_assert_ptr_null(c);
+    fake_close(&a, NULL);
+}
+END_TEST
+
 Suite *suite_agent_proto(void)
 {
     Suite *s = suite_create("agent_proto");
@@ -167,6 +634,16 @@ Suite *suite_agent_proto(void)
     tcase_add_test(t, exec_request_round_trip);
     tcase_add_test(t, exec_request_rejects);
     tcase_add_test(t, exec_request_too_large);
+    tcase_add_test(t, v2_additions);
+    tcase_add_test(t, exec_request_out_window);
+    suite_add_tcase(s, t);
+
+    t = tcase_create("client");
+    tcase_add_test(t, client_v1_agent);
+    tcase_add_test(t, client_v2_flow_control);
+    tcase_add_test(t, client_release_on_free);
+    tcase_add_test(t, client_versions);
+    tcase_set_timeout(t, 30);
     suite_add_tcase(s, t);
     return s;
 }
