@@ -284,15 +284,16 @@ static void session_dispatch(struct session *s, const struct ap_frame *f)
         session_on_hello(s, f);
         return;
     }
-    if (f->type == AP_PING) {
-        outq_push(&s->out, AP_PONG, f->stream, f->payload, f->len);
-        return;
-    }
     if (!s->established) {
         /* Stray frames after a drop: STDIN/KILL/RESIZE/OUT_ACK have nothing
          * to act on; the rest get told. */
-        if (f->type == AP_EXEC || f->type == AP_SET_TIME || f->type == AP_ADD_ENTROPY)
+        if (f->type == AP_EXEC || f->type == AP_SET_TIME || f->type == AP_ADD_ENTROPY ||
+            f->type == AP_PING)
             session_error(s, f->stream, "no session: send HELLO first");
+        return;
+    }
+    if (f->type == AP_PING) {
+        outq_push(&s->out, AP_PONG, f->stream, f->payload, f->len);
         return;
     }
     switch (f->type) {

@@ -20,8 +20,10 @@
  * too fast to be noticed, a front frame that stays incomplete for
  * SESSION_STALE_MS while a complete HELLO waits behind it is dropped.
  *
- * Invariant: frames other than HELLO and PING are only served inside an
- * established session; before that they get ERROR on their stream. */
+ * Invariant: frames other than HELLO are only served inside an established
+ * session; before that requests get ERROR on their stream (PING included:
+ * that is how a host notices that a new agent replaced the one it talked
+ * to). */
 #pragma once
 
 #include <stdbool.h>

@@ -59,7 +59,11 @@
  * by an exec that waits for credit.
  *
  * Control requests (SET_TIME, ADD_ENTROPY, PING) also use a fresh stream id
- * and get OK or ERROR (PONG for PING) on it.
+ * and get OK or ERROR (PONG for PING) on it.  Like every request but HELLO,
+ * a PING outside a session gets ERROR ("no session"): a host that pings
+ * during a long exec learns that the agent it talked to is gone (killed and
+ * restarted by init, which keeps a virtio-serial channel open).  Agents of
+ * version 1 answered PING with PONG even then.
  *
  * A malformed frame is a session error: the receiver sends ERROR on stream 0,
  * drops the session and resynchronises on the next magic.  It never exits.

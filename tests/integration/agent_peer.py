@@ -223,7 +223,14 @@ MIB = 1024 * 1024
 
 def flow(path):
     ag = Agent(path)
+    # a PING outside a session is refused: that is how a host notices that
+    # the agent it talked to was replaced (a new connection has no session)
+    ag.sock.sendall(frame(PING, 77, b"x"))
+    f = frames_until(ag, 77, ERROR)[-1]
+    expect(b"no session" in f[2], f"PING before HELLO: {f[2]!r}")
     ag.hello(timeout=10)
+    ag.ping()
+    print("ok: PING outside a session gets ERROR, inside one PONG")
     expect(hello_version(ag, 1) == 2, "HELLO v1 is answered with HELLO_ACK v2")
     expect(hello_version(ag, 2) == 2, "HELLO v2 is answered with HELLO_ACK v2")
     expect(hello_version(ag, 3) is None, "HELLO v3 is refused")
