@@ -54,7 +54,7 @@ if [ "${NOID_TEST_QUICK:-0}" != 1 ]; then
     CC=clang setup_dir build-fuzz -Dfuzz=true -Db_sanitize=address,undefined \
         -Db_lundef=false -Dbuildtype=debug
     ninja -C build-fuzz
-    for target in config wire agent_proto textutil; do
+    for target in config wire agent_proto textutil ws; do
         work=$(mktemp -d)
         cp -r "tests/fuzz/corpus/$target/." "$work/"
         "build-fuzz/tests/fuzz/fuzz-$target" -max_total_time="$FUZZ_SECONDS" \

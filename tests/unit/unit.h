@@ -21,3 +21,4 @@ Suite *suite_ratelimit(void);
 Suite *suite_textutil(void);
 Suite *suite_token(void);
 Suite *suite_wire(void);
+Suite *suite_ws(void);

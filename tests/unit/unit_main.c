@@ -21,6 +21,7 @@ static const struct {
     {"textutil", suite_textutil},
     {"token", suite_token},
     {"wire", suite_wire},
+    {"ws", suite_ws},
 };
 
 int main(int argc, char **argv)
