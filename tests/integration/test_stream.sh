@@ -65,6 +65,20 @@ done
 assert_eq yes "$gone" "the command of a disconnected client is killed"
 ok "client disconnect kills the guest process"
 
+# the agent dies mid-stream (the VM lives on; init starts a new agent):
+# the client gets an error frame and a close, not a hang
+out=$(wsx box '{"command":["sh","-c","echo started; exec sleep 4343"],"stdin":false}' 'wait:started' \
+    'side:{"command":["sh","-c","kill -9 $(pidof noid-agent)"],"stdin":false}')
+assert_contains "$(pyj 'd["error"]' <<< "$out")" "agent" "an error frame names the agent"
+assert_eq 1011 "$(pyj 'd["close_code"]' <<< "$out")" "then close 1011"
+back=no
+for _ in $(seq 1 100); do
+    [ "$(noid exec box -- echo back 2>/dev/null)" = back ] && { back=yes; break; }
+    sleep 0.2
+done
+assert_eq yes "$back" "exec works again with the new agent"
+ok "agent killed mid-stream: error frame + close; the next exec reconnects"
+
 # ---- pre-upgrade errors: plain HTTP with a JSON body ----
 st=$("${WS[@]}" upgrade "$URL" "" /v1/vms/box/exec | pyj 'd["status"]')
 assert_eq 401 "$st" "no token -> 401"
