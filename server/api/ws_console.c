@@ -182,22 +182,19 @@ out:
 void api_get_console_ws(struct api_request *rq, char **params)
 {
     struct wire_vm_info info = {0};
-    struct nerr e = {0};
-    int r;
+    bool firecracker;
 
-    r = engine_vm_info(rq->srv->eng, &rq->user, params[0], &info, &e);
-    if (r < 0) {
-        api_reply_engine_error(rq, r, &e);
-        return;
-    }
-    if (strcmp(info.state, "running") != 0)
-        api_reply_error(rq, 409, "VM '%s' is not running (state: %s)", params[0], info.state);
-    else if (info.vmm && strcmp(info.vmm, "firecracker") == 0)
+    if (!api_ws_vm_runs(rq, params[0], &info))
+        goto out;
+    firecracker = info.vmm && strcmp(info.vmm, "firecracker") == 0;
+    if (firecracker)
         /* no console socket: its output is only in serial.log */
-        api_reply_error(rq, 501, "VM '%s' runs under Firecracker, whose serial console cannot "
-                                 "be attached to; its output is in serial.log",
+        api_reply_error(rq, 501,
+                        "VM '%s' runs under Firecracker, whose serial console cannot "
+                        "be attached to; its output is in serial.log",
                         params[0]);
     else
         api_ws_upgrade(rq, "console", params[0], console_body);
+out:
     wire_vm_info_free(&info);
 }

@@ -345,18 +345,9 @@ out:
 void api_get_exec_ws(struct api_request *rq, char **params)
 {
     struct wire_vm_info info = {0};
-    struct nerr e = {0};
-    int r;
 
     /* the answers that need no upgrade come as plain HTTP errors */
-    r = engine_vm_info(rq->srv->eng, &rq->user, params[0], &info, &e);
-    if (r < 0) {
-        api_reply_engine_error(rq, r, &e);
-        return;
-    }
-    if (strcmp(info.state, "running") != 0)
-        api_reply_error(rq, 409, "VM '%s' is not running (state: %s)", params[0], info.state);
-    else
+    if (api_ws_vm_runs(rq, params[0], &info))
         api_ws_upgrade(rq, "exec", params[0], exec_body);
     wire_vm_info_free(&info);
 }

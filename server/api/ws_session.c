@@ -210,6 +210,22 @@ static void on_upgrade(void *cls, struct MHD_Connection *conn, void *con_cls, co
     }
 }
 
+bool api_ws_vm_runs(struct api_request *rq, const char *vm_name, struct wire_vm_info *ret_info)
+{
+    struct nerr e = {0};
+    int r = engine_vm_info(rq->srv->eng, &rq->user, vm_name, ret_info, &e);
+
+    if (r < 0) {
+        api_reply_engine_error(rq, r, &e);
+        return false;
+    }
+    if (strcmp(ret_info->state, "running") != 0) {
+        api_reply_error(rq, 409, "VM '%s' is not running (state: %s)", vm_name, ret_info->state);
+        return false;
+    }
+    return true;
+}
+
 void api_ws_upgrade(struct api_request *rq, const char *kind, const char *vm_name,
                     api_ws_body_fn body)
 {

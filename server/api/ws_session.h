@@ -13,6 +13,7 @@
 #include <stdbool.h>
 
 #include "api.h"
+#include "wire.h"
 #include "ws.h"
 
 /* Largest message a client may send (an exec request with env, stdin). */
@@ -44,6 +45,9 @@ struct api_ws_session {
     struct api_ws_session *next;
 };
 
+/* The checks every WebSocket route makes before upgrading: the VM exists
+ * for this user (404) and runs (409).  true, or rq has the error reply. */
+bool api_ws_vm_runs(struct api_request *rq, const char *vm_name, struct wire_vm_info *ret_info);
 /* Check the handshake headers of rq, take a session slot and queue the 101
  * response whose upgrade runs body on a thread of its own.  On any failure
  * rq gets the error reply instead. */

@@ -32,3 +32,12 @@ class Api:
 
 def ms(seconds):
     return f"{seconds * 1000:.1f} ms"
+
+
+def stop_server(pid):
+    """SIGTERM noid-server and wait until it is gone (its VMs keep running)."""
+    import os
+    import time
+    os.kill(pid, 15)
+    while os.path.exists(f"/proc/{pid}") and open(f"/proc/{pid}/stat").read().split()[2] != "Z":
+        time.sleep(0.05)

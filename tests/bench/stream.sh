@@ -17,7 +17,7 @@ bench_start_server vm
 import asyncio, http.client, json, os, socket, statistics, subprocess, sys, time
 import websockets
 from agentproto import Agent
-from noidapi import Api, ms
+from noidapi import Api, ms, stop_server
 
 url, token, reps, tmp, server_pid = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
 host, port = url.replace("http://", "").split(":")
@@ -138,9 +138,7 @@ ws_echo = asyncio.run(ws_console_echo(rounds))
 vmdir = subprocess.check_output(
     ["sh", "-c", f"ls -d {tmp}/data/storage/users/*/vms/s"]).decode().strip()
 time.sleep(2.5)  # the console hub lets go of the socket (CONSOLE_DRAIN_MS)
-os.kill(server_pid, 15)
-while os.path.exists(f"/proc/{server_pid}") and open(f"/proc/{server_pid}/stat").read().split()[2] != "Z":
-    time.sleep(0.05)
+stop_server(server_pid)
 ag = Agent(os.path.join(vmdir, "agent.sock"))
 ag.hello()
 raw_tp = []

@@ -14,7 +14,7 @@ bench_start_server vm 'golden = false' 'max_vms_per_user = 100'
 python3 - "$URL" "$TOKEN" "$REPS" "$T" "$PID" <<'PY'
 import os, shutil, statistics, subprocess, sys, time
 from agentproto import Agent
-from noidapi import Api, ms
+from noidapi import Api, ms, stop_server
 from rawqemu import raw_argv
 
 url, token, reps, tmp, server_pid = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
@@ -70,9 +70,7 @@ for _ in range(100):
     assert r["exit_code"] == 0
 # the same VM without the server: stop noid-server (the VM keeps running)
 api.close()
-os.kill(server_pid, 15)
-while os.path.exists(f"/proc/{server_pid}") and open(f"/proc/{server_pid}/stat").read().split()[2] != "Z":
-    time.sleep(0.05)
+stop_server(server_pid)
 ag = Agent(os.path.join(vmdir, "agent.sock"))
 ag.hello()
 raw_rt = []
