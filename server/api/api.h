@@ -55,6 +55,7 @@ struct api_server {
     pthread_mutex_t ws_lock;
     pthread_cond_t ws_done;             /* a session gave its slot back */
     unsigned ws_sessions;               /* (ws_lock) slots taken, upgraded or not */
+    bool ws_stopping;                   /* (ws_lock) no new sessions */
     struct api_ws_session *ws_list;     /* (ws_lock) */
 };
 

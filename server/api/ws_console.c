@@ -13,6 +13,7 @@
  * the sender polls the attachment's eventfd and sends.  `lock` guards the
  * shared flags and the last-activity time. */
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -42,6 +43,7 @@ struct console_session {
     pthread_mutex_t lock;
     int64_t last_activity_ms; /* (lock) */
     bool closed;              /* (lock) a close was sent by the sender */
+    int64_t closed_at_ms;     /* (lock) when */
 };
 
 static void touch(struct console_session *c)
@@ -76,7 +78,8 @@ static void *sender_main(void *arg)
         if (skipped)
             r = send_skipped(c, skipped);
         if (n > 0 && r >= 0) {
-            r = ws_send(c->ws->ws, WS_OP_BINARY, frame, (size_t)n + 1, API_WS_SEND_TIMEOUT_MS);
+            r = ws_send(c->ws->ws, WS_OP_BINARY, frame, (size_t)n + 1,
+                        (int)MIN(c->ws->send_timeout_ms, INT_MAX));
             touch(c);
         }
         if (n == -EPIPE) {
@@ -85,6 +88,7 @@ static void *sender_main(void *arg)
             log_info("ws console %s/%s: %s", c->ws->user.name, c->ws->vm_name, reason);
             pthread_mutex_lock(&c->lock);
             c->closed = true;
+            c->closed_at_ms = time_mono_ms();
             pthread_mutex_unlock(&c->lock);
             ws_close(c->ws->ws, vm_gone ? WS_CLOSE_GOING_AWAY : WS_CLOSE_INTERNAL, reason,
                      API_WS_CLOSE_WAIT_MS);
@@ -127,6 +131,7 @@ static void console_body(struct api_ws_session *s)
 
     pthread_mutex_init(&c.lock, NULL);
     c.last_activity_ms = time_mono_ms();
+    s->send_timeout_ms = MAX((long long)API_WS_SEND_TIMEOUT_MS, idle_secs * 1000);
     r = engine_console_attach(s->srv->eng, &s->user, s->vm_name, CONSOLE_WS_REPLAY, &c.con, &e);
     if (r < 0) {
         api_ws_fail(s, WS_CLOSE_INTERNAL, "%s", nerr_msg(&e)[0] ? nerr_msg(&e) : strerror(-r));
@@ -151,9 +156,14 @@ static void console_body(struct api_ws_session *s)
         pthread_mutex_lock(&c.lock);
         bool closed = c.closed;
         int64_t idle_ms = time_mono_ms() - c.last_activity_ms;
+        int64_t since_close_ms = time_mono_ms() - c.closed_at_ms;
         pthread_mutex_unlock(&c.lock);
-        if (closed)
-            continue; /* the sender closed: wait for the client's close */
+        if (closed && since_close_ms < API_WS_CLOSE_WAIT_MS)
+            continue; /* the sender closed: a moment for the client's close */
+        if (closed) {
+            shutdown(s->fd, SHUT_RDWR);
+            break;
+        }
         if (api_ws_stopping(s)) {
             api_ws_finish(s, WS_CLOSE_GOING_AWAY, "the server is shutting down");
             break;

@@ -2,17 +2,21 @@
  *
  * The first client message is the exec request (text, the POST body's
  * JSON).  Then three threads per session:
- *   - the session thread receives: stdin (0x03; [0x03] alone = EOF) and
- *     resize (0x04 {"cols","rows"}) go to the command; a close or a lost
- *     connection kills it;
+ *   - the session thread receives: stdin (0x03; [0x03] alone = EOF) is
+ *     queued for the stdin thread, resize (0x04 {"cols","rows"}) goes to
+ *     the command; a close or a lost connection kills it;
  *   - the sender takes output chunks queued by the agent's reader thread
  *     and sends them as 0x01/0x02 frames, reporting each chunk delivered
  *     (which reopens the command's output window in the guest), and at the
  *     end sends the result (or an error) and the close;
  *   - the waiter waits for the command's end (and, while it is silent,
- *     checks the agent still answers).
+ *     checks the agent still answers);
+ *   - the stdin thread hands what the client sent to the command, waiting
+ *     for the guest as long as it takes, so the receiver never does.
  * Lock: exec_session.lock guards the queue and the flags; no I/O under it. */
 #include <errno.h>
+#include <limits.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -29,6 +33,11 @@
  * back (older agents have no output window); beyond it the exec fails. */
 #define EXEC_WS_MAX_QUEUED    (64u * 1024 * 1024)
 #define EXEC_WS_WAIT_SLICE_MS 1000
+/* stdin received from the client and not yet taken by the command; while
+ * it is full the receiver waits (the client is slowed by TCP), watching
+ * the connection so a client that leaves is still noticed. */
+#define EXEC_WS_STDIN_QUEUE   (1u * 1024 * 1024)
+#define EXEC_WS_STDIN_WAIT_MS 200
 
 enum { CH_STDOUT = 0x01, CH_STDERR = 0x02, CH_STDIN = 0x03, CH_RESIZE = 0x04 };
 
@@ -52,6 +61,11 @@ struct exec_session {
     struct nerr err;
     bool client_gone; /* (lock) receiving ended: close, error, shutdown */
     bool sender_done; /* (lock) */
+    /* stdin on its way to the command (the stdin thread writes it, so the
+     * receiver never waits for the guest and always sees the client) */
+    struct buf stdin_q; /* (lock) */
+    bool stdin_eof;     /* (lock) the client sent end-of-stdin */
+    bool stdin_done;    /* (lock) the stdin thread is finished */
 };
 
 static void on_output(void *user, bool is_stderr, const uint8_t *data, size_t len)
@@ -153,7 +167,8 @@ static void *sender_main(void *arg)
                 x->tail = NULL;
             x->queued -= c->len;
             pthread_mutex_unlock(&x->lock);
-            int r = ws_send(s->ws, WS_OP_BINARY, c->frame, c->len + 1, API_WS_SEND_TIMEOUT_MS);
+            int r = ws_send(s->ws, WS_OP_BINARY, c->frame, c->len + 1,
+                            (int)MIN(s->send_timeout_ms, INT_MAX));
             if (r >= 0)
                 engine_exec_stream_output_done(x->stream, c->len);
             free(c);
@@ -194,11 +209,91 @@ static void *sender_main(void *arg)
             break;
         }
         struct timespec until = time_mono_timespec(time_mono_ms() + EXEC_WS_WAIT_SLICE_MS);
-        pthread_cond_clockwait(&x->cond, &x->lock, CLOCK_MONOTONIC, &until);
+        if (pthread_cond_clockwait(&x->cond, &x->lock, CLOCK_MONOTONIC, &until) == ETIMEDOUT) {
+            /* an acknowledgement that could not go out earlier (the
+             * channel was busy) must not leave the command's output
+             * window shut */
+            pthread_mutex_unlock(&x->lock);
+            engine_exec_stream_output_done(x->stream, 0);
+            pthread_mutex_lock(&x->lock);
+        }
     }
     x->sender_done = true;
     pthread_mutex_unlock(&x->lock);
     return NULL;
+}
+
+static void *stdin_main(void *arg)
+{
+    struct exec_session *x = arg;
+    struct nerr e = {0};
+
+    pthread_mutex_lock(&x->lock);
+    for (;;) {
+        if (x->client_gone || x->done)
+            break;
+        if (x->stdin_q.len > 0) {
+            size_t n;
+            uint8_t *data = (uint8_t *)buf_steal(&x->stdin_q, &n);
+            pthread_cond_broadcast(&x->cond); /* room for the receiver */
+            pthread_mutex_unlock(&x->lock);
+            /* returns early when the command ends or is killed */
+            if (data)
+                engine_exec_stream_stdin(x->stream, data, n, &e);
+            free(data);
+            pthread_mutex_lock(&x->lock);
+            continue;
+        }
+        if (x->stdin_eof) {
+            pthread_mutex_unlock(&x->lock);
+            engine_exec_stream_stdin_close(x->stream, &e);
+            pthread_mutex_lock(&x->lock);
+            break;
+        }
+        pthread_cond_wait(&x->cond, &x->lock);
+    }
+    x->stdin_done = true;
+    pthread_mutex_unlock(&x->lock);
+    return NULL;
+}
+
+/* Whether the client's side of the connection is closed or broken (a
+ * close frame we have not read yet is seen later, by the receiver). */
+static bool client_hung_up(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+
+    return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+/* Queue stdin bytes for the stdin thread, waiting for room while the
+ * command is slow to read.  -EPIPE when the session is ending. */
+static int stdin_queue(struct exec_session *x, const uint8_t *data, size_t len)
+{
+    int r = 0;
+
+    pthread_mutex_lock(&x->lock);
+    while (x->stdin_q.len + len > EXEC_WS_STDIN_QUEUE && x->stdin_q.len > 0) {
+        if (x->client_gone || x->done || x->stdin_done) {
+            r = -EPIPE;
+            break;
+        }
+        struct timespec until = time_mono_timespec(time_mono_ms() + EXEC_WS_STDIN_WAIT_MS);
+        if (pthread_cond_clockwait(&x->cond, &x->lock, CLOCK_MONOTONIC, &until) == ETIMEDOUT) {
+            pthread_mutex_unlock(&x->lock);
+            bool gone = client_hung_up(x->ws->fd) || api_ws_stopping(x->ws);
+            pthread_mutex_lock(&x->lock);
+            if (gone) {
+                r = -EPIPE;
+                break;
+            }
+        }
+    }
+    if (r == 0 && !x->stdin_done && buf_append(&x->stdin_q, data, len) < 0)
+        r = -ENOMEM;
+    pthread_cond_broadcast(&x->cond);
+    pthread_mutex_unlock(&x->lock);
+    return r;
 }
 
 /* The first message: the exec request.  0, or the session was failed. */
@@ -234,8 +329,6 @@ static int read_request(struct api_ws_session *s, struct wire_exec_req *req)
 /* A client message during the command.  < 0 ends the session. */
 static int handle_message(struct exec_session *x, const struct ws_message *m, bool *stdin_closed)
 {
-    struct nerr e = {0};
-
     if (m->opcode != WS_OP_BINARY || m->len == 0)
         return 0; /* nothing else is defined: ignored */
     switch (m->data[0]) {
@@ -244,11 +337,13 @@ static int handle_message(struct exec_session *x, const struct ws_message *m, bo
             return 0;
         if (m->len == 1) {
             *stdin_closed = true;
-            engine_exec_stream_stdin_close(x->stream, &e);
+            pthread_mutex_lock(&x->lock);
+            x->stdin_eof = true;
+            pthread_cond_broadcast(&x->cond);
+            pthread_mutex_unlock(&x->lock);
             return 0;
         }
-        engine_exec_stream_stdin(x->stream, m->data + 1, m->len - 1, &e);
-        return 0;
+        return stdin_queue(x, m->data + 1, m->len - 1) == -EPIPE ? -EPIPE : 0;
     case CH_RESIZE: {
         json_object *o = NULL, *v;
         long long cols = 0, rows = 0;
@@ -274,11 +369,12 @@ static void exec_body(struct api_ws_session *s)
     struct engine_exec_events ev = {on_output, &x};
     struct wire_exec_req req = {0};
     struct nerr e = {0};
-    pthread_t sender, waiter;
-    bool have_sender = false, have_waiter = false, stdin_closed = false;
+    pthread_t sender, waiter, stdin_thread;
+    bool have_sender = false, have_waiter = false, have_stdin = false, stdin_closed = false;
     int r;
 
     pthread_mutex_init(&x.lock, NULL);
+    buf_init(&x.stdin_q, EXEC_WS_STDIN_QUEUE + API_WS_MAX_MESSAGE);
     {
         pthread_condattr_t ca;
         pthread_condattr_init(&ca);
@@ -294,8 +390,13 @@ static void exec_body(struct api_ws_session *s)
                     nerr_msg(&e)[0] ? nerr_msg(&e) : strerror(-r));
         goto out;
     }
+    s->send_timeout_ms =
+        MAX((long long)API_WS_SEND_TIMEOUT_MS,
+            (req.has_timeout_secs ? req.timeout_secs : s->srv->cfg->exec_timeout_secs) * 1000 +
+                API_WS_SEND_TIMEOUT_MS);
     have_waiter = pthread_create(&waiter, NULL, waiter_main, &x) == 0;
-    have_sender = have_waiter && pthread_create(&sender, NULL, sender_main, &x) == 0;
+    have_stdin = have_waiter && pthread_create(&stdin_thread, NULL, stdin_main, &x) == 0;
+    have_sender = have_stdin && pthread_create(&sender, NULL, sender_main, &x) == 0;
     if (!have_sender) {
         pthread_mutex_lock(&x.lock);
         x.client_gone = true;
@@ -330,6 +431,8 @@ out:
         pthread_join(sender, NULL);
     if (have_waiter)
         pthread_join(waiter, NULL);
+    if (have_stdin)
+        pthread_join(stdin_thread, NULL); /* the kill or the end let it return */
     /* a command still running is killed with its process group */
     engine_exec_stream_free(x.stream);
     while (x.head) {
@@ -338,6 +441,7 @@ out:
         free(c);
     }
     wire_exec_req_free(&req);
+    buf_free(&x.stdin_q);
     pthread_cond_destroy(&x.cond);
     pthread_mutex_destroy(&x.lock);
 }

@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <string.h>
@@ -21,8 +22,18 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "macro.h"
 #include "timeutil.h"
 #include "wire.h"
+
+static void session_free(struct api_ws_session *s)
+{
+    ws_free(s->ws);
+    if (s->wake_fd >= 0)
+        close(s->wake_fd);
+    free(s->vm_name);
+    free(s);
+}
 
 static void session_unref(struct api_ws_session *s)
 {
@@ -32,20 +43,21 @@ static void session_unref(struct api_ws_session *s)
     pthread_mutex_lock(&srv->ws_lock);
     last = --s->refs == 0;
     pthread_mutex_unlock(&srv->ws_lock);
-    if (!last)
-        return;
-    ws_free(s->ws);
-    if (s->wake_fd >= 0)
-        close(s->wake_fd);
-    free(s->vm_name);
-    free(s);
+    if (last)
+        session_free(s);
 }
 
-/* Give the slot back and take s off the list (once). */
-static void session_release_slot(struct api_ws_session *s)
+/* The session is over (or never began): take it off the list, give its
+ * slot back and drop the upgrade's reference.  The worker load goes last,
+ * and nothing of srv is touched after it: once every load is back,
+ * api_server_stop may free srv. */
+static void session_finish(struct api_ws_session *s)
 {
     struct api_server *srv = s->srv;
+    char user_id[sizeof(s->user.id)];
+    bool last;
 
+    snprintf(user_id, sizeof(user_id), "%s", s->user.id);
     pthread_mutex_lock(&srv->ws_lock);
     for (struct api_ws_session **pp = &srv->ws_list; *pp; pp = &(*pp)->next)
         if (*pp == s) {
@@ -54,8 +66,11 @@ static void session_release_slot(struct api_ws_session *s)
         }
     srv->ws_sessions--;
     pthread_cond_broadcast(&srv->ws_done);
+    last = --s->refs == 0;
     pthread_mutex_unlock(&srv->ws_lock);
-    api_load_release(srv, s->user.id);
+    if (last)
+        session_free(s);
+    api_load_release(srv, user_id);
 }
 
 /* ---- the transport: the upgraded socket, plus the stop eventfd ---- */
@@ -164,8 +179,7 @@ static void *session_main(void *arg)
     log_info("ws %s %s/%s: closed (sent %u) after %.3f s", s->kind, s->user.name, s->vm_name,
              ws_sent_close_code(s->ws), (double)(time_mono_ns() - t0) / 1e9);
     MHD_upgrade_action(s->urh, MHD_UPGRADE_ACTION_CLOSE);
-    session_release_slot(s);
-    session_unref(s);
+    session_finish(s);
     return NULL;
 }
 
@@ -205,8 +219,7 @@ static void on_upgrade(void *cls, struct MHD_Connection *conn, void *con_cls, co
         log_error("ws %s %s/%s: cannot start the session: %s", s->kind, s->user.name, s->vm_name,
                   strerror(-r));
         MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
-        session_release_slot(s);
-        session_unref(s);
+        session_finish(s);
     }
 }
 
@@ -233,16 +246,22 @@ void api_ws_upgrade(struct api_request *rq, const char *kind, const char *vm_nam
     char accept[WS_ACCEPT_LEN + 1];
     struct api_ws_session *s;
     struct MHD_Response *resp;
-    bool full;
+    bool full, stopping;
     int r;
 
     if (check_handshake(rq, accept) < 0)
         return;
     pthread_mutex_lock(&srv->ws_lock);
+    stopping = srv->ws_stopping;
     full = srv->ws_sessions >= (unsigned)srv->cfg->max_ws_sessions;
-    if (!full)
+    if (!full && !stopping)
         srv->ws_sessions++;
     pthread_mutex_unlock(&srv->ws_lock);
+    if (stopping) {
+        /* a keep-alive connection that outlived the quiesce: no new sessions */
+        api_reply_error(rq, 503, "the server is shutting down");
+        return;
+    }
     if (full) {
         api_reply_error(rq, 503,
                         "too many WebSocket sessions (max_ws_sessions = %lld); try "
@@ -273,6 +292,7 @@ void api_ws_upgrade(struct api_request *rq, const char *kind, const char *vm_nam
         s->body = body;
         s->fd = -1;
         s->refs = 2;
+        s->send_timeout_ms = API_WS_SEND_TIMEOUT_MS;
         s->vm_name = strdup(vm_name);
         s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         snprintf(s->client_ip, sizeof(s->client_ip), "%s", rq->client_ip);
@@ -320,8 +340,7 @@ void api_ws_request_done(struct api_request *rq)
     if (abandoned) {
         /* never upgraded: the upgrade's reference and slot go here; if
          * the 101 is still sent later, on_upgrade closes at once */
-        session_release_slot(s);
-        session_unref(s);
+        session_finish(s);
     }
     session_unref(s);
 }
@@ -339,6 +358,7 @@ bool api_ws_stopping(struct api_ws_session *s)
 void api_ws_stop_all(struct api_server *srv)
 {
     pthread_mutex_lock(&srv->ws_lock);
+    srv->ws_stopping = true;
     for (struct api_ws_session *s = srv->ws_list; s; s = s->next) {
         uint64_t one = 1;
         s->stopping = true;
@@ -358,7 +378,7 @@ int api_ws_send_json(struct api_ws_session *s, json_object *o)
     if (!o)
         return -ENOMEM;
     text = wire_to_string(o, &len);
-    r = ws_send(s->ws, WS_OP_TEXT, text, len, API_WS_SEND_TIMEOUT_MS);
+    r = ws_send(s->ws, WS_OP_TEXT, text, len, (int)MIN(s->send_timeout_ms, INT_MAX));
     json_object_put(o);
     return r;
 }

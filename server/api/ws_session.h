@@ -18,7 +18,9 @@
 
 /* Largest message a client may send (an exec request with env, stdin). */
 #define API_WS_MAX_MESSAGE (4u * 1024 * 1024)
-/* How long a send may wait for a slow client before the session ends. */
+/* How long a send may wait for a slow client before the session ends, at
+ * least (an exec allows its command's timeout on top, a console its idle
+ * timeout). */
 #define API_WS_SEND_TIMEOUT_MS 60000
 /* After our close frame, how long we wait for the client's. */
 #define API_WS_CLOSE_WAIT_MS 2000
@@ -37,6 +39,7 @@ struct api_ws_session {
     int wake_fd;   /* eventfd: the server is stopping */
     struct MHD_UpgradeResponseHandle *urh;
     char client_ip[64];
+    long long send_timeout_ms; /* a client reading nothing that long is cut */
     /* (srv->ws_lock) */
     bool stopping;
     bool claimed;   /* the upgrade happened: the session thread owns it */

@@ -503,20 +503,21 @@ int engine_console_attach(struct engine *eng, const struct db_user *u, const cha
         r = nerr_set(e, -errno, "eventfd: %s", strerror(errno));
         goto out;
     }
+    /* Find the VM's hub and join it in one critical section: the hub
+     * thread frees idle or dead hubs under this lock, without the VM's
+     * lifecycle lock, so h must not be used after letting go of it. */
     pthread_mutex_lock(&hs->lock);
     for (h = hs->list; h; h = h->next)
         if (h->vm_id == vm.id && !h->dead)
             break;
-    pthread_mutex_unlock(&hs->lock);
     if (!h) {
+        pthread_mutex_unlock(&hs->lock);
         /* connecting may take a moment: outside the hubs' lock (the VM's
          * lifecycle lock keeps a second hub for it from being made) */
         r = hub_new(eng, &vm, &made, e);
         if (r < 0)
             goto out;
-    }
-    pthread_mutex_lock(&hs->lock);
-    if (made) {
+        pthread_mutex_lock(&hs->lock);
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = made};
         if (hs->stopping || epoll_ctl(hs->epfd, EPOLL_CTL_ADD, made->fd, &ev) < 0) {
             pthread_mutex_unlock(&hs->lock);
@@ -601,8 +602,10 @@ int engine_console_write(struct engine_console *c, const void *data, size_t len,
             r = -EPIPE;
             break;
         }
-        size_t room = CONSOLE_INPUT_MAX - h->input_len;
-        if (room == 0) {
+        /* a piece of up to CONSOLE_INPUT_MAX bytes goes in whole, so two
+         * writers' bytes never mix within it */
+        size_t piece = MIN(len, (size_t)CONSOLE_INPUT_MAX);
+        if (CONSOLE_INPUT_MAX - h->input_len < piece) {
             if (pthread_cond_clockwait(&hs->room, &hs->lock, CLOCK_MONOTONIC, &until) ==
                 ETIMEDOUT) {
                 r = -ETIMEDOUT;
@@ -610,11 +613,10 @@ int engine_console_write(struct engine_console *c, const void *data, size_t len,
             }
             continue;
         }
-        size_t take = MIN(room, len);
-        memcpy(h->input + h->input_len, p, take);
-        h->input_len += take;
-        p += take;
-        len -= take;
+        memcpy(h->input + h->input_len, p, piece);
+        h->input_len += piece;
+        p += piece;
+        len -= piece;
         signal_fd(hs->wake_fd);
     }
     pthread_mutex_unlock(&hs->lock);

@@ -138,8 +138,10 @@ ssize_t engine_console_read(struct engine_console *c, void *buf, size_t len,
 /* Why the attachment ended; *ret_vm_gone says whether it was the VM (or the
  * server) going away rather than an error. */
 const char *engine_console_end_reason(struct engine_console *c, bool *ret_vm_gone);
-/* Queue typed bytes for the guest; waits up to timeout_ms for room.
- * -ETIMEDOUT (nothing of the rest queued), -EPIPE when ended. */
+/* Queue typed bytes for the guest; waits up to timeout_ms for room.  Up
+ * to CONSOLE_INPUT_MAX (64 KiB) bytes go in whole, never mixed with another
+ * attachment's.  -ETIMEDOUT (nothing of the rest queued), -EPIPE when
+ * ended. */
 int engine_console_write(struct engine_console *c, const void *data, size_t len,
                          int timeout_ms);
 void engine_console_detach(struct engine_console *c);

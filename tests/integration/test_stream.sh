@@ -163,7 +163,7 @@ ok "VM killed mid-stream: error frame + close"
 
 # ---- limits: max_ws_sessions (503) and the console idle timeout ----
 stop_server
-write_config vm 'max_ws_sessions = 2' 'console_timeout_secs = 2'
+write_config vm 'max_ws_sessions = 2' 'console_timeout_secs = 2' 'exec_timeout_secs = 3600'
 start_server
 cli_login "$A"
 wait_golden "$A"
@@ -181,5 +181,18 @@ assert_contains "$(pyj 'd["close_reason"]' < "$T/i1")" "idle for 2 s" "idle reas
 st=$("${WS[@]}" upgrade "$URL" "$A" /v1/vms/box3/exec | pyj 'd["status"]')
 assert_eq 101 "$st" "slots free again after the idle closes"
 ok "max_ws_sessions -> 503; idle console closed after console_timeout_secs"
+
+# A session whose command does not read its stdin while the client keeps
+# sending, then vanishes: its close waits behind the stdin the server has
+# not read, but a shutdown still ends the session at once (with
+# exec_timeout_secs = 3600 a hang would outlast this test's own timeout),
+# and the command dies with it.
+"${WS[@]}" exec-stuck-stdin "$URL" "$A" box3 '{"command":["sh","-c","echo started; exec sleep 4545"]}' started > /dev/null
+stop_server
+start_server
+cli_login "$A"
+n=$(noid exec box3 -- sh -c 'ps | grep -c "[s]leep 4545" || true')
+assert_eq 0 "$n" "the stuck session's command was killed at shutdown"
+ok "shutdown ends a session stuck on stdin and kills its command"
 
 it_done

@@ -11,6 +11,10 @@ document on stdout describing what it saw, so the shell test asserts on it.
   exec-disconnect URL TOKEN VM JSON_REQ WAIT_MARK
       start an exec, wait until stdout contains WAIT_MARK, drop the TCP
       connection without a close frame; prints {"ok":true}
+  exec-stuck-stdin URL TOKEN VM JSON_REQ WAIT_MARK
+      start an exec that does not read stdin, send 1 MiB stdin frames until
+      sending stalls (at most 8), then drop the connection; prints
+      {"ok":true,"frames_sent":N}
   console URL TOKEN VM [--type TEXT --until TEXT] [--wait-close SECS]
       attach; optionally type TEXT and read until UNTIL appears in the
       output; prints {"output":..., "close_code":..., "close_reason":...}
@@ -116,6 +120,28 @@ async def cmd_exec_disconnect(url, token, vm, req, mark):
     # no close frame: drop the TCP connection
     ws.transport.abort()
     print(json.dumps({"ok": True}))
+
+
+async def cmd_exec_stuck_stdin(url, token, vm, req, mark):
+    """Start an exec that never reads stdin, push stdin at it until sending
+    stalls, then drop the TCP connection without a close frame."""
+    ws = await connect(url, token, "/v1/vms/%s/exec" % vm)
+    await ws.send(req)
+    seen = ""
+    while mark not in seen:
+        msg = await ws.recv()
+        if isinstance(msg, bytes):
+            seen += msg[1:].decode("utf-8", "replace")
+    chunk = b"\x03" + b"x" * (1024 * 1024)
+    sent = 0
+    try:
+        for _ in range(8):
+            await asyncio.wait_for(ws.send(chunk), 5)
+            sent += 1
+    except asyncio.TimeoutError:
+        pass
+    ws.transport.abort()
+    print(json.dumps({"ok": True, "frames_sent": sent}))
 
 
 async def cmd_console(url, token, vm, args):
@@ -232,6 +258,8 @@ def main():
         asyncio.run(cmd_exec(rest[0], rest[1], rest[2], rest[3], rest[4:]))
     elif cmd == "exec-disconnect":
         asyncio.run(cmd_exec_disconnect(*rest[:5]))
+    elif cmd == "exec-stuck-stdin":
+        asyncio.run(cmd_exec_stuck_stdin(*rest[:5]))
     elif cmd == "console":
         asyncio.run(cmd_console(rest[0], rest[1], rest[2], rest[3:]))
     elif cmd == "upgrade":
