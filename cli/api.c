@@ -55,7 +55,8 @@ static void explain_unknown_endpoint(struct cli *c, const char *msg)
     struct wire_version v = {0};
 
     if (http_client_request(c->http, "GET", "/version", NULL, 0, &resp, &e) == 0 &&
-        resp.status == 200 && wire_parse_object((char *)resp.body.data, resp.body.len, &o, &e) == 0 &&
+        resp.status == 200 &&
+        wire_parse_object((char *)resp.body.data, resp.body.len, &o, &e) == 0 &&
         wire_version_decode(o, &v, &e) == 0 && v.api_version != NOID_API_VERSION) {
         cli_print_error("the server at %s speaks API version %lld, this client needs %d "
                         "(server %s too old or too new)",
@@ -67,6 +68,31 @@ static void explain_unknown_endpoint(struct cli *c, const char *msg)
     wire_version_free(&v);
     if (resp.body.data)
         http_response_free(&resp);
+}
+
+int cli_report_http_error(struct cli *c, long status, const char *msg)
+{
+    switch (status) {
+    case 401:
+        cli_print_error("%s. Run 'noid auth setup --url %s --token TOKEN' with a valid token.", msg,
+                        c->url);
+        return -EACCES;
+    case 429:
+        cli_print_error("%s. Wait before trying again.", msg);
+        return -EAGAIN;
+    case 404:
+        if (strncmp(msg, "no such endpoint", 16) == 0)
+            explain_unknown_endpoint(c, msg);
+        else
+            cli_print_error("%s", msg);
+        return -ENOENT;
+    case 409:
+        cli_print_error("%s", msg);
+        return -EBUSY;
+    default:
+        cli_print_error("%s (HTTP %ld)", msg, status);
+        return -EIO;
+    }
 }
 
 int cli_api(struct cli *c, const char *method, const char *path, json_object *body,
@@ -105,28 +131,7 @@ int cli_api(struct cli *c, const char *method, const char *path, json_object *bo
     const char *msg = o && json_object_object_get_ex(o, "error", &err)
                           ? json_object_get_string(err)
                           : (resp.body.len ? (char *)resp.body.data : "no details");
-    switch (resp.status) {
-    case 401:
-        cli_print_error("%s. Run 'noid auth setup --url %s --token TOKEN' with a valid token.",
-                        msg, c->url);
-        r = -EACCES;
-        break;
-    case 429:
-        cli_print_error("%s. Wait before trying again.", msg);
-        r = -EAGAIN;
-        break;
-    case 404:
-        if (strncmp(msg, "no such endpoint", 16) == 0)
-            explain_unknown_endpoint(c, msg);
-        else
-            cli_print_error("%s", msg);
-        r = -ENOENT;
-        break;
-    default:
-        cli_print_error("%s (HTTP %ld)", msg, resp.status);
-        r = -EIO;
-        break;
-    }
+    r = cli_report_http_error(c, resp.status, msg);
     json_object_put(o);
     http_response_free(&resp);
     return r;

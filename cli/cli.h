@@ -11,8 +11,8 @@
 #include "http_client.h"
 #include "nerr.h"
 
-#define CLI_EXIT_FAIL 1
-#define CLI_EXIT_USAGE 2
+#define CLI_EXIT_FAIL    1
+#define CLI_EXIT_USAGE   2
 #define CLI_EXIT_TIMEOUT 124
 
 struct cli {
@@ -37,6 +37,10 @@ char *cli_use_read(void);
  * NULL for 204).  Any failure is printed ("noid: ...") and returns < 0. */
 int cli_api(struct cli *c, const char *method, const char *path, json_object *body,
             json_object **ret_json);
+/* Print the server's error msg for an HTTP status the way every command
+ * does (with what to do about a 401, 429 or unknown endpoint); returns the
+ * matching -errno. */
+int cli_report_http_error(struct cli *c, long status, const char *msg);
 /* Ensure url and token are configured (prints how to fix it). */
 int cli_require_auth(struct cli *c);
 

@@ -120,26 +120,7 @@ int exec_stream_connect(struct cli *c, const char *path, struct ws_client **ret)
     }
     if (!msg)
         msg = refusal.body.len ? (char *)refusal.body.data : "no details";
-    switch (refusal.status) {
-    case 401:
-        cli_print_error("%s. Run 'noid auth setup --url %s --token TOKEN' with a valid token.", msg,
-                        c->url);
-        r = -EACCES;
-        break;
-    case 429:
-        cli_print_error("%s. Wait before trying again.", msg);
-        r = -EAGAIN;
-        break;
-    case 404:
-    case 409:
-        cli_print_error("%s", msg);
-        r = refusal.status == 404 ? -ENOENT : -EBUSY;
-        break;
-    default:
-        cli_print_error("%s (HTTP %ld)", msg, refusal.status);
-        r = -EIO;
-        break;
-    }
+    r = cli_report_http_error(c, refusal.status, msg);
 out:
     json_object_put(o);
     ws_refusal_free(&refusal);

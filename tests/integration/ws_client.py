@@ -109,7 +109,8 @@ async def cmd_exec(url, token, vm, req, steps):
                       "pending_steps": steps}))
 
 
-async def cmd_exec_disconnect(url, token, vm, req, mark):
+async def exec_until(url, token, vm, req, mark):
+    """Start an exec and read its output until it holds mark."""
     ws = await connect(url, token, "/v1/vms/%s/exec" % vm)
     await ws.send(req)
     seen = ""
@@ -117,6 +118,11 @@ async def cmd_exec_disconnect(url, token, vm, req, mark):
         msg = await ws.recv()
         if isinstance(msg, bytes):
             seen += msg[1:].decode("utf-8", "replace")
+    return ws
+
+
+async def cmd_exec_disconnect(url, token, vm, req, mark):
+    ws = await exec_until(url, token, vm, req, mark)
     # no close frame: drop the TCP connection
     ws.transport.abort()
     print(json.dumps({"ok": True}))
@@ -125,13 +131,7 @@ async def cmd_exec_disconnect(url, token, vm, req, mark):
 async def cmd_exec_stuck_stdin(url, token, vm, req, mark):
     """Start an exec that never reads stdin, push stdin at it until sending
     stalls, then drop the TCP connection without a close frame."""
-    ws = await connect(url, token, "/v1/vms/%s/exec" % vm)
-    await ws.send(req)
-    seen = ""
-    while mark not in seen:
-        msg = await ws.recv()
-        if isinstance(msg, bytes):
-            seen += msg[1:].decode("utf-8", "replace")
+    ws = await exec_until(url, token, vm, req, mark)
     chunk = b"\x03" + b"x" * (1024 * 1024)
     sent = 0
     try:
