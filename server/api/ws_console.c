@@ -32,7 +32,12 @@
 #define CONSOLE_WS_CHUNK  (16u * 1024)
 /* Typed bytes wait at most this long for room on their way to the guest. */
 #define CONSOLE_WS_INPUT_TIMEOUT_MS 10000
-#define CONSOLE_WS_TICK_MS          1000
+#define CONSOLE_WS_TICK_MS          250
+/* The kernel's send buffer of a console session (it doubles the value):
+ * what a stalled client leaves unread beyond it waits in the attachment's
+ * ring, where it is dropped oldest first and counted, instead of piling up
+ * in the kernel (on loopback the buffer grows to megabytes by itself). */
+#define CONSOLE_WS_SNDBUF (64 * 1024)
 
 enum { CH_OUTPUT = 0x01, CH_INPUT = 0x03 };
 
@@ -131,6 +136,7 @@ static void console_body(struct api_ws_session *s)
 
     pthread_mutex_init(&c.lock, NULL);
     c.last_activity_ms = time_mono_ms();
+    setsockopt(s->fd, SOL_SOCKET, SO_SNDBUF, &(int){CONSOLE_WS_SNDBUF}, sizeof(int));
     s->send_timeout_ms = MAX((long long)API_WS_SEND_TIMEOUT_MS, idle_secs * 1000);
     r = engine_console_attach(s->srv->eng, &s->user, s->vm_name, CONSOLE_WS_REPLAY, &c.con, &e);
     if (r < 0) {

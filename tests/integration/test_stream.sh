@@ -136,10 +136,32 @@ wait $C1
 assert_contains "$(pyj 'd["output"]' < "$T/c1")" "both-see-7" "the first attachment saw the second one's typing"
 ok "several attachments see the same output"
 
+# a reader that stops reading never holds the VM or the other readers: it
+# loses its oldest bytes, is told how many, and goes on with the newest
+"${WS[@]}" console-stall "$URL" "$A" box "$T/stall.ready" "$T/stall.go" STALL-END > "$T/stall" &
+S1=$!
+for _ in $(seq 1 300); do [ -e "$T/stall.ready" ] && break; sleep 0.1; done
+[ -e "$T/stall.ready" ] || fail "the stalling reader did not attach"
+"${WS[@]}" console "$URL" "$A" box --until STALL-END > "$T/brisk" &
+S2=$!
+# 800 KB through the UART while one reader reads nothing (it can leave
+# about 400 KB unread: its 256 KiB ring, the socket's 128 KiB, its own
+# small buffers): the command still ends
+noid exec box -- sh -c 'head -c 800000 /dev/zero | tr "\0" x > /dev/ttyS0; echo STALL-END > /dev/ttyS0'
+wait $S2
+assert_contains "$(pyj 'd["output"]' < "$T/brisk")" "STALL-END" "the reading attachment saw everything up to the end"
+assert_eq ok "$(noid exec box -- echo ok)" "the VM answers while a reader stalls"
+touch "$T/stall.go"
+wait $S1
+assert_eq True "$(pyj 'd["saw_mark"]' < "$T/stall")" "the stalled reader gets the newest output"
+skipped=$(pyj 'd["skipped"]' < "$T/stall")
+[ "$skipped" -gt 0 ] || fail "the stalled reader was not told it skipped bytes ($(cat "$T/stall"))"
+ok "a stalled console reader skips ahead ($skipped bytes, and is told); the VM and the others go on"
+
 # destroy ends an attachment with a reason
 "${WS[@]}" console "$URL" "$A" box --wait-close 60 > "$T/c2" &
 C2=$!
-for _ in $(seq 1 100); do [ "$(grep -c 'ws console alice/box.*open' "$T/server.log")" -ge 4 ] && break; sleep 0.1; done
+for _ in $(seq 1 100); do [ "$(grep -c 'ws console alice/box.*open' "$T/server.log")" -ge 6 ] && break; sleep 0.1; done
 noid destroy box > /dev/null
 wait $C2
 assert_eq 1001 "$(pyj 'd["close_code"]' < "$T/c2")" "destroy -> close 1001"

@@ -18,6 +18,10 @@ document on stdout describing what it saw, so the shell test asserts on it.
   console URL TOKEN VM [--type TEXT --until TEXT] [--wait-close SECS]
       attach; optionally type TEXT and read until UNTIL appears in the
       output; prints {"output":..., "close_code":..., "close_reason":...}
+  console-stall URL TOKEN VM READY_FILE GO_FILE MARK
+      attach with a 4 KiB receive buffer, create READY_FILE, read nothing
+      until GO_FILE exists, then read until MARK; prints {"output_bytes",
+      "skipped", "saw_mark"}
   upgrade URL TOKEN PATH
       just try the upgrade; prints {"status": N, "body": ...}
   raw URL TOKEN VM JSON_REQ HEX [--shut]
@@ -146,7 +150,7 @@ async def cmd_exec_stuck_stdin(url, token, vm, req, mark):
 
 async def cmd_console(url, token, vm, args):
     ws = await connect(url, token, "/v1/vms/%s/console" % vm)
-    out = ""
+    out = bytearray()  # not a str: += on a growing str is quadratic
     skipped = 0
     typed = args[args.index("--type") + 1] if "--type" in args else None
     until = args[args.index("--until") + 1] if "--until" in args else None
@@ -163,16 +167,46 @@ async def cmd_console(url, token, vm, args):
         except (asyncio.TimeoutError, websockets.exceptions.ConnectionClosed):
             break
         if isinstance(msg, bytes):
-            out += msg[1:].decode("utf-8", "replace")
+            out += msg[1:]
+            # the mark may straddle frames: look at the tail only
+            if until is not None and wait_close is None and \
+                    until.encode() in out[-(len(msg) + len(until)):]:
+                break
         else:
             skipped += json.loads(msg).get("skipped", 0)
-        if until is not None and wait_close is None and until in out:
-            break
     code, reason = ws.close_code, ws.close_reason
     if code is None:
         await ws.close()
-    print(json.dumps({"output": out, "skipped": skipped, "close_code": code,
-                      "close_reason": reason}))
+    print(json.dumps({"output": out.decode("utf-8", "replace"), "skipped": skipped,
+                      "close_code": code, "close_reason": reason}))
+
+
+async def cmd_console_stall(url, token, vm, ready_file, go_file, mark):
+    """Attach with a tiny receive buffer, say so in ready_file, read nothing
+    until go_file exists, then read until mark; prints {"output_bytes",
+    "skipped", "saw_mark"}."""
+    host, port = url.replace("http://", "").split(":")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((host, int(port)))
+    ws = await websockets.connect(ws_url(url, "/v1/vms/%s/console" % vm), sock=sock,
+                                  extra_headers=headers(token), max_queue=1,
+                                  read_limit=4096, ping_interval=None)
+    await ws.recv()  # the replay: attached
+    open(ready_file, "w").close()
+    while not os.path.exists(go_file):
+        await asyncio.sleep(0.1)
+    out, skipped, seen = bytearray(), 0, False
+    while not seen:
+        msg = await asyncio.wait_for(ws.recv(), 120)
+        if isinstance(msg, bytes):
+            out += msg[1:]
+            seen = mark.encode() in out[-(len(msg) + len(mark)):]
+        else:
+            skipped += json.loads(msg).get("skipped", 0)
+    await ws.close()
+    print(json.dumps({"output_bytes": len(out), "skipped": skipped,
+                      "saw_mark": seen}))
 
 
 async def cmd_upgrade(url, token, path):
@@ -262,6 +296,8 @@ def main():
         asyncio.run(cmd_exec_stuck_stdin(*rest[:5]))
     elif cmd == "console":
         asyncio.run(cmd_console(rest[0], rest[1], rest[2], rest[3:]))
+    elif cmd == "console-stall":
+        asyncio.run(cmd_console_stall(*rest[:6]))
     elif cmd == "upgrade":
         asyncio.run(cmd_upgrade(*rest[:3]))
     elif cmd == "raw":
