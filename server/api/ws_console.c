@@ -38,6 +38,12 @@
  * ring, where it is dropped oldest first and counted, instead of piling up
  * in the kernel (on loopback the buffer grows to megabytes by itself). */
 #define CONSOLE_WS_SNDBUF (64 * 1024)
+/* Output coalescing (see coalesce()): a read less than BURST after the
+ * previous one that brought fewer than COALESCE_BYTES waits COALESCE_MS
+ * for more before it is sent. */
+#define CONSOLE_WS_BURST_NS       (1000 * 1000)
+#define CONSOLE_WS_COALESCE_BYTES 4096
+#define CONSOLE_WS_COALESCE_MS    2
 
 enum { CH_OUTPUT = 0x01, CH_INPUT = 0x03 };
 
@@ -68,12 +74,49 @@ static int send_skipped(struct console_session *c, uint64_t n)
     return api_ws_send_json(c->ws, o);
 }
 
+/* Send the frame's n output bytes; -errno when the client is gone. */
+static int send_output(struct console_session *c, uint8_t *frame, size_t n)
+{
+    int r =
+        ws_send(c->ws->ws, WS_OP_BINARY, frame, n + 1, (int)MIN(c->ws->send_timeout_ms, INT_MAX));
+    touch(c);
+    return r;
+}
+
+/* In a burst of output (QEMU's UART hands its socket a few bytes per
+ * write), wait a moment and take what came meanwhile into the same frame:
+ * one frame per few bytes costs the client and the machine dearly.  A
+ * keystroke's echo comes alone, long after the previous read, and goes
+ * out at once.  Returns the new length; a skip notice found on the way
+ * is sent between the two parts, as it happened. */
+static ssize_t coalesce(struct console_session *c, uint8_t *frame, size_t n, int *ret_r)
+{
+    struct pollfd stop = {.fd = c->stop_fd, .events = POLLIN};
+    uint64_t skipped = 0;
+    ssize_t more;
+
+    if (poll(&stop, 1, CONSOLE_WS_COALESCE_MS) != 0)
+        return (ssize_t)n; /* stopping (or poll failed): send what we have */
+    more = engine_console_read(c->con, frame + 1 + n, CONSOLE_WS_CHUNK - n, &skipped);
+    if (skipped) {
+        /* the skipped bytes came after the first part: keep that order */
+        *ret_r = send_output(c, frame, n);
+        if (*ret_r >= 0)
+            *ret_r = send_skipped(c, skipped);
+        if (more > 0)
+            memmove(frame + 1, frame + 1 + n, (size_t)more);
+        return more > 0 ? more : 0;
+    }
+    return more > 0 ? (ssize_t)n + more : (ssize_t)n;
+}
+
 static void *sender_main(void *arg)
 {
     struct console_session *c = arg;
     uint8_t frame[1 + CONSOLE_WS_CHUNK];
     struct pollfd p[2] = {{.fd = engine_console_fd(c->con), .events = POLLIN},
                           {.fd = c->stop_fd, .events = POLLIN}};
+    int64_t last_read_ns = 0;
 
     frame[0] = CH_OUTPUT;
     for (;;) {
@@ -83,9 +126,13 @@ static void *sender_main(void *arg)
         if (skipped)
             r = send_skipped(c, skipped);
         if (n > 0 && r >= 0) {
-            r = ws_send(c->ws->ws, WS_OP_BINARY, frame, (size_t)n + 1,
-                        (int)MIN(c->ws->send_timeout_ms, INT_MAX));
-            touch(c);
+            int64_t now = time_mono_ns();
+            bool burst = now - last_read_ns < CONSOLE_WS_BURST_NS;
+            last_read_ns = now;
+            if (burst && (size_t)n < CONSOLE_WS_COALESCE_BYTES)
+                n = coalesce(c, frame, (size_t)n, &r);
+            if (n > 0 && r >= 0)
+                r = send_output(c, frame, (size_t)n);
         }
         if (n == -EPIPE) {
             bool vm_gone = false;

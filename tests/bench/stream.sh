@@ -9,6 +9,9 @@
 #     channel's on the same VM with noid-server stopped (ratio; goal >= 0.5)
 #   * console echo round trip (type a character, see it echoed) over the
 #     WebSocket console vs over the raw console socket, server stopped
+#   * console output throughput (400 KB written to the guest's serial line)
+#     seen through the WebSocket console vs read from the raw console
+#     socket, server stopped
 # N = NOID_BENCH_REPS (default 5) rounds of each measurement; medians.
 . "$(dirname "$0")/lib.sh"
 bench_start_server vm
@@ -100,6 +103,45 @@ async def ws_console_echo(n):
     return rts
 
 
+CONSOLE_BULK = 400000
+BULK_CMD = ["sh", "-c", f"head -c {CONSOLE_BULK} /dev/zero | tr '\\0' x > /dev/ttyS0; "
+            "echo BULK-END > /dev/ttyS0"]
+
+
+async def ws_console_bulk():
+    """Seconds from starting the command to seeing its last byte."""
+    async with websockets.connect(wsurl + "/console", extra_headers=H, ping_interval=None) as ws:
+        await ws.recv()  # the replay: attached
+        loop = asyncio.get_running_loop()
+        t0 = time.monotonic()
+        run = loop.run_in_executor(None, lambda: Api(url, token).call(
+            "POST", "/v1/vms/s/exec", {"command": BULK_CMD}))
+        tail = b""
+        while b"BULK-END" not in tail:
+            m = await ws.recv()
+            if isinstance(m, bytes):
+                tail = (tail + m[1:])[-64:]
+        t = time.monotonic() - t0
+        await run
+    return t
+
+
+def raw_console_bulk(vmdir, ag):
+    import threading
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(os.path.join(vmdir, "console.sock"))
+    t0 = time.monotonic()
+    th = threading.Thread(target=ag.run, args=(BULK_CMD,))
+    th.start()
+    tail = b""
+    while b"BULK-END" not in tail:
+        tail = (tail + s.recv(65536))[-64:]
+    t = time.monotonic() - t0
+    th.join()
+    s.close()
+    return t
+
+
 def raw_console_echo(vmdir, n):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.connect(os.path.join(vmdir, "console.sock"))
@@ -133,6 +175,7 @@ ws_fb = [asyncio.run(ws_first_byte()) for _ in range(rounds)]
 http_fb = [http_exec() for _ in range(rounds)]
 ws_tp = [asyncio.run(ws_throughput()) for _ in range(reps)]
 ws_echo = asyncio.run(ws_console_echo(rounds))
+ws_bulk = [asyncio.run(ws_console_bulk()) for _ in range(reps)]
 
 # the same VM without the server: stop noid-server (the VM keeps running)
 vmdir = subprocess.check_output(
@@ -148,6 +191,7 @@ for _ in range(reps):
     raw_tp.append(MiB64 / (time.monotonic() - t0) / 1e6)
     assert code == 0 and len(out) == MiB64
 raw_echo = raw_console_echo(vmdir, rounds)
+raw_bulk = [raw_console_bulk(vmdir, ag) for _ in range(reps)]
 
 wf, hf = statistics.median(ws_fb), statistics.median(http_fb)
 print(f"first byte, WebSocket exec of echo x: median {ms(wf)} of {rounds}")
@@ -161,4 +205,8 @@ we, re_ = statistics.median(ws_echo), statistics.median(raw_echo)
 print(f"console echo round trip, WebSocket: median {we * 1e3:.2f} ms of {rounds}")
 print(f"console echo round trip, raw socket: median {re_ * 1e3:.2f} ms of {rounds}")
 print(f"ratio ws/raw: {we / re_:.2f}")
+wb, rb = statistics.median(ws_bulk), statistics.median(raw_bulk)
+print(f"console output, 400 KB, WebSocket console: median {CONSOLE_BULK / wb / 1e3:.0f} KB/s of {reps}")
+print(f"console output, 400 KB, raw socket:        median {CONSOLE_BULK / rb / 1e3:.0f} KB/s of {reps}")
+print(f"ratio ws/raw: {rb / wb:.2f}")
 PY
