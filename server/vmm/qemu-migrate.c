@@ -81,8 +81,8 @@ static int qemu_mig_wait(struct qmp *m, int64_t deadline_ms, struct nerr *e)
         if (strcmp(mi.status, "completed") == 0)
             return 0;
         if (strcmp(mi.status, "failed") == 0 || strcmp(mi.status, "cancelled") == 0)
-            return nerr_set(e, -EIO, "QEMU's migration %s%s%s", mi.status,
-                            mi.error[0] ? ": " : "", mi.error);
+            return nerr_set(e, -EIO, "QEMU's migration %s%s%s", mi.status, mi.error[0] ? ": " : "",
+                            mi.error);
         if (time_mono_ms() > deadline_ms) {
             qmp_execute(m, "migrate_cancel", NULL, -1, NULL, NULL);
             return nerr_set(e, -ETIMEDOUT, "QEMU's migration did not finish in time (status %s)",
@@ -106,18 +106,6 @@ int qemu_mig_save_prepare(struct qmp *m, int fd, bool ignore_shared, struct nerr
     return qmp_execute(m, "getfd", args, fd, NULL, e);
 }
 
-int qemu_mig_save_run(struct qmp *m, int64_t deadline_ms, struct nerr *e)
-{
-    json_object *args = json_object_new_object();
-    int r;
-
-    json_object_object_add(args, "uri", json_object_new_string("fd:" QEMU_MIG_SAVE_FD));
-    r = qmp_execute(m, "migrate", args, -1, NULL, e);
-    if (r >= 0)
-        r = qemu_mig_wait(m, deadline_ms, e);
-    return r;
-}
-
 int qemu_query_status(struct qmp *m, char *out, size_t size, struct nerr *e)
 {
     json_object *o = NULL, *v;
@@ -132,19 +120,49 @@ int qemu_query_status(struct qmp *m, char *out, size_t size, struct nerr *e)
     return 0;
 }
 
-int qemu_wait_loaded(struct qmp *m, const char *who, int64_t deadline_ms, char *status,
-                     size_t size, struct nerr *e)
+/* Poll query-status until the run state is no longer `transient`: 0 and
+ * the new state in status; -ETIMEDOUT with "<what>" after deadline_ms. */
+static int wait_run_state_leaves(struct qmp *m, const char *transient, const char *what,
+                                 int64_t deadline_ms, char *status, size_t size, struct nerr *e)
 {
     for (;;) {
         int r = qemu_query_status(m, status, size, e);
         if (r < 0)
             return r;
-        if (strcmp(status, "inmigrate") != 0)
+        if (strcmp(status, transient) != 0)
             return 0;
         if (time_mono_ms() > deadline_ms)
-            return nerr_set(e, -ETIMEDOUT, "%s did not finish loading the saved state", who);
+            return nerr_set(e, -ETIMEDOUT, "%s", what);
         time_sleep_ms(1);
     }
+}
+
+int qemu_wait_loaded(struct qmp *m, const char *who, int64_t deadline_ms, char *status, size_t size,
+                     struct nerr *e)
+{
+    char what[128];
+
+    snprintf(what, sizeof(what), "%s did not finish loading the saved state", who);
+    return wait_run_state_leaves(m, "inmigrate", what, deadline_ms, status, size, e);
+}
+
+int qemu_mig_save_run(struct qmp *m, int64_t deadline_ms, struct nerr *e)
+{
+    json_object *args = json_object_new_object();
+    char status[32];
+    int r;
+
+    json_object_object_add(args, "uri", json_object_new_string("fd:" QEMU_MIG_SAVE_FD));
+    r = qmp_execute(m, "migrate", args, -1, NULL, e);
+    if (r >= 0)
+        r = qemu_mig_wait(m, deadline_ms, e);
+    /* query-migrate says "completed" a moment before the migration thread
+     * leaves the "finish-migrate" run state, and QEMU refuses a 'cont' in
+     * it ("Migration is not finalized yet"): wait for that too */
+    if (r >= 0)
+        r = wait_run_state_leaves(m, "finish-migrate", "QEMU did not finish the save", deadline_ms,
+                                  status, sizeof(status), e);
+    return r;
 }
 
 /* A save the server could not finish: cancel it (QEMU then resumes a VM it

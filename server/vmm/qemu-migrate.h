@@ -42,7 +42,8 @@ int qemu_mig_save_prepare(struct qmp *m, int fd, bool ignore_shared, struct nerr
 /* The second half: migrate into QEMU_MIG_SAVE_FD and poll query-migrate
  * until "completed", or "failed"/"cancelled" (an error carrying QEMU's
  * reason), or deadline_ms (time_mono_ms) passes (the migration is
- * cancelled).  No fsync: the VM is paused; the caller flushes once it runs. */
+ * cancelled); on success also until the VM has left the "finish-migrate"
+ * run state, so a 'cont' right after is accepted.  No fsync: the VM is paused; the caller flushes once it runs. */
 int qemu_mig_save_run(struct qmp *m, int64_t deadline_ms, struct nerr *e);
 
 /* The VM's run state as query-status names it ("running", "paused", ...). */
