@@ -267,17 +267,24 @@ static bool client_hung_up(int fd)
 }
 
 /* Queue stdin bytes for the stdin thread, waiting for room while the
- * command is slow to read.  -EPIPE when the session is ending. */
+ * command is slow to read; dropped once the command has ended.  -EPIPE
+ * when the client is gone or the server stops. */
 static int stdin_queue(struct exec_session *x, const uint8_t *data, size_t len)
 {
     int r = 0;
 
     pthread_mutex_lock(&x->lock);
-    while (x->stdin_q.len + len > EXEC_WS_STDIN_QUEUE && x->stdin_q.len > 0) {
-        if (x->client_gone || x->done || x->stdin_done) {
+    for (;;) {
+        if (x->client_gone) {
             r = -EPIPE;
             break;
         }
+        /* the command ended (or stopped taking stdin): its stdin goes
+         * nowhere, and the session carries on to send the result */
+        if (x->done || x->stdin_done)
+            goto out;
+        if (x->stdin_q.len == 0 || x->stdin_q.len + len <= EXEC_WS_STDIN_QUEUE)
+            break;
         struct timespec until = time_mono_timespec(time_mono_ms() + EXEC_WS_STDIN_WAIT_MS);
         if (pthread_cond_clockwait(&x->cond, &x->lock, CLOCK_MONOTONIC, &until) == ETIMEDOUT) {
             pthread_mutex_unlock(&x->lock);
@@ -289,8 +296,9 @@ static int stdin_queue(struct exec_session *x, const uint8_t *data, size_t len)
             }
         }
     }
-    if (r == 0 && !x->stdin_done && buf_append(&x->stdin_q, data, len) < 0)
+    if (r == 0 && buf_append(&x->stdin_q, data, len) < 0)
         r = -ENOMEM;
+out:
     pthread_cond_broadcast(&x->cond);
     pthread_mutex_unlock(&x->lock);
     return r;
