@@ -60,7 +60,6 @@ struct exec_session {
     struct wire_exec_result result;
     struct nerr err;
     bool client_gone; /* (lock) receiving ended: close, error, shutdown */
-    bool sender_done; /* (lock) */
     /* stdin on its way to the command (the stdin thread writes it, so the
      * receiver never waits for the guest and always sees the client) */
     struct buf stdin_q; /* (lock) */
@@ -218,7 +217,6 @@ static void *sender_main(void *arg)
             pthread_mutex_lock(&x->lock);
         }
     }
-    x->sender_done = true;
     pthread_mutex_unlock(&x->lock);
     return NULL;
 }

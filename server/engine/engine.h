@@ -83,7 +83,8 @@ struct engine_exec_stream;
  * stream, except engine_exec_stream_output_done from another thread later.
  * Output is held back in the guest (per-exec credit) until the consumer
  * says it delivered it with engine_exec_stream_output_done, so a slow
- * consumer slows the command, not the VM. */
+ * consumer slows the command, not the VM.  An agent of an older guest has
+ * no credit and sends unasked: the consumer must bound what it buffers. */
 struct engine_exec_events {
     void (*on_output)(void *user, bool is_stderr, const uint8_t *data, size_t len);
     void *user;
@@ -97,9 +98,6 @@ int engine_exec_stream_start(struct engine *eng, const struct db_user *u, const 
                              struct engine_exec_stream **ret, struct nerr *e);
 /* The consumer delivered n bytes of output. */
 void engine_exec_stream_output_done(struct engine_exec_stream *s, size_t n);
-/* Whether output is held back in the guest until output_done (an agent of
- * an older guest sends it unasked: the consumer must then buffer). */
-bool engine_exec_stream_has_flow_control(const struct engine_exec_stream *s);
 /* Send stdin bytes; waits for the command to take them, at most until its
  * deadline.  0 also when the command is gone (the bytes are dropped). */
 int engine_exec_stream_stdin(struct engine_exec_stream *s, const void *data, size_t len,

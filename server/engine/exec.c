@@ -80,6 +80,20 @@ void exec_agent_request(const struct wire_exec_req *req, long long timeout_secs,
         ret->cols = (uint16_t)req->cols;
 }
 
+void exec_result_from_exit(const struct ap_exit *ex, bool host_timed_out,
+                           struct wire_exec_result *ret)
+{
+    memset(ret, 0, sizeof(*ret));
+    ret->timed_out = host_timed_out || ex->timed_out;
+    ret->signal = ex->signal;
+    if (ret->timed_out)
+        ret->exit_code = 124;
+    else if (ex->signal)
+        ret->exit_code = 128 + ex->signal;
+    else
+        ret->exit_code = ex->code;
+}
+
 /* The VM of an exec: ready, running, its runtime and agent connection. */
 int exec_vm_agent(struct engine *eng, const struct db_user *u, const char *name,
                   struct vm_rt **ret_rt, struct agent_conn **ret_conn, struct nerr *e)
@@ -109,8 +123,7 @@ int exec_vm_agent(struct engine *eng, const struct db_user *u, const char *name,
 }
 
 int engine_vm_exec(struct engine *eng, const struct db_user *u, const char *name,
-                   const struct wire_exec_req *req, struct wire_exec_result *ret,
-                   struct nerr *e)
+                   const struct wire_exec_req *req, struct wire_exec_result *ret, struct nerr *e)
 {
     struct capture cap;
     struct vm_rt *rt = NULL;
@@ -153,7 +166,8 @@ int engine_vm_exec(struct engine *eng, const struct db_user *u, const char *name
     if (r < 0)
         goto out;
     if (areq.stdin_open) {
-        r = agent_exec_write_stdin(x, req->stdin_text ? (const uint8_t *)req->stdin_text : stdin_bytes,
+        r = agent_exec_write_stdin(x,
+                                   req->stdin_text ? (const uint8_t *)req->stdin_text : stdin_bytes,
                                    req->stdin_text ? req->stdin_text_len : stdin_len, deadline, e);
         if (r >= 0)
             r = agent_exec_close_stdin(x, deadline, e);
@@ -181,15 +195,7 @@ int engine_vm_exec(struct engine *eng, const struct db_user *u, const char *name
     agent_exec_free(x);
     x = NULL;
 
-    memset(ret, 0, sizeof(*ret));
-    ret->timed_out = timed_out || ex.timed_out;
-    ret->signal = ex.signal;
-    if (ret->timed_out)
-        ret->exit_code = 124;
-    else if (ex.signal)
-        ret->exit_code = 128 + ex.signal;
-    else
-        ret->exit_code = ex.code;
+    exec_result_from_exit(&ex, timed_out, ret);
     ret->truncated = cap.truncated;
     ret->out = (uint8_t *)buf_steal(&cap.out, &ret->out_len);
     ret->err = (uint8_t *)buf_steal(&cap.err, &ret->err_len);

@@ -8,7 +8,7 @@
  * as the consumer reports bytes delivered (engine_exec_stream_output_done).
  * A slow client therefore slows its own command, never the VM's other
  * execs.  An agent of an older guest has no window; the consumer then has
- * to buffer (agent_exec_has_flow_control says which).
+ * to bound what it buffers (ws_exec.c: EXEC_WS_MAX_QUEUED).
  *
  * A stream never hangs: the exec's deadline (timeout + EXEC_GRACE_MS)
  * holds as for HTTP exec; a VMM that dies closes the agent channel, which
@@ -100,11 +100,6 @@ void engine_exec_stream_output_done(struct engine_exec_stream *s, size_t n)
         agent_exec_ack_output(s->x, n);
 }
 
-bool engine_exec_stream_has_flow_control(const struct engine_exec_stream *s)
-{
-    return agent_exec_has_flow_control(s->x);
-}
-
 int engine_exec_stream_stdin(struct engine_exec_stream *s, const void *data, size_t len,
                              struct nerr *e)
 {
@@ -123,20 +118,6 @@ int engine_exec_stream_resize(struct engine_exec_stream *s, unsigned cols, unsig
     return agent_exec_resize(s->x, (uint16_t)rows, (uint16_t)cols);
 }
 
-static void result_from_exit(const struct ap_exit *ex, bool host_timed_out,
-                             struct wire_exec_result *ret)
-{
-    memset(ret, 0, sizeof(*ret));
-    ret->timed_out = host_timed_out || ex->timed_out;
-    ret->signal = ex->signal;
-    if (ret->timed_out)
-        ret->exit_code = 124;
-    else if (ex->signal)
-        ret->exit_code = 128 + ex->signal;
-    else
-        ret->exit_code = ex->code;
-}
-
 int engine_exec_stream_wait(struct engine_exec_stream *s, int timeout_ms,
                             struct wire_exec_result *ret, struct nerr *e)
 {
@@ -148,7 +129,7 @@ int engine_exec_stream_wait(struct engine_exec_stream *s, int timeout_ms,
     r = agent_exec_wait(s->x, until, &ex, e);
     if (r >= 0) {
         s->ended = true;
-        result_from_exit(&ex, false, ret);
+        exec_result_from_exit(&ex, false, ret);
         return 1;
     }
     if (r != -ETIMEDOUT)
@@ -158,7 +139,7 @@ int engine_exec_stream_wait(struct engine_exec_stream *s, int timeout_ms,
         log_warn("vm %s: streamed command did not end by its deadline; killing it", s->label);
         agent_exec_kill(s->x, SIGKILL);
         s->ended = true;
-        result_from_exit(&ex, true, ret);
+        exec_result_from_exit(&ex, true, ret);
         return 1;
     }
     if (now - s->last_ping_ms >= EXEC_STREAM_PING_MS) {

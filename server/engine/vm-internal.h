@@ -93,6 +93,11 @@ int exec_request_check(const struct server_config *cfg, const struct wire_exec_r
 /* The agent's request for req (pointers into req; stdin_open left false). */
 void exec_agent_request(const struct wire_exec_req *req, long long timeout_secs,
                         struct ap_exec_req *ret);
+/* The result of an exec that ended with ex (output left empty): exit code
+ * 124 when it timed out (in the guest, or host_timed_out), 128+N when
+ * signal N killed it. */
+void exec_result_from_exit(const struct ap_exit *ex, bool host_timed_out,
+                           struct wire_exec_result *ret);
 /* The runtime and agent connection of a ready, running VM (both to put). */
 int exec_vm_agent(struct engine *eng, const struct db_user *u, const char *name,
                   struct vm_rt **ret_rt, struct agent_conn **ret_conn, struct nerr *e);
