@@ -154,3 +154,4 @@ void api_delete_checkpoint(struct api_request *rq, char **params);
 void api_post_restore(struct api_request *rq, char **params);
 void api_get_exec_ws(struct api_request *rq, char **params);
 void api_get_console_ws(struct api_request *rq, char **params);
+void api_get_console_log(struct api_request *rq, char **params);

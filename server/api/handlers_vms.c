@@ -1,4 +1,7 @@
-/* handlers_vms.c — VM create, list, info, destroy and HTTP exec. */
+/* handlers_vms.c — VM create, list, info, destroy, HTTP exec and the
+ * console log. */
+#include <stdlib.h>
+
 #include "api.h"
 #include "wire.h"
 
@@ -100,4 +103,34 @@ void api_post_exec(struct api_request *rq, char **params)
 out:
     wire_exec_req_free(&req);
     wire_exec_result_free(&res);
+}
+
+/* GET /v1/vms/{name}/console.log: the bytes of serial.log as they are (the
+ * guest writes what it likes to its console, so no charset is claimed).
+ * The body is handed to libmicrohttpd, not copied: it may be megabytes. */
+void api_get_console_log(struct api_request *rq, char **params)
+{
+    struct MHD_Response *resp;
+    struct nerr e = {0};
+    char *data = NULL;
+    size_t len = 0;
+    int r = engine_vm_console_log(rq->srv->eng, &rq->user, params[0], &data, &len, &e);
+
+    if (r < 0) {
+        api_reply_engine_error(rq, r, &e);
+        return;
+    }
+    if (rq->response) {
+        free(data);
+        return; /* one reply per request */
+    }
+    resp = MHD_create_response_from_buffer_with_free_callback(len, data, free);
+    if (!resp) {
+        free(data);
+        api_reply_error(rq, 500, "out of memory");
+        return;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
+    rq->response = resp;
+    rq->status = 200;
 }

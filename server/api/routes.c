@@ -17,6 +17,8 @@ static const struct api_route routes[] = {
     /* WebSocket upgrades: quick checks here, the session on its own thread */
     {"GET", "/v1/vms/{name}/exec", api_get_exec_ws, .blocking = false},
     {"GET", "/v1/vms/{name}/console", api_get_console_ws, .blocking = false},
+    /* reads up to max_console_log_bytes from disk: off the epoll threads */
+    {"GET", "/v1/vms/{name}/console.log", api_get_console_log, .blocking = true},
     {"POST", "/v1/vms/{name}/checkpoints", api_post_checkpoint, .blocking = true},
     {"GET", "/v1/vms/{name}/checkpoints", api_get_checkpoints, .blocking = false},
     {"DELETE", "/v1/vms/{name}/checkpoints/{id}", api_delete_checkpoint, .blocking = true},

@@ -56,7 +56,11 @@
  * to a directory opened O_NOFOLLOW, serial.log must be a regular file with
  * one link, and directories whose name starts with '.' (staging areas of a
  * restore, temporary dirs) are not VMs.  Golden build directories live
- * outside users/ and are not watched. */
+ * outside users/ and are not watched.
+ *
+ * Reading (engine_vm_console_log, for GET .../console.log and noidfs's
+ * console.log file) takes no lock: a rotation seen meanwhile (serial.log.1
+ * replaced) makes the read start again. */
 #include "console_log.h"
 
 #include <dirent.h>
@@ -64,6 +68,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
@@ -75,6 +80,7 @@
 #include "log.h"
 #include "names.h"
 #include "timeutil.h"
+#include "vm-internal.h"
 
 #define PARTIAL_NAME "." VM_FILE_SERIAL_LOG_OLD ".partial" /* a dot-name: swept at start */
 /* copytruncate: rounds of catching up with the writer before truncating */
@@ -563,4 +569,112 @@ void console_log_stop(struct engine *eng)
     close(cl->stop_fd);
     free(cl);
     eng->console_log = NULL;
+}
+
+/* ---- reading the log (engine_vm_console_log) ---- */
+
+/* Beyond the cap, what a reader takes: the guest may have printed this
+ * much since the watcher's last check (it follows writes within
+ * CONSOLE_LOG_SETTLE_MS, so it takes a very fast guest or a server that
+ * was down to get near it).  A longer serial.log yields its newest bytes. */
+#define CONSOLE_LOG_READ_SLACK (1u * 1024 * 1024)
+/* A rotation seen during a read makes it start again, this many times. */
+#define CONSOLE_LOG_READ_TRIES 3
+
+/* serial.log.1's inode, 0 when there is none: a rotation renames a new
+ * one into place before it shortens serial.log. */
+static ino_t old_log_ino(int dir_fd)
+{
+    struct stat st;
+
+    return fstatat(dir_fd, VM_FILE_SERIAL_LOG_OLD, &st, AT_SYMLINK_NOFOLLOW) < 0 ? 0 : st.st_ino;
+}
+
+/* At most max bytes of serial.log in dir_fd: all of it, or its newest max
+ * bytes.  An empty log for a VM without one (yet). */
+static int read_serial_log(int dir_fd, size_t max, char **ret, size_t *ret_len)
+{
+    _cleanup_close_ int fd = -1;
+    _cleanup_free_ char *data = NULL;
+    struct stat st;
+    size_t want, got = 0;
+    off_t off;
+
+    fd = openat(dir_fd, VM_FILE_SERIAL_LOG, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0 && errno != ENOENT)
+        return -errno;
+    if (fd >= 0 && fstat(fd, &st) < 0)
+        return -errno;
+    if (fd >= 0 && !S_ISREG(st.st_mode))
+        return -EPERM;
+    want = fd < 0 ? 0 : (size_t)MIN((unsigned long long)st.st_size, (unsigned long long)max);
+    off = fd < 0 ? 0 : st.st_size - (off_t)want;
+    data = malloc(want + 1); /* never 0 bytes: the caller gets a buffer */
+    if (!data)
+        return -ENOMEM;
+    /* what was there at the fstat: later bytes are left for the next read,
+     * and a truncate meanwhile just makes this shorter */
+    while (got < want) {
+        ssize_t n = pread(fd, data + got, want - got, off + (off_t)got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    data[got] = '\0';
+    *ret = TAKE_PTR(data);
+    *ret_len = got;
+    return 0;
+}
+
+int engine_vm_console_log(struct engine *eng, const struct db_user *u, const char *name, char **ret,
+                          size_t *ret_len, struct nerr *e)
+{
+    _cleanup_free_ char *dir = NULL;
+    _cleanup_close_ int dir_fd = -1;
+    size_t max =
+        (size_t)MIN((unsigned long long)eng->cfg->max_console_log_bytes + CONSOLE_LOG_READ_SLACK,
+                    (unsigned long long)SIZE_MAX / 2);
+    struct db_vm vm;
+    int r;
+
+    r = vm_lookup(eng, u, name, &vm, e);
+    if (r < 0)
+        return r;
+    dir = engine_vm_dir(eng, vm.user_id, vm.name);
+    if (!dir)
+        return -ENOMEM;
+    /* No lifecycle lock: a read must not wait for a boot or a checkpoint.
+     * A VM being created or restored may have no directory for a moment:
+     * its log is then empty. */
+    dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dir_fd < 0 && errno != ENOENT)
+        return nerr_set(e, -errno, "cannot open the directory of VM '%s': %s", name,
+                        strerror(errno));
+    if (dir_fd < 0) {
+        *ret = strdup("");
+        *ret_len = 0;
+        return *ret ? 0 : -ENOMEM;
+    }
+    for (int i = 0;; i++) {
+        ino_t before = old_log_ino(dir_fd);
+        char *data = NULL;
+        size_t len = 0;
+
+        r = read_serial_log(dir_fd, max, &data, &len);
+        if (r < 0)
+            return nerr_set(e, r, "cannot read the console log of VM '%s': %s", name, strerror(-r));
+        /* a rotation moved bytes out of serial.log while we read it: what
+         * we have may miss a part; read again (the new log is short) */
+        if (old_log_ino(dir_fd) != before && i + 1 < CONSOLE_LOG_READ_TRIES) {
+            free(data);
+            continue;
+        }
+        *ret = data;
+        *ret_len = len;
+        return 0;
+    }
 }

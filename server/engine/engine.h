@@ -40,6 +40,10 @@ void engine_close(struct engine *eng);
 int engine_user_add(struct engine *eng, const char *name, char token_out[TOKEN_LEN + 1],
                     struct db_user *ret, struct nerr *e);
 int engine_user_list(struct engine *eng, struct db_user **ret, size_t *ret_n, struct nerr *e);
+/* The user named name (one indexed row; no token needed: for front-ends
+ * that act for every user, such as the server-side noidfs mount).
+ * -EINVAL for an invalid name, -ENOENT for no such user. */
+int engine_user_find(struct engine *eng, const char *name, struct db_user *ret, struct nerr *e);
 /* New token; the old one stops working at once. */
 int engine_user_rotate_token(struct engine *eng, const char *name,
                              char token_out[TOKEN_LEN + 1], struct nerr *e);
@@ -143,6 +147,13 @@ const char *engine_console_end_reason(struct engine_console *c, bool *ret_vm_gon
 int engine_console_write(struct engine_console *c, const void *data, size_t len,
                          int timeout_ms);
 void engine_console_detach(struct engine_console *c);
+/* The VM's console log so far (serial.log, engine/console_log.c): *ret is
+ * malloc'd and NUL-terminated, *ret_len bytes (0 before the VM printed
+ * anything).  At most max_console_log_bytes plus a little slack: a longer
+ * log (the guest printed faster than the cap is kept) yields its newest
+ * bytes.  Works for VMs that do not run.  -ENOENT for no such VM. */
+int engine_vm_console_log(struct engine *eng, const struct db_user *u, const char *name,
+                          char **ret, size_t *ret_len, struct nerr *e);
 
 /* ---- checkpoints, restore, clone (engine/checkpoint.c) ---- */
 

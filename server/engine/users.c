@@ -52,7 +52,7 @@ int engine_user_list(struct engine *eng, struct db_user **ret, size_t *ret_n, st
     return 0;
 }
 
-static int find_user(struct engine *eng, const char *name, struct db_user *u, struct nerr *e)
+int engine_user_find(struct engine *eng, const char *name, struct db_user *u, struct nerr *e)
 {
     int r = name_user_check(name, e);
 
@@ -73,7 +73,7 @@ int engine_user_rotate_token(struct engine *eng, const char *name,
     char token[TOKEN_LEN + 1], hash[TOKEN_HASH_HEX_LEN + 1];
     int r;
 
-    r = find_user(eng, name, &u, e);
+    r = engine_user_find(eng, name, &u, e);
     if (r < 0)
         return r;
     r = token_generate(token);
@@ -96,7 +96,7 @@ int engine_user_remove(struct engine *eng, const char *name, struct nerr *e)
     struct db_user u;
     int r;
 
-    r = find_user(eng, name, &u, e);
+    r = engine_user_find(eng, name, &u, e);
     if (r < 0)
         return r;
     /* VMs first: each destroy kills its VMM and removes its storage and row,
