@@ -9,7 +9,7 @@
 
 #include "kvfile.h"
 
-enum key_type { K_PATH, K_STRING, K_INT, K_BOOL };
+enum key_type { K_PATH, K_ABS_PATH, K_STRING, K_INT, K_BOOL };
 
 struct config_key {
     const char *name;
@@ -54,6 +54,7 @@ static const struct config_key keys[] = {
     {"max_console_log_bytes", K_INT, OFF(max_console_log_bytes), 4096, 1LL << 40, NULL},
     {"max_checkpoints_per_vm", K_INT, OFF(max_checkpoints_per_vm), 0, 100000, NULL},
     {"max_checkpoints_per_user", K_INT, OFF(max_checkpoints_per_user), 0, 1000000, NULL},
+    {"noidfs_mount", K_ABS_PATH, OFF(noidfs_mount), 0, 0, NULL},
 };
 _Static_assert(ARRAY_SIZE(keys) <= ARRAY_SIZE(((struct server_config *)0)->lines),
                "lines[] too small for the key table");
@@ -156,15 +157,23 @@ static int config_set(void *user, const char *name, const char *raw, int line, s
         return nerr_set(e, -EINVAL, "unknown key '%s'", name);
     switch (k->type) {
     case K_PATH:
+    case K_ABS_PATH:
     case K_STRING:
         r = kv_value_string(raw, &s, e);
         if (r < 0) {
             nerr_prefix(e, name);
             return r;
         }
-        if (k->type == K_PATH && (s[0] == '\0')) {
+        if ((k->type == K_PATH || k->type == K_ABS_PATH) && (s[0] == '\0')) {
             free(s);
             return nerr_set(e, -EINVAL, "%s: path must not be empty", name);
+        }
+        /* a mount point is used from a server whose working directory
+         * nobody thinks about: relative would mean "wherever it started" */
+        if (k->type == K_ABS_PATH && s[0] != '/') {
+            nerr_set(e, -EINVAL, "%s: '%s' is not an absolute path", name, s);
+            free(s);
+            return -EINVAL;
         }
         if (k->choices) {
             bool ok = false;
@@ -279,7 +288,7 @@ void server_config_free(struct server_config *c)
 {
     free(c->source);
     for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
-        if (keys[i].type == K_PATH || keys[i].type == K_STRING)
+        if (keys[i].type == K_PATH || keys[i].type == K_ABS_PATH || keys[i].type == K_STRING)
             free(*(char **)((char *)c + keys[i].off));
     memset(c, 0, sizeof(*c));
 }

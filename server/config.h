@@ -47,6 +47,10 @@ struct server_config {
     long long max_checkpoints_per_vm;
     long long max_checkpoints_per_user;
 
+    /* noidfs (DESIGN.md §9): where serve mounts every user's VMs as
+     * directories; NULL = no mount.  An absolute path. */
+    char *noidfs_mount;
+
     /* Line of each key in the file (0 when defaulted), for later errors such
      * as "kernel does not exist". Indexed like the key table. */
     int lines[48];

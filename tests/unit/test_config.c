@@ -99,6 +99,40 @@ START_TEST(errors)
 }
 END_TEST
 
+START_TEST(noidfs_mount)
+{
+    struct server_config c;
+    struct nerr e = {0};
+    char where[128];
+
+    /* no key: no mount */
+    server_config_init(&c);
+    ck_assert_int_eq(server_config_load_string(&c, "f", "kernel = \"/k\"\nrootfs = \"/r\"\n", &e),
+                     0);
+    ck_assert_ptr_null(c.noidfs_mount);
+    server_config_free(&c);
+
+    server_config_init(&c);
+    ck_assert_int_eq(
+        server_config_load_string(
+            &c, "f", "kernel = \"/k\"\nrootfs = \"/r\"\nnoidfs_mount = \"/srv/noid fs\"\n", &e),
+        0);
+    ck_assert_str_eq(c.noidfs_mount, "/srv/noid fs");
+    server_config_where(&c, "noidfs_mount", where, sizeof(where));
+    ck_assert_str_eq(where, "f:3");
+    server_config_free(&c);
+
+    expect_error("kernel = \"/k\"\nrootfs = \"/r\"\nnoidfs_mount = \"mnt/noid\"\n",
+                 "s.toml:3: noidfs_mount: 'mnt/noid' is not an absolute path");
+    expect_error("kernel = \"/k\"\nrootfs = \"/r\"\nnoidfs_mount = \"./noid\"\n",
+                 "noidfs_mount: './noid' is not an absolute path");
+    expect_error("kernel = \"/k\"\nrootfs = \"/r\"\nnoidfs_mount = \"\"\n",
+                 "s.toml:3: noidfs_mount: path must not be empty");
+    expect_error("kernel = \"/k\"\nrootfs = \"/r\"\nnoidfs_mount = 1\n",
+                 "s.toml:3: noidfs_mount: expected a quoted string");
+}
+END_TEST
+
 START_TEST(missing_file)
 {
     struct server_config c;
@@ -119,6 +153,7 @@ Suite *suite_config(void)
     tcase_add_test(t, seed_file_and_defaults);
     tcase_add_test(t, all_keys_set);
     tcase_add_test(t, errors);
+    tcase_add_test(t, noidfs_mount);
     tcase_add_test(t, missing_file);
     suite_add_tcase(s, t);
     return s;
