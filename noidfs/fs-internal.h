@@ -1,0 +1,230 @@
+/* fs-internal.h — what the front-end's files share: the mount's state, the
+ * node (inode) table, per-VM run history, open-file handles.
+ *
+ * Lock order (outer first): vm_runs.lock > run.lock; nodes.lock,
+ * vmcache.lock, handles_lock and inval.lock are leaves.  No lock is held
+ * across a call into the binding (an op may take seconds). */
+#pragma once
+
+#define FUSE_USE_VERSION 312
+
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "noidfs.h"
+
+/* A run's stdout or stderr kept for reading back; past it the command is
+ * stopped and its close fails with EFBIG (bulk output belongs to the
+ * streaming API, which has no such bound). */
+#define RUN_OUTPUT_MAX (16u * 1024 * 1024)
+/* A command line written to an exec file. */
+#define EXEC_COMMAND_MAX (256u * 1024)
+/* Runs kept per VM (runs/N). */
+#define RUNS_KEPT 32
+/* A write-only exec waits in slices this long and acknowledges the output
+ * it stored in between (exec_wait returns at once when the command ends). */
+#define EXEC_WAIT_SLICE_MS 25
+/* Console input waits this long for room in the VM's input queue. */
+#define CONSOLE_WRITE_TIMEOUT_MS 5000
+/* Worker threads: blocking reads (console, exec streams) and closes that
+ * wait for a command each hold one, so the bound is generous. */
+#define FS_MAX_THREADS 512
+
+enum node_kind {
+    NK_ROOT, /* multi-user top level: one directory per user */
+    NK_USER, /* a user's VMs (the top level of a single-user mount) */
+    NK_VM,
+    NK_VM_INFO,
+    NK_VM_STATE,
+    NK_VM_EXEC,
+    NK_VM_STDOUT,
+    NK_VM_STDERR,
+    NK_VM_STATUS,
+    NK_VM_NEW,
+    NK_VM_LAST,
+    NK_VM_CONSOLE,
+    NK_VM_CONSOLE_LOG,
+    NK_RUNS,
+    NK_RUN,
+    NK_RUN_EXEC,
+    NK_RUN_STDOUT,
+    NK_RUN_STDERR,
+    NK_RUN_STATUS,
+    NK_RUN_COMMAND,
+    NK_CKPTS,
+    NK_CKPT,
+    NK_CKPT_INFO,
+    NK_CKPT_RESTORE,
+    NK_CKPT_CLONE,
+    NK__MAX,
+};
+
+/* One inode.  Fields other than nlookup never change after creation, so a
+ * request may use its node without a lock: the kernel does not forget an
+ * inode while a request on it is in flight. */
+struct node {
+    fuse_ino_t ino;
+    uint64_t nlookup; /* (nodes.lock) */
+    enum node_kind kind;
+    char *user;   /* NULL in a single-user mount */
+    char *vm;     /* from NK_VM down */
+    unsigned run; /* NK_RUN* */
+    char *ckpt;   /* NK_CKPT*: the directory's name (label or id) */
+    char *key;    /* identity: kind + the names above */
+    struct node *next_by_ino, *next_by_key;
+};
+
+struct nodes;
+
+/* A run: one command's line, output and status. Refcounted: the history,
+ * the VM's stdout/stderr/status and open handles each hold one. */
+struct run {
+    unsigned id;
+    int refs; /* (run.lock) */
+    pthread_mutex_t lock;
+    bool started, ended; /* (run.lock) */
+    bool failed;         /* (run.lock) ended without an exit status */
+    int status;          /* (run.lock) exit code once ended && !failed */
+    struct buf command;  /* (run.lock) */
+    struct buf out, err; /* (run.lock) */
+    time_t when;         /* (run.lock) start, then end */
+};
+
+struct noidfs {
+    const struct noidfs_ops *ops;
+    void *b;
+    bool multi_user;
+    bool per_user_owners;
+    uid_t uid;
+    gid_t gid;
+    double cache_secs;
+    char *mountpoint;
+    struct fuse_session *se;
+    struct nodes *nodes;
+    struct vmstate *vms;
+    unsigned conn_minor; /* /sys/fs/fuse/connections/<minor> */
+
+    pthread_t loop_thread;
+    bool loop_started;
+    volatile int exiting;
+
+    /* open handles, so shutdown can wake the ones that block */
+    pthread_mutex_t handles_lock;
+    struct handle *handles; /* (handles_lock) */
+
+    /* invalidations are sent from a thread of their own: never from a
+     * request's path (the kernel may hold the locks they need) */
+    pthread_mutex_t inval_lock;
+    pthread_cond_t inval_cond;
+    struct inval *inval_head; /* (inval_lock) */
+    bool inval_stop;          /* (inval_lock) */
+    pthread_t inval_thread;
+    bool inval_started;
+
+    struct console_watch *watch; /* poll notifications (console_file.c) */
+};
+
+enum handle_kind {
+    H_STATIC,  /* content generated at open, read from a snapshot */
+    H_RUN_OUT, /* a run's stdout/stderr/status/command: read live */
+    H_EXEC,    /* vm/exec or runs/N/exec */
+    H_NEW,     /* vm/new */
+    H_CONSOLE,
+    H_ACTION, /* checkpoints/X/restore or clone */
+};
+
+struct exec_session;   /* exec_file.c */
+struct console_handle; /* console_file.c */
+
+struct handle {
+    enum handle_kind kind;
+    struct noidfs *fs;
+    const struct node *node;
+    struct handle *prev, *next; /* (fs->handles_lock) */
+    pthread_mutex_t lock;       /* serialises this handle's operations */
+    struct buf data;            /* H_STATIC content; H_EXEC/H_ACTION bytes written */
+    struct run *run;            /* H_RUN_OUT, H_NEW (the run it made) */
+    struct exec_session *exec;  /* H_EXEC */
+    struct console_handle *con; /* H_CONSOLE */
+    bool readable, writable;
+    bool done; /* H_ACTION/H_EXEC: the action ran */
+};
+
+/* ---- nodes.c ---- */
+struct nodes *nodes_new(bool multi_user);
+void nodes_free(struct nodes *t);
+/* The root (ino FUSE_ROOT_ID) always exists. */
+const struct node *nodes_get(struct nodes *t, fuse_ino_t ino);
+/* Find or make the node, and count one lookup (the kernel will forget it). */
+const struct node *nodes_ref(struct nodes *t, enum node_kind kind, const char *user, const char *vm,
+                             unsigned run, const char *ckpt);
+/* The inode of an existing node, or 0 (for invalidations). */
+fuse_ino_t nodes_find(struct nodes *t, enum node_kind kind, const char *user, const char *vm,
+                      unsigned run, const char *ckpt);
+void nodes_forget(struct nodes *t, fuse_ino_t ino, uint64_t n);
+
+/* ---- vmstate.c: VM list cache and per-VM runs ---- */
+struct vmstate *vmstate_new(double cache_secs);
+void vmstate_free(struct vmstate *s);
+/* Look VM up in the cached list (refreshed when older than cache_secs).
+ * 0 and *ret, -ENOENT, or the op's error. */
+int vmstate_vm_find(struct noidfs *fs, const char *user, const char *vm, struct noidfs_vm *ret,
+                    struct nerr *e);
+/* The user's VMs (fresh when the cache is stale). *ret malloc'd. */
+int vmstate_vm_list(struct noidfs *fs, const char *user, struct noidfs_vm **ret, size_t *ret_n,
+                    struct nerr *e);
+/* Forget the cached list of the user (our own create/destroy/clone). */
+void vmstate_vm_list_dirty(struct noidfs *fs, const char *user);
+/* Drop the VM's run history (it was destroyed). */
+void vmstate_vm_gone(struct noidfs *fs, const char *user, const char *vm);
+/* A new run for the VM: id assigned, kept in the history; top says it
+ * becomes the VM's stdout/stderr/status.  Returns a reference. */
+struct run *vmstate_run_new(struct noidfs *fs, const char *user, const char *vm, bool top);
+/* A run by id (reference) or NULL. */
+struct run *vmstate_run_get(struct noidfs *fs, const char *user, const char *vm, unsigned id);
+/* The run shown as vm/stdout… (reference) or NULL. */
+struct run *vmstate_run_top(struct noidfs *fs, const char *user, const char *vm);
+/* Ids of the kept runs, oldest first (*ret malloc'd); newest in *ret_last (0: none). */
+int vmstate_run_ids(struct noidfs *fs, const char *user, const char *vm, unsigned **ret,
+                    size_t *ret_n);
+void run_unref(struct run *r);
+void run_ref(struct run *r);
+
+/* ---- exec_file.c ---- */
+/* Run h's written command line to the end (close of a write-only exec).
+ * 0 or the errno to reply (the reason is logged). */
+int exec_file_run(struct handle *h, fuse_req_t req);
+/* Read-write exec: start at the first read, stream output. */
+ssize_t exec_file_read(struct handle *h, fuse_req_t req, char *buf, size_t size);
+void exec_file_release(struct handle *h);
+void exec_file_wake(struct handle *h);
+
+/* ---- console_file.c ---- */
+int console_file_open(struct handle *h, struct nerr *e);
+ssize_t console_file_read(struct handle *h, fuse_req_t req, char *buf, size_t size, bool nonblock);
+int console_file_write(struct handle *h, const char *buf, size_t size);
+/* FUSE poll: revents now; ph kept for a notification when not readable. */
+unsigned console_file_poll(struct handle *h, struct fuse_pollhandle *ph);
+void console_file_release(struct handle *h);
+void console_file_wake(struct handle *h);
+int console_watch_start(struct noidfs *fs);
+void console_watch_stop(struct noidfs *fs);
+
+/* ---- errmap.c ---- */
+/* The errno a file system call returns for an op's -errno. */
+int errmap_op(int r);
+/* Log why an operation failed; returns the errno to reply. */
+int errmap_log(const char *what, const char *path_hint, int r, const struct nerr *e);
+
+/* ---- fs.c ---- */
+/* Queue an invalidation of an inode's attributes/data (0: none). */
+void fs_inval_inode(struct noidfs *fs, fuse_ino_t ino);
+/* Queue an invalidation of a directory entry. */
+void fs_inval_entry(struct noidfs *fs, fuse_ino_t parent, const char *name);
+/* The results of a run changed: sizes of the files showing it. */
+void fs_run_changed(struct noidfs *fs, const char *user, const char *vm, unsigned id, bool top);
+/* Interrupt tracking for a blocking request. */
+bool fs_interrupted(fuse_req_t req);
