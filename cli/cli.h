@@ -23,10 +23,9 @@ struct cli {
 };
 
 /* client_config.c */
-char *cli_config_path(void); /* $HOME/.noid/config.toml */
-/* Load url/token: config file, then NOID_URL / NOID_TOKEN. Missing file is fine. */
+/* Load url/token (lib/client_login.h): config file, then NOID_URL /
+ * NOID_TOKEN.  Missing file is fine. */
 int cli_config_load(struct cli *c, struct nerr *e);
-int cli_config_save(const char *path, const char *url, const char *token, struct nerr *e);
 /* The VM name to use: explicit, else the one in ./.noid-vm. Prints an error
  * and returns NULL if there is none. Result is malloc'd. */
 char *cli_vm_name(const char *explicit_name);

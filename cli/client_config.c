@@ -1,5 +1,5 @@
-/* client_config.c — the CLI's saved login (~/.noid/config.toml, mode 0600)
- * and the per-directory active VM (./.noid-vm). */
+/* client_config.c — the CLI's saved login (lib/client_login.h) and the
+ * per-directory active VM (./.noid-vm). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,90 +7,19 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "client_login.h"
 #include "fsutil.h"
-#include "kvfile.h"
 #include "macro.h"
 #include "names.h"
 
 #define USE_FILE ".noid-vm"
 
-char *cli_config_path(void)
-{
-    const char *home = getenv("HOME");
-    char *p;
-
-    if (!home || !*home)
-        home = "/";
-    if (asprintf(&p, "%s/.noid/config.toml", home) < 0)
-        return NULL;
-    return p;
-}
-
-static int set_key(void *user, const char *key, const char *raw, int line, struct nerr *e)
-{
-    struct cli *c = user;
-    char **slot;
-
-    if (strcmp(key, "url") == 0)
-        slot = &c->url;
-    else if (strcmp(key, "token") == 0)
-        slot = &c->token;
-    else
-        return nerr_set(e, -EINVAL, "unknown key '%s'", key);
-    free(*slot);
-    *slot = NULL;
-    return kv_value_string(raw, slot, e);
-}
-
 int cli_config_load(struct cli *c, struct nerr *e)
 {
-    const char *env_url = getenv("NOID_URL"), *env_token = getenv("NOID_TOKEN");
-    int r;
-
-    c->config_path = cli_config_path();
+    c->config_path = client_login_path();
     if (!c->config_path)
         return -ENOMEM;
-    if (path_exists(c->config_path)) {
-        r = kvfile_parse_file(c->config_path, set_key, c, e);
-        if (r < 0)
-            return r;
-    }
-    if (env_url && *env_url) {
-        free(c->url);
-        c->url = strdup(env_url);
-    }
-    if (env_token && *env_token) {
-        free(c->token);
-        c->token = strdup(env_token);
-    }
-    return 0;
-}
-
-int cli_config_save(const char *path, const char *url, const char *token, struct nerr *e)
-{
-    _cleanup_free_ char *dir = strdup(path);
-    _cleanup_free_ char *qurl = kv_quote(url), *qtok = kv_quote(token);
-    _cleanup_free_ char *text = NULL;
-    char *slash;
-    int r;
-
-    if (!dir || !qurl || !qtok)
-        return -ENOMEM;
-    slash = strrchr(dir, '/');
-    if (slash) {
-        *slash = 0;
-        r = mkdir_p(dir, 0700);
-        if (r < 0)
-            return nerr_set(e, r, "cannot create %s: %s", dir, strerror(-r));
-    }
-    if (asprintf(&text, "# written by 'noid auth setup'\nurl = %s\ntoken = %s\n", qurl, qtok) < 0) {
-        text = NULL;
-        return -ENOMEM;
-    }
-    r = write_file_atomic(path, text, strlen(text), 0600);
-    if (r < 0)
-        return nerr_set(e, r, "cannot write %s: %s", path, strerror(-r));
-    return 0;
+    return client_login_load(c->config_path, &c->url, &c->token, e);
 }
 
 char *cli_use_read(void)

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "client_login.h"
 #include "noid-config.h"
 #include "token.h"
 #include "wire.h"
@@ -118,7 +119,7 @@ int cmd_auth(struct cli *c, int argc, char **argv)
         cli_print_error("unexpected whoami reply: %s", e.msg);
         return CLI_EXIT_FAIL;
     }
-    r = cli_config_save(c->config_path, url, token, &e);
+    r = client_login_save(c->config_path, url, token, &e);
     if (r < 0) {
         cli_print_error("%s", e.msg);
         wire_whoami_free(&who);
