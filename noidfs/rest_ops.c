@@ -1,44 +1,26 @@
-/* rest_ops.c — see rest_ops.h.
+/* rest_ops.c — see rest_ops.h: plain requests, the VM and checkpoint ops,
+ * the helpers the WebSocket files share, and the table.
  *
- * Three parts:
- *   - plain requests: a pool of idle http_clients (an http_client is not
- *     thread-safe, so each request takes one, or makes one, and gives it
- *     back); the pool's lock is held only to take and return, never across
- *     a request;
- *   - exec: GET /v1/vms/{name}/exec over WebSocket.  The connection and the
- *     request are made by the caller of exec_start (so "no such VM" and
- *     "not running" come back from it); then one thread per exec drives the
- *     socket, hands output to the sink and records the result.  Flow
- *     control: once REST_EXEC_WINDOW bytes are handed to on_output and not
- *     yet acknowledged, the thread stops reading the socket; TCP then holds
- *     back the server, whose output window holds back the command;
- *   - console: GET /v1/vms/{name}/console over WebSocket, one thread per
- *     attachment moving output into a bounded buffer (an eventfd says when
- *     it holds something) and typed input out.
- * A ws_client is used by its thread only (it is not thread-safe); other
- * threads talk to that thread through the object's lock and an eventfd.
- *
- * Locks: noidfs_rest.lock (the pool), rest_exec.lock, rest_console.lock;
- * all leaves, none held across I/O or a callback. */
+ * Plain requests go through a pool of idle http_clients: an http_client is
+ * not thread-safe, so each request takes one (or makes one) and gives it
+ * back; the pool's lock is held only to take and return, never across a
+ * request.  Exec and console live in rest_exec.c and rest_console.c. */
 #include "rest_ops.h"
 
 #include <errno.h>
 #include <json-c/json.h>
 #include <limits.h>
-#include <poll.h>
 #include <pthread.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "buf.h"
 #include "http_client.h"
 #include "macro.h"
 #include "names.h"
+#include "rest-internal.h"
 #include "textutil.h"
 #include "timeutil.h"
 #include "wire.h"
@@ -46,59 +28,13 @@
 
 /* TCP connect to the server. */
 #define REST_CONNECT_MS 3000
-/* Whole requests: quick ones (lists, info, whoami), ones that move or
- * delete more (console.log, a checkpoint's deletion), and the ones that
+/* Whole requests besides the quick ones (REST_TIMEOUT_MS): ones that move
+ * or delete more (console.log, a checkpoint's deletion), and the ones that
  * take seconds by nature (create, destroy, checkpoint, restore). */
-#define REST_TIMEOUT_MS      10000
 #define REST_LONG_TIMEOUT_MS 120000
 #define REST_SLOW_TIMEOUT_MS (10 * 60 * 1000)
-/* Idle http_clients kept for reuse (each holds a keep-alive connection). */
-#define REST_POOL_IDLE_MAX 16
-/* A WebSocket's connect plus the upgrade (the server checks the VM first). */
-#define REST_WS_CONNECT_MS 10000
-/* A message from the server: exec output chunks and console frames are far
- * smaller. */
-#define REST_WS_MAX_MESSAGE (4u * 1024 * 1024)
-/* A silent WebSocket is pinged after REST_WS_PING_IDLE_MS; a server that
- * sends no byte within REST_WS_PONG_TIMEOUT_MS of the ping hangs. */
-#define REST_WS_PING_IDLE_MS    5000
-#define REST_WS_PONG_TIMEOUT_MS 10000
-/* Sending the exec request, and waiting for the server's close reply. */
-#define REST_WS_SEND_MS       10000
-#define REST_WS_CLOSE_WAIT_MS 2000
-/* Output handed to on_output and not yet acknowledged by exec_output_done;
- * past it the socket is not read. */
-#define REST_EXEC_WINDOW (1u * 1024 * 1024)
-/* The longest a running exec may leave the socket silent: the server's
- * exec timeout plus this margin (it ends every command by then); while the
- * timeout is unknown, REST_EXEC_IDLE_DEFAULT_MS. */
-#define REST_EXEC_IDLE_MARGIN_MS  30000
-#define REST_EXEC_IDLE_DEFAULT_MS (3600 * 1000)
-/* exec_wait's status for a command ended by exec_kill: closing the
- * WebSocket makes the server kill it (SIGKILL, its process group). */
-#define REST_EXEC_KILLED_STATUS (128 + SIGKILL)
-/* Console output received and not yet read; past it the socket is not
- * read (the server then drops the oldest for us and says so). */
-#define REST_CONSOLE_IN_MAX (256u * 1024)
-/* Typed console bytes waiting to be sent. */
-#define REST_CONSOLE_TX_MAX (256u * 1024)
-/* One console input frame (docs/api.md: up to 64 KiB reach the guest whole). */
-#define REST_CONSOLE_WRITE_MAX (64u * 1024)
-/* Sending typed bytes: the server takes them while the guest reads them. */
-#define REST_CONSOLE_SEND_MS 30000
 /* What of a non-JSON error body goes into a message. */
 #define REST_BODY_IN_MSG 200
-
-enum { CH_STDOUT = 0x01, CH_STDERR = 0x02, CH_STDIN = 0x03 };
-
-struct noidfs_rest {
-    char *url;
-    char *token;
-    pthread_mutex_t lock;
-    struct http_client *idle[REST_POOL_IDLE_MAX]; /* (lock) */
-    size_t n_idle;                                /* (lock) */
-    int64_t exec_idle_ms;                         /* (lock) 0 until known */
-};
 
 /* ---- pure helpers ---- */
 
@@ -303,9 +239,8 @@ static int rest_call(struct noidfs_rest *b, const char *method, const char *path
 
 /* rest_call whose answer must be JSON of type want (object or array):
  * *ret is the parsed value. */
-static int rest_call_json(struct noidfs_rest *b, const char *method, const char *path,
-                          json_object *body, long timeout_ms, json_type want, json_object **ret,
-                          struct nerr *e)
+int rest_call_json(struct noidfs_rest *b, const char *method, const char *path, json_object *body,
+                   long timeout_ms, json_type want, json_object **ret, struct nerr *e)
 {
     struct http_response resp;
     json_object *o = NULL;
@@ -325,7 +260,7 @@ static int rest_call_json(struct noidfs_rest *b, const char *method, const char 
     return 0;
 }
 
-static int check_vm(const char *vm, struct nerr *e)
+int rest_check_vm(const char *vm, struct nerr *e)
 {
     return name_vm_check(vm, e);
 }
@@ -396,7 +331,7 @@ static int rest_vm_info(void *bp, const char *user, const char *vm, struct noidf
     size_t len;
     int r;
 
-    r = check_vm(vm, e);
+    r = rest_check_vm(vm, e);
     if (r < 0)
         return r;
     if (asprintf(&path, "/v1/vms/%s", vm) < 0) {
@@ -438,7 +373,7 @@ static int rest_vm_create(void *bp, const char *user, const char *vm, struct ner
     json_object *body;
     int r;
 
-    r = check_vm(vm, e);
+    r = rest_check_vm(vm, e);
     if (r < 0)
         return r;
     body = json_object_new_object();
@@ -473,7 +408,7 @@ static int rest_vm_destroy(void *bp, const char *user, const char *vm, struct ne
     _cleanup_free_ char *path = NULL;
     int r;
 
-    r = check_vm(vm, e);
+    r = rest_check_vm(vm, e);
     if (r < 0)
         return r;
     if (asprintf(&path, "/v1/vms/%s", vm) < 0) {
@@ -490,7 +425,7 @@ static int rest_console_log(void *bp, const char *user, const char *vm, char **r
     struct http_response resp;
     int r;
 
-    r = check_vm(vm, e);
+    r = rest_check_vm(vm, e);
     if (r < 0)
         return r;
     if (asprintf(&path, "/v1/vms/%s/console.log", vm) < 0) {
@@ -516,7 +451,7 @@ static int rest_checkpoint_list(void *bp, const char *user, const char *vm,
     size_t n, kept = 0;
     int r;
 
-    r = check_vm(vm, e);
+    r = rest_check_vm(vm, e);
     if (r < 0)
         return r;
     if (asprintf(&path, "/v1/vms/%s/checkpoints", vm) < 0) {
@@ -577,7 +512,7 @@ static int rest_checkpoint_create(void *bp, const char *user, const char *vm, co
     json_object *body;
     int r;
 
-    r = check_vm(vm, e);
+    r = rest_check_vm(vm, e);
     if (r < 0)
         return r;
     r = name_label_check(label, strlen(label), e);
@@ -601,7 +536,7 @@ static int rest_checkpoint_delete(void *bp, const char *user, const char *vm, co
     _cleanup_free_ char *path = NULL;
     int r;
 
-    r = check_vm(vm, e);
+    r = rest_check_vm(vm, e);
     if (r < 0)
         return r;
     r = name_checkpoint_prefix_check(id, e);
@@ -621,14 +556,14 @@ static int rest_restore(void *bp, const char *user, const char *vm, const char *
     json_object *body;
     int r;
 
-    r = check_vm(vm, e);
+    r = rest_check_vm(vm, e);
     if (r < 0)
         return r;
     r = name_checkpoint_prefix_check(checkpoint_id, e);
     if (r < 0)
         return r;
     if (new_name) {
-        r = check_vm(new_name, e);
+        r = rest_check_vm(new_name, e);
         if (r < 0)
             return r;
     }
@@ -647,11 +582,11 @@ static int rest_restore(void *bp, const char *user, const char *vm, const char *
     return rest_simple(bp, "POST", path, body, REST_SLOW_TIMEOUT_MS, e);
 }
 
-/* ---- WebSockets ---- */
+/* ---- helpers of rest_exec.c and rest_console.c ---- */
 
 /* Open the WebSocket at path.  A refused upgrade is mapped as a refused
  * request is; no HTTP answer at all is -ENOTCONN. */
-static int ws_open(struct noidfs_rest *b, const char *path, struct ws_client **ret, struct nerr *e)
+int rest_ws_open(struct noidfs_rest *b, const char *path, struct ws_client **ret, struct nerr *e)
 {
     struct ws_refusal refusal = {0};
     struct nerr inner = {0};
@@ -674,21 +609,21 @@ out:
     return r;
 }
 
-static void efd_signal(int fd)
+void rest_efd_signal(int fd)
 {
     uint64_t one = 1;
 
     (void)!write(fd, &one, sizeof(one));
 }
 
-static void efd_drain(int fd)
+void rest_efd_drain(int fd)
 {
     uint64_t v;
 
     (void)!read(fd, &v, sizeof(v));
 }
 
-static int left_ms(int64_t deadline)
+int rest_left_ms(int64_t deadline)
 {
     int64_t left = deadline - time_mono_ms();
 
@@ -697,19 +632,19 @@ static int left_ms(int64_t deadline)
 
 /* Close our side and wait a moment for the server's close, dropping what
  * arrives meanwhile. */
-static void ws_close_politely(struct ws *ws, const char *reason)
+void rest_ws_close_politely(struct ws *ws, const char *reason)
 {
     int64_t deadline = time_mono_ms() + REST_WS_CLOSE_WAIT_MS;
     struct ws_message m;
 
     if (!ws_close_sent(ws) && ws_close(ws, WS_CLOSE_NORMAL, reason, REST_WS_CLOSE_WAIT_MS) < 0)
         return;
-    while (left_ms(deadline) > 0)
-        if (ws_receive_wait(ws, &m, left_ms(deadline)) <= 0)
+    while (rest_left_ms(deadline) > 0)
+        if (ws_receive_wait(ws, &m, rest_left_ms(deadline)) <= 0)
             return;
 }
 
-static int cond_init_mono(pthread_cond_t *c)
+int rest_cond_init_mono(pthread_cond_t *c)
 {
     pthread_condattr_t ca;
     int r;
@@ -719,645 +654,6 @@ static int cond_init_mono(pthread_cond_t *c)
     r = -pthread_cond_init(c, &ca);
     pthread_condattr_destroy(&ca);
     return r;
-}
-
-/* ---- exec ---- */
-
-struct noidfs_exec {
-    struct ws_client *wc; /* the thread's, once it runs */
-    struct noidfs_exec_sink sink;
-    int64_t idle_ms;
-    int wake_fd; /* eventfd: kill, or the window reopened */
-    pthread_t thread;
-    bool have_thread;
-    pthread_mutex_t lock;
-    pthread_cond_t cond; /* done */
-    size_t unacked;      /* (lock) handed to on_output, not acknowledged */
-    bool stalled;        /* (lock) the thread waits for acknowledgements */
-    bool kill;           /* (lock) */
-    bool done;           /* (lock) the outcome is known */
-    int end_r;           /* (lock) 1 ended with status, < 0 failed */
-    int status;          /* (lock) */
-    struct nerr err;     /* (lock) */
-};
-
-/* The server's exec timeout tells how long a command may stay silent. */
-static int64_t exec_idle_ms(struct noidfs_rest *b)
-{
-    struct wire_capabilities caps = {0};
-    json_object *o = NULL;
-    int64_t ms;
-
-    pthread_mutex_lock(&b->lock);
-    ms = b->exec_idle_ms;
-    pthread_mutex_unlock(&b->lock);
-    if (ms > 0)
-        return ms;
-    if (rest_call_json(b, "GET", "/v1/capabilities", NULL, REST_TIMEOUT_MS, json_type_object, &o,
-                       NULL) < 0 ||
-        wire_capabilities_decode(o, &caps, NULL) < 0 || caps.exec_timeout_secs <= 0) {
-        json_object_put(o);
-        return REST_EXEC_IDLE_DEFAULT_MS;
-    }
-    json_object_put(o);
-    ms = (int64_t)MIN(caps.exec_timeout_secs, 7LL * 24 * 3600) * 1000 + REST_EXEC_IDLE_MARGIN_MS;
-    pthread_mutex_lock(&b->lock);
-    b->exec_idle_ms = ms;
-    pthread_mutex_unlock(&b->lock);
-    return ms;
-}
-
-/* Record the outcome (the first one wins) and wake exec_wait. */
-static void exec_finish(struct noidfs_exec *x, int r, int status, const struct nerr *err)
-{
-    pthread_mutex_lock(&x->lock);
-    if (!x->done) {
-        x->done = true;
-        x->end_r = r;
-        x->status = status;
-        if (err)
-            x->err = *err;
-        pthread_cond_broadcast(&x->cond);
-    }
-    pthread_mutex_unlock(&x->lock);
-}
-
-/* The result message: 1 and *status, or -EIO and err for anything else. */
-static int exec_parse_result(const struct ws_message *m, int *status, char *error, size_t size)
-{
-    struct wire_exec_result res = {0};
-    json_object *o = NULL, *v;
-    int r = 0;
-
-    if (wire_parse_object((const char *)m->data, m->len, &o, NULL) < 0)
-        return 0; /* not ours to understand (a newer server) */
-    if (json_object_object_get_ex(o, "error", &v)) {
-        snprintf(error, size, "%s", json_object_get_string(v));
-        r = -EIO;
-    } else if (json_object_object_get_ex(o, "exit_code", &v) &&
-               wire_exec_result_decode(o, &res, NULL) == 0) {
-        *status = res.timed_out ? 124 : (int)(res.exit_code & 0xff);
-        r = 1;
-    }
-    wire_exec_result_free(&res);
-    json_object_put(o);
-    return r;
-}
-
-/* The connection ended (ws_receive's r < 0) before the result: why. */
-static void exec_lost(struct noidfs_exec *x, struct ws *ws, int r, const char *error)
-{
-    struct nerr e = {0};
-    const char *reason = "";
-    uint16_t code;
-
-    switch (r) {
-    case -ECONNRESET:
-        code = ws_peer_close(ws, &reason);
-        if (code == WS_CLOSE_GOING_AWAY)
-            nerr_set(&e, -ENOTCONN, "the server went away: %s",
-                     error[0] ? error : (*reason ? reason : "no reason given"));
-        else if (error[0])
-            nerr_set(&e, strstr(error, "not running") ? -ESRCH : -EIO, "%s", error);
-        else
-            nerr_set(&e, -EIO,
-                     "the server ended the session before the command finished (close code "
-                     "%u%s%s)",
-                     code, *reason ? ": " : "", reason);
-        break;
-    case -EPROTO:
-        nerr_set(&e, -EIO, "the server broke the WebSocket protocol (we closed with %u)",
-                 ws_sent_close_code(ws));
-        break;
-    default:
-        nerr_set(&e, -ENOTCONN, "the connection to the server was lost%s%s: %s",
-                 error[0] ? " after: " : "", error, strerror(-r));
-        break;
-    }
-    exec_finish(x, e.code, 0, &e);
-}
-
-/* Whether a server that sends nothing is still there: after
- * REST_WS_PING_IDLE_MS of silence we ping; the server's receiver answers at
- * once, so when no byte at all arrives within REST_WS_PONG_TIMEOUT_MS it is
- * hung (a stopped one closes the socket, which ws_receive reports). */
-struct liveness {
-    int64_t ping_due;      /* when to ping, while pong_deadline is 0 */
-    int64_t pong_deadline; /* 0 when no ping is unanswered */
-};
-
-static void liveness_alive(struct liveness *l)
-{
-    l->ping_due = time_mono_ms() + REST_WS_PING_IDLE_MS;
-    l->pong_deadline = 0;
-}
-
-static int64_t liveness_next(const struct liveness *l)
-{
-    return l->pong_deadline ? l->pong_deadline : l->ping_due;
-}
-
-/* Ping when due; -ETIMEDOUT when the last ping went unanswered. */
-static int liveness_check(struct liveness *l, struct ws *ws)
-{
-    int64_t now = time_mono_ms();
-
-    if (l->pong_deadline)
-        return now >= l->pong_deadline ? -ETIMEDOUT : 0;
-    if (now < l->ping_due)
-        return 0;
-    l->pong_deadline = now + REST_WS_PONG_TIMEOUT_MS;
-    /* a failed send is seen by the next receive */
-    (void)ws_send(ws, WS_OP_PING, "", 0, REST_WS_SEND_MS);
-    return 0;
-}
-
-static void exec_fail(struct noidfs_exec *x, int code, const char *fmt, ...) _printf_(3, 4);
-
-static void exec_fail(struct noidfs_exec *x, int code, const char *fmt, ...)
-{
-    struct nerr e = {.code = code};
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(e.msg, sizeof(e.msg), fmt, ap);
-    va_end(ap);
-    exec_finish(x, code, 0, &e);
-}
-
-static void *exec_main(void *arg)
-{
-    struct noidfs_exec *x = arg;
-    struct ws *ws = ws_client_ws(x->wc);
-    int wsfd = ws_client_fd(x->wc);
-    int64_t idle_deadline = time_mono_ms() + x->idle_ms;
-    char error[NERR_MSG_MAX] = "";
-    struct liveness live;
-    int status = 0;
-
-    liveness_alive(&live);
-    for (;;) {
-        struct ws_message m;
-        bool kill, stalled;
-        int r;
-
-        pthread_mutex_lock(&x->lock);
-        kill = x->kill;
-        stalled = x->stalled = x->unacked >= REST_EXEC_WINDOW;
-        pthread_mutex_unlock(&x->lock);
-        if (kill) {
-            /* the server kills the command when the socket closes */
-            ws_close_politely(ws, "killed");
-            exec_finish(x, 1, REST_EXEC_KILLED_STATUS, NULL);
-            break;
-        }
-        if (stalled) {
-            /* time spent waiting for the reader is not the server's */
-            idle_deadline = time_mono_ms() + x->idle_ms;
-            liveness_alive(&live);
-        } else {
-            r = ws_receive(ws, &m);
-            if (r < 0) {
-                exec_lost(x, ws, r, error);
-                break;
-            }
-            if (r > 0) {
-                idle_deadline = time_mono_ms() + x->idle_ms;
-                if (m.opcode == WS_OP_BINARY && m.len > 1 &&
-                    (m.data[0] == CH_STDOUT || m.data[0] == CH_STDERR)) {
-                    /* counted first: on_output may acknowledge at once */
-                    pthread_mutex_lock(&x->lock);
-                    x->unacked += m.len - 1;
-                    pthread_mutex_unlock(&x->lock);
-                    x->sink.on_output(x->sink.user, m.data[0] == CH_STDERR, m.data + 1, m.len - 1);
-                } else if (m.opcode == WS_OP_TEXT &&
-                           exec_parse_result(&m, &status, error, sizeof(error)) > 0) {
-                    /* all output came before the result */
-                    exec_finish(x, 1, status, NULL);
-                    ws_close_politely(ws, "");
-                    break;
-                }
-                continue;
-            }
-            if (liveness_check(&live, ws) < 0) {
-                exec_fail(x, -ETIMEDOUT, "the server does not answer (no reply to a ping in %d s)",
-                          REST_WS_PONG_TIMEOUT_MS / 1000);
-                break;
-            }
-            if (time_mono_ms() >= idle_deadline) {
-                exec_fail(x, -ETIMEDOUT,
-                          "the server sent nothing for %lld s, past its exec timeout",
-                          (long long)(x->idle_ms / 1000));
-                break;
-            }
-        }
-
-        struct pollfd p[2] = {{.fd = x->wake_fd, .events = POLLIN},
-                              {.fd = stalled ? -1 : wsfd, .events = POLLIN}};
-        r = poll(p, 2, stalled ? -1 : left_ms(MIN(idle_deadline, liveness_next(&live))));
-        if (r < 0 && errno != EINTR) {
-            exec_fail(x, -errno, "poll failed: %s", strerror(errno));
-            break;
-        }
-        if (r > 0 && p[0].revents)
-            efd_drain(x->wake_fd);
-        if (r > 0 && p[1].revents)
-            liveness_alive(&live); /* any byte (a pong too) shows it is there */
-    }
-    return NULL;
-}
-
-static void exec_destroy(struct noidfs_exec *x)
-{
-    ws_client_free(x->wc);
-    if (x->wake_fd >= 0)
-        close(x->wake_fd);
-    pthread_cond_destroy(&x->cond);
-    pthread_mutex_destroy(&x->lock);
-    free(x);
-}
-
-static int rest_exec_start(void *bp, const char *user, const char *vm, const char *command_line,
-                           const struct noidfs_exec_sink *sink, struct noidfs_exec **ret,
-                           struct nerr *e)
-{
-    struct noidfs_rest *b = bp;
-    _cleanup_free_ char *path = NULL;
-    const char *argv[] = {"/bin/sh", "-c", command_line};
-    struct wire_exec_req req = {
-        .command = (char **)argv,
-        .ncommand = ARRAY_SIZE(argv),
-        .has_stdin_open = true,
-        .stdin_open = false,
-    };
-    struct noidfs_exec *x;
-    json_object *o;
-    const char *text;
-    size_t len;
-    int r;
-
-    r = check_vm(vm, e);
-    if (r < 0)
-        return r;
-    if (asprintf(&path, "/v1/vms/%s/exec", vm) < 0) {
-        path = NULL;
-        return -ENOMEM;
-    }
-    x = calloc(1, sizeof(*x));
-    if (!x)
-        return -ENOMEM;
-    x->wake_fd = -1;
-    x->sink = *sink;
-    pthread_mutex_init(&x->lock, NULL);
-    r = cond_init_mono(&x->cond);
-    if (r < 0) {
-        pthread_mutex_destroy(&x->lock);
-        free(x);
-        return r;
-    }
-    x->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (x->wake_fd < 0) {
-        r = nerr_set(e, -errno, "eventfd: %m");
-        goto fail;
-    }
-    r = ws_open(b, path, &x->wc, e);
-    if (r < 0)
-        goto fail;
-    x->idle_ms = exec_idle_ms(b);
-    o = wire_exec_req_encode(&req);
-    text = o ? wire_to_string(o, &len) : NULL;
-    r = text ? ws_send(ws_client_ws(x->wc), WS_OP_TEXT, text, len, REST_WS_SEND_MS) : -ENOMEM;
-    json_object_put(o);
-    if (r < 0) {
-        r = nerr_set(e, r == -ENOMEM ? r : -ENOTCONN, "cannot send the exec request: %s",
-                     strerror(-r));
-        goto fail;
-    }
-    r = -pthread_create(&x->thread, NULL, exec_main, x);
-    if (r < 0) {
-        nerr_set(e, r, "cannot start the exec's thread: %s", strerror(-r));
-        goto fail;
-    }
-    x->have_thread = true;
-    *ret = x;
-    return 0;
-fail:
-    exec_destroy(x);
-    return r;
-}
-
-static void rest_exec_output_done(struct noidfs_exec *x, size_t n)
-{
-    bool wake;
-
-    pthread_mutex_lock(&x->lock);
-    x->unacked -= MIN(n, x->unacked);
-    wake = x->stalled && x->unacked < REST_EXEC_WINDOW;
-    if (wake)
-        x->stalled = false;
-    pthread_mutex_unlock(&x->lock);
-    if (wake)
-        efd_signal(x->wake_fd);
-}
-
-static int rest_exec_wait(struct noidfs_exec *x, int timeout_ms, int *ret_status, struct nerr *e)
-{
-    struct timespec until = time_mono_timespec(time_mono_ms() + MAX(timeout_ms, 0));
-    int r = 0;
-
-    pthread_mutex_lock(&x->lock);
-    while (!x->done) {
-        if (timeout_ms < 0)
-            pthread_cond_wait(&x->cond, &x->lock);
-        else if (pthread_cond_clockwait(&x->cond, &x->lock, CLOCK_MONOTONIC, &until) == ETIMEDOUT)
-            break;
-    }
-    if (x->done) {
-        r = x->end_r;
-        if (r > 0 && ret_status)
-            *ret_status = x->status;
-        else if (r < 0)
-            nerr_set(e, r, "%s", nerr_msg(&x->err));
-    }
-    pthread_mutex_unlock(&x->lock);
-    return r;
-}
-
-static void rest_exec_kill(struct noidfs_exec *x)
-{
-    pthread_mutex_lock(&x->lock);
-    x->kill = true;
-    pthread_mutex_unlock(&x->lock);
-    efd_signal(x->wake_fd);
-}
-
-static void rest_exec_free(struct noidfs_exec *x)
-{
-    if (!x)
-        return;
-    if (x->have_thread) {
-        rest_exec_kill(x);
-        pthread_join(x->thread, NULL);
-    }
-    exec_destroy(x);
-}
-
-/* ---- console ---- */
-
-/* One typed write, sent as one frame. */
-struct console_tx {
-    struct console_tx *next;
-    size_t len; /* frame bytes: the channel byte and the data */
-    uint8_t frame[];
-};
-
-struct noidfs_console {
-    struct ws_client *wc; /* the thread's */
-    int ready_fd;         /* eventfd: output or the end waits (console_fd) */
-    int wake_fd;          /* eventfd: input queued, room to read, detach */
-    pthread_t thread;
-    bool have_thread;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;                  /* room in the tx queue, the end */
-    struct buf in;                        /* (lock) output not read yet */
-    struct console_tx *tx_head, *tx_tail; /* (lock) */
-    size_t tx_bytes;                      /* (lock) */
-    bool stalled;                         /* (lock) in is full: the socket is not read */
-    bool ended;                           /* (lock) the attachment is over */
-    bool detach;                          /* (lock) */
-};
-
-/* The attachment is over: readers get -EPIPE once they read what is left. */
-static void console_end(struct noidfs_console *c)
-{
-    pthread_mutex_lock(&c->lock);
-    c->ended = true;
-    efd_signal(c->ready_fd);
-    pthread_cond_broadcast(&c->cond);
-    pthread_mutex_unlock(&c->lock);
-}
-
-static void *console_main(void *arg)
-{
-    struct noidfs_console *c = arg;
-    struct ws *ws = ws_client_ws(c->wc);
-    int wsfd = ws_client_fd(c->wc);
-
-    for (;;) {
-        struct console_tx *tx;
-        struct ws_message m;
-        bool stalled, detach;
-        int r;
-
-        pthread_mutex_lock(&c->lock);
-        detach = c->detach;
-        tx = c->tx_head;
-        if (tx && !detach) {
-            c->tx_head = tx->next;
-            if (!c->tx_head)
-                c->tx_tail = NULL;
-            c->tx_bytes -= tx->len - 1;
-            pthread_cond_broadcast(&c->cond);
-        }
-        stalled = c->stalled = c->in.len >= REST_CONSOLE_IN_MAX;
-        pthread_mutex_unlock(&c->lock);
-        if (detach) {
-            ws_close_politely(ws, "detached");
-            break;
-        }
-        if (tx) {
-            r = ws_send(ws, WS_OP_BINARY, tx->frame, tx->len, REST_CONSOLE_SEND_MS);
-            free(tx);
-            if (r < 0)
-                break;
-            continue;
-        }
-        if (!stalled) {
-            r = ws_receive(ws, &m);
-            if (r > 0) {
-                /* text frames ({"skipped":N}) and other channels: nothing to do */
-                if (m.opcode == WS_OP_BINARY && m.len > 1 && m.data[0] == CH_STDOUT) {
-                    pthread_mutex_lock(&c->lock);
-                    r = buf_append(&c->in, m.data + 1, m.len - 1);
-                    efd_signal(c->ready_fd);
-                    pthread_mutex_unlock(&c->lock);
-                    if (r < 0)
-                        break;
-                }
-                continue;
-            }
-            if (r < 0)
-                break; /* closed (the VM went away, idle, shutdown) or lost */
-        }
-
-        struct pollfd p[2] = {{.fd = c->wake_fd, .events = POLLIN},
-                              {.fd = stalled ? -1 : wsfd, .events = POLLIN}};
-        if (poll(p, 2, -1) < 0 && errno != EINTR)
-            break;
-        if (p[0].revents)
-            efd_drain(c->wake_fd);
-    }
-    console_end(c);
-    return NULL;
-}
-
-static void console_destroy(struct noidfs_console *c)
-{
-    while (c->tx_head) {
-        struct console_tx *tx = c->tx_head;
-        c->tx_head = tx->next;
-        free(tx);
-    }
-    ws_client_free(c->wc);
-    if (c->ready_fd >= 0)
-        close(c->ready_fd);
-    if (c->wake_fd >= 0)
-        close(c->wake_fd);
-    buf_free(&c->in);
-    pthread_cond_destroy(&c->cond);
-    pthread_mutex_destroy(&c->lock);
-    free(c);
-}
-
-static int rest_console_attach(void *bp, const char *user, const char *vm,
-                               struct noidfs_console **ret, struct nerr *e)
-{
-    _cleanup_free_ char *path = NULL;
-    struct noidfs_console *c;
-    int r;
-
-    r = check_vm(vm, e);
-    if (r < 0)
-        return r;
-    /* the server replays the last few KiB first; it has no way to ask for
-     * none (see the report in issue 9) */
-    if (asprintf(&path, "/v1/vms/%s/console", vm) < 0) {
-        path = NULL;
-        return -ENOMEM;
-    }
-    c = calloc(1, sizeof(*c));
-    if (!c)
-        return -ENOMEM;
-    c->ready_fd = c->wake_fd = -1;
-    buf_init(&c->in, 0); /* bounded by the thread: it stops reading at REST_CONSOLE_IN_MAX */
-    pthread_mutex_init(&c->lock, NULL);
-    r = cond_init_mono(&c->cond);
-    if (r < 0) {
-        pthread_mutex_destroy(&c->lock);
-        free(c);
-        return r;
-    }
-    c->ready_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    c->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (c->ready_fd < 0 || c->wake_fd < 0) {
-        r = nerr_set(e, -errno, "eventfd: %m");
-        goto fail;
-    }
-    r = ws_open(bp, path, &c->wc, e);
-    if (r < 0)
-        goto fail;
-    r = -pthread_create(&c->thread, NULL, console_main, c);
-    if (r < 0) {
-        nerr_set(e, r, "cannot start the console's thread: %s", strerror(-r));
-        goto fail;
-    }
-    c->have_thread = true;
-    *ret = c;
-    return 0;
-fail:
-    console_destroy(c);
-    return r;
-}
-
-static int rest_console_fd(struct noidfs_console *c)
-{
-    return c->ready_fd;
-}
-
-static ssize_t rest_console_read(struct noidfs_console *c, void *buf, size_t len)
-{
-    ssize_t n = 0;
-    bool wake = false;
-
-    pthread_mutex_lock(&c->lock);
-    if (c->in.len > 0) {
-        n = (ssize_t)MIN(len, c->in.len);
-        memcpy(buf, c->in.data, (size_t)n);
-        buf_consume(&c->in, (size_t)n);
-    } else if (c->ended) {
-        n = -EPIPE;
-    }
-    /* the eventfd stays readable exactly while something waits */
-    if (c->in.len == 0 && !c->ended)
-        efd_drain(c->ready_fd);
-    if (c->stalled && c->in.len < REST_CONSOLE_IN_MAX) {
-        c->stalled = false;
-        wake = true;
-    }
-    pthread_mutex_unlock(&c->lock);
-    if (wake)
-        efd_signal(c->wake_fd);
-    return n;
-}
-
-static int rest_console_write(struct noidfs_console *c, const void *data, size_t len,
-                              int timeout_ms)
-{
-    struct timespec until = time_mono_timespec(time_mono_ms() + MAX(timeout_ms, 0));
-    struct console_tx *tx;
-    int r = 0;
-
-    if (len == 0)
-        return 0;
-    if (len > REST_CONSOLE_WRITE_MAX)
-        return -EINVAL;
-    tx = malloc(sizeof(*tx) + 1 + len);
-    if (!tx)
-        return -ENOMEM;
-    tx->next = NULL;
-    tx->len = 1 + len;
-    tx->frame[0] = CH_STDIN;
-    memcpy(tx->frame + 1, data, len);
-
-    pthread_mutex_lock(&c->lock);
-    while (!c->ended && c->tx_bytes > 0 && c->tx_bytes + len > REST_CONSOLE_TX_MAX) {
-        if (timeout_ms < 0)
-            pthread_cond_wait(&c->cond, &c->lock);
-        else if (pthread_cond_clockwait(&c->cond, &c->lock, CLOCK_MONOTONIC, &until) == ETIMEDOUT) {
-            r = -ETIMEDOUT;
-            break;
-        }
-    }
-    if (r == 0 && c->ended)
-        r = -EPIPE;
-    if (r == 0) {
-        if (c->tx_tail)
-            c->tx_tail->next = tx;
-        else
-            c->tx_head = tx;
-        c->tx_tail = tx;
-        c->tx_bytes += len;
-        tx = NULL;
-    }
-    pthread_mutex_unlock(&c->lock);
-    free(tx);
-    if (r == 0)
-        efd_signal(c->wake_fd);
-    return r;
-}
-
-static void rest_console_detach(struct noidfs_console *c)
-{
-    if (!c)
-        return;
-    if (c->have_thread) {
-        pthread_mutex_lock(&c->lock);
-        c->detach = true;
-        pthread_mutex_unlock(&c->lock);
-        efd_signal(c->wake_fd);
-        pthread_join(c->thread, NULL);
-    }
-    console_destroy(c);
 }
 
 /* ---- the binding ---- */
