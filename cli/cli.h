@@ -62,3 +62,5 @@ int cmd_checkpoint(struct cli *c, int argc, char **argv);
 int cmd_checkpoints(struct cli *c, int argc, char **argv);
 int cmd_restore(struct cli *c, int argc, char **argv);
 int cmd_checkpoint_rm(struct cli *c, int argc, char **argv);
+int cmd_mount(struct cli *c, int argc, char **argv);
+int cmd_umount(struct cli *c, int argc, char **argv);

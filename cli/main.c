@@ -26,6 +26,8 @@ static const struct {
     {"checkpoints", cmd_checkpoints, "list a VM's checkpoints"},
     {"restore", cmd_restore, "restore a VM to a checkpoint, or clone it (--as NEW)"},
     {"checkpoint-rm", cmd_checkpoint_rm, "delete a checkpoint"},
+    {"mount", cmd_mount, "mount your VMs as directories (-f: in the foreground)"},
+    {"umount", cmd_umount, "unmount a 'noid mount'"},
 };
 
 static void usage(FILE *f)
