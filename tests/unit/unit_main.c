@@ -17,6 +17,7 @@ static const struct {
     {"fsutil", suite_fsutil},
     {"kvfile", suite_kvfile},
     {"names", suite_names},
+    {"noidfs_rest", suite_noidfs_rest},
     {"ratelimit", suite_ratelimit},
     {"textutil", suite_textutil},
     {"token", suite_token},
