@@ -97,7 +97,6 @@ static void *console_main(void *arg)
             free(tx);
             if (r < 0)
                 break;
-            continue;
         }
         if (!stalled) {
             r = ws_receive(ws, &m);
@@ -116,6 +115,8 @@ static void *console_main(void *arg)
             if (r < 0)
                 break; /* closed (the VM went away, idle, shutdown) or lost */
         }
+        if (tx)
+            continue; /* more may be queued: a busy typist does not starve the output */
 
         struct pollfd p[2] = {{.fd = c->wake_fd, .events = POLLIN},
                               {.fd = stalled ? -1 : wsfd, .events = POLLIN}};
