@@ -10,6 +10,7 @@
 
 Suite *suite_agent_proto(void);
 Suite *suite_buf(void);
+Suite *suite_client_login(void);
 Suite *suite_config(void);
 Suite *suite_console_log(void);
 Suite *suite_db(void);

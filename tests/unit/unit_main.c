@@ -10,6 +10,7 @@ static const struct {
 } suites[] = {
     {"agent_proto", suite_agent_proto},
     {"buf", suite_buf},
+    {"client_login", suite_client_login},
     {"config", suite_config},
     {"console_log", suite_console_log},
     {"db", suite_db},
