@@ -36,6 +36,7 @@ struct exec_session {
     size_t unacked;    /* (lock) stored but not yet acknowledged */
     struct buf stream; /* (lock) streaming: output not yet read */
     bool overflow;     /* (lock) output beyond a bound: the command is stopped */
+    bool record_cut;   /* (lock) streaming: the run's record reached its bound */
     bool interrupted;  /* (lock) */
     bool killed;       /* (lock) */
     bool ended;        /* (lock) */
@@ -54,15 +55,22 @@ static void on_output(void *user, bool is_stderr, const uint8_t *data, size_t le
 
     pthread_mutex_lock(&r->lock);
     struct buf *b = is_stderr ? &r->err : &r->out;
-    if (buf_append_capped(b, data, len) < len)
-        over = true;
+    bool recorded = buf_append_capped(b, data, len) == len;
     pthread_mutex_unlock(&r->lock);
 
     pthread_mutex_lock(&s->lock);
     if (s->streaming) {
+        /* the reader gets every byte; only the run's record is bounded */
+        if (!recorded && !s->record_cut) {
+            s->record_cut = true;
+            log_warn("noidfs: exec in %s: run %u keeps the first 16 MiB of its output; the "
+                     "stream goes on",
+                     s->node->vm, r->id);
+        }
         if (buf_append_capped(&s->stream, data, len) < len)
             over = true;
     } else {
+        over = !recorded;
         s->unacked += len;
     }
     if (over)
@@ -331,6 +339,10 @@ ssize_t exec_file_read(struct handle *h, fuse_req_t req, char *buf, size_t size)
         r = (ssize_t)n;
     } else if (s->interrupted) {
         r = -EINTR;
+    } else if (s->overflow) {
+        r = -errmap_log("exec in", h->node->vm, -EFBIG,
+                        &(struct nerr){-EFBIG, "64 MiB of output waited unread (an agent "
+                                               "without flow control): the command was stopped"});
     } else if (s->ended && s->end_r < 0) {
         r = -errmap_log("exec in", h->node->vm, s->end_r, &s->err);
     } else if (s->fs->exiting) {

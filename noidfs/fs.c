@@ -943,6 +943,12 @@ static void ll_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
     fuse_reply_err(req, EPERM);
 }
 
+static void ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+                      const char *newname, unsigned int flags)
+{
+    fuse_reply_err(req, EPERM);
+}
+
 static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
                       struct fuse_file_info *fi)
 {
@@ -1342,6 +1348,7 @@ static const struct fuse_lowlevel_ops ll_ops = {
     .mkdir = ll_mkdir,
     .rmdir = ll_rmdir,
     .unlink = ll_unlink,
+    .rename = ll_rename,
     .create = ll_create,
     .open = ll_open,
     .read = ll_read,
@@ -1593,6 +1600,7 @@ int noidfs_mount(const struct noidfs_ops *ops, void *binding, const struct noidf
     char *argv[] = {"noidfs", "-o", opts, NULL};
     struct fuse_args args = FUSE_ARGS_INIT(3, argv);
     fs->se = fuse_session_new(&args, &ll_ops, sizeof(ll_ops), fs);
+    fuse_opt_free_args(&args);
     if (!fs->se) {
         r = nerr_set(e, -EIO, "cannot start a FUSE session (see the messages above)");
         goto fail;
