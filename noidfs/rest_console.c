@@ -157,9 +157,8 @@ int rest_console_attach(void *bp, const char *user, const char *vm, struct noidf
     r = rest_check_vm(vm, e);
     if (r < 0)
         return r;
-    /* the server replays the last few KiB first; it has no way to ask for
-     * none (see the report in issue 9) */
-    if (asprintf(&path, "/v1/vms/%s/console", vm) < 0) {
+    /* output from the moment of opening: no replay of older output */
+    if (asprintf(&path, "/v1/vms/%s/console?replay=0", vm) < 0) {
         path = NULL;
         return -ENOMEM;
     }

@@ -2,7 +2,7 @@
  * to the VM's console hub (engine_console_*), both ways.
  *
  * Server -> client: a replay of the recent output (so a person sees the
- * prompt), then 0x01 + output as it comes; {"skipped":N} (text) when this
+ * prompt; none with ?replay=0), then 0x01 + output as it comes; {"skipped":N} (text) when this
  * client fell behind and N bytes were dropped for it.  Client -> server:
  * 0x03 + typed bytes; 0x04 resize is accepted and ignored (a serial line
  * has no window size).  Closes: 1000 "idle for N s" after
@@ -185,7 +185,7 @@ static void console_body(struct api_ws_session *s)
     c.last_activity_ms = time_mono_ms();
     setsockopt(s->fd, SOL_SOCKET, SO_SNDBUF, &(int){CONSOLE_WS_SNDBUF}, sizeof(int));
     s->send_timeout_ms = MAX((long long)API_WS_SEND_TIMEOUT_MS, idle_secs * 1000);
-    r = engine_console_attach(s->srv->eng, &s->user, s->vm_name, CONSOLE_WS_REPLAY, &c.con, &e);
+    r = engine_console_attach(s->srv->eng, &s->user, s->vm_name, (size_t)s->body_arg, &c.con, &e);
     if (r < 0) {
         api_ws_fail(s, WS_CLOSE_INTERNAL, "%s", nerr_msg(&e)[0] ? nerr_msg(&e) : strerror(-r));
         goto out;
@@ -245,8 +245,19 @@ out:
 void api_get_console_ws(struct api_request *rq, char **params)
 {
     struct wire_vm_info info = {0};
+    const char *replay_arg =
+        MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "replay");
+    long long replay = CONSOLE_WS_REPLAY;
     bool firecracker;
 
+    /* ?replay=0: output from the moment of attaching only (noidfs's
+     * console file); anything else keeps the default replay */
+    if (replay_arg && strcmp(replay_arg, "0") != 0) {
+        api_reply_error(rq, 400, "replay: only 0 (no replay) is accepted, not '%s'", replay_arg);
+        return;
+    }
+    if (replay_arg)
+        replay = 0;
     if (!api_ws_vm_runs(rq, params[0], &info))
         goto out;
     firecracker = info.vmm && strcmp(info.vmm, "firecracker") == 0;
@@ -257,7 +268,7 @@ void api_get_console_ws(struct api_request *rq, char **params)
                         "be attached to; its output is in serial.log",
                         params[0]);
     else
-        api_ws_upgrade(rq, "console", params[0], console_body);
+        api_ws_upgrade(rq, "console", params[0], console_body, replay);
 out:
     wire_vm_info_free(&info);
 }

@@ -458,6 +458,6 @@ void api_get_exec_ws(struct api_request *rq, char **params)
 
     /* the answers that need no upgrade come as plain HTTP errors */
     if (api_ws_vm_runs(rq, params[0], &info))
-        api_ws_upgrade(rq, "exec", params[0], exec_body);
+        api_ws_upgrade(rq, "exec", params[0], exec_body, 0);
     wire_vm_info_free(&info);
 }

@@ -240,7 +240,7 @@ bool api_ws_vm_runs(struct api_request *rq, const char *vm_name, struct wire_vm_
 }
 
 void api_ws_upgrade(struct api_request *rq, const char *kind, const char *vm_name,
-                    api_ws_body_fn body)
+                    api_ws_body_fn body, long long body_arg)
 {
     struct api_server *srv = rq->srv;
     char accept[WS_ACCEPT_LEN + 1];
@@ -290,6 +290,7 @@ void api_ws_upgrade(struct api_request *rq, const char *kind, const char *vm_nam
         s->user = rq->user;
         s->kind = kind;
         s->body = body;
+        s->body_arg = body_arg;
         s->fd = -1;
         s->refs = 2;
         s->send_timeout_ms = API_WS_SEND_TIMEOUT_MS;

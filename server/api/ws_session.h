@@ -34,6 +34,7 @@ struct api_ws_session {
     char *vm_name;
     const char *kind; /* "exec", "console": for the log */
     api_ws_body_fn body;
+    long long body_arg; /* what the route parsed for its body (console: replay bytes) */
     struct ws *ws; /* set once upgraded */
     int fd;        /* the upgraded socket (libmicrohttpd's) */
     int wake_fd;   /* eventfd: the server is stopping */
@@ -55,7 +56,7 @@ bool api_ws_vm_runs(struct api_request *rq, const char *vm_name, struct wire_vm_
  * response whose upgrade runs body on a thread of its own.  On any failure
  * rq gets the error reply instead. */
 void api_ws_upgrade(struct api_request *rq, const char *kind, const char *vm_name,
-                    api_ws_body_fn body);
+                    api_ws_body_fn body, long long body_arg);
 /* The request is over (http.c's completion): drop its hold on a session
  * that may never have been upgraded. */
 void api_ws_request_done(struct api_request *rq);
