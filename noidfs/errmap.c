@@ -20,6 +20,9 @@ int errmap_op(int r)
     case EFBIG:
     case ENAMETOOLONG:
     case ENOTEMPTY:
+    case EAGAIN:
+    case ENOSPC:
+    case EOPNOTSUPP:
         return -r;
     case EACCES:
     case EPERM:

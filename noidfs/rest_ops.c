@@ -61,7 +61,9 @@ int noidfs_rest_errno(long status, const char *msg)
             return -EEXIST;
         return -EBUSY;
     case 429:
-        return -EDQUOT;
+        /* a per-user cap names its config key (max_vms_per_user, ...);
+         * the others are load and login limits: try again later */
+        return strstr(msg, "max_") ? -EDQUOT : -EAGAIN;
     case 501:
         return -EOPNOTSUPP;
     case 503:

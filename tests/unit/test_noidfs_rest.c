@@ -22,6 +22,9 @@ START_TEST(statuses)
     ck_assert_int_eq(noidfs_rest_errno(403, NULL), -EACCES);
     ck_assert_int_eq(noidfs_rest_errno(404, "no VM named 'x'"), -ENOENT);
     ck_assert_int_eq(noidfs_rest_errno(429, "max_vms_per_user (20) reached"), -EDQUOT);
+    ck_assert_int_eq(
+        noidfs_rest_errno(429, "you have 32 long requests (exec, create, console, ...) running"),
+        -EAGAIN);
     ck_assert_int_eq(noidfs_rest_errno(501, "Firecracker"), -EOPNOTSUPP);
     ck_assert_int_eq(noidfs_rest_errno(503, "max_ws_sessions"), -EBUSY);
     ck_assert_int_eq(noidfs_rest_errno(504, "the guest did not answer"), -ETIMEDOUT);
