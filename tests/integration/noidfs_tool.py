@@ -17,9 +17,9 @@ console typed into and polled.  Each subcommand prints one line on stdout
       timing involved), read to EOF; prints {"before_gate", "after_gate",
       "run"}
   console VMDIR MARK_EXPR MARK
-      open VMDIR/console read-write, type "echo MARK_EXPR\\n", then poll()
-      and read until MARK appears; prints {"polls", "pollin", "seen",
-      "typed_echo_seen"}
+      open VMDIR/console read-write, poll(0) it (idle: no POLLIN expected),
+      type "echo MARK_EXPR\\n", then poll() and read until MARK appears;
+      prints {"idle_pollin", "polls", "pollin", "seen", "typed_echo_seen"}
 Every blocking step is bounded by SIGALRM (STEP_SECS): a hang fails loudly. """
 
 import errno
@@ -106,9 +106,12 @@ def do_rwexec(vmdir):
 
 def do_console(vmdir, expr, mark):
     fd = os.open(os.path.join(vmdir, "console"), os.O_RDWR)
-    os.write(fd, f"echo {expr}\n".encode())
     p = select.poll()
     p.register(fd, select.POLLIN)
+    # nothing typed yet and output counts from the moment of opening: an
+    # idle console is not readable (a poll that always says POLLIN fails)
+    idle = sum(1 for _, ev in p.poll(0) if ev & select.POLLIN)
+    os.write(fd, f"echo {expr}\n".encode())
     buf, polls, pollin = b"", 0, 0
     deadline = time.monotonic() + STEP_SECS
     while mark.encode() not in buf:
@@ -126,7 +129,7 @@ def do_console(vmdir, expr, mark):
             raise RuntimeError(f"console EOF before {mark!r}; got {buf[-400:]!r}")
         buf += d
     os.close(fd)
-    return {"polls": polls, "pollin": pollin, "seen": True,
+    return {"idle_pollin": idle, "polls": polls, "pollin": pollin, "seen": True,
             "typed_echo_seen": expr.encode() in buf}
 
 

@@ -177,6 +177,7 @@ life_cycle() {
 
     out=$("${TOOL[@]}" console "$v" 'marker$((1+1))' marker2)
     [ "$(json_get pollin <<< "$out")" -ge 1 ] || fail "$what: poll never reported POLLIN: $out"
+    assert_eq 0 "$(json_get idle_pollin <<< "$out")" "$what: poll of a console with nothing new: no POLLIN"
     assert_contains "$(cat "$v/console.log")" marker2 "$what: console.log has the output"
     http GET "/v1/vms/$vm/console.log" "$A"
     assert_contains "$HTTP_BODY" marker2 "$what: the API's console log has it too"
