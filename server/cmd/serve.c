@@ -1,23 +1,29 @@
 /* serve.c — `noid-server serve`: load the config, open the engine, serve the
- * REST API until SIGTERM/SIGINT.  VMs are left running on exit on purpose:
- * they outlive the server and are picked up again at the next start. */
+ * REST API (and the noidfs mount, when configured) until SIGTERM/SIGINT.
+ * VMs are left running on exit on purpose: they outlive the server and are
+ * picked up again at the next start. */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cmd.h"
 #include "engine.h"
+#include "engine_ops.h"
+#include "fsutil.h"
 #include "http.h"
 #include "log.h"
+#include "noidfs.h"
 
 static void usage(FILE *f)
 {
     fprintf(f,
             "Usage: noid-server serve [--config FILE] [--data-dir DIR] [--listen ADDR:PORT]\n"
+            "                         [--mount DIR]\n"
             "\n"
             "Run the noid API server.  Without --config the embedded defaults are used:\n"
             "QEMU, SQLite in ~/.noid, and the guest image built by scripts/build-guest.sh.\n"
@@ -25,6 +31,8 @@ static void usage(FILE *f)
             "  --config FILE      server.toml to read\n"
             "  --data-dir DIR     data directory (default: data_dir from the config, ~/.noid)\n"
             "  --listen ADDR:PORT override the listen address (\"127.0.0.1:0\" = any free port)\n"
+            "  --mount DIR        mount every user's VMs as directories at DIR (noidfs;\n"
+            "                     overrides noidfs_mount from the config)\n"
             "  -h, --help         show this help\n");
 }
 
@@ -44,19 +52,82 @@ static void raise_fd_limit(void)
                  strerror(errno));
 }
 
+/* dir as an absolute path in *ret (malloc'd; replaces what was there),
+ * without resolving it: a stale mount there cannot be stat'ed. */
+static int mount_dir_absolute(const char *dir, char **ret)
+{
+    _cleanup_free_ char *cwd = NULL;
+    char *p;
+
+    if (dir[0] == '\0')
+        return -EINVAL;
+    if (dir[0] == '/') {
+        p = strdup(dir);
+    } else {
+        cwd = getcwd(NULL, 0);
+        if (!cwd)
+            return -errno;
+        p = path_join(cwd, dir);
+    }
+    if (!p)
+        return -ENOMEM;
+    free(*ret);
+    *ret = p;
+    return 0;
+}
+
+/* The server-side noidfs mount (DESIGN.md §9) at dir, created 0755 if
+ * missing (a stale mount left by a crash is cleared by noidfs_mount), its
+ * requests served on threads of its own.  Everything not given to a local
+ * account belongs to the server's user; each user's directory to the local
+ * account of the same name, if any. */
+static int mount_noidfs(struct engine *eng, const char *dir, struct noidfs **ret, struct nerr *e)
+{
+    struct noidfs_options o = {
+        .mountpoint = dir,
+        .fsname = "noid",
+        .uid = getuid(),
+        .gid = getgid(),
+        .per_user_owners = true,
+    };
+    struct noidfs *fs = NULL;
+    struct stat st;
+    int r;
+
+    r = mkdir_p(dir, 0755);
+    if (r < 0)
+        return nerr_set(e, r, "cannot create the mount point: %s", strerror(-r));
+    /* the kernel mounts a FUSE root on a file too; a dead mount there
+     * (ENOTCONN) is for noidfs_mount to clear */
+    if (stat(dir, &st) == 0 && !S_ISDIR(st.st_mode))
+        return nerr_set(e, -ENOTDIR, "the mount point is not a directory");
+    r = noidfs_mount(&noidfs_engine_ops, eng, &o, &fs, e);
+    if (r < 0)
+        return r;
+    r = noidfs_start(fs, e);
+    if (r < 0) {
+        noidfs_free(fs);
+        return r;
+    }
+    *ret = fs;
+    return 0;
+}
+
 int cmd_serve(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},
         {"data-dir", required_argument, NULL, 'd'},
         {"listen", required_argument, NULL, 'l'},
+        {"mount", required_argument, NULL, 'm'},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
-    const char *config_path = NULL, *data_dir = NULL, *listen_addr = NULL;
+    const char *config_path = NULL, *data_dir = NULL, *listen_addr = NULL, *mount_dir = NULL;
     struct server_config cfg;
     struct engine *eng = NULL;
     struct api_server *api = NULL;
+    struct noidfs *fs = NULL;
     struct nerr e = {0};
     sigset_t set;
     int c, sig, r, status = 1;
@@ -66,6 +137,7 @@ int cmd_serve(int argc, char **argv)
         case 'c': config_path = optarg; break;
         case 'd': data_dir = optarg; break;
         case 'l': listen_addr = optarg; break;
+        case 'm': mount_dir = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return EXIT_USAGE;
         }
@@ -80,6 +152,14 @@ int cmd_serve(int argc, char **argv)
     if (listen_addr) {
         free(cfg.listen);
         cfg.listen = strdup(listen_addr);
+    }
+    if (mount_dir) {
+        r = mount_dir_absolute(mount_dir, &cfg.noidfs_mount);
+        if (r < 0) {
+            fprintf(stderr, "noid-server: --mount %s: %s\n", mount_dir, strerror(-r));
+            server_config_free(&cfg);
+            return EXIT_USAGE;
+        }
     }
 
     /* Signals are taken synchronously by this thread; every thread started
@@ -101,6 +181,15 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "noid-server: %s\n", nerr_msg(&e));
         goto out;
     }
+    if (cfg.noidfs_mount) {
+        r = mount_noidfs(eng, cfg.noidfs_mount, &fs, &e);
+        if (r < 0) {
+            fprintf(stderr, "noid-server: cannot mount noidfs at %s: %s\n", cfg.noidfs_mount,
+                    nerr_msg(&e));
+            goto out;
+        }
+        log_info("noidfs mounted at %s", cfg.noidfs_mount);
+    }
     if (cfg.golden)
         engine_golden_ensure_async(eng);
     printf("noid-server listening on %s\n", api_server_address(api));
@@ -114,6 +203,8 @@ int cmd_serve(int argc, char **argv)
     log_info("received %s; shutting down (VMs keep running)", strsignal(sig));
     status = 0;
 out:
+    /* first: the mount's threads call into the engine */
+    noidfs_free(fs);
     api_server_stop(api);
     engine_close(eng);
     server_config_free(&cfg);
