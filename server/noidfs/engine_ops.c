@@ -23,6 +23,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -56,6 +57,7 @@ struct noidfs_exec {
 struct noidfs_console {
     struct engine_console *c;
     char label[USER_NAME_MAX + VM_NAME_MAX + 2];
+    atomic_bool end_logged; /* reads after the end log it once */
 };
 
 static int ops_code(int r)
@@ -414,7 +416,7 @@ static ssize_t ops_console_read(struct noidfs_console *c, void *buf, size_t len)
     if (skipped > 0)
         log_info("noidfs console %s: the reader fell behind; %llu bytes skipped", c->label,
                  (unsigned long long)skipped);
-    if (n == -EPIPE) {
+    if (n == -EPIPE && !atomic_exchange(&c->end_logged, true)) {
         bool vm_gone = false;
         const char *why = engine_console_end_reason(c->c, &vm_gone);
         if (!vm_gone)
