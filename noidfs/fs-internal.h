@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "buf.h"
 #include "noidfs.h"
@@ -136,6 +137,13 @@ enum handle_kind {
     H_ACTION, /* checkpoints/X/restore or clone */
 };
 
+/* A queued invalidation (inval.c). */
+struct inval {
+    struct inval *next;
+    fuse_ino_t ino; /* inode to invalidate, or parent of name */
+    char *name;     /* NULL: the inode itself */
+};
+
 struct exec_session;   /* exec_file.c */
 struct console_handle; /* console_file.c */
 
@@ -219,12 +227,68 @@ int errmap_op(int r);
 /* Log why an operation failed; returns the errno to reply. */
 int errmap_log(const char *what, const char *path_hint, int r, const struct nerr *e);
 
-/* ---- fs.c ---- */
+/* ---- layout.c: the tree's shape, existence and attributes ---- */
+struct layout_entry {
+    const char *name;
+    enum node_kind kind;
+};
+/* The fixed entries of a VM, run or checkpoint directory. */
+const struct layout_entry *layout_entries(enum node_kind dir, size_t *ret_n);
+bool layout_kind_is_dir(enum node_kind k);
+bool layout_kind_is_writable(enum node_kind k);
+mode_t layout_kind_mode(enum node_kind k);
+/* For log lines: the VM (or user) a node belongs to. */
+const char *layout_node_hint(const struct node *n);
+/* What name in directory parent is: child's identity (names point into
+ * parent and name).  -ENOENT for names that cannot live there. */
+int layout_child_of(const struct node *parent, const char *name, struct node *child);
+/* Check n exists (its identity is what counts: it need not be in the
+ * table) and fill st.  0, -ENOENT, or the binding's error. */
+int layout_node_stat(struct noidfs *fs, const struct node *n, struct stat *st, struct nerr *e);
+/* Stat child and enter it in the table (one lookup counted). */
+int layout_entry_for(struct noidfs *fs, const struct node *child, struct fuse_entry_param *ep,
+                     struct nerr *e);
+void layout_fill_entry(struct noidfs *fs, const struct node *n, const struct stat *st,
+                       struct fuse_entry_param *ep);
+/* The directory name of checkpoint i of list. */
+const char *layout_ckpt_name(const struct noidfs_checkpoint *list, size_t n, size_t i);
+/* The checkpoint shown as directory name: the VM's list and its index. */
+int layout_ckpt_find(struct noidfs *fs, const char *user, const char *vm, const char *name,
+                     struct noidfs_checkpoint **ret_list, size_t *ret_n, size_t *ret_i,
+                     struct nerr *e);
+/* The run a run file or directory shows (a reference), or NULL. */
+struct run *layout_run_of(struct noidfs *fs, const struct node *n);
+/* The newest run's id, 0 when none. */
+unsigned layout_newest_run(struct noidfs *fs, const char *user, const char *vm);
+
+/* ---- dir.c: directory requests ---- */
+void dir_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void dir_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
+void dir_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                     struct fuse_file_info *fi);
+void dir_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void dir_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode);
+void dir_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+void dir_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
+void dir_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+                const char *newname, unsigned int flags);
+void dir_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                struct fuse_file_info *fi);
+
+/* ---- fs.c: the request table, inode and file requests ---- */
+extern const struct fuse_lowlevel_ops fs_ll_ops;
+
+static inline struct noidfs *fs_of(fuse_req_t req)
+{
+    return fuse_req_userdata(req);
+}
+
+/* ---- inval.c ---- */
+/* The notifier thread's body (mount.c starts it). */
+void *inval_main(void *arg);
 /* Queue an invalidation of an inode's attributes/data (0: none). */
 void fs_inval_inode(struct noidfs *fs, fuse_ino_t ino);
 /* Queue an invalidation of a directory entry. */
 void fs_inval_entry(struct noidfs *fs, fuse_ino_t parent, const char *name);
 /* The results of a run changed: sizes of the files showing it. */
 void fs_run_changed(struct noidfs *fs, const char *user, const char *vm, unsigned id, bool top);
-/* Interrupt tracking for a blocking request. */
-bool fs_interrupted(fuse_req_t req);

@@ -1,0 +1,390 @@
+/* dir.c — directory requests: listing (a snapshot taken at offset 0, so a
+ * listing in several calls is consistent; readdirplus hands out attributes
+ * and counts a lookup only for the entries that fit), and mkdir/rmdir,
+ * which make and remove VMs and checkpoints.  Everything else that would
+ * change the tree (unlink, rename, create) is refused. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "fs-internal.h"
+#include "log.h"
+#include "macro.h"
+#include "names.h"
+
+struct dirent_snap {
+    char *name;
+    struct node id; /* identity (names point into name/ckpt below) */
+    char *ckpt;
+};
+
+struct dir_handle {
+    pthread_mutex_t lock;
+    struct dirent_snap *ents; /* (lock) */
+    size_t n;                 /* (lock) */
+};
+
+static void dir_snap_free(struct dir_handle *d)
+{
+    for (size_t i = 0; i < d->n; i++) {
+        free(d->ents[i].name);
+        free(d->ents[i].ckpt);
+    }
+    free(d->ents);
+    d->ents = NULL;
+    d->n = 0;
+}
+
+static int snap_add(struct dirent_snap **ents, size_t *n, size_t *cap, const char *name,
+                    const struct node *parent)
+{
+    struct dirent_snap *s;
+
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 32;
+        s = realloc(*ents, nc * sizeof(*s));
+        if (!s)
+            return -ENOMEM;
+        *ents = s;
+        *cap = nc;
+    }
+    s = &(*ents)[*n];
+    memset(s, 0, sizeof(*s));
+    s->name = strdup(name);
+    if (!s->name)
+        return -ENOMEM;
+    if (layout_child_of(parent, s->name, &s->id) < 0) {
+        free(s->name);
+        return 0; /* not a name that can live here: skip it */
+    }
+    if (s->id.kind == NK_CKPT) {
+        s->ckpt = s->name;
+        s->id.ckpt = s->ckpt;
+        s->name = strdup(s->ckpt);
+        if (!s->name)
+            return -ENOMEM;
+    }
+    (*n)++;
+    return 0;
+}
+
+/* The names in directory p now. */
+static int dir_snapshot(struct noidfs *fs, const struct node *p, struct dir_handle *d,
+                        struct nerr *e)
+{
+    struct dirent_snap *ents = NULL;
+    size_t n = 0, cap = 0;
+    int r = 0;
+
+    switch (p->kind) {
+    case NK_ROOT: {
+        char **users = NULL;
+        size_t un = 0;
+        r = fs->ops->list_users(fs->b, &users, &un, e);
+        for (size_t i = 0; r >= 0 && i < un; i++)
+            r = snap_add(&ents, &n, &cap, users[i], p);
+        noidfs_strv_free(users, un);
+        break;
+    }
+    case NK_USER: {
+        _cleanup_free_ struct noidfs_vm *vms = NULL;
+        size_t vn = 0;
+        r = vmstate_vm_list(fs, p->user, &vms, &vn, e);
+        for (size_t i = 0; r >= 0 && i < vn; i++)
+            r = snap_add(&ents, &n, &cap, vms[i].name, p);
+        break;
+    }
+    case NK_VM: {
+        struct noidfs_vm vm;
+        r = vmstate_vm_find(fs, p->user, p->vm, &vm, e);
+        bool has_runs = r >= 0 && layout_newest_run(fs, p->user, p->vm) != 0;
+        size_t en;
+        const struct layout_entry *ent = layout_entries(NK_VM, &en);
+        for (size_t i = 0; r >= 0 && i < en; i++)
+            if (ent[i].kind != NK_VM_LAST || has_runs)
+                r = snap_add(&ents, &n, &cap, ent[i].name, p);
+        break;
+    }
+    case NK_RUNS: {
+        _cleanup_free_ unsigned *ids = NULL;
+        size_t in = 0;
+        struct noidfs_vm vm;
+        r = vmstate_vm_find(fs, p->user, p->vm, &vm, e);
+        if (r >= 0)
+            r = vmstate_run_ids(fs, p->user, p->vm, &ids, &in);
+        for (size_t i = 0; r >= 0 && i < in; i++) {
+            char name[16];
+            snprintf(name, sizeof(name), "%u", ids[i]);
+            r = snap_add(&ents, &n, &cap, name, p);
+        }
+        break;
+    }
+    case NK_RUN: {
+        struct run *run = layout_run_of(fs, p);
+        if (!run) {
+            r = nerr_set(e, -ENOENT, "no run %u", p->run);
+            break;
+        }
+        run_unref(run);
+        size_t en;
+        const struct layout_entry *ent = layout_entries(NK_RUN, &en);
+        for (size_t i = 0; r >= 0 && i < en; i++)
+            r = snap_add(&ents, &n, &cap, ent[i].name, p);
+        break;
+    }
+    case NK_CKPTS: {
+        struct noidfs_checkpoint *list = NULL;
+        size_t cn = 0;
+        r = fs->ops->checkpoint_list(fs->b, p->user, p->vm, &list, &cn, e);
+        for (size_t i = 0; r >= 0 && i < cn; i++)
+            r = snap_add(&ents, &n, &cap, layout_ckpt_name(list, cn, i), p);
+        noidfs_checkpoints_free(list, cn);
+        break;
+    }
+    case NK_CKPT: {
+        struct noidfs_checkpoint *list = NULL;
+        size_t cn = 0, ci = 0;
+        r = layout_ckpt_find(fs, p->user, p->vm, p->ckpt, &list, &cn, &ci, e);
+        noidfs_checkpoints_free(list, cn);
+        size_t en;
+        const struct layout_entry *ent = layout_entries(NK_CKPT, &en);
+        for (size_t i = 0; r >= 0 && i < en; i++)
+            r = snap_add(&ents, &n, &cap, ent[i].name, p);
+        break;
+    }
+    default:
+        r = -ENOTDIR;
+        break;
+    }
+    struct dir_handle tmp = {.ents = ents, .n = n};
+    if (r < 0) {
+        dir_snap_free(&tmp);
+        return r;
+    }
+    dir_snap_free(d);
+    d->ents = ents;
+    d->n = n;
+    return 0;
+}
+
+void dir_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct noidfs *fs = fs_of(req);
+    const struct node *n = nodes_get(fs->nodes, ino);
+    struct dir_handle *d;
+
+    if (!n || !layout_kind_is_dir(n->kind)) {
+        fuse_reply_err(req, n ? ENOTDIR : ESTALE);
+        return;
+    }
+    d = calloc(1, sizeof(*d));
+    if (!d) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    pthread_mutex_init(&d->lock, NULL);
+    fi->fh = (uintptr_t)d;
+    fuse_reply_open(req, fi);
+}
+
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                       struct fuse_file_info *fi, bool plus)
+{
+    struct noidfs *fs = fs_of(req);
+    const struct node *p = nodes_get(fs->nodes, ino);
+    struct dir_handle *d = (struct dir_handle *)(uintptr_t)fi->fh;
+    _cleanup_free_ char *buf = NULL;
+    struct nerr e = {0};
+    size_t used = 0;
+    int r = 0;
+
+    if (!p) {
+        fuse_reply_err(req, ESTALE);
+        return;
+    }
+    buf = malloc(size);
+    if (!buf) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    pthread_mutex_lock(&d->lock);
+    /* offset 0 (the first call, or a rewinddir): take the names now */
+    if (off == 0)
+        r = dir_snapshot(fs, p, d, &e);
+    /* offsets: 1 ".", 2 "..", 2 + i + 1 after entry i */
+    for (off_t i = off; r >= 0 && i < (off_t)d->n + 2; i++) {
+        const char *name = i == 0 ? "." : i == 1 ? ".." : d->ents[i - 2].name;
+        struct stat st = {0};
+        size_t need;
+
+        if (i < 2) {
+            st.st_ino = i == 0 ? ino : FUSE_ROOT_ID;
+            st.st_mode = S_IFDIR;
+            if (plus) {
+                struct fuse_entry_param ep = {.attr = st};
+                need = fuse_add_direntry_plus(req, buf + used, size - used, name, &ep, i + 1);
+            } else {
+                need = fuse_add_direntry(req, buf + used, size - used, name, &st, i + 1);
+            }
+            if (need > size - used)
+                break;
+            used += need;
+            continue;
+        }
+        const struct node *id = &d->ents[i - 2].id;
+        if (!plus) {
+            st.st_mode = layout_kind_mode(id->kind);
+            st.st_ino = nodes_find(fs->nodes, id->kind, id->user, id->vm, id->run, id->ckpt);
+            if (st.st_ino == 0)
+                st.st_ino = (ino_t)-1; /* unknown yet: the kernel looks it up */
+            need = fuse_add_direntry(req, buf + used, size - used, name, &st, i + 1);
+            if (need > size - used)
+                break;
+            used += need;
+            continue;
+        }
+        struct nerr ee = {0};
+        if (layout_node_stat(fs, id, &st, &ee) < 0)
+            continue; /* gone since the snapshot */
+        need = fuse_add_direntry_plus(req, NULL, 0, name, NULL, 0);
+        if (need > size - used)
+            break;
+        struct fuse_entry_param ep;
+        const struct node *n = nodes_ref(fs->nodes, id->kind, id->user, id->vm, id->run, id->ckpt);
+        if (!n) {
+            r = -ENOMEM;
+            break;
+        }
+        layout_fill_entry(fs, n, &st, &ep);
+        used += fuse_add_direntry_plus(req, buf + used, size - used, name, &ep, i + 1);
+    }
+    pthread_mutex_unlock(&d->lock);
+    if (r < 0 && used == 0) {
+        fuse_reply_err(req, errmap_log("readdir", layout_node_hint(p), r, &e));
+        return;
+    }
+    fuse_reply_buf(req, buf, used);
+}
+
+void dir_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+    do_readdir(req, ino, size, off, fi, false);
+}
+
+void dir_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                     struct fuse_file_info *fi)
+{
+    do_readdir(req, ino, size, off, fi, true);
+}
+
+void dir_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct dir_handle *d = (struct dir_handle *)(uintptr_t)fi->fh;
+
+    if (d) {
+        dir_snap_free(d);
+        pthread_mutex_destroy(&d->lock);
+        free(d);
+    }
+    fuse_reply_err(req, 0);
+}
+
+void dir_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+    struct noidfs *fs = fs_of(req);
+    const struct node *p = nodes_get(fs->nodes, parent);
+    struct fuse_entry_param ep;
+    struct node child;
+    struct nerr e = {0};
+    int r;
+
+    if (!p) {
+        fuse_reply_err(req, ESTALE);
+        return;
+    }
+    if (p->kind == NK_USER) {
+        r = name_vm_check(name, &e);
+        if (r >= 0) {
+            r = fs->ops->vm_create(fs->b, p->user, name, &e);
+            vmstate_vm_list_dirty(fs, p->user);
+        }
+    } else if (p->kind == NK_CKPTS) {
+        struct noidfs_checkpoint *list = NULL;
+        size_t cn = 0, ci = 0;
+        r = name_label_check(name, strlen(name), &e);
+        if (r >= 0 && layout_ckpt_find(fs, p->user, p->vm, name, &list, &cn, &ci, NULL) == 0)
+            r = nerr_set(&e, -EEXIST, "VM '%s' has a checkpoint '%s' already", p->vm, name);
+        noidfs_checkpoints_free(list, cn);
+        if (r >= 0)
+            r = fs->ops->checkpoint_create(fs->b, p->user, p->vm, name, &e);
+    } else {
+        r = nerr_set(&e, -EPERM,
+                     "only VMs (in a user's directory) and checkpoints (in "
+                     "checkpoints/) are made with mkdir");
+    }
+    if (r >= 0) {
+        r = layout_child_of(p, name, &child);
+        if (r == 0)
+            r = layout_entry_for(fs, &child, &ep, &e);
+    }
+    if (r < 0) {
+        fuse_reply_err(req, errmap_log("mkdir", name, r, &e));
+        return;
+    }
+    log_info("noidfs: mkdir %s%s%s: done", p->vm ? p->vm : "", p->vm ? "/checkpoints/" : "", name);
+    fuse_reply_entry(req, &ep);
+}
+
+void dir_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    struct noidfs *fs = fs_of(req);
+    const struct node *p = nodes_get(fs->nodes, parent);
+    struct nerr e = {0};
+    int r;
+
+    if (!p) {
+        fuse_reply_err(req, ESTALE);
+        return;
+    }
+    if (p->kind == NK_USER) {
+        r = name_vm_check(name, NULL) < 0 ? nerr_set(&e, -ENOENT, "no VM named '%s'", name)
+                                          : fs->ops->vm_destroy(fs->b, p->user, name, &e);
+        vmstate_vm_list_dirty(fs, p->user);
+        if (r >= 0)
+            vmstate_vm_gone(fs, p->user, name);
+    } else if (p->kind == NK_CKPTS) {
+        struct noidfs_checkpoint *list = NULL;
+        size_t cn = 0, ci = 0;
+        r = layout_ckpt_find(fs, p->user, p->vm, name, &list, &cn, &ci, &e);
+        if (r >= 0)
+            r = fs->ops->checkpoint_delete(fs->b, p->user, p->vm, list[ci].id, &e);
+        noidfs_checkpoints_free(list, cn);
+    } else {
+        r = nerr_set(&e, -EPERM, "only VMs and checkpoints are removed with rmdir");
+    }
+    if (r < 0) {
+        fuse_reply_err(req, errmap_log("rmdir", name, r, &e));
+        return;
+    }
+    log_info("noidfs: rmdir %s%s%s: done", p->vm ? p->vm : "", p->vm ? "/checkpoints/" : "", name);
+    fuse_reply_err(req, 0);
+}
+
+void dir_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    fuse_reply_err(req, EPERM);
+}
+
+void dir_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+                const char *newname, unsigned int flags)
+{
+    fuse_reply_err(req, EPERM);
+}
+
+void dir_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                struct fuse_file_info *fi)
+{
+    fuse_reply_err(req, EACCES);
+}
