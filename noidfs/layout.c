@@ -256,6 +256,7 @@ int layout_node_stat(struct noidfs *fs, const struct node *n, struct stat *st, s
     owner_of(fs, n->user, &st->st_uid, &st->st_gid);
     st->st_blksize = 4096;
 
+    st->st_mtime = st->st_ctime = st->st_atime = fs->mounted_at;
     if (n->kind == NK_ROOT)
         return 0;
     if (n->kind == NK_USER) {

@@ -158,6 +158,7 @@ int noidfs_mount(const struct noidfs_ops *ops, void *binding, const struct noidf
     fs->ops = ops;
     fs->b = binding;
     fs->multi_user = ops->list_users != NULL;
+    fs->mounted_at = time(NULL);
     fs->per_user_owners = o->per_user_owners;
     fs->uid = o->uid;
     fs->gid = o->gid;
