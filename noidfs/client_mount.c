@@ -393,9 +393,11 @@ int noidfs_client_main(const char *url, const char *token, const char *dir, bool
         status = run_child(fs, abs_dir, url, user, TAKE_FD(log_fd), ready[1]);
         goto out;
     }
-    /* the mount is the child's now: never unmount or free it here */
+    /* the mount is the child's now: never unmount it here */
     close(ready[1]);
+    noidfs_free_after_fork(fs);
     status = wait_child(pid, ready[0], abs_dir, log_path);
+    noidfs_rest_free(b);
     return status;
 out:
     noidfs_rest_free(b);

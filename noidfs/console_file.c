@@ -65,6 +65,11 @@ int console_file_open(struct handle *h, struct nerr *e)
         return r;
     }
     r = h->fs->ops->console_attach(h->fs->b, h->node->user, h->node->vm, &ch->c, e);
+    if (r == -ESRCH) {
+        /* the VM does not run: a console that has ended (reads give EOF) */
+        ch->c = NULL;
+        r = 0;
+    }
     if (r < 0) {
         close(ch->wake_fd);
         free(ch);
@@ -96,6 +101,8 @@ ssize_t console_file_read(struct handle *h, fuse_req_t req, char *buf, size_t si
     const struct noidfs_ops *ops = h->fs->ops;
     ssize_t r;
 
+    if (!ch->c)
+        return 0;
     fuse_req_interrupt_func(req, on_interrupt, ch);
     for (;;) {
         r = ops->console_read(ch->c, buf, size);
@@ -144,6 +151,9 @@ int console_file_write(struct handle *h, const char *buf, size_t size)
     struct console_handle *ch = h->con;
     size_t done = 0;
 
+    if (!ch->c)
+        return -errmap_log("console write", h->node->vm, -ESRCH,
+                           &(struct nerr){-ESRCH, "the VM does not run"});
     while (done < size) {
         size_t n = size - done < CONSOLE_WRITE_CHUNK ? size - done : CONSOLE_WRITE_CHUNK;
         int r = h->fs->ops->console_write(ch->c, buf + done, n, CONSOLE_WRITE_TIMEOUT_MS);
@@ -170,9 +180,14 @@ unsigned console_file_poll(struct handle *h, struct fuse_pollhandle *ph)
 {
     struct console_watch *w = h->fs->watch;
     struct console_handle *ch = h->con;
-    int fd = h->fs->ops->console_fd(ch->c);
     unsigned revents = POLLOUT;
+    int fd;
 
+    if (!ch->c) { /* ended: EOF is there to read */
+        fuse_pollhandle_destroy(ph);
+        return revents | POLLIN;
+    }
+    fd = h->fs->ops->console_fd(ch->c);
     if (fd_readable(fd)) {
         fuse_pollhandle_destroy(ph);
         return revents | POLLIN;
@@ -225,7 +240,8 @@ void console_file_release(struct handle *h)
         fuse_pollhandle_destroy(ch->ph);
     ch->ph = NULL;
     pthread_mutex_unlock(&w->lock);
-    h->fs->ops->console_detach(ch->c);
+    if (ch->c)
+        h->fs->ops->console_detach(ch->c);
     close(ch->wake_fd);
     free(ch);
     h->con = NULL;

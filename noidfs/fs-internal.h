@@ -106,7 +106,7 @@ struct noidfs {
     struct fuse_session *se;
     struct nodes *nodes;
     struct vmstate *vms;
-    time_t mounted_at;   /* the times of the directories above the VMs */
+    time_t mounted_at; /* the times of the directories above the VMs */
 
     pthread_t loop_thread;
     bool loop_started;

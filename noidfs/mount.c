@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -119,23 +120,24 @@ static int run_fusermount_unmount(const char *path)
 int noidfs_clear_stale(const char *mountpoint, struct nerr *e)
 {
     _cleanup_free_ char *abs = absolute_path(mountpoint);
-    struct stat st;
+    struct statfs sf;
     unsigned minor;
-    bool is_fuse;
+    bool is_fuse = false;
     int r;
 
     if (!abs)
         return nerr_set(e, -errno, "%s: %s", mountpoint, strerror(errno));
-    if (stat(abs, &st) == 0) {
-        if (mount_lookup(abs, &minor, &is_fuse) && is_fuse)
-            return nerr_set(e, -EBUSY,
-                            "%s is a FUSE mount already (unmount it first: "
-                            "fusermount3 -u %s)",
-                            abs, abs);
-        return 0;
-    }
+    if (!mount_lookup(abs, &minor, &is_fuse) || !is_fuse)
+        return 0; /* not a FUSE mount: mounting tells whether the path is usable */
+    /* statfs, not stat: the kernel answers stat from its attribute cache
+     * for a while after the server died, statfs always asks the server */
+    if (statfs(abs, &sf) == 0)
+        return nerr_set(e, -EBUSY,
+                        "%s is a FUSE mount already (unmount it first: "
+                        "fusermount3 -u %s)",
+                        abs, abs);
     if (errno != ENOTCONN && errno != ECONNABORTED)
-        return 0; /* missing or unreadable: mounting tells the reason */
+        return nerr_set(e, -errno, "%s: %s", abs, strerror(errno));
     /* the file system server behind it died: detach the dead mount */
     r = geteuid() == 0 ? (umount2(abs, MNT_DETACH) < 0 ? -errno : 0) : run_fusermount_unmount(abs);
     if (r < 0)
@@ -301,6 +303,23 @@ static void abort_connection(unsigned minor)
     if (write(fd, "1", 1) < 0)
         log_warn("noidfs: abort %s: %s", path, strerror(errno));
     close(fd);
+}
+
+void noidfs_free_after_fork(struct noidfs *fs)
+{
+    if (!fs)
+        return;
+    /* no loop or helper thread ever ran in this process; the session's
+     * descriptor is closed here, the child's copy keeps the mount */
+    if (fs->se)
+        fuse_session_destroy(fs->se);
+    vmstate_free(fs->vms);
+    nodes_free(fs->nodes);
+    pthread_cond_destroy(&fs->inval_cond);
+    pthread_mutex_destroy(&fs->inval_lock);
+    pthread_mutex_destroy(&fs->handles_lock);
+    free(fs->mountpoint);
+    free(fs);
 }
 
 void noidfs_free(struct noidfs *fs)
