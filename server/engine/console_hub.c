@@ -18,9 +18,9 @@
  *
  * Life of a hub: made by the first attach (the VM's lifecycle lock held, so
  * never two for one VM and never during a restore), freed by the thread once
- * the last reader left and the typed bytes are out (or CONSOLE_DRAIN_MS
- * passed), or at once when the console closes (the VM stopped) or the VM is
- * destroyed or restored (console_hubs_end_vm).  Every attachment then ends
+ * the last reader left, the typed bytes were read by the guest and
+ * CONSOLE_LINGER_MS passed (or CONSOLE_DRAIN_MS passed), or at once when the console closes (the VM
+ * stopped) or the VM is destroyed or restored (console_hubs_end_vm).  Every attachment then ends
  * with a reason.
  *
  * Locking: one mutex (console_hubs.lock) guards every hub and attachment
@@ -33,7 +33,9 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/sockios.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -63,9 +65,10 @@ struct console_hub {
     struct byte_ring replay;
     uint8_t *input; /* CONSOLE_INPUT_MAX bytes */
     size_t input_len;
-    bool want_out;          /* EPOLLOUT is registered */
-    bool dead;              /* readers ended; the thread frees it */
-    int64_t drain_until_ms; /* no readers: close once input is out or then */
+    bool want_out;           /* EPOLLOUT is registered */
+    bool dead;               /* readers ended; the thread frees it */
+    int64_t drain_until_ms;  /* no readers: close once input is out or then */
+    int64_t linger_until_ms; /* no readers: stay connected at least until then */
     struct engine_console *readers;
     struct console_hub *next;
 };
@@ -267,21 +270,38 @@ static void hub_read(struct console_hubs *hs, struct console_hub *h)
     }
 }
 
-/* (lock) Free hubs that are dead, or idle with nothing left to send. */
+/* Bytes written to the console socket that QEMU has not read yet (on a
+ * unix socket they stay charged to the sender until the peer reads them). */
+static int socket_unread(int fd)
+{
+    int n = 0;
+
+    if (ioctl(fd, SIOCOUTQ, &n) < 0)
+        return 0;
+    return n;
+}
+
+/* (lock) Free hubs that are dead, or idle with everything delivered (the
+ * guest read it: what is unread when we disconnect is lost) and their
+ * linger over; an idle hub whose guest does not read goes at its drain
+ * deadline.  Returns the epoll timeout until the next check (-1: none). */
 static int hubs_reap(struct console_hubs *hs)
 {
     int64_t now = time_mono_ms(), next = -1;
 
     for (struct console_hub **pp = &hs->list; *pp;) {
         struct console_hub *h = *pp;
-        bool idle_done = !h->readers && (h->input_len == 0 || now >= h->drain_until_ms);
+        bool delivered = !h->readers && h->input_len == 0 && socket_unread(h->fd) == 0;
+        bool idle_done =
+            !h->readers && ((delivered && now >= h->linger_until_ms) || now >= h->drain_until_ms);
         if (h->dead || idle_done) {
             *pp = h->next;
             hub_free(hs, h);
             continue;
         }
         if (!h->readers) {
-            int64_t left = h->drain_until_ms - now;
+            int64_t left = delivered ? h->linger_until_ms - now
+                                     : MIN(h->drain_until_ms - now, CONSOLE_DRAIN_POLL_MS);
             if (next < 0 || left < next)
                 next = left;
         }
@@ -451,7 +471,18 @@ static int hub_new(struct engine *eng, const struct db_vm *vm, struct console_hu
     /* the log first, then connect: a byte written in between is missing
      * from the replay rather than shown twice */
     replay_seed(dir, &h->replay);
-    r = be->ops->console_connect(be, dir, &h->fd, e);
+    /* QEMU takes one client at a time: the socket is busy (EAGAIN) for a
+     * moment after another hub of this VM left */
+    for (int64_t until = time_mono_ms() + CONSOLE_CONNECT_RETRY_MS;;) {
+        struct nerr ce = {0};
+        r = be->ops->console_connect(be, dir, &h->fd, &ce);
+        if (r != -EAGAIN || time_mono_ms() >= until) {
+            if (r < 0)
+                nerr_set(e, r, "%s", nerr_msg(&ce));
+            break;
+        }
+        time_sleep_ms(20);
+    }
     if (r < 0)
         goto fail;
     if (fcntl(h->fd, F_SETFL, fcntl(h->fd, F_GETFL) | O_NONBLOCK) < 0) {
@@ -640,6 +671,7 @@ void engine_console_detach(struct engine_console *c)
             }
         if (!h->readers) {
             h->drain_until_ms = time_mono_ms() + CONSOLE_DRAIN_MS;
+            h->linger_until_ms = time_mono_ms() + CONSOLE_LINGER_MS;
             signal_fd(hs->wake_fd);
         }
     }

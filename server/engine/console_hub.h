@@ -20,6 +20,16 @@ struct engine;
  * bytes are still on their way (the UART takes a few bytes at a time, and
  * what is unread when we disconnect is lost). */
 #define CONSOLE_DRAIN_MS 2000
+/* How long a hub without readers stays connected even when everything was
+ * delivered: QEMU serves one console client at a time and takes a moment
+ * to listen again after one leaves, so a quick re-attach (`echo … >
+ * console` twice) reuses the hub instead of finding the socket busy. */
+#define CONSOLE_LINGER_MS 1000
+/* While the guest has not read the typed bytes out of the socket yet, the
+ * hub checks again this often. */
+#define CONSOLE_DRAIN_POLL_MS 20
+/* A console socket found busy (EAGAIN) is retried this long. */
+#define CONSOLE_CONNECT_RETRY_MS 1000
 
 /* Start the hub thread (server mode). */
 int console_hubs_start(struct engine *eng);
