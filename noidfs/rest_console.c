@@ -79,7 +79,9 @@ static void *console_main(void *arg)
         pthread_mutex_lock(&c->lock);
         detach = c->detach;
         tx = c->tx_head;
-        if (tx && !detach) {
+        /* typed bytes still queued go out before a detach closes: `echo
+         * cmd > console` writes and closes at once */
+        if (tx) {
             c->tx_head = tx->next;
             if (!c->tx_head)
                 c->tx_tail = NULL;
@@ -88,7 +90,7 @@ static void *console_main(void *arg)
         }
         stalled = c->stalled = c->in.len >= REST_CONSOLE_IN_MAX;
         pthread_mutex_unlock(&c->lock);
-        if (detach) {
+        if (detach && !tx) {
             rest_ws_close_politely(ws, "detached");
             break;
         }
