@@ -94,6 +94,15 @@ struct run {
     time_t when;         /* (run.lock) start, then end */
 };
 
+/* Local accounts owning user directories, remembered cache_secs. */
+#define OWNER_CACHE_N 64
+struct owner_entry {
+    char user[USER_NAME_MAX + 1];
+    uid_t uid;
+    gid_t gid;
+    int64_t at_ms; /* 0: empty */
+};
+
 struct noidfs {
     const struct noidfs_ops *ops;
     void *b;
@@ -107,6 +116,9 @@ struct noidfs {
     struct nodes *nodes;
     struct vmstate *vms;
     time_t mounted_at; /* the times of the directories above the VMs */
+
+    pthread_mutex_t owners_lock;
+    struct owner_entry owners[OWNER_CACHE_N]; /* (owners_lock) layout.c's owner_of */
 
     pthread_t loop_thread;
     bool loop_started;

@@ -15,6 +15,7 @@
 #include "fs-internal.h"
 #include "macro.h"
 #include "names.h"
+#include "timeutil.h"
 
 /* ---- the fixed entries of each directory ---- */
 
@@ -152,19 +153,44 @@ void noidfs_strv_free(char **v, size_t n)
 
 /* ---- attributes ---- */
 
+/* The local account named user owns that user's files (server-side
+ * mount).  Looked up through NSS, which reads several files per call, so
+ * the answer is kept for the cache lifetime: `ls -l` of a user directory
+ * would otherwise pay one lookup per entry. */
 static void owner_of(struct noidfs *fs, const char *user, uid_t *uid, gid_t *gid)
 {
+    struct owner_entry *slot = NULL;
     struct passwd pw, *res = NULL;
+    int64_t now = time_mono_ms();
     char buf[1024];
 
     *uid = fs->uid;
     *gid = fs->gid;
     if (!fs->per_user_owners || !user)
         return;
+    pthread_mutex_lock(&fs->owners_lock);
+    for (size_t i = 0; i < OWNER_CACHE_N; i++) {
+        struct owner_entry *o = &fs->owners[i];
+        if (strcmp(o->user, user) == 0 && now - o->at_ms < (int64_t)(fs->cache_secs * 1000)) {
+            *uid = o->uid;
+            *gid = o->gid;
+            pthread_mutex_unlock(&fs->owners_lock);
+            return;
+        }
+        if (!slot || o->at_ms < slot->at_ms)
+            slot = o; /* the oldest entry makes room */
+    }
+    pthread_mutex_unlock(&fs->owners_lock);
     if (getpwnam_r(user, &pw, buf, sizeof(buf), &res) == 0 && res) {
         *uid = res->pw_uid;
         *gid = res->pw_gid;
     }
+    pthread_mutex_lock(&fs->owners_lock);
+    snprintf(slot->user, sizeof(slot->user), "%s", user);
+    slot->uid = *uid;
+    slot->gid = *gid;
+    slot->at_ms = now;
+    pthread_mutex_unlock(&fs->owners_lock);
 }
 
 static int user_exists(struct noidfs *fs, const char *user, struct nerr *e)

@@ -166,6 +166,7 @@ int noidfs_mount(const struct noidfs_ops *ops, void *binding, const struct noidf
     fs->gid = o->gid;
     fs->cache_secs = o->cache_secs > 0 ? o->cache_secs : 1.0;
     pthread_mutex_init(&fs->handles_lock, NULL);
+    pthread_mutex_init(&fs->owners_lock, NULL);
     pthread_mutex_init(&fs->inval_lock, NULL);
     pthread_cond_init(&fs->inval_cond, NULL);
     fs->mountpoint = absolute_path(o->mountpoint);
@@ -318,6 +319,7 @@ void noidfs_free_after_fork(struct noidfs *fs)
     pthread_cond_destroy(&fs->inval_cond);
     pthread_mutex_destroy(&fs->inval_lock);
     pthread_mutex_destroy(&fs->handles_lock);
+    pthread_mutex_destroy(&fs->owners_lock);
     free(fs->mountpoint);
     free(fs);
 }
@@ -370,6 +372,7 @@ void noidfs_free(struct noidfs *fs)
     pthread_cond_destroy(&fs->inval_cond);
     pthread_mutex_destroy(&fs->inval_lock);
     pthread_mutex_destroy(&fs->handles_lock);
+    pthread_mutex_destroy(&fs->owners_lock);
     free(fs->mountpoint);
     free(fs);
 }
