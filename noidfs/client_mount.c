@@ -1,12 +1,11 @@
 /* client_mount.c — see client_mount.h.
  *
- * Order matters: the server is checked and the FUSE mount made in the
- * calling process, so every failure is printed where the user sees it;
- * then it forks, and the child serves.  The /dev/fuse descriptor is
- * inherited across fork; libfuse's worker threads are only started by
- * noidfs_run, in the child (threads do not survive fork).  The parent
- * returns only once the child says it is about to serve, through a pipe:
- * one NUL byte for "ready", or the reason it could not. */
+ * Order matters: the server is checked in the calling process, so that
+ * failure is printed where the user sees it; then it forks, and the child
+ * mounts and serves (the mount and libfuse's threads belong to the process
+ * that serves).  The parent returns only once the child says it is about
+ * to serve, through a pipe: one NUL byte for "ready", or the reason it
+ * could not (a failed mount included), which the parent prints. */
 #include "client_mount.h"
 
 #include <errno.h>
@@ -213,6 +212,25 @@ static int serve(struct noidfs *fs, const char *dir)
     return r < 0 ? 1 : 0;
 }
 
+/* Mount dir over the REST binding b; on failure msg says why. */
+static int mount_dir(struct noidfs_rest *b, const char *dir, struct noidfs **ret, char *msg,
+                     size_t msg_len)
+{
+    struct noidfs_options o = {
+        .mountpoint = dir,
+        .fsname = "noid",
+        .uid = getuid(),
+        .gid = getgid(),
+        .per_user_owners = false,
+    };
+    struct nerr e = {0};
+    int r = noidfs_mount(&noidfs_rest_ops, b, &o, ret, &e);
+
+    if (r < 0)
+        snprintf(msg, msg_len, "cannot mount %s: %s", dir, e.msg[0] ? e.msg : strerror(-r));
+    return r;
+}
+
 /* Tell the parent (ready_fd) whether we serve: a NUL byte, or the reason. */
 static void tell_parent(int ready_fd, const char *msg)
 {
@@ -293,6 +311,7 @@ int noidfs_client_main(const char *url, const char *token, const char *dir, bool
     struct noidfs *fs = NULL;
     struct nerr e = {0};
     int ready[2] = {-1, -1};
+    char msg[CLIENT_READY_MSG_MAX];
     pid_t pid;
     int r, status = 1;
 
@@ -345,20 +364,11 @@ int noidfs_client_main(const char *url, const char *token, const char *dir, bool
         print_error("noidfs", "out of memory");
         return 1;
     }
-    struct noidfs_options o = {
-        .mountpoint = abs_dir,
-        .fsname = "noid",
-        .uid = getuid(),
-        .gid = getgid(),
-        .per_user_owners = false,
-    };
-    r = noidfs_mount(&noidfs_rest_ops, b, &o, &fs, &e);
-    if (r < 0) {
-        print_error("noidfs", "cannot mount %s: %s", abs_dir, e.msg[0] ? e.msg : strerror(-r));
-        goto out;
-    }
-
     if (foreground) {
+        if (mount_dir(b, abs_dir, &fs, msg, sizeof(msg)) < 0) {
+            print_error("noidfs", "%s", msg);
+            goto out;
+        }
         fprintf(stderr,
                 "noidfs: mounted %s for %s (log: %s; Ctrl-C or 'noid umount %s' unmounts)\n",
                 abs_dir, user, log_path ? log_path : "stderr", abs_dir);
@@ -375,7 +385,6 @@ int noidfs_client_main(const char *url, const char *token, const char *dir, bool
 
     if (pipe2(ready, O_CLOEXEC) < 0) {
         print_error("noidfs", "pipe: %m");
-        noidfs_free(fs);
         goto out;
     }
     fflush(stdout);
@@ -385,20 +394,19 @@ int noidfs_client_main(const char *url, const char *token, const char *dir, bool
         print_error("noidfs", "fork: %m");
         close(ready[0]);
         close(ready[1]);
-        noidfs_free(fs);
         goto out;
     }
     if (pid == 0) {
         close(ready[0]);
+        if (mount_dir(b, abs_dir, &fs, msg, sizeof(msg)) < 0) {
+            tell_parent(ready[1], msg);
+            goto out;
+        }
         status = run_child(fs, abs_dir, url, user, TAKE_FD(log_fd), ready[1]);
         goto out;
     }
-    /* the mount is the child's now: never unmount it here */
     close(ready[1]);
-    noidfs_free_after_fork(fs);
     status = wait_child(pid, ready[0], abs_dir, log_path);
-    noidfs_rest_free(b);
-    return status;
 out:
     noidfs_rest_free(b);
     return status;

@@ -306,24 +306,6 @@ static void abort_connection(unsigned minor)
     close(fd);
 }
 
-void noidfs_free_after_fork(struct noidfs *fs)
-{
-    if (!fs)
-        return;
-    /* no loop or helper thread ever ran in this process; the session's
-     * descriptor is closed here, the child's copy keeps the mount */
-    if (fs->se)
-        fuse_session_destroy(fs->se);
-    vmstate_free(fs->vms);
-    nodes_free(fs->nodes);
-    pthread_cond_destroy(&fs->inval_cond);
-    pthread_mutex_destroy(&fs->inval_lock);
-    pthread_mutex_destroy(&fs->handles_lock);
-    pthread_mutex_destroy(&fs->owners_lock);
-    free(fs->mountpoint);
-    free(fs);
-}
-
 void noidfs_free(struct noidfs *fs)
 {
     unsigned minor = 0;

@@ -158,9 +158,6 @@ int noidfs_start(struct noidfs *fs, struct nerr *e);
 void noidfs_exit(struct noidfs *fs);
 /* Unmount (if still mounted), stop the loop, free everything. */
 void noidfs_free(struct noidfs *fs);
-/* In the parent of a fork whose child serves the mount: free this
- * process's copy without unmounting. */
-void noidfs_free_after_fork(struct noidfs *fs);
 
 /* A mount point whose FUSE server died answers ENOTCONN: detach it.
  * 1 when one was cleared, 0 when there was none, -errno (and e) when it
