@@ -596,8 +596,8 @@ ssize_t engine_console_read(struct engine_console *c, void *buf, size_t len, uin
     *ret_skipped = c->skipped;
     c->skipped = 0;
     n = ring_pop(&c->out, buf, len);
-    if (c->out.len > 0)
-        signal_fd(c->efd); /* more than len waits: stay readable */
+    if (c->out.len > 0 || c->ended)
+        signal_fd(c->efd); /* more than len, or the end, waits: stay readable */
     if (n == 0 && *ret_skipped == 0 && c->ended) {
         signal_fd(c->efd);
         pthread_mutex_unlock(&hs->lock);
