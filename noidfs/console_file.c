@@ -128,9 +128,10 @@ ssize_t console_file_read(struct handle *h, fuse_req_t req, char *buf, size_t si
             r = 0;
             break;
         }
-        struct pollfd p[2] = {{.fd = ops->console_fd(ch->c), .events = POLLIN},
-                              {.fd = ch->wake_fd, .events = POLLIN}};
-        if (poll(p, 2, -1) < 0 && errno != EINTR) {
+        struct pollfd p[3] = {{.fd = ops->console_fd(ch->c), .events = POLLIN},
+                              {.fd = ch->wake_fd, .events = POLLIN},
+                              {.fd = h->fs->exit_fd, .events = POLLIN}};
+        if (poll(p, 3, -1) < 0 && errno != EINTR) {
             r = -errno;
             break;
         }
@@ -146,7 +147,7 @@ ssize_t console_file_read(struct handle *h, fuse_req_t req, char *buf, size_t si
     return r;
 }
 
-int console_file_write(struct handle *h, const char *buf, size_t size)
+ssize_t console_file_write(struct handle *h, const char *buf, size_t size)
 {
     struct console_handle *ch = h->con;
     size_t done = 0;
@@ -162,11 +163,13 @@ int console_file_write(struct handle *h, const char *buf, size_t size)
             nerr_set(&e, r,
                      r == -EPIPE ? "the console ended (the VM is gone)"
                                  : "the console did not take the input in time");
-            return -errmap_log("console write", h->node->vm, r == -EPIPE ? -EIO : r, &e);
+            r = -errmap_log("console write", h->node->vm, r == -EPIPE ? -EIO : r, &e);
+            /* what went in is typed: say so, or a retry types it twice */
+            return done > 0 ? (ssize_t)done : r;
         }
         done += n;
     }
-    return 0;
+    return (ssize_t)done;
 }
 
 static bool fd_readable(int fd)

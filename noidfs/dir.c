@@ -186,7 +186,11 @@ void dir_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     }
     pthread_mutex_init(&d->lock, NULL);
     fi->fh = (uintptr_t)d;
-    fuse_reply_open(req, fi);
+    if (fuse_reply_open(req, fi) < 0) {
+        /* the opener was interrupted: no releasedir will come */
+        pthread_mutex_destroy(&d->lock);
+        free(d);
+    }
 }
 
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -196,8 +200,9 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     const struct node *p = nodes_get(fs->nodes, ino);
     struct dir_handle *d = (struct dir_handle *)(uintptr_t)fi->fh;
     _cleanup_free_ char *buf = NULL;
+    _cleanup_free_ fuse_ino_t *refs = NULL; /* lookups counted for this reply */
     struct nerr e = {0};
-    size_t used = 0;
+    size_t used = 0, nrefs = 0;
     int r = 0;
 
     if (!p) {
@@ -213,6 +218,8 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     /* offset 0 (the first call, or a rewinddir): take the names now */
     if (off == 0)
         r = dir_snapshot(fs, p, d, &e);
+    if (r >= 0 && plus && !(refs = calloc(d->n + 1, sizeof(*refs))))
+        r = -ENOMEM;
     /* offsets: 1 ".", 2 "..", 2 + i + 1 after entry i */
     for (off_t i = off; r >= 0 && i < (off_t)d->n + 2; i++) {
         const char *name = i == 0 ? "." : i == 1 ? ".." : d->ents[i - 2].name;
@@ -257,6 +264,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
             r = -ENOMEM;
             break;
         }
+        refs[nrefs++] = n->ino;
         layout_fill_entry(fs, n, &st, &ep);
         used += fuse_add_direntry_plus(req, buf + used, size - used, name, &ep, i + 1);
     }
@@ -265,7 +273,10 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         fuse_reply_err(req, errmap_log("readdir", layout_node_hint(p), r, &e));
         return;
     }
-    fuse_reply_buf(req, buf, used);
+    /* an interrupted reply never reached the kernel: it counted nothing */
+    if (fuse_reply_buf(req, buf, used) < 0)
+        for (size_t i = 0; i < nrefs; i++)
+            nodes_forget(fs->nodes, refs[i], 1);
 }
 
 void dir_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
@@ -312,10 +323,17 @@ void dir_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
         }
     } else if (p->kind == NK_CKPTS) {
         struct noidfs_checkpoint *list = NULL;
-        size_t cn = 0, ci = 0;
+        size_t cn = 0;
         r = name_label_check(name, strlen(name), &e);
-        if (r >= 0 && layout_ckpt_find(fs, p->user, p->vm, name, &list, &cn, &ci, NULL) == 0)
-            r = nerr_set(&e, -EEXIST, "VM '%s' has a checkpoint '%s' already", p->vm, name);
+        if (r >= 0 && strchr(name, '/'))
+            r = nerr_set(&e, -EINVAL, "a checkpoint's label is its directory name: no '/'");
+        if (r >= 0)
+            r = fs->ops->checkpoint_list(fs->b, p->user, p->vm, &list, &cn, &e);
+        /* a label or id in use would leave the new one shown under its id,
+         * not as the directory just made */
+        for (size_t i = 0; r >= 0 && i < cn; i++)
+            if (strcmp(list[i].label, name) == 0 || strcmp(list[i].id, name) == 0)
+                r = nerr_set(&e, -EEXIST, "VM '%s' has a checkpoint '%s' already", p->vm, name);
         noidfs_checkpoints_free(list, cn);
         if (r >= 0)
             r = fs->ops->checkpoint_create(fs->b, p->user, p->vm, name, &e);
@@ -334,7 +352,8 @@ void dir_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
         return;
     }
     log_info("noidfs: mkdir %s%s%s: done", p->vm ? p->vm : "", p->vm ? "/checkpoints/" : "", name);
-    fuse_reply_entry(req, &ep);
+    if (fuse_reply_entry(req, &ep) < 0)
+        nodes_forget(fs->nodes, ep.ino, 1); /* interrupted: not counted */
 }
 
 void dir_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)

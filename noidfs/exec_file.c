@@ -15,6 +15,8 @@
  * Ctrl-C on the waiting process: the kernel sends an interrupt, the
  * command is killed and the call fails with EINTR. */
 #include <errno.h>
+#include <signal.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "fs-internal.h"
@@ -37,7 +39,7 @@ struct exec_session {
     struct buf stream; /* (lock) streaming: output not yet read */
     bool overflow;     /* (lock) output beyond a bound: the command is stopped */
     bool record_cut;   /* (lock) streaming: the run's record reached its bound */
-    bool interrupted;  /* (lock) */
+    bool interrupted;  /* (lock) a close's wait was interrupted */
     bool killed;       /* (lock) */
     bool ended;        /* (lock) */
     int end_r;         /* (lock) 1 ended with a status, < 0 failed */
@@ -79,10 +81,44 @@ static void on_output(void *user, bool is_stderr, const uint8_t *data, size_t le
     pthread_mutex_unlock(&s->lock);
 }
 
+/* Signals that interrupt a waiting process without asking it to stop: job
+ * control and notifications a shell handles itself.  A script waiting in
+ * `echo cmd > exec` gets SIGCHLD when a background job of its ends; that
+ * must not kill the command it waits for. */
+#define SIGBIT(n) (1ull << ((n)-1))
+#define SIGNALS_NOT_STOP                                                                           \
+    (SIGBIT(SIGCHLD) | SIGBIT(SIGWINCH) | SIGBIT(SIGCONT) | SIGBIT(SIGTSTP) | SIGBIT(SIGTTIN) |    \
+     SIGBIT(SIGTTOU) | SIGBIT(SIGURG) | SIGBIT(SIGSTOP))
+
+/* Whether the interrupt of req means "stop": the signals pending on the
+ * caller (from /proc, while it waits in the kernel) include one that is
+ * not in SIGNALS_NOT_STOP.  When that cannot be told, it does. */
+static bool interrupt_means_stop(fuse_req_t req)
+{
+    const struct fuse_ctx *ctx = fuse_req_ctx(req);
+    unsigned long long pending = 0, m;
+    char path[64], line[256];
+    _cleanup_fclose_ FILE *f = NULL;
+
+    if (!ctx || ctx->pid <= 0)
+        return true;
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)ctx->pid);
+    f = fopen(path, "re");
+    if (!f)
+        return true;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "SigPnd: %llx", &m) == 1 || sscanf(line, "ShdPnd: %llx", &m) == 1)
+            pending |= m;
+    return pending == 0 || (pending & ~SIGNALS_NOT_STOP) != 0;
+}
+
+/* The interrupt of a close waiting for its command: kill it. */
 static void on_interrupt(fuse_req_t req, void *data)
 {
     struct exec_session *s = data;
 
+    if (!interrupt_means_stop(req))
+        return; /* keep waiting: the kernel still waits for our answer */
     pthread_mutex_lock(&s->lock);
     s->interrupted = true;
     pthread_cond_broadcast(&s->cond);
@@ -314,30 +350,56 @@ static int stream_start(struct handle *h)
     return 0;
 }
 
+/* One streaming read's interrupt: it ends that read (and the command);
+ * the next read of the session is not affected. */
+struct read_interrupt {
+    struct exec_session *s;
+    bool hit; /* (s->lock) */
+};
+
+static void on_read_interrupt(fuse_req_t req, void *data)
+{
+    struct read_interrupt *ri = data;
+
+    if (!interrupt_means_stop(req))
+        return;
+    pthread_mutex_lock(&ri->s->lock);
+    ri->hit = true;
+    pthread_cond_broadcast(&ri->s->cond);
+    pthread_mutex_unlock(&ri->s->lock);
+}
+
 ssize_t exec_file_read(struct handle *h, fuse_req_t req, char *buf, size_t size)
 {
+    struct read_interrupt ri = {0};
     struct exec_session *s;
     size_t n = 0;
     ssize_t r = 0;
 
+    /* starting is serialised with writes; the wait below holds no handle
+     * lock, so a close or write of the same handle never waits for it */
+    pthread_mutex_lock(&h->lock);
     if (!h->exec) {
-        if (h->data.len == 0)
-            return 0; /* nothing written: nothing to run, nothing to read */
-        r = stream_start(h);
-        if (r < 0)
-            return r;
+        if (h->data.len > 0)
+            r = stream_start(h);
+        else
+            r = 1; /* nothing written: nothing to run, nothing to read */
     }
     s = h->exec;
-    fuse_req_interrupt_func(req, on_interrupt, s);
+    pthread_mutex_unlock(&h->lock);
+    if (r != 0)
+        return r < 0 ? r : 0;
+    ri.s = s;
+    fuse_req_interrupt_func(req, on_read_interrupt, &ri);
     pthread_mutex_lock(&s->lock);
-    while (s->stream.len == 0 && !s->ended && !s->interrupted && !h->fs->exiting)
+    while (s->stream.len == 0 && !s->ended && !ri.hit && !h->fs->exiting)
         pthread_cond_wait(&s->cond, &s->lock);
     if (s->stream.len > 0) {
         n = s->stream.len < size ? s->stream.len : size;
         memcpy(buf, s->stream.data, n);
         buf_consume(&s->stream, n);
         r = (ssize_t)n;
-    } else if (s->interrupted) {
+    } else if (ri.hit) {
         r = -EINTR;
     } else if (s->overflow) {
         r = -errmap_log("exec in", h->node->vm, -EFBIG,

@@ -23,8 +23,11 @@
 #define RUN_OUTPUT_MAX (16u * 1024 * 1024)
 /* A command line written to an exec file. */
 #define EXEC_COMMAND_MAX (256u * 1024)
-/* Runs kept per VM (runs/N). */
-#define RUNS_KEPT 32
+/* Runs kept per VM (runs/N), and the output they may hold together (a
+ * new run makes room by dropping the oldest; a run in progress may add up
+ * to 2 x RUN_OUTPUT_MAX beyond it). */
+#define RUNS_KEPT          32
+#define RUNS_OUTPUT_BUDGET (64u * 1024 * 1024)
 /* A write-only exec waits in slices this long and acknowledges the output
  * it stored in between (exec_wait returns at once when the command ends). */
 #define EXEC_WAIT_SLICE_MS 25
@@ -33,6 +36,11 @@
 /* Worker threads: blocking reads (console, exec streams) and closes that
  * wait for a command each hold one, so the bound is generous. */
 #define FS_MAX_THREADS 512
+/* Requests one user may have blocked at once (console reads, closes
+ * waiting for a command, streaming reads): beyond it they get EAGAIN, so
+ * one user cannot take every worker and stall everybody's `ls`. */
+#define FS_BLOCKING_PER_USER (FS_MAX_THREADS / 4)
+#define FS_BLOCKING_USERS    64
 
 enum node_kind {
     NK_ROOT, /* multi-user top level: one directory per user */
@@ -103,6 +111,11 @@ struct owner_entry {
     int64_t at_ms; /* 0: empty */
 };
 
+struct blocking_count {
+    char user[USER_NAME_MAX + 1]; /* "" for a single-user mount */
+    unsigned n;                   /* 0: free slot */
+};
+
 struct noidfs {
     const struct noidfs_ops *ops;
     void *b;
@@ -119,10 +132,13 @@ struct noidfs {
 
     pthread_mutex_t owners_lock;
     struct owner_entry owners[OWNER_CACHE_N]; /* (owners_lock) layout.c's owner_of */
+    pthread_mutex_t blocking_lock;
+    struct blocking_count blocking[FS_BLOCKING_USERS]; /* (blocking_lock) */
 
     pthread_t loop_thread;
     bool loop_started;
     volatile int exiting;
+    int exit_fd; /* eventfd: readable once exiting (signal-safe to set) */
 
     /* open handles, so shutdown can wake the ones that block */
     pthread_mutex_t handles_lock;
@@ -225,7 +241,8 @@ void exec_file_wake(struct handle *h);
 /* ---- console_file.c ---- */
 int console_file_open(struct handle *h, struct nerr *e);
 ssize_t console_file_read(struct handle *h, fuse_req_t req, char *buf, size_t size, bool nonblock);
-int console_file_write(struct handle *h, const char *buf, size_t size);
+/* Bytes typed (a short count when the console stopped taking them), or -errno. */
+ssize_t console_file_write(struct handle *h, const char *buf, size_t size);
 /* FUSE poll: revents now; ph kept for a notification when not readable. */
 unsigned console_file_poll(struct handle *h, struct fuse_pollhandle *ph);
 void console_file_release(struct handle *h);
@@ -289,6 +306,14 @@ void dir_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode
 
 /* ---- fs.c: the request table, inode and file requests ---- */
 extern const struct fuse_lowlevel_ops fs_ll_ops;
+/* Release the handles still open when the loop has ended (the kernel
+ * sends no release any more). */
+void fs_handles_release_all(struct noidfs *fs);
+/* Count a request of user's that may block; false (reply EAGAIN) when the
+ * user has FS_BLOCKING_PER_USER already.  Each true needs a leave with
+ * the same *ret_counted. */
+bool fs_blocking_enter(struct noidfs *fs, const char *user, bool *ret_counted);
+void fs_blocking_leave(struct noidfs *fs, const char *user, bool counted);
 
 static inline struct noidfs *fs_of(fuse_req_t req)
 {

@@ -50,7 +50,8 @@ static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
         fuse_reply_err(req, errmap_log("lookup", name, r, &e));
         return;
     }
-    fuse_reply_entry(req, &ep);
+    if (fuse_reply_entry(req, &ep) < 0)
+        nodes_forget(fs->nodes, ep.ino, 1); /* interrupted: not counted */
 }
 
 static void ll_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -375,13 +376,17 @@ static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         r = h->run ? (ssize_t)run_read(h->run, h->node->kind, buf, size, off) : 0;
         break;
     case H_EXEC:
-        pthread_mutex_lock(&h->lock);
-        r = exec_file_read(h, req, buf, size);
-        pthread_mutex_unlock(&h->lock);
+    case H_CONSOLE: {
+        bool counted;
+        if (!fs_blocking_enter(h->fs, h->node->user, &counted)) {
+            r = -EAGAIN;
+            break;
+        }
+        r = h->kind == H_EXEC ? exec_file_read(h, req, buf, size)
+                              : console_file_read(h, req, buf, size, fi->flags & O_NONBLOCK);
+        fs_blocking_leave(h->fs, h->node->user, counted);
         break;
-    case H_CONSOLE:
-        r = console_file_read(h, req, buf, size, fi->flags & O_NONBLOCK);
-        break;
+    }
     case H_ACTION:
     default:
         r = -EBADF;
@@ -397,7 +402,7 @@ static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
                      struct fuse_file_info *fi)
 {
     struct handle *h = (struct handle *)(uintptr_t)fi->fh;
-    int r = 0;
+    ssize_t r = (ssize_t)size;
 
     if (!h->writable) {
         fuse_reply_err(req, EBADF);
@@ -417,9 +422,9 @@ static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
         r = -EACCES;
     }
     if (r < 0)
-        fuse_reply_err(req, -r);
+        fuse_reply_err(req, (int)-r);
     else
-        fuse_reply_write(req, size);
+        fuse_reply_write(req, (size_t)r);
 }
 
 /* checkpoints/X/restore or clone was written and closed. */
@@ -468,28 +473,102 @@ static void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     struct handle *h = (struct handle *)(uintptr_t)fi->fh;
     int err = 0;
 
-    pthread_mutex_lock(&h->lock);
-    if (h->kind == H_EXEC && !h->readable && h->data.len > 0)
-        err = exec_file_run(h, req);
-    else if (h->kind == H_ACTION && h->data.len > 0 && !h->done) {
-        h->done = true;
-        err = run_action(h);
+    /* a read-write exec runs at its first read: nothing to do at close */
+    if (h->kind == H_EXEC && !h->readable) {
+        bool counted = false;
+        pthread_mutex_lock(&h->lock);
+        if (h->data.len > 0 && !fs_blocking_enter(h->fs, h->node->user, &counted))
+            err = EAGAIN;
+        else if (h->data.len > 0)
+            err = exec_file_run(h, req);
+        pthread_mutex_unlock(&h->lock);
+        fs_blocking_leave(h->fs, h->node->user, counted);
+    } else if (h->kind == H_ACTION) {
+        pthread_mutex_lock(&h->lock);
+        if (h->data.len > 0 && !h->done) {
+            h->done = true;
+            err = run_action(h);
+        }
+        pthread_mutex_unlock(&h->lock);
     }
-    pthread_mutex_unlock(&h->lock);
     fuse_reply_err(req, err);
 }
 
-static void ll_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+static void handle_release(struct handle *h)
 {
-    struct handle *h = (struct handle *)(uintptr_t)fi->fh;
-
     handles_remove(h->fs, h);
     if (h->kind == H_EXEC)
         exec_file_release(h);
     if (h->kind == H_CONSOLE)
         console_file_release(h);
     handle_free(h);
+}
+
+static void ll_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    handle_release((struct handle *)(uintptr_t)fi->fh);
     fuse_reply_err(req, 0);
+}
+
+bool fs_blocking_enter(struct noidfs *fs, const char *user, bool *ret_counted)
+{
+    const char *u = user ? user : "";
+    struct blocking_count *slot = NULL, *free_slot = NULL;
+    bool ok = true;
+
+    pthread_mutex_lock(&fs->blocking_lock);
+    for (size_t i = 0; i < FS_BLOCKING_USERS && !slot; i++) {
+        if (fs->blocking[i].n > 0 && strcmp(fs->blocking[i].user, u) == 0)
+            slot = &fs->blocking[i];
+        else if (fs->blocking[i].n == 0 && !free_slot)
+            free_slot = &fs->blocking[i];
+    }
+    if (!slot && free_slot) {
+        slot = free_slot;
+        snprintf(slot->user, sizeof(slot->user), "%s", u);
+    }
+    /* more users blocked at once than slots: not counted (the worker
+     * bound still holds) */
+    *ret_counted = false;
+    if (slot) {
+        ok = slot->n < FS_BLOCKING_PER_USER;
+        if (ok)
+            slot->n++;
+        *ret_counted = ok;
+    }
+    pthread_mutex_unlock(&fs->blocking_lock);
+    if (!ok)
+        log_warn("noidfs: user %s has %d requests waiting (console reads, commands); refused one "
+                 "more (EAGAIN)",
+                 u[0] ? u : "(mount owner)", FS_BLOCKING_PER_USER);
+    return ok;
+}
+
+void fs_blocking_leave(struct noidfs *fs, const char *user, bool counted)
+{
+    const char *u = user ? user : "";
+
+    if (!counted)
+        return;
+    pthread_mutex_lock(&fs->blocking_lock);
+    for (size_t i = 0; i < FS_BLOCKING_USERS; i++)
+        if (fs->blocking[i].n > 0 && strcmp(fs->blocking[i].user, u) == 0) {
+            fs->blocking[i].n--;
+            break;
+        }
+    pthread_mutex_unlock(&fs->blocking_lock);
+}
+
+void fs_handles_release_all(struct noidfs *fs)
+{
+    for (;;) {
+        pthread_mutex_lock(&fs->handles_lock);
+        struct handle *h = fs->handles;
+        pthread_mutex_unlock(&fs->handles_lock);
+        if (!h)
+            break;
+        handle_release(h);
+    }
 }
 
 static void ll_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,

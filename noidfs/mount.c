@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -161,12 +162,19 @@ int noidfs_mount(const struct noidfs_ops *ops, void *binding, const struct noidf
     fs->b = binding;
     fs->multi_user = ops->list_users != NULL;
     fs->mounted_at = time(NULL);
+    fs->exit_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (fs->exit_fd < 0) {
+        r = nerr_set(e, -errno, "eventfd: %s", strerror(errno));
+        free(fs);
+        return r;
+    }
     fs->per_user_owners = o->per_user_owners;
     fs->uid = o->uid;
     fs->gid = o->gid;
     fs->cache_secs = o->cache_secs > 0 ? o->cache_secs : 1.0;
     pthread_mutex_init(&fs->handles_lock, NULL);
     pthread_mutex_init(&fs->owners_lock, NULL);
+    pthread_mutex_init(&fs->blocking_lock, NULL);
     pthread_mutex_init(&fs->inval_lock, NULL);
     pthread_cond_init(&fs->inval_cond, NULL);
     fs->mountpoint = absolute_path(o->mountpoint);
@@ -271,7 +279,13 @@ int noidfs_start(struct noidfs *fs, struct nerr *e)
 
 void noidfs_exit(struct noidfs *fs)
 {
+    uint64_t one = 1;
+
     fs->exiting = 1;
+    /* blocked console reads poll it; never drained, so it stays readable */
+    if (fs->exit_fd >= 0 && write(fs->exit_fd, &one, sizeof(one)) < 0) {
+        /* full or closed: the flag is set either way */
+    }
     if (fs->se)
         fuse_session_exit(fs->se);
 }
@@ -306,33 +320,69 @@ static void abort_connection(unsigned minor)
     close(fd);
 }
 
+/* A request on the mount from a thread of its own: the worker that serves
+ * it sees the exit flag and ends the loop (the idle workers wait in read
+ * and would not notice).  Detached: it must not hold the caller up. */
+static void *poke_main(void *arg)
+{
+    char *path = arg;
+    struct statfs sf;
+
+    (void)!statfs(path, &sf);
+    free(path);
+    return NULL;
+}
+
+static void poke(const char *mountpoint)
+{
+    char *path = strdup(mountpoint);
+    sigset_t all, old;
+    pthread_t t;
+
+    if (!path)
+        return;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    if (pthread_create(&t, NULL, poke_main, path) == 0)
+        pthread_detach(t);
+    else
+        free(path);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
 void noidfs_free(struct noidfs *fs)
 {
     unsigned minor = 0;
-    bool is_fuse = false, mounted = false;
+    bool is_fuse = false;
 
     if (!fs)
         return;
-    fs->exiting = 1;
-    if (fs->se) {
-        mounted = mount_lookup(fs->mountpoint, &minor, &is_fuse) && is_fuse;
-        wake_all(fs);
-        fuse_session_exit(fs->se);
-        /* lazy unmount; also closes /dev/fuse, which ends idle workers */
-        fuse_session_unmount(fs->se);
-    }
+    noidfs_exit(fs);
     if (fs->loop_started) {
+        bool mounted = mount_lookup(fs->mountpoint, &minor, &is_fuse) && is_fuse;
         struct timespec deadline;
+
+        wake_all(fs);
+        poke(fs->mountpoint);
         clock_gettime(CLOCK_REALTIME, &deadline);
-        deadline.tv_sec += 2;
+        deadline.tv_sec += 3;
         if (pthread_timedjoin_np(fs->loop_thread, NULL, &deadline) != 0) {
-            /* files are open on the detached mount: end it by force */
+            /* a request does not end (a binding call that hangs): fail
+             * every request of the connection so the loop can */
+            log_warn("noidfs: requests on %s still running after 3 s; aborting the connection",
+                     fs->mountpoint);
             if (mounted)
                 abort_connection(minor);
             wake_all(fs);
             pthread_join(fs->loop_thread, NULL);
         }
     }
+    /* no request runs now: release what the kernel never will */
+    fs_handles_release_all(fs);
+    /* closes /dev/fuse and detaches the mount (lazily: a shell's working
+     * directory there does not keep it) */
+    if (fs->se)
+        fuse_session_unmount(fs->se);
     console_watch_stop(fs);
     if (fs->inval_started) {
         pthread_mutex_lock(&fs->inval_lock);
@@ -355,6 +405,9 @@ void noidfs_free(struct noidfs *fs)
     pthread_mutex_destroy(&fs->inval_lock);
     pthread_mutex_destroy(&fs->handles_lock);
     pthread_mutex_destroy(&fs->owners_lock);
+    pthread_mutex_destroy(&fs->blocking_lock);
+    if (fs->exit_fd >= 0)
+        close(fs->exit_fd);
     free(fs->mountpoint);
     free(fs);
 }

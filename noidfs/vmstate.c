@@ -3,8 +3,11 @@
  *     after it cost one list call, not one per VM (our own create, destroy
  *     and clone mark it stale at once);
  *   - the runs made through this mount (runs/N, the VM's stdout/stderr/
- *     status), the newest RUNS_KEPT of them; they go with the VM when it
- *     is destroyed through the mount. */
+ *     status), the newest RUNS_KEPT of them and at most RUNS_OUTPUT_BUDGET
+ *     bytes of their output (older runs go first); they go with the VM
+ *     when it is destroyed through the mount.
+ * A VM's entry lives as long as the mount (requests of other threads may
+ * hold it), so it is never freed before vmstate_free. */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -253,19 +256,42 @@ out:
 
 void vmstate_vm_gone(struct noidfs *fs, const char *user, const char *vm)
 {
-    struct vmstate *s = fs->vms;
-    struct vm_runs *v = NULL, **pp;
+    struct vm_runs *v = runs_find(fs->vms, user, vm, false);
 
-    pthread_mutex_lock(&s->lock);
-    for (pp = &s->vms; *pp; pp = &(*pp)->next)
-        if (same((*pp)->user, user) && strcmp((*pp)->vm, vm) == 0) {
-            v = *pp;
-            *pp = v->next;
-            break;
-        }
-    pthread_mutex_unlock(&s->lock);
-    if (v)
-        vm_runs_free(v);
+    /* the entry itself stays (other requests may hold it; entries are
+     * freed with the mount): only its runs go, and ids keep counting so a
+     * runs/N seen before never names a later run */
+    if (!v)
+        return;
+    pthread_mutex_lock(&v->lock);
+    for (size_t i = 0; i < RUNS_KEPT; i++) {
+        run_unref(v->runs[i]);
+        v->runs[i] = NULL;
+    }
+    run_unref(v->top);
+    v->top = NULL;
+    pthread_mutex_unlock(&v->lock);
+}
+
+/* (v->lock) Bytes of output the kept runs hold now. */
+static size_t runs_output_bytes(struct vm_runs *v)
+{
+    size_t total = 0;
+
+    for (size_t i = 0; i < RUNS_KEPT && v->runs[i]; i++) {
+        pthread_mutex_lock(&v->runs[i]->lock);
+        total += v->runs[i]->out.len + v->runs[i]->err.len;
+        pthread_mutex_unlock(&v->runs[i]->lock);
+    }
+    return total;
+}
+
+/* (v->lock) Forget the oldest kept run. */
+static void runs_drop_oldest(struct vm_runs *v)
+{
+    run_unref(v->runs[0]);
+    memmove(&v->runs[0], &v->runs[1], (RUNS_KEPT - 1) * sizeof(v->runs[0]));
+    v->runs[RUNS_KEPT - 1] = NULL;
 }
 
 struct run *vmstate_run_new(struct noidfs *fs, const char *user, const char *vm, bool top)
@@ -286,11 +312,9 @@ struct run *vmstate_run_new(struct noidfs *fs, const char *user, const char *vm,
     r->refs = 2; /* the history's and the caller's */
     pthread_mutex_lock(&v->lock);
     r->id = v->next_id++;
-    if (v->runs[RUNS_KEPT - 1]) {
-        run_unref(v->runs[0]);
-        memmove(&v->runs[0], &v->runs[1], (RUNS_KEPT - 1) * sizeof(v->runs[0]));
-        v->runs[RUNS_KEPT - 1] = NULL;
-    }
+    /* room: at most RUNS_KEPT runs, and their output within the budget */
+    while (v->runs[0] && (v->runs[RUNS_KEPT - 1] || runs_output_bytes(v) > RUNS_OUTPUT_BUDGET))
+        runs_drop_oldest(v);
     for (size_t i = 0; i < RUNS_KEPT; i++)
         if (!v->runs[i]) {
             v->runs[i] = r;
