@@ -117,8 +117,13 @@ static void on_interrupt(fuse_req_t req, void *data)
 {
     struct exec_session *s = data;
 
-    if (!interrupt_means_stop(req))
-        return; /* keep waiting: the kernel still waits for our answer */
+    if (!interrupt_means_stop(req)) {
+        /* keep waiting: the kernel still waits for our answer */
+        log_info("noidfs: exec in %s: the waiting process got a signal that does not mean "
+                 "stop (SIGCHLD, SIGWINCH, ...); the command goes on",
+                 s->node->vm);
+        return;
+    }
     pthread_mutex_lock(&s->lock);
     s->interrupted = true;
     pthread_cond_broadcast(&s->cond);
@@ -276,6 +281,10 @@ int exec_file_run(struct handle *h, fuse_req_t req)
     else if (s->overflow)
         r = errmap_log("exec in", h->node->vm, -EFBIG,
                        &(struct nerr){-EFBIG, "output beyond 16 MiB: the command was stopped"});
+    else if (s->killed) /* neither of the above: the mount is going away */
+        r = errmap_log("exec in", h->node->vm, -EIO,
+                       &(struct nerr){-EIO, "the mount is going away (unmount or server "
+                                            "shutdown): the command was killed"});
     else if (r < 0)
         r = errmap_log("exec in", h->node->vm, r, &e);
     else
@@ -361,8 +370,12 @@ static void on_read_interrupt(fuse_req_t req, void *data)
 {
     struct read_interrupt *ri = data;
 
-    if (!interrupt_means_stop(req))
+    if (!interrupt_means_stop(req)) {
+        log_info("noidfs: exec in %s: the reading process got a signal that does not mean "
+                 "stop (SIGCHLD, SIGWINCH, ...); the command goes on",
+                 ri->s->node->vm);
         return;
+    }
     pthread_mutex_lock(&ri->s->lock);
     ri->hit = true;
     pthread_cond_broadcast(&ri->s->cond);
@@ -405,6 +418,10 @@ ssize_t exec_file_read(struct handle *h, fuse_req_t req, char *buf, size_t size)
         r = -errmap_log("exec in", h->node->vm, -EFBIG,
                         &(struct nerr){-EFBIG, "64 MiB of output waited unread (an agent "
                                                "without flow control): the command was stopped"});
+    } else if (s->killed && s->fs->exiting) {
+        r = -errmap_log("exec in", h->node->vm, -EIO,
+                        &(struct nerr){-EIO, "the mount is going away (unmount or server "
+                                             "shutdown): the command was killed"});
     } else if (s->ended && s->end_r < 0) {
         r = -errmap_log("exec in", h->node->vm, s->end_r, &s->err);
     } else if (s->fs->exiting) {
