@@ -391,8 +391,17 @@ interrupts() { # DIR PREFIX WHAT
     assert_eq 0 "$n" "$what: the interrupted exec's command is gone from the guest (REST)"
     echo 'echo alive' > "$d/$vm/exec"
     assert_eq alive "$(cat "$d/$vm/stdout")" "$what: exec works after the interrupt"
+    # a script's background job ending (bash catches SIGCHLD, so the waiting
+    # close is interrupted) is not a reason to kill the command
+    out=$(bash -c "sleep 0.3 & echo 'sleep 1.5; echo survived' > '$d/$vm/exec'; cat '$d/$vm/stdout' '$d/$vm/status'")
+    assert_eq "survived
+0" "$out" "$what: a background job's SIGCHLD during echo > exec does not kill the command"
+    # and the signal did interrupt the wait (else this proved nothing)
+    assert_contains "$(cat "$T/server.log" "$T"/home/.noid/logs/*.log)" \
+        "exec in $vm: the waiting process got a signal that does not mean stop" \
+        "$what: the SIGCHLD reached the mount as an interrupt"
     rmdir "$d/$vm"
-    ok "$what: SIGINT ends a blocked console read and a running exec; the command is killed"
+    ok "$what: SIGINT ends a blocked console read and a running exec; the command is killed; SIGCHLD does not"
 }
 interrupts "$CM" c "client mount"
 interrupts "$SM/alice" s "server-side mount"
@@ -447,8 +456,32 @@ ok "permissions: $LU lists the root and its own directory, runs and creates ther
 # back when the server is ----
 mkdir "$CM/keep"
 echo 'echo kept' > "$CM/keep/exec"
-stop_server || fail "noid-server did not stop cleanly"
+# requests blocked in the server-side mount do not hold the shutdown up: a
+# console reader and a close waiting for a command
+timeout 60 cat "$SM/alice/keep/console" > /dev/null 2>&1 &
+BLOCKED_CAT=$!
+# (python: a shell ignores the errors of the close that ends its redirection)
+timeout 60 "${TOOL[@]}" errno write "$SM/alice/keep/exec" 'sleep 50' > "$T/blocked-exec.out" &
+BLOCKED_EXEC=$!
+sleep 1
+kill -TERM "$SERVER_PID"
+wait_for "noid-server ends while requests block in its mount" eval "! kill -0 $SERVER_PID 2> /dev/null"
+rc=0
+wait "$SERVER_PID" || rc=$?
+SERVER_PID=""
+assert_eq 0 "$rc" "noid-server's exit status after SIGTERM with blocked requests in its mount"
+rc=0
+wait "$BLOCKED_CAT" || rc=$?
+[ "$rc" -ne 124 ] || fail "the console reader still blocked 60 s after the server stopped"
+rc=0
+wait "$BLOCKED_EXEC" || rc=$?
+[ "$rc" -ne 124 ] || fail "a write + close of exec across the shutdown still blocked after 60 s"
+case "$(cat "$T/blocked-exec.out")" in
+EIO | ENOTCONN) ;;
+*) fail "the close of exec across the shutdown: $(cat "$T/blocked-exec.out"), not EIO/ENOTCONN (the command was killed)" ;;
+esac
 ! is_mounted "$SM" || fail "the server-side mount outlived the server's shutdown"
+ok "SIGTERM of noid-server with a console read and an exec blocked in its mount: it ends, they fail, the mount goes"
 # within a few seconds: the mount may answer from its 1 s caches at first
 t0=$(now)
 for i in $(seq 1 10); do
@@ -496,6 +529,22 @@ echo 'echo again' > "$SM/alice/keep/exec"
 assert_eq again "$(cat "$SM/alice/keep/stdout")" "exec through the cleared and remounted mount"
 wait_for "the client mount back after kill -9 + start" ls_has "$CM" keep
 ok "kill -9 of the server leaves a dead mount (ENOTCONN); the next start clears it and mounts again"
+
+# ---- SIGTERM of a client mount's process while a read blocks in it:
+# it ends and the mount goes ----
+mkdir "$T/cm2"
+noid mount "$T/cm2" > /dev/null
+timeout 60 cat "$T/cm2/keep/console" > /dev/null 2>&1 &
+BLOCKED_CAT=$!
+sleep 1
+pkill -TERM -f -- "mount $T/cm2\$"
+wait_for "the client mount's process ends on SIGTERM with a console read blocked" \
+    eval "! pgrep -f -- 'mount $T/cm2\$' > /dev/null"
+rc=0
+wait "$BLOCKED_CAT" || rc=$?
+[ "$rc" -ne 124 ] || fail "the console reader still blocked after its mount's process ended"
+wait_for "the mount at cm2 gone" eval "! is_mounted '$T/cm2'"
+ok "SIGTERM of a client mount with a blocked console read: the process ends, the mount goes"
 
 # ---- noid umount ----
 noid umount "$CM"
