@@ -126,6 +126,15 @@ assert_contains "$(pyj 'd["output"]' <<< "$out")" "root@noid" "the replay shows 
 assert_contains "$(pyj 'd["output"]' <<< "$out")" "hi-42" "a typed command's output"
 ok "console: prompt, typing, output"
 
+# ?replay=0: output from the moment of attaching only (noidfs's console file)
+out=$("${WS[@]}" console "$URL" "$A" box --no-replay --type $'echo nr-$((6*7))\n' --until nr-42)
+assert_contains "$(pyj 'd["output"]' <<< "$out")" "nr-42" "no replay: the typed command's output"
+assert_not_contains "$(pyj 'd["output"].split("echo nr-")[0]' <<< "$out")" "root@noid" \
+    "no replay: nothing from before the attachment"
+st=$("${WS[@]}" upgrade "$URL" "$A" '/v1/vms/box/console?replay=5' | pyj 'd["status"]')
+assert_eq 400 "$st" "replay=5 (only 0 is accepted) -> 400"
+ok "console ?replay=0: no replay; other values 400"
+
 # two attachments: both see what one types
 "${WS[@]}" console "$URL" "$A" box --until both-see-7 > "$T/c1" &
 C1=$!
@@ -161,7 +170,8 @@ ok "a stalled console reader skips ahead ($skipped bytes, and is told); the VM a
 # destroy ends an attachment with a reason
 "${WS[@]}" console "$URL" "$A" box --wait-close 60 > "$T/c2" &
 C2=$!
-for _ in $(seq 1 100); do [ "$(grep -c 'ws console alice/box.*open' "$T/server.log")" -ge 6 ] && break; sleep 0.1; done
+# (the 7th console session of this test: it is attached once its "open" is logged)
+for _ in $(seq 1 100); do [ "$(grep -c 'ws console alice/box.*open' "$T/server.log")" -ge 7 ] && break; sleep 0.1; done
 noid destroy box > /dev/null
 wait $C2
 assert_eq 1001 "$(pyj 'd["close_code"]' < "$T/c2")" "destroy -> close 1001"

@@ -149,7 +149,8 @@ async def cmd_exec_stuck_stdin(url, token, vm, req, mark):
 
 
 async def cmd_console(url, token, vm, args):
-    ws = await connect(url, token, "/v1/vms/%s/console" % vm)
+    path = "/v1/vms/%s/console" % vm + ("?replay=0" if "--no-replay" in args else "")
+    ws = await connect(url, token, path)
     out = bytearray()  # not a str: += on a growing str is quadratic
     skipped = 0
     typed = args[args.index("--type") + 1] if "--type" in args else None
