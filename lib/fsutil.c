@@ -13,6 +13,9 @@
 
 #include "macro.h"
 
+/* A line of /proc/self/mountinfo (paths are at most PATH_MAX, escaped). */
+#define MOUNTINFO_LINE_MAX 8192
+
 int mkdir_p(const char *path, mode_t mode)
 {
     _cleanup_free_ char *p = strdup(path);
@@ -242,4 +245,100 @@ void file_tail_lines(const char *path, int max_lines, char *out, size_t size)
         out[o++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
     }
     out[o] = 0;
+}
+
+/* dir as an absolute path without resolving its last component, which may
+ * be a dead FUSE mount (stat on it fails with ENOTCONN).  malloc'd, or NULL
+ * with errno set. */
+char *path_absolute_keep_last(const char *dir)
+{
+    _cleanup_free_ char *copy = strdup(dir);
+    _cleanup_free_ char *parent_abs = NULL;
+    char *base, *slash;
+    size_t n;
+    char *ret;
+
+    if (!copy)
+        return NULL;
+    n = strlen(copy);
+    while (n > 1 && copy[n - 1] == '/')
+        copy[--n] = '\0';
+    slash = strrchr(copy, '/');
+    base = slash ? slash + 1 : copy;
+    if (streq(copy, "/") || streq(base, ".") || streq(base, "..") || !*base)
+        return realpath(copy, NULL);
+    if (slash == copy)
+        parent_abs = realpath("/", NULL);
+    else if (slash) {
+        *slash = '\0';
+        parent_abs = realpath(copy, NULL);
+    } else {
+        parent_abs = realpath(".", NULL);
+    }
+    if (!parent_abs)
+        return NULL;
+    if (asprintf(&ret, "%s%s%s", parent_abs, streq(parent_abs, "/") ? "" : "/", base) < 0)
+        return NULL;
+    return ret;
+}
+
+/* Undo mountinfo's octal escapes (\040 for a space, ...) in place. */
+static void unescape_octal(char *s)
+{
+    char *w = s;
+
+    for (char *p = s; *p; p++) {
+        if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' && p[2] <= '7' &&
+            p[3] >= '0' && p[3] <= '7') {
+            *w++ = (char)((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
+            p += 3;
+        } else {
+            *w++ = *p;
+        }
+    }
+    *w = '\0';
+}
+
+/* The file system type of the topmost mount at path (absolute), into
+ * fstype; 1 when there is one, 0 when path is no mount point, -errno. */
+int mount_point_type(const char *path, char *fstype, size_t size, unsigned *ret_minor)
+{
+    _cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
+    char line[MOUNTINFO_LINE_MAX];
+    int found = 0;
+
+    if (!f)
+        return -errno;
+    while (fgets(line, sizeof(line), f)) {
+        /* id parent major:minor root mountpoint options [optional...] - type source super */
+        char *save = NULL, *field, *mnt = NULL, *type = NULL, *dev = NULL;
+        int i = 0;
+        bool after_dash = false;
+
+        for (field = strtok_r(line, " \n", &save); field; field = strtok_r(NULL, " \n", &save)) {
+            if (i == 2)
+                dev = field;
+            if (i == 4)
+                mnt = field;
+            if (after_dash) {
+                type = field;
+                break;
+            }
+            if (i >= 6 && streq(field, "-"))
+                after_dash = true;
+            i++;
+        }
+        if (!mnt || !type)
+            continue;
+        unescape_octal(mnt);
+        if (streq(mnt, path)) {
+            unsigned maj, min;
+            if (fstype)
+                snprintf(fstype, size, "%s", type);
+            if (ret_minor && dev && sscanf(dev, "%u:%u", &maj, &min) == 2)
+                *ret_minor = min;
+            found = 1; /* keep going: a later line is mounted on top */
+        }
+    }
+    return found;
 }

@@ -40,3 +40,14 @@ void file_tail_lines(const char *path, int max_lines, char *out, size_t size);
 
 /* path_join("a", "b") == "a/b", malloc'd. */
 char *path_join(const char *a, const char *b);
+
+/* p as an absolute path without resolving its last component, which may be
+ * a dead FUSE mount (stat on it fails with ENOTCONN); trailing slashes go.
+ * malloc'd, or NULL with errno set. */
+char *path_absolute_keep_last(const char *p);
+
+/* The topmost mount at path (absolute, as /proc/self/mountinfo spells it):
+ * 1 and its file system type in fstype (may be NULL) and device minor
+ * number in *ret_minor (may be NULL; a FUSE mount's connection number)
+ * when there is one, 0 when path is no mount point, -errno. */
+int mount_point_type(const char *path, char *fstype, size_t size, unsigned *ret_minor);

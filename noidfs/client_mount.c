@@ -31,8 +31,6 @@
 #define CLIENT_LOG_NAME_MAX 180
 /* The child's message when it cannot start serving. */
 #define CLIENT_READY_MSG_MAX 512
-/* One /proc/self/mountinfo line. */
-#define CLIENT_MOUNTINFO_LINE_MAX 8192
 
 static void print_error(const char *prefix, const char *fmt, ...) _printf_(2, 3);
 
@@ -45,96 +43,6 @@ static void print_error(const char *prefix, const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
-}
-
-/* dir as an absolute path without resolving its last component, which may
- * be a dead FUSE mount (stat on it fails with ENOTCONN).  malloc'd, or NULL
- * with errno set. */
-static char *abs_mount_path(const char *dir)
-{
-    _cleanup_free_ char *copy = strdup(dir);
-    _cleanup_free_ char *parent_abs = NULL;
-    char *base, *slash;
-    size_t n;
-    char *ret;
-
-    if (!copy)
-        return NULL;
-    n = strlen(copy);
-    while (n > 1 && copy[n - 1] == '/')
-        copy[--n] = '\0';
-    slash = strrchr(copy, '/');
-    base = slash ? slash + 1 : copy;
-    if (streq(copy, "/") || streq(base, ".") || streq(base, "..") || !*base)
-        return realpath(copy, NULL);
-    if (slash == copy)
-        parent_abs = realpath("/", NULL);
-    else if (slash) {
-        *slash = '\0';
-        parent_abs = realpath(copy, NULL);
-    } else {
-        parent_abs = realpath(".", NULL);
-    }
-    if (!parent_abs)
-        return NULL;
-    if (asprintf(&ret, "%s%s%s", parent_abs, streq(parent_abs, "/") ? "" : "/", base) < 0)
-        return NULL;
-    return ret;
-}
-
-/* Undo mountinfo's octal escapes (\040 for a space, ...) in place. */
-static void unescape_octal(char *s)
-{
-    char *w = s;
-
-    for (char *p = s; *p; p++) {
-        if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' && p[2] <= '7' &&
-            p[3] >= '0' && p[3] <= '7') {
-            *w++ = (char)((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
-            p += 3;
-        } else {
-            *w++ = *p;
-        }
-    }
-    *w = '\0';
-}
-
-/* The file system type of the topmost mount at path (absolute), into
- * fstype; 1 when there is one, 0 when path is no mount point, -errno. */
-static int mount_type_at(const char *path, char *fstype, size_t size)
-{
-    _cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
-    char line[CLIENT_MOUNTINFO_LINE_MAX];
-    int found = 0;
-
-    if (!f)
-        return -errno;
-    while (fgets(line, sizeof(line), f)) {
-        /* id parent major:minor root mountpoint options [optional...] - type source super */
-        char *save = NULL, *field, *mnt = NULL, *type = NULL;
-        int i = 0;
-        bool after_dash = false;
-
-        for (field = strtok_r(line, " \n", &save); field; field = strtok_r(NULL, " \n", &save)) {
-            if (i == 4)
-                mnt = field;
-            if (after_dash) {
-                type = field;
-                break;
-            }
-            if (i >= 6 && streq(field, "-"))
-                after_dash = true;
-            i++;
-        }
-        if (!mnt || !type)
-            continue;
-        unescape_octal(mnt);
-        if (streq(mnt, path)) {
-            snprintf(fstype, size, "%s", type);
-            found = 1; /* keep going: a later line is mounted on top */
-        }
-    }
-    return found;
 }
 
 /* ~/.noid/logs/noidfs-<mount point with '/' and odd bytes as '_'>.log,
@@ -320,7 +228,7 @@ int noidfs_client_main(const char *url, const char *token, const char *dir, bool
                               "first (or set NOID_URL and NOID_TOKEN)");
         return 1;
     }
-    abs_dir = abs_mount_path(dir);
+    abs_dir = path_absolute_keep_last(dir);
     if (!abs_dir) {
         print_error("noidfs", "cannot use %s: %m", dir);
         return 1;
@@ -414,7 +322,7 @@ out:
 
 int noidfs_client_umount(const char *dir, const char *prefix)
 {
-    _cleanup_free_ char *abs_dir = abs_mount_path(dir);
+    _cleanup_free_ char *abs_dir = path_absolute_keep_last(dir);
     char fstype[64] = "";
     pid_t pid;
     int r, wstatus;
@@ -423,7 +331,7 @@ int noidfs_client_umount(const char *dir, const char *prefix)
         print_error(prefix, "cannot use %s: %m", dir);
         return 1;
     }
-    r = mount_type_at(abs_dir, fstype, sizeof(fstype));
+    r = mount_point_type(abs_dir, fstype, sizeof(fstype), NULL);
     if (r < 0) {
         print_error(prefix, "cannot read the mount table: %s", strerror(-r));
         return 1;

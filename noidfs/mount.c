@@ -19,87 +19,17 @@
 #include <unistd.h>
 
 #include "fs-internal.h"
+#include "fsutil.h"
 #include "log.h"
 #include "macro.h"
 
-/* Mount points in /proc/self/mountinfo escape space, tab, newline and
- * backslash as \ooo. */
-static void unescape_octal(char *s)
+/* Whether path is a FUSE mount; *ret_minor its connection number. */
+static bool fuse_mount_at(const char *path, unsigned *ret_minor)
 {
-    char *w = s;
+    char fstype[64] = "";
 
-    for (char *r = s; *r; r++) {
-        if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' &&
-            r[3] >= '0' && r[3] <= '7') {
-            *w++ = (char)((r[1] - '0') * 64 + (r[2] - '0') * 8 + (r[3] - '0'));
-            r += 3;
-        } else {
-            *w++ = *r;
-        }
-    }
-    *w = '\0';
-}
-
-/* Whether path is a mount point; *ret_minor its device minor (the FUSE
- * connection's number) and *ret_fuse whether it is a FUSE mount. */
-static bool mount_lookup(const char *path, unsigned *ret_minor, bool *ret_fuse)
-{
-    _cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
-    char line[4096];
-    bool found = false;
-
-    if (!f)
-        return false;
-    while (fgets(line, sizeof(line), f)) {
-        unsigned maj, min;
-        char mp[PATH_MAX], *sep, fstype[64];
-        if (sscanf(line, "%*u %*u %u:%u %*s %4095s", &maj, &min, mp) != 3)
-            continue;
-        unescape_octal(mp);
-        if (strcmp(mp, path) != 0)
-            continue;
-        sep = strstr(line, " - ");
-        if (!sep || sscanf(sep + 3, "%63s", fstype) != 1)
-            continue;
-        /* the last mount on the path is the visible one */
-        found = true;
-        *ret_minor = min;
-        *ret_fuse = strncmp(fstype, "fuse", 4) == 0;
-    }
-    return found;
-}
-
-/* The absolute path of p without resolving its last component (which may
- * be a dead mount that cannot be stat'ed). */
-static char *absolute_path(const char *p)
-{
-    _cleanup_free_ char *dup = strdup(p), *dir = NULL;
-    char *slash, *res = NULL;
-    const char *base;
-
-    if (!dup)
-        return NULL;
-    while (strlen(dup) > 1 && dup[strlen(dup) - 1] == '/')
-        dup[strlen(dup) - 1] = '\0';
-    slash = strrchr(dup, '/');
-    if (slash == dup) {
-        dir = strdup("/");
-        base = dup + 1;
-    } else if (slash) {
-        *slash = '\0';
-        dir = realpath(dup, NULL);
-        base = slash + 1;
-    } else {
-        dir = realpath(".", NULL);
-        base = dup;
-    }
-    if (!dir)
-        return NULL;
-    if (!base[0])
-        return strdup(dir);
-    if (asprintf(&res, "%s%s%s", dir, strcmp(dir, "/") == 0 ? "" : "/", base) < 0)
-        return NULL;
-    return res;
+    return mount_point_type(path, fstype, sizeof(fstype), ret_minor) > 0 &&
+           strncmp(fstype, "fuse", 4) == 0;
 }
 
 static int run_fusermount_unmount(const char *path)
@@ -120,15 +50,14 @@ static int run_fusermount_unmount(const char *path)
 
 int noidfs_clear_stale(const char *mountpoint, struct nerr *e)
 {
-    _cleanup_free_ char *abs = absolute_path(mountpoint);
+    _cleanup_free_ char *abs = path_absolute_keep_last(mountpoint);
     struct statfs sf;
     unsigned minor;
-    bool is_fuse = false;
     int r;
 
     if (!abs)
         return nerr_set(e, -errno, "%s: %s", mountpoint, strerror(errno));
-    if (!mount_lookup(abs, &minor, &is_fuse) || !is_fuse)
+    if (!fuse_mount_at(abs, &minor))
         return 0; /* not a FUSE mount: mounting tells whether the path is usable */
     /* statfs, not stat: the kernel answers stat from its attribute cache
      * for a while after the server died, statfs always asks the server */
@@ -177,7 +106,7 @@ int noidfs_mount(const struct noidfs_ops *ops, void *binding, const struct noidf
     pthread_mutex_init(&fs->blocking_lock, NULL);
     pthread_mutex_init(&fs->inval_lock, NULL);
     pthread_cond_init(&fs->inval_cond, NULL);
-    fs->mountpoint = absolute_path(o->mountpoint);
+    fs->mountpoint = path_absolute_keep_last(o->mountpoint);
     fs->nodes = nodes_new(fs->multi_user);
     fs->vms = vmstate_new(fs->cache_secs);
     if (!fs->mountpoint || !fs->nodes || !fs->vms) {
@@ -353,13 +282,12 @@ static void poke(const char *mountpoint)
 void noidfs_free(struct noidfs *fs)
 {
     unsigned minor = 0;
-    bool is_fuse = false;
 
     if (!fs)
         return;
     noidfs_exit(fs);
     if (fs->loop_started) {
-        bool mounted = mount_lookup(fs->mountpoint, &minor, &is_fuse) && is_fuse;
+        bool mounted = fuse_mount_at(fs->mountpoint, &minor);
         struct timespec deadline;
 
         wake_all(fs);

@@ -1,6 +1,7 @@
 /* test_fsutil.c — file helpers; here the tail of a log that a process we do
  * not trust wrote (file_tail_lines), which ends up in API errors. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -67,6 +68,40 @@ START_TEST(tail_is_bounded)
 }
 END_TEST
 
+START_TEST(absolute_keeps_the_last_component)
+{
+    char *cwd = getcwd(NULL, 0), *p, want[4200];
+
+    ck_assert_ptr_nonnull(cwd);
+    /* the last component is never looked at: it need not exist */
+    p = path_absolute_keep_last("/proc/no-such-noid-entry///");
+    ck_assert_str_eq(p, "/proc/no-such-noid-entry");
+    free(p);
+    p = path_absolute_keep_last("no-such-noid-entry");
+    snprintf(want, sizeof(want), "%s%sno-such-noid-entry", cwd, strcmp(cwd, "/") ? "/" : "");
+    ck_assert_str_eq(p, want);
+    free(p);
+    p = path_absolute_keep_last("/");
+    ck_assert_str_eq(p, "/");
+    free(p);
+    /* a missing parent is an error */
+    ck_assert_ptr_null(path_absolute_keep_last("/no-such-noid-dir/x"));
+    free(cwd);
+}
+END_TEST
+
+START_TEST(mount_point_type_reads_mountinfo)
+{
+    char fstype[64] = "";
+    unsigned minor = 12345;
+
+    ck_assert_int_eq(mount_point_type("/proc", fstype, sizeof(fstype), &minor), 1);
+    ck_assert_str_eq(fstype, "proc");
+    ck_assert_uint_ne(minor, 12345);
+    ck_assert_int_eq(mount_point_type("/proc/self", fstype, sizeof(fstype), NULL), 0);
+}
+END_TEST
+
 Suite *suite_fsutil(void)
 {
     Suite *s = suite_create("fsutil");
@@ -75,6 +110,10 @@ Suite *suite_fsutil(void)
     tcase_add_test(t, tail_joins_the_last_lines);
     tcase_add_test(t, tail_replaces_what_is_not_printable);
     tcase_add_test(t, tail_is_bounded);
+    suite_add_tcase(s, t);
+    t = tcase_create("paths and mounts");
+    tcase_add_test(t, absolute_keeps_the_last_component);
+    tcase_add_test(t, mount_point_type_reads_mountinfo);
     suite_add_tcase(s, t);
     return s;
 }
