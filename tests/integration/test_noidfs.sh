@@ -457,7 +457,9 @@ ok "permissions: $LU lists the root and its own directory, runs and creates ther
 mkdir "$CM/keep"
 echo 'echo kept' > "$CM/keep/exec"
 # requests blocked in the server-side mount do not hold the shutdown up: a
-# console reader and a close waiting for a command
+# console reader and a close waiting for a command (keep, made through the
+# other mount, shows here once the 1 s VM list cache expires)
+wait_for "keep in the server-side mount" ls_has "$SM/alice" keep
 timeout 60 cat "$SM/alice/keep/console" > /dev/null 2>&1 &
 BLOCKED_CAT=$!
 # (python: a shell ignores the errors of the close that ends its redirection)
