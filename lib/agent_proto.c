@@ -1,5 +1,6 @@
 /* agent_proto.c — see agent_proto.h.  Pure functions over byte buffers; no
- * I/O and no allocation except in the EXEC request codec. */
+ * I/O and no allocation except in the EXEC and FS request encoders and the
+ * EXEC request decoder. */
 #include "agent_proto.h"
 
 #include <errno.h>
@@ -20,6 +21,12 @@ static void put32(uint8_t *p, uint32_t v)
     p[3] = (uint8_t)v;
 }
 
+static void put64(uint8_t *p, uint64_t v)
+{
+    put32(p, (uint32_t)(v >> 32));
+    put32(p + 4, (uint32_t)v);
+}
+
 static uint16_t get16(const uint8_t *p)
 {
     return (uint16_t)((p[0] << 8) | p[1]);
@@ -30,21 +37,28 @@ static uint32_t get32(const uint8_t *p)
     return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
 }
 
+static uint64_t get64(const uint8_t *p)
+{
+    return ((uint64_t)get32(p) << 32) | get32(p + 4);
+}
+
 bool ap_type_is_known(uint8_t t)
 {
-    return (t >= AP_HELLO && t <= AP_OUT_ACK) || (t >= AP_HELLO_ACK && t <= AP_PONG);
+    return (t >= AP_HELLO && t <= AP_FS_CANCEL) || (t >= AP_HELLO_ACK && t <= AP_FS_DIRENTS);
 }
 
 const char *ap_type_name(uint8_t t)
 {
     static const char *const host[] = {"?",      "HELLO",    "EXEC",        "STDIN", "KILL",
-                                       "RESIZE", "SET_TIME", "ADD_ENTROPY", "PING",  "OUT_ACK"};
-    static const char *const agent[] = {"HELLO_ACK", "STARTED", "STDOUT", "STDERR", "EXIT",
-                                        "WINDOW",    "OK",      "ERROR",  "PONG"};
+                                       "RESIZE", "SET_TIME", "ADD_ENTROPY", "PING",  "OUT_ACK",
+                                       "FS",     "FS_DATA",  "FS_CANCEL"};
+    static const char *const agent[] = {"HELLO_ACK", "STARTED",  "STDOUT",    "STDERR", "EXIT",
+                                        "WINDOW",    "OK",       "ERROR",     "PONG",   "FS_REPLY",
+                                        "FS_ERRNO",  "FS_RDATA", "FS_DIRENTS"};
 
-    if (t >= AP_HELLO && t <= AP_OUT_ACK)
+    if (t >= AP_HELLO && t <= AP_FS_CANCEL)
         return host[t];
-    if (t >= AP_HELLO_ACK && t <= AP_PONG)
+    if (t >= AP_HELLO_ACK && t <= AP_FS_DIRENTS)
         return agent[t - AP_HELLO_ACK];
     return "UNKNOWN";
 }
@@ -407,4 +421,486 @@ void ap_exec_req_free(struct ap_exec_req *r)
     free(r->env);
     free(r->cwd);
     memset(r, 0, sizeof(*r));
+}
+
+/* ---- file operations (v3) ---- */
+
+#define B(tag)       (1u << (tag))
+#define NSEC_PER_SEC 1000000000u
+
+/* What each op requires and accepts (agent_proto.h, "Ops and their
+ * answers").  TRUNCATE takes exactly one of PATH and HANDLE, checked apart. */
+struct fs_rule {
+    const char *name;
+    uint32_t need;     /* tags that must be present */
+    uint32_t allow;    /* tags that may be present (need included) */
+    uint32_t flags_ok; /* APF_FLAGS bits the op knows */
+};
+
+static const struct fs_rule fs_rules[APO_MAX + 1] = {
+    [APO_STAT] = {"STAT", B(APF_PATH), B(APF_PATH), 0},
+    [APO_LSTAT] = {"LSTAT", B(APF_PATH), B(APF_PATH), 0},
+    [APO_FSTAT] = {"FSTAT", B(APF_HANDLE), B(APF_HANDLE), 0},
+    [APO_READDIR] = {"READDIR", B(APF_PATH) | B(APF_WINDOW), B(APF_PATH) | B(APF_WINDOW), 0},
+    [APO_OPEN] = {"OPEN", B(APF_PATH) | B(APF_FLAGS), B(APF_PATH) | B(APF_FLAGS) | B(APF_MODE),
+                  AP_OPEN_ACCMODE | AP_OPEN_CREAT | AP_OPEN_EXCL | AP_OPEN_TRUNC | AP_OPEN_APPEND |
+                      AP_OPEN_NOFOLLOW},
+    [APO_CLOSE] = {"CLOSE", B(APF_HANDLE), B(APF_HANDLE), 0},
+    [APO_PREAD] = {"PREAD", B(APF_HANDLE) | B(APF_OFFSET) | B(APF_LENGTH),
+                   B(APF_HANDLE) | B(APF_OFFSET) | B(APF_LENGTH), 0},
+    [APO_PWRITE] = {"PWRITE", B(APF_HANDLE) | B(APF_OFFSET) | B(APF_DATA),
+                    B(APF_HANDLE) | B(APF_OFFSET) | B(APF_DATA), 0},
+    [APO_READ_FILE] = {"READ_FILE", B(APF_PATH) | B(APF_WINDOW),
+                       B(APF_PATH) | B(APF_WINDOW) | B(APF_OFFSET) | B(APF_LENGTH), 0},
+    [APO_WRITE_FILE] = {"WRITE_FILE", B(APF_PATH), B(APF_PATH) | B(APF_FLAGS) | B(APF_MODE),
+                        AP_WRITE_EXCL | AP_WRITE_APPEND | AP_WRITE_ATOMIC | AP_WRITE_PARENTS |
+                            AP_WRITE_FSYNC},
+    [APO_TRUNCATE] = {"TRUNCATE", B(APF_LENGTH), B(APF_LENGTH) | B(APF_PATH) | B(APF_HANDLE), 0},
+    [APO_UNLINK] = {"UNLINK", B(APF_PATH), B(APF_PATH), 0},
+    [APO_MKDIR] = {"MKDIR", B(APF_PATH), B(APF_PATH) | B(APF_MODE) | B(APF_FLAGS),
+                   AP_MKDIR_PARENTS},
+    [APO_RMDIR] = {"RMDIR", B(APF_PATH), B(APF_PATH), 0},
+    [APO_RENAME] = {"RENAME", B(APF_PATH) | B(APF_PATH2), B(APF_PATH) | B(APF_PATH2) | B(APF_FLAGS),
+                    AP_RENAME_NOREPLACE | AP_RENAME_EXCHANGE},
+    [APO_SYMLINK] = {"SYMLINK", B(APF_PATH) | B(APF_PATH2), B(APF_PATH) | B(APF_PATH2), 0},
+    [APO_LINK] = {"LINK", B(APF_PATH) | B(APF_PATH2), B(APF_PATH) | B(APF_PATH2), 0},
+    [APO_READLINK] = {"READLINK", B(APF_PATH), B(APF_PATH), 0},
+    [APO_CHMOD] = {"CHMOD", B(APF_PATH) | B(APF_MODE), B(APF_PATH) | B(APF_MODE), 0},
+    [APO_CHOWN] = {"CHOWN", B(APF_PATH), B(APF_PATH) | B(APF_UID) | B(APF_GID) | B(APF_FLAGS),
+                   AP_NOFOLLOW},
+    [APO_UTIMENS] = {"UTIMENS", B(APF_PATH),
+                     B(APF_PATH) | B(APF_ATIME) | B(APF_MTIME) | B(APF_FLAGS), AP_NOFOLLOW},
+    [APO_STATFS] = {"STATFS", B(APF_PATH), B(APF_PATH), 0},
+    [APO_FSYNC] = {"FSYNC", B(APF_HANDLE), B(APF_HANDLE) | B(APF_FLAGS), AP_FSYNC_DATA},
+};
+
+const char *ap_fs_op_name(uint8_t op)
+{
+    if (op == 0 || op > APO_MAX)
+        return "UNKNOWN";
+    return fs_rules[op].name;
+}
+
+static int why_fail(const char **ret_why, const char *why, int err)
+{
+    if (ret_why)
+        *ret_why = why;
+    return err;
+}
+
+static bool time_ok(const struct ap_fs_time *t)
+{
+    return t->nsec < NSEC_PER_SEC || t->nsec == AP_TIME_NOW || t->nsec == AP_TIME_OMIT;
+}
+
+int ap_fs_req_check(const struct ap_fs_req *r, const char **ret_why)
+{
+    const struct fs_rule *rule;
+    size_t pl;
+
+    if (r->op == 0 || r->op > APO_MAX)
+        return why_fail(ret_why, "unknown file operation", -EBADMSG);
+    rule = &fs_rules[r->op];
+    if ((r->present & rule->need) != rule->need)
+        return why_fail(ret_why, "a required field is missing", -EBADMSG);
+    if (r->present & ~rule->allow)
+        return why_fail(ret_why, "a field the operation does not take", -EBADMSG);
+    if (r->op == APO_TRUNCATE && ap_fs_req_has(r, APF_PATH) == ap_fs_req_has(r, APF_HANDLE))
+        return why_fail(ret_why, "TRUNCATE takes a path or a handle", -EBADMSG);
+
+    if (ap_fs_req_has(r, APF_PATH)) {
+        pl = strnlen(r->path, sizeof(r->path));
+        if (pl > AP_FS_PATH_MAX)
+            return why_fail(ret_why, "path over AP_FS_PATH_MAX bytes", -ENAMETOOLONG);
+        if (r->path[0] != '/')
+            return why_fail(ret_why, "path is not absolute", -EINVAL);
+    }
+    if (ap_fs_req_has(r, APF_PATH2)) {
+        pl = strnlen(r->path2, sizeof(r->path2));
+        if (pl > AP_FS_PATH_MAX)
+            return why_fail(ret_why, "second path over AP_FS_PATH_MAX bytes", -ENAMETOOLONG);
+        if (pl == 0)
+            return why_fail(ret_why, "second path is empty", -EINVAL);
+        /* a symlink's target is stored, not resolved: it may be relative */
+        if (r->op != APO_SYMLINK && r->path2[0] != '/')
+            return why_fail(ret_why, "second path is not absolute", -EINVAL);
+    }
+    if (ap_fs_req_has(r, APF_MODE) && r->mode > 07777)
+        return why_fail(ret_why, "mode has bits above 07777", -EINVAL);
+    if (ap_fs_req_has(r, APF_FLAGS)) {
+        if (r->flags & ~rule->flags_ok)
+            return why_fail(ret_why, "unknown flag bits", -EINVAL);
+        if (r->op == APO_OPEN && (r->flags & AP_OPEN_ACCMODE) == AP_OPEN_ACCMODE)
+            return why_fail(ret_why, "bad access mode", -EINVAL);
+        if (r->op == APO_WRITE_FILE && (r->flags & AP_WRITE_ATOMIC) && (r->flags & AP_WRITE_APPEND))
+            return why_fail(ret_why, "AP_WRITE_ATOMIC excludes AP_WRITE_APPEND", -EINVAL);
+        if (r->op == APO_RENAME && (r->flags & AP_RENAME_NOREPLACE) &&
+            (r->flags & AP_RENAME_EXCHANGE))
+            return why_fail(ret_why, "RENAME: NOREPLACE excludes EXCHANGE", -EINVAL);
+    }
+    if (ap_fs_req_has(r, APF_WINDOW) &&
+        (r->window < AP_FS_WINDOW_MIN || r->window > AP_FS_WINDOW_MAX))
+        return why_fail(ret_why, "window outside AP_FS_WINDOW_MIN..AP_FS_WINDOW_MAX", -EINVAL);
+    if (r->op == APO_PREAD && r->length > AP_FS_IO_MAX)
+        return why_fail(ret_why, "PREAD length over AP_FS_IO_MAX", -E2BIG);
+    if (ap_fs_req_has(r, APF_DATA) && r->data_len > AP_FS_IO_MAX)
+        return why_fail(ret_why, "data over AP_FS_IO_MAX", -E2BIG);
+    if (ap_fs_req_has(r, APF_OFFSET) && r->offset > INT64_MAX)
+        return why_fail(ret_why, "offset over 2^63-1", -EINVAL);
+    if (r->op == APO_TRUNCATE && r->length > INT64_MAX)
+        return why_fail(ret_why, "length over 2^63-1", -EINVAL);
+    if ((ap_fs_req_has(r, APF_ATIME) && !time_ok(&r->atime)) ||
+        (ap_fs_req_has(r, APF_MTIME) && !time_ok(&r->mtime)))
+        return why_fail(ret_why, "nanoseconds out of range", -EINVAL);
+    return 0;
+}
+
+static void fs_put_time(uint8_t *p, const struct ap_fs_time *t)
+{
+    put64(p, (uint64_t)t->sec);
+    put32(p + 8, t->nsec);
+}
+
+static void fs_get_time(const uint8_t *p, struct ap_fs_time *t)
+{
+    t->sec = (int64_t)get64(p);
+    t->nsec = get32(p + 8);
+}
+
+/* Append TLV {tag, vlen, val} at out + *off (the caller sized out). */
+static void fs_tlv(uint8_t *out, size_t *off, uint16_t tag, const void *val, size_t vlen)
+{
+    put16(out + *off, tag);
+    put32(out + *off + 2, (uint32_t)vlen);
+    if (vlen)
+        memcpy(out + *off + 6, val, vlen);
+    *off += 6 + vlen;
+}
+
+int ap_fs_req_encode(const struct ap_fs_req *r, uint8_t **ret, size_t *ret_len)
+{
+    uint8_t *out, v[12];
+    size_t off = 1, cap;
+    int rc;
+
+    rc = ap_fs_req_check(r, NULL);
+    if (rc < 0)
+        return rc;
+    /* every tag at its largest, data apart */
+    cap = 1 + (APF_MAX * 6) + 2 * AP_FS_PATH_MAX + 8 * 12 + r->data_len;
+    out = malloc(cap);
+    if (!out)
+        return -ENOMEM;
+    out[0] = r->op;
+    if (ap_fs_req_has(r, APF_PATH))
+        fs_tlv(out, &off, APF_PATH, r->path, strlen(r->path));
+    if (ap_fs_req_has(r, APF_PATH2))
+        fs_tlv(out, &off, APF_PATH2, r->path2, strlen(r->path2));
+    if (ap_fs_req_has(r, APF_HANDLE)) {
+        put32(v, r->handle);
+        fs_tlv(out, &off, APF_HANDLE, v, 4);
+    }
+    if (ap_fs_req_has(r, APF_OFFSET)) {
+        put64(v, r->offset);
+        fs_tlv(out, &off, APF_OFFSET, v, 8);
+    }
+    if (ap_fs_req_has(r, APF_LENGTH)) {
+        put64(v, r->length);
+        fs_tlv(out, &off, APF_LENGTH, v, 8);
+    }
+    {
+        static const uint8_t u32_tags[] = {APF_MODE, APF_FLAGS, APF_UID, APF_GID, APF_WINDOW};
+        const uint32_t vals[] = {r->mode, r->flags, r->uid, r->gid, r->window};
+
+        for (size_t i = 0; i < sizeof(u32_tags); i++) {
+            if (!ap_fs_req_has(r, u32_tags[i]))
+                continue;
+            put32(v, vals[i]);
+            fs_tlv(out, &off, u32_tags[i], v, 4);
+        }
+    }
+    if (ap_fs_req_has(r, APF_ATIME)) {
+        fs_put_time(v, &r->atime);
+        fs_tlv(out, &off, APF_ATIME, v, 12);
+    }
+    if (ap_fs_req_has(r, APF_MTIME)) {
+        fs_put_time(v, &r->mtime);
+        fs_tlv(out, &off, APF_MTIME, v, 12);
+    }
+    if (ap_fs_req_has(r, APF_DATA))
+        fs_tlv(out, &off, APF_DATA, r->data, r->data_len);
+    *ret = out;
+    *ret_len = off;
+    return 0;
+}
+
+/* The fixed value length of tag, or 0 for a variable one. */
+static uint32_t fs_tag_len(uint16_t tag)
+{
+    switch (tag) {
+    case APF_HANDLE:
+    case APF_MODE:
+    case APF_FLAGS:
+    case APF_UID:
+    case APF_GID:
+    case APF_WINDOW:
+        return 4;
+    case APF_OFFSET:
+    case APF_LENGTH:
+        return 8;
+    case APF_ATIME:
+    case APF_MTIME:
+        return 12;
+    default:
+        return 0;
+    }
+}
+
+static int fs_get_string(char *dst, const uint8_t *v, uint32_t vlen, const char **ret_why)
+{
+    if (vlen > AP_FS_PATH_MAX)
+        return why_fail(ret_why, "path over AP_FS_PATH_MAX bytes", -ENAMETOOLONG);
+    if (memchr(v, '\0', vlen))
+        return why_fail(ret_why, "NUL inside a path", -EBADMSG);
+    memcpy(dst, v, vlen);
+    dst[vlen] = '\0';
+    return 0;
+}
+
+int ap_fs_req_decode(const uint8_t *p, size_t len, struct ap_fs_req *ret, const char **ret_why)
+{
+    int rc;
+
+    ret->op = 0;
+    ret->present = 0;
+    ret->path[0] = ret->path2[0] = '\0';
+    ret->handle = ret->mode = ret->flags = ret->uid = ret->gid = ret->window = 0;
+    ret->offset = ret->length = 0;
+    ret->atime = ret->mtime = (struct ap_fs_time){0, AP_TIME_OMIT};
+    ret->data = NULL;
+    ret->data_len = 0;
+    if (len < 1)
+        return why_fail(ret_why, "empty payload", -EBADMSG);
+    ret->op = p[0];
+    if (ret->op == 0 || ret->op > APO_MAX)
+        return why_fail(ret_why, "unknown file operation", -EBADMSG);
+    p++;
+    len--;
+    while (len > 0) {
+        uint16_t tag;
+        uint32_t vlen, want;
+        const uint8_t *v;
+
+        if (len < 6)
+            return why_fail(ret_why, "truncated field header", -EBADMSG);
+        tag = get16(p);
+        vlen = get32(p + 2);
+        if (vlen > len - 6)
+            return why_fail(ret_why, "field longer than the payload", -EBADMSG);
+        if (tag == 0 || tag > APF_MAX)
+            return why_fail(ret_why, "unknown field", -EBADMSG);
+        if (ret->present & B(tag))
+            return why_fail(ret_why, "duplicate field", -EBADMSG);
+        want = fs_tag_len(tag);
+        if (want && vlen != want)
+            return why_fail(ret_why, "field of the wrong length", -EBADMSG);
+        v = p + 6;
+        switch (tag) {
+        case APF_PATH:
+            rc = fs_get_string(ret->path, v, vlen, ret_why);
+            if (rc < 0)
+                return rc;
+            break;
+        case APF_PATH2:
+            rc = fs_get_string(ret->path2, v, vlen, ret_why);
+            if (rc < 0)
+                return rc;
+            break;
+        case APF_HANDLE:
+            ret->handle = get32(v);
+            break;
+        case APF_OFFSET:
+            ret->offset = get64(v);
+            break;
+        case APF_LENGTH:
+            ret->length = get64(v);
+            break;
+        case APF_MODE:
+            ret->mode = get32(v);
+            break;
+        case APF_FLAGS:
+            ret->flags = get32(v);
+            break;
+        case APF_UID:
+            ret->uid = get32(v);
+            break;
+        case APF_GID:
+            ret->gid = get32(v);
+            break;
+        case APF_WINDOW:
+            ret->window = get32(v);
+            break;
+        case APF_ATIME:
+            fs_get_time(v, &ret->atime);
+            break;
+        case APF_MTIME:
+            fs_get_time(v, &ret->mtime);
+            break;
+        case APF_DATA:
+            if (vlen > AP_FS_IO_MAX)
+                return why_fail(ret_why, "data over AP_FS_IO_MAX", -E2BIG);
+            ret->data = v;
+            ret->data_len = vlen;
+            break;
+        default:
+            return why_fail(ret_why, "unknown field", -EBADMSG);
+        }
+        ret->present |= B(tag);
+        p += 6 + vlen;
+        len -= 6 + vlen;
+    }
+    return ap_fs_req_check(ret, ret_why);
+}
+
+void ap_fs_attr_encode(const struct ap_fs_attr *a, uint8_t out[AP_FS_ATTR_LEN])
+{
+    put32(out, a->mode);
+    put32(out + 4, a->nlink);
+    put32(out + 8, a->uid);
+    put32(out + 12, a->gid);
+    put32(out + 16, a->blksize);
+    put64(out + 20, a->ino);
+    put64(out + 28, a->size);
+    put64(out + 36, a->blocks);
+    put64(out + 44, a->rdev);
+    fs_put_time(out + 52, &a->atime);
+    fs_put_time(out + 64, &a->mtime);
+    fs_put_time(out + 76, &a->ctime);
+}
+
+int ap_fs_attr_decode(const uint8_t *p, size_t len, struct ap_fs_attr *ret)
+{
+    if (len != AP_FS_ATTR_LEN)
+        return -EBADMSG;
+    ret->mode = get32(p);
+    ret->nlink = get32(p + 4);
+    ret->uid = get32(p + 8);
+    ret->gid = get32(p + 12);
+    ret->blksize = get32(p + 16);
+    ret->ino = get64(p + 20);
+    ret->size = get64(p + 28);
+    ret->blocks = get64(p + 36);
+    ret->rdev = get64(p + 44);
+    fs_get_time(p + 52, &ret->atime);
+    fs_get_time(p + 64, &ret->mtime);
+    fs_get_time(p + 76, &ret->ctime);
+    if (ret->atime.nsec >= NSEC_PER_SEC || ret->mtime.nsec >= NSEC_PER_SEC ||
+        ret->ctime.nsec >= NSEC_PER_SEC)
+        return -EBADMSG;
+    return 0;
+}
+
+void ap_fs_statfs_encode(const struct ap_fs_statfs *s, uint8_t out[AP_FS_STATFS_LEN])
+{
+    put32(out, s->bsize);
+    put32(out + 4, s->frsize);
+    put32(out + 8, s->namemax);
+    put64(out + 12, s->blocks);
+    put64(out + 20, s->bfree);
+    put64(out + 28, s->bavail);
+    put64(out + 36, s->files);
+    put64(out + 44, s->ffree);
+}
+
+int ap_fs_statfs_decode(const uint8_t *p, size_t len, struct ap_fs_statfs *ret)
+{
+    if (len != AP_FS_STATFS_LEN)
+        return -EBADMSG;
+    ret->bsize = get32(p);
+    ret->frsize = get32(p + 4);
+    ret->namemax = get32(p + 8);
+    ret->blocks = get64(p + 12);
+    ret->bfree = get64(p + 20);
+    ret->bavail = get64(p + 28);
+    ret->files = get64(p + 36);
+    ret->ffree = get64(p + 44);
+    return 0;
+}
+
+size_t ap_fs_errno_encode(int err, const char *msg, uint8_t out[AP_FS_ERRNO_MAX])
+{
+    size_t ml = msg ? strnlen(msg, AP_FS_MSG_MAX) : 0;
+
+    /* out of range is a bug on our side; EIO says "something failed" */
+    if (err <= 0 || err >= AP_FS_ERRNO_LIMIT)
+        err = EIO;
+    put32(out, (uint32_t)err);
+    if (ml)
+        memcpy(out + 4, msg, ml);
+    return 4 + ml;
+}
+
+int ap_fs_errno_decode(const uint8_t *p, size_t len, int *ret_err, char ret_msg[AP_FS_MSG_MAX + 1])
+{
+    uint32_t e;
+
+    if (len < 4 || len > AP_FS_ERRNO_MAX)
+        return -EBADMSG;
+    e = get32(p);
+    if (e == 0 || e >= AP_FS_ERRNO_LIMIT || memchr(p + 4, '\0', len - 4))
+        return -EBADMSG;
+    *ret_err = (int)e;
+    memcpy(ret_msg, p + 4, len - 4);
+    ret_msg[len - 4] = '\0';
+    return 0;
+}
+
+static bool fs_name_ok(const uint8_t *n, size_t len)
+{
+    if (len == 0 || len > AP_FS_NAME_MAX)
+        return false;
+    if ((len == 1 && n[0] == '.') || (len == 2 && n[0] == '.' && n[1] == '.'))
+        return false;
+    return !memchr(n, '/', len) && !memchr(n, '\0', len);
+}
+
+int ap_fs_dirent_encode(const char *name, const struct ap_fs_attr *a, uint8_t out[AP_FS_DIRENT_MAX])
+{
+    size_t nl = strnlen(name, AP_FS_NAME_MAX + 1);
+
+    if (!fs_name_ok((const uint8_t *)name, nl))
+        return -EINVAL;
+    put16(out, (uint16_t)nl);
+    memcpy(out + 2, name, nl);
+    ap_fs_attr_encode(a, out + 2 + nl);
+    return (int)(2 + nl + AP_FS_ATTR_LEN);
+}
+
+int ap_fs_dirent_next(const uint8_t *p, size_t len, size_t *off, char ret_name[AP_FS_NAME_MAX + 1],
+                      struct ap_fs_attr *ret_attr)
+{
+    size_t nl;
+
+    if (*off >= len)
+        return 0;
+    if (len - *off < 2)
+        return -EBADMSG;
+    nl = get16(p + *off);
+    if (len - *off - 2 < nl + AP_FS_ATTR_LEN || !fs_name_ok(p + *off + 2, nl))
+        return -EBADMSG;
+    if (ap_fs_attr_decode(p + *off + 2 + nl, AP_FS_ATTR_LEN, ret_attr) < 0)
+        return -EBADMSG;
+    memcpy(ret_name, p + *off + 2, nl);
+    ret_name[nl] = '\0';
+    *off += 2 + nl + AP_FS_ATTR_LEN;
+    return 1;
+}
+
+int ap_fs_path_decode(const uint8_t *p, size_t len, char ret[AP_FS_PATH_MAX + 1])
+{
+    if (len == 0 || len > AP_FS_PATH_MAX || memchr(p, '\0', len))
+        return -EBADMSG;
+    memcpy(ret, p, len);
+    ret[len] = '\0';
+    return 0;
 }

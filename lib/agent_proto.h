@@ -26,7 +26,11 @@
  * older host.  A v1 agent must never see a v2 addition: it would take an
  * unknown frame type or EXEC tag as a malformed frame and drop the session.
  * Additions of version 2: the EXEC tag APT_OUT_WINDOW and the OUT_ACK frame
- * (output flow control, below).
+ * (output flow control, below).  Additions of version 3: the file
+ * operations (frames FS, FS_DATA, FS_CANCEL, FS_REPLY, FS_ERRNO, FS_RDATA,
+ * FS_DIRENTS; OUT_ACK and WINDOW on file streams).  A host that got
+ * HELLO_ACK{1 or 2} must not send any of them (exec keeps working); it
+ * answers its own file requests with "the guest agent is too old".
  *
  * Exec: the host picks a fresh stream id and sends EXEC (TLV payload, see
  * struct ap_exec_req).  The agent answers STARTED{pid}, then STDOUT/STDERR
@@ -58,6 +62,8 @@
  * control, a protocol error.  Other execs on the channel are not held back
  * by an exec that waits for credit.
  *
+ * File operations (v3) are described in the block before enum ap_fs_op.
+ *
  * Control requests (SET_TIME, ADD_ENTROPY, PING) also use a fresh stream id
  * and get OK or ERROR (PONG for PING) on it.  Like every request but HELLO,
  * a PING outside a session gets ERROR ("no session"): a host that pings
@@ -77,22 +83,22 @@
 
 /* The newest protocol this code speaks, and the oldest, which is what a
  * host puts in its HELLO (see "Versions" above). */
-#define AP_VERSION      2
+#define AP_VERSION      3
 #define AP_VERSION_BASE 1
 /* virtio-serial port name (QEMU) and vsock port (Firecracker) of the agent. */
 #define AP_SERIAL_PORT_NAME "org.noid.agent"
-#define AP_VSOCK_PORT 1024
-#define AP_MAGIC 0x4E41
-#define AP_HEADER_LEN 12
+#define AP_VSOCK_PORT       1024
+#define AP_MAGIC            0x4E41
+#define AP_HEADER_LEN       12
 /* Largest payload either side accepts (an EXEC with a large env fits). */
 #define AP_MAX_PAYLOAD (4u * 1024 * 1024)
 /* Data frames are cut to this size so one stream cannot hog the channel. */
-#define AP_DATA_CHUNK (64u * 1024)
+#define AP_DATA_CHUNK   (64u * 1024)
 #define AP_STDIN_WINDOW (256u * 1024)
-#define AP_MAX_ARGS 4096
-#define AP_MAX_ENV 256
-#define AP_MAX_STRING (128u * 1024)
-#define AP_MAX_ENTROPY 4096
+#define AP_MAX_ARGS     4096
+#define AP_MAX_ENV      256
+#define AP_MAX_STRING   (128u * 1024)
+#define AP_MAX_ENTROPY  4096
 
 enum ap_type {
     /* host -> agent */
@@ -104,7 +110,10 @@ enum ap_type {
     AP_SET_TIME = 6,
     AP_ADD_ENTROPY = 7,
     AP_PING = 8,
-    AP_OUT_ACK = 9, /* v2 */
+    AP_OUT_ACK = 9,    /* v2 */
+    AP_FS = 10,        /* v3: a file request (struct ap_fs_req) */
+    AP_FS_DATA = 11,   /* v3: upload bytes of a WRITE_FILE; empty = end */
+    AP_FS_CANCEL = 12, /* v3: end a streaming file request early */
     /* agent -> host */
     AP_HELLO_ACK = 32,
     AP_STARTED = 33,
@@ -115,6 +124,10 @@ enum ap_type {
     AP_OK = 38,
     AP_ERROR = 39,
     AP_PONG = 40,
+    AP_FS_REPLY = 41,   /* v3: a file request succeeded; payload by op */
+    AP_FS_ERRNO = 42,   /* v3: a file request failed: errno + message */
+    AP_FS_RDATA = 43,   /* v3: file bytes of a PREAD or READ_FILE */
+    AP_FS_DIRENTS = 44, /* v3: a batch of READDIR entries */
 };
 
 struct ap_frame {
@@ -154,9 +167,9 @@ size_t ap_hello_encode(const struct ap_hello *h, bool with_version, uint8_t *out
 int ap_hello_decode(const uint8_t *p, size_t len, struct ap_hello *ret);
 
 struct ap_exit {
-    int32_t code;     /* exit status when signal == 0 */
-    uint32_t signal;  /* terminating signal, 0 if it exited */
-    bool timed_out;   /* killed because timeout_ms passed */
+    int32_t code;    /* exit status when signal == 0 */
+    uint32_t signal; /* terminating signal, 0 if it exited */
+    bool timed_out;  /* killed because timeout_ms passed */
 };
 #define AP_EXIT_LEN 9
 void ap_exit_encode(const struct ap_exit *x, uint8_t out[AP_EXIT_LEN]);
@@ -174,8 +187,8 @@ int ap_resize_decode(const uint8_t *p, size_t len, uint16_t *rows, uint16_t *col
 
 /* EXEC payload: a sequence of TLVs {u16 tag, u32 len, bytes}. */
 enum ap_exec_tag {
-    APT_ARG = 1,        /* repeated, in order; at least one */
-    APT_ENV = 2,        /* repeated "NAME=VALUE" */
+    APT_ARG = 1, /* repeated, in order; at least one */
+    APT_ENV = 2, /* repeated "NAME=VALUE" */
     APT_CWD = 3,
     APT_TTY = 4,        /* u8 */
     APT_TIMEOUT_MS = 5, /* u32, 0 = none */
@@ -191,9 +204,9 @@ enum ap_exec_tag {
 struct ap_exec_req {
     char **argv; /* NULL-terminated */
     size_t argc;
-    char **env;  /* NULL-terminated */
+    char **env; /* NULL-terminated */
     size_t nenv;
-    char *cwd;   /* NULL = /root (falling back to /) */
+    char *cwd; /* NULL = /root (falling back to /) */
     bool tty;
     bool stdin_open;
     uint32_t timeout_ms;
@@ -207,3 +220,278 @@ int ap_exec_req_encode(const struct ap_exec_req *r, uint8_t **ret, size_t *ret_l
  * inside strings, unknown tags refused).  On failure *ret is freed. */
 int ap_exec_req_decode(const uint8_t *p, size_t len, struct ap_exec_req *ret);
 void ap_exec_req_free(struct ap_exec_req *r);
+
+/* ---- file operations (v3) ----
+ *
+ * Requests.  The host sends FS{op, TLVs} on a fresh stream id; the stream id
+ * is the request id, so any number of requests (up to the agent's bounds)
+ * are in flight at once and their answers interleave.  Payload: u8 op
+ * (enum ap_fs_op), then TLVs {u16 tag, u32 len, value} as in EXEC (enum
+ * ap_fs_tag).  Every tag at most once; which tags an op requires and
+ * allows is fixed (ap_fs_req_check(), table in agent_proto.c); an unknown
+ * op or tag, a duplicate, a missing required or a foreign tag, a value of
+ * the wrong length or a NUL inside a string makes the payload malformed
+ * (the session error of every frame, see above).  A well-formed request
+ * over a bound or with a bad value (path over AP_FS_PATH_MAX: ENAMETOOLONG;
+ * data or length over AP_FS_IO_MAX: E2BIG; unknown flag bits, mode bits
+ * above 07777, a relative path, nsec out of range, a window outside
+ * AP_FS_WINDOW_MIN..AP_FS_WINDOW_MAX: EINVAL) is answered with FS_ERRNO on
+ * its stream and the session goes on.
+ *
+ * Answers.  Every request ends with exactly one FS_REPLY (success) or
+ * FS_ERRNO{u32 errno, message} on its stream, after every data frame of it;
+ * then the stream id is free again.  errno values are Linux's generic ones
+ * (asm-generic/errno*.h), as the guest's syscalls returned them.  Modes
+ * and file types are Linux st_mode bits.
+ *
+ * Paths are the guest's own, absolute, resolved by the agent's syscalls
+ * inside the guest (symlinks included; "..", spaces and any bytes but NUL
+ * are just path bytes).  The host never resolves or names anything on its
+ * side with them.
+ *
+ * Ops and their answers (FS_REPLY payloads; "attr" is struct ap_fs_attr,
+ * AP_FS_ATTR_LEN bytes, lstat() of the path after the change, or empty if
+ * the path vanished in between):
+ *   STAT{path} LSTAT{path} FSTAT{handle}           attr
+ *   READDIR{path, window}      FS_DIRENTS frames, then u64 entry count
+ *   OPEN{path, flags (AP_OPEN_*), mode?}           u32 handle + attr
+ *   CLOSE{handle}                                  empty
+ *   PREAD{handle, offset, length <= AP_FS_IO_MAX}  FS_RDATA frames (fewer
+ *                              bytes than asked = end of file), then u64 count
+ *   PWRITE{handle, offset, data <= AP_FS_IO_MAX}   u64 bytes written
+ *   READ_FILE{path, offset?, length?, window}      FS_RDATA frames to the
+ *                              end of file or length, then u64 count
+ *   WRITE_FILE{path, flags (AP_WRITE_*)?, mode?}   then FS_DATA frames from
+ *                              the host, an empty one last; u64 bytes written
+ *   TRUNCATE{path | handle, length}                attr
+ *   UNLINK{path} RMDIR{path}                       empty
+ *   MKDIR{path, mode?, flags (AP_MKDIR_PARENTS)?}  attr
+ *   RENAME{path, path2, flags (AP_RENAME_*)?}      empty (path2 = new name)
+ *   SYMLINK{path, path2}                           attr (path2 = the link's
+ *                              target, stored as given: may be relative)
+ *   LINK{path, path2}                              attr (path2 = new name)
+ *   READLINK{path}                                 the target's bytes
+ *   CHMOD{path, mode}                              attr
+ *   CHOWN{path, uid?, gid?, flags (AP_NOFOLLOW)?}  attr (absent = unchanged)
+ *   UTIMENS{path, atime?, mtime?, flags (AP_NOFOLLOW)?}  attr (absent =
+ *                              omitted; nsec AP_TIME_NOW / AP_TIME_OMIT)
+ *   STATFS{path}                                   struct ap_fs_statfs
+ *   FSYNC{handle, flags (AP_FSYNC_DATA)?}          empty
+ * "create" is OPEN with AP_OPEN_CREAT (| AP_OPEN_EXCL).  OPEN, READ_FILE and
+ * WRITE_FILE serve regular files only (a FIFO or a device could block the
+ * single-threaded agent): anything else is EISDIR for a directory, EINVAL
+ * otherwise.  Handles belong to the session: a new HELLO or a dropped
+ * session closes them all; the agent keeps at most its own bound open
+ * (EMFILE beyond it).
+ *
+ * Streaming downloads (READ_FILE, READDIR) reuse exec's output flow
+ * control: the request's window w (AP_FS_WINDOW_MIN..AP_FS_WINDOW_MAX) is
+ * the credit, FS_RDATA / FS_DIRENTS payload bytes spend it, OUT_ACK{n} on
+ * the stream gives n back (clamped to w), OUT_ACK{AP_OUT_ACK_RELEASE} ends
+ * flow control.  The agent reads the file only as far as credit allows,
+ * at most AP_FS_CHUNK_MAX per frame, so it holds no more than one chunk
+ * per transfer; the host holds at most w.  PREAD needs no window: its
+ * length is the credit.  FS_DIRENTS batches whole entries (struct
+ * ap_fs_dirent: name + lstat attr, no "." or ".."), never over the credit
+ * or AP_FS_CHUNK_MAX bytes.
+ *
+ * Streaming uploads (WRITE_FILE) reuse exec's stdin flow control: right
+ * after FS the host may send FS_DATA frames of at most AP_FS_CHUNK_MAX
+ * bytes, never more than AP_FS_WRITE_WINDOW bytes not yet acknowledged by
+ * WINDOW{n} frames on the stream; the agent writes each frame to the file
+ * before it acknowledges it, so it buffers nothing.  An empty FS_DATA ends
+ * the file: the agent (fsyncs with AP_WRITE_FSYNC,) closes it and answers
+ * FS_REPLY.  If the file cannot be opened or a write fails the agent
+ * answers FS_ERRNO at once and ignores the stream's further FS_DATA; the
+ * host stops on that.  An oversized FS_DATA or one beyond the window ends
+ * the transfer with FS_ERRNO (E2BIG, ENOBUFS).  AP_WRITE_ATOMIC writes to
+ * a temporary name in the same directory and renames it over the path at
+ * the end; on any failure, a cancel or the end of the session the
+ * temporary file is removed, so the path holds either the old or the
+ * whole new content.
+ *
+ * FS_CANCEL on the stream of a running READ_FILE, READDIR, PREAD or
+ * WRITE_FILE ends it with FS_ERRNO{ECANCELED}; for any other stream it is
+ * ignored (the request may just have ended).  FS_DATA and OUT_ACK for a
+ * stream without a matching transfer are ignored likewise.
+ *
+ * Blocking: the agent is single-threaded and its syscalls on regular files
+ * and directories are taken as fast; a request on a hung file system (a
+ * dead NFS mount inside the guest) stalls the agent.  The host's request
+ * timeouts are the remedy. */
+
+/* A path, without its NUL (PATH_MAX includes it). */
+#define AP_FS_PATH_MAX 4095
+/* A directory entry's name. */
+#define AP_FS_NAME_MAX 255
+/* PREAD length and PWRITE data. */
+#define AP_FS_IO_MAX (1024u * 1024)
+/* FS_DATA, FS_RDATA and FS_DIRENTS payloads. */
+#define AP_FS_CHUNK_MAX AP_DATA_CHUNK
+/* Bounds of a READ_FILE / READDIR window. */
+#define AP_FS_WINDOW_MIN (4u * 1024)
+#define AP_FS_WINDOW_MAX (64u * 1024 * 1024)
+/* FS_DATA bytes a host may have sent and not seen acknowledged. */
+#define AP_FS_WRITE_WINDOW (1024u * 1024)
+/* The message of an FS_ERRNO. */
+#define AP_FS_MSG_MAX 256
+
+enum ap_fs_op {
+    APO_STAT = 1,
+    APO_LSTAT = 2,
+    APO_FSTAT = 3,
+    APO_READDIR = 4,
+    APO_OPEN = 5,
+    APO_CLOSE = 6,
+    APO_PREAD = 7,
+    APO_PWRITE = 8,
+    APO_READ_FILE = 9,
+    APO_WRITE_FILE = 10,
+    APO_TRUNCATE = 11,
+    APO_UNLINK = 12,
+    APO_MKDIR = 13,
+    APO_RMDIR = 14,
+    APO_RENAME = 15,
+    APO_SYMLINK = 16,
+    APO_LINK = 17,
+    APO_READLINK = 18,
+    APO_CHMOD = 19,
+    APO_CHOWN = 20,
+    APO_UTIMENS = 21,
+    APO_STATFS = 22,
+    APO_FSYNC = 23,
+};
+#define APO_MAX APO_FSYNC
+
+enum ap_fs_tag {
+    APF_PATH = 1,    /* string, absolute */
+    APF_PATH2 = 2,   /* string: RENAME/LINK new name (absolute), SYMLINK target */
+    APF_HANDLE = 3,  /* u32 */
+    APF_OFFSET = 4,  /* u64 */
+    APF_LENGTH = 5,  /* u64 */
+    APF_MODE = 6,    /* u32, permission bits only (07777) */
+    APF_FLAGS = 7,   /* u32, bits by op (below) */
+    APF_UID = 8,     /* u32 */
+    APF_GID = 9,     /* u32 */
+    APF_ATIME = 10,  /* s64 seconds, u32 nanoseconds */
+    APF_MTIME = 11,  /* s64 seconds, u32 nanoseconds */
+    APF_WINDOW = 12, /* u32 */
+    APF_DATA = 13,   /* bytes */
+};
+#define APF_MAX APF_DATA
+
+/* APF_FLAGS of OPEN.  The access mode is the low two bits. */
+#define AP_OPEN_RDONLY   0u
+#define AP_OPEN_WRONLY   1u
+#define AP_OPEN_RDWR     2u
+#define AP_OPEN_ACCMODE  3u
+#define AP_OPEN_CREAT    (1u << 2)
+#define AP_OPEN_EXCL     (1u << 3)
+#define AP_OPEN_TRUNC    (1u << 4)
+#define AP_OPEN_APPEND   (1u << 5)
+#define AP_OPEN_NOFOLLOW (1u << 6)
+/* APF_FLAGS of WRITE_FILE.  Without any, the file is created or truncated. */
+#define AP_WRITE_EXCL    (1u << 0) /* fail with EEXIST if the path exists */
+#define AP_WRITE_APPEND  (1u << 1) /* append instead of truncating */
+#define AP_WRITE_ATOMIC  (1u << 2) /* temporary name + rename (not with APPEND) */
+#define AP_WRITE_PARENTS (1u << 3) /* create missing parent directories (0755) */
+#define AP_WRITE_FSYNC   (1u << 4) /* fsync before the reply */
+/* APF_FLAGS of MKDIR: create missing parents, an existing directory is
+ * success (mkdir -p). */
+#define AP_MKDIR_PARENTS (1u << 0)
+/* APF_FLAGS of RENAME (renameat2) */
+#define AP_RENAME_NOREPLACE (1u << 0)
+#define AP_RENAME_EXCHANGE  (1u << 1)
+/* APF_FLAGS of CHOWN and UTIMENS: act on a symlink itself */
+#define AP_NOFOLLOW (1u << 0)
+/* APF_FLAGS of FSYNC: fdatasync */
+#define AP_FSYNC_DATA (1u << 0)
+/* Special nanosecond values of APF_ATIME / APF_MTIME (Linux's UTIME_*) */
+#define AP_TIME_NOW  ((1u << 30) - 1)
+#define AP_TIME_OMIT ((1u << 30) - 2)
+
+struct ap_fs_time {
+    int64_t sec;
+    uint32_t nsec; /* < 1e9, or AP_TIME_NOW / AP_TIME_OMIT */
+};
+
+struct ap_fs_req {
+    uint8_t op;       /* enum ap_fs_op */
+    uint32_t present; /* bit (1u << tag) for each tag given */
+    char path[AP_FS_PATH_MAX + 1];
+    char path2[AP_FS_PATH_MAX + 1];
+    uint32_t handle;
+    uint64_t offset, length;
+    uint32_t mode, flags, uid, gid, window;
+    struct ap_fs_time atime, mtime;
+    const uint8_t *data; /* APF_DATA: points into the caller's buffer */
+    size_t data_len;
+};
+
+static inline bool ap_fs_req_has(const struct ap_fs_req *r, enum ap_fs_tag tag)
+{
+    return r->present & (1u << tag);
+}
+
+const char *ap_fs_op_name(uint8_t op);
+
+/* Check r against its op's rules (see "Requests" above).  Returns 0;
+ * -EBADMSG (unknown op, a required tag missing, a tag the op does not
+ * take); or -ENAMETOOLONG, -E2BIG, -EINVAL for a bad value.  *ret_why (if
+ * not NULL) says which rule failed, as a static string. */
+int ap_fs_req_check(const struct ap_fs_req *r, const char **ret_why);
+
+/* Encode r (only the tags in r->present) into a malloc'd buffer.  Returns
+ * 0, or what ap_fs_req_check() returns, or -ENOMEM. */
+int ap_fs_req_encode(const struct ap_fs_req *r, uint8_t **ret, size_t *ret_len);
+
+/* Decode an FS payload into *ret (data points into p) and check it.
+ * Returns 0, -EBADMSG for a malformed payload, or the value errors of
+ * ap_fs_req_check(); *ret_why (if not NULL) gets the reason.  *ret is
+ * undefined on failure, except that ret->op is set once the op was read. */
+int ap_fs_req_decode(const uint8_t *p, size_t len, struct ap_fs_req *ret, const char **ret_why);
+
+/* File attributes, as lstat() gives them. */
+struct ap_fs_attr {
+    uint32_t mode; /* type and permission bits */
+    uint32_t nlink, uid, gid, blksize;
+    uint64_t ino, size, blocks, rdev;
+    struct ap_fs_time atime, mtime, ctime;
+};
+#define AP_FS_ATTR_LEN 88
+void ap_fs_attr_encode(const struct ap_fs_attr *a, uint8_t out[AP_FS_ATTR_LEN]);
+/* -EBADMSG unless len == AP_FS_ATTR_LEN and every nsec < 1e9. */
+int ap_fs_attr_decode(const uint8_t *p, size_t len, struct ap_fs_attr *ret);
+
+/* OPEN's reply: u32 handle + attr */
+#define AP_FS_OPEN_REPLY_LEN (4 + AP_FS_ATTR_LEN)
+
+struct ap_fs_statfs {
+    uint32_t bsize, frsize, namemax;
+    uint64_t blocks, bfree, bavail, files, ffree;
+};
+#define AP_FS_STATFS_LEN 52
+void ap_fs_statfs_encode(const struct ap_fs_statfs *s, uint8_t out[AP_FS_STATFS_LEN]);
+int ap_fs_statfs_decode(const uint8_t *p, size_t len, struct ap_fs_statfs *ret);
+
+/* FS_ERRNO: u32 errno (1..AP_FS_ERRNO_LIMIT-1), then a message of at most
+ * AP_FS_MSG_MAX bytes without NUL (may be empty). */
+#define AP_FS_ERRNO_LIMIT 4096
+#define AP_FS_ERRNO_MAX   (4 + AP_FS_MSG_MAX)
+/* msg may be NULL; a longer one is cut.  Returns the length used. */
+size_t ap_fs_errno_encode(int err, const char *msg, uint8_t out[AP_FS_ERRNO_MAX]);
+int ap_fs_errno_decode(const uint8_t *p, size_t len, int *ret_err, char ret_msg[AP_FS_MSG_MAX + 1]);
+
+/* One entry of FS_DIRENTS: u16 name length, name, attr.  A name is
+ * 1..AP_FS_NAME_MAX bytes, neither "." nor "..", without '/' or NUL. */
+#define AP_FS_DIRENT_MAX (2 + AP_FS_NAME_MAX + AP_FS_ATTR_LEN)
+/* Returns the bytes used, or -EINVAL for a name that breaks the rules. */
+int ap_fs_dirent_encode(const char *name, const struct ap_fs_attr *a,
+                        uint8_t out[AP_FS_DIRENT_MAX]);
+/* Take the entry at p[*off] of a FS_DIRENTS payload p[len]: returns 1 and
+ * advances *off, 0 at the end, -EBADMSG for a malformed entry. */
+int ap_fs_dirent_next(const uint8_t *p, size_t len, size_t *off, char ret_name[AP_FS_NAME_MAX + 1],
+                      struct ap_fs_attr *ret_attr);
+
+/* READLINK's reply: 1..AP_FS_PATH_MAX bytes without NUL, into a string. */
+int ap_fs_path_decode(const uint8_t *p, size_t len, char ret[AP_FS_PATH_MAX + 1]);

@@ -46,8 +46,8 @@ void agent_conn_unref(struct agent_conn *c);
 void agent_conn_shutdown(struct agent_conn *c);
 bool agent_conn_is_broken(struct agent_conn *c);
 /* The protocol version in use on c: min(the agent's HELLO_ACK version,
- * AP_VERSION), so 1 (an old agent: no flow control) or 2.  Fixed for the
- * connection's life. */
+ * AP_VERSION), so 1 (an old agent: no flow control), 2 (no file
+ * operations) or 3.  Fixed for the connection's life. */
 int agent_conn_version(struct agent_conn *c);
 
 /* Where an exec's output goes.  on_output is called from the reader thread

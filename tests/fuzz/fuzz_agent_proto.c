@@ -1,13 +1,58 @@
 /* fuzz_agent_proto.c — libFuzzer target: the agent protocol.  The input is a
  * byte stream as it arrives on the channel; it is framed with the same loop
  * the host and the agent use (parse, resync on error) and every payload is
- * handed to its decoder. */
+ * handed to its decoder (file requests are encoded again once decoded:
+ * what the decoder accepts, the encoder must accept). */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "agent_proto.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* FS_DIRENTS: walk every entry; FS_REPLY: every reply shape it could be */
+static void decode_fs(const struct ap_frame *f)
+{
+    static struct ap_fs_req req;
+    struct ap_fs_attr a;
+    struct ap_fs_statfs st;
+    char name[AP_FS_NAME_MAX + 1], msg[AP_FS_MSG_MAX + 1];
+    static char path[AP_FS_PATH_MAX + 1];
+    const char *why;
+    size_t off = 0;
+    int err;
+
+    switch (f->type) {
+    case AP_FS:
+        if (ap_fs_req_decode(f->payload, f->len, &req, &why) == 0) {
+            uint8_t *p;
+            size_t n;
+            /* a decoded request encodes again */
+            if (ap_fs_req_encode(&req, &p, &n) == 0)
+                free(p);
+            else
+                __builtin_trap();
+        }
+        break;
+    case AP_FS_REPLY:
+        ap_fs_attr_decode(f->payload, f->len, &a);
+        if (f->len == AP_FS_OPEN_REPLY_LEN)
+            ap_fs_attr_decode(f->payload + 4, AP_FS_ATTR_LEN, &a);
+        ap_fs_statfs_decode(f->payload, f->len, &st);
+        ap_fs_path_decode(f->payload, f->len, path);
+        break;
+    case AP_FS_ERRNO:
+        ap_fs_errno_decode(f->payload, f->len, &err, msg);
+        break;
+    case AP_FS_DIRENTS:
+        while (ap_fs_dirent_next(f->payload, f->len, &off, name, &a) > 0)
+            ;
+        break;
+    default:
+        break;
+    }
+}
 
 static void decode_payload(const struct ap_frame *f)
 {
@@ -43,6 +88,7 @@ static void decode_payload(const struct ap_frame *f)
         ap_resize_decode(f->payload, f->len, &rows, &cols);
         break;
     default:
+        decode_fs(f);
         break;
     }
 }

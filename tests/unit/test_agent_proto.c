@@ -3,7 +3,10 @@
  * (server/engine/agent_client.c) against a scripted fake agent on a
  * socketpair: version negotiation, APT_OUT_WINDOW only for a v2 agent,
  * OUT_ACK batching and capping, the output window enforced on the agent,
- * RESIZE, and the release of flow control when an exec is freed. */
+ * RESIZE, and the release of flow control when an exec is freed.  The
+ * file operations of version 3: every request's round trip, every
+ * malformed payload and every bound refused with its error and a reason,
+ * and the reply codecs (attr, statfs, FS_ERRNO, FS_DIRENTS, READLINK). */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -92,9 +95,16 @@ START_TEST(exec_request_round_trip)
 {
     char *argv[] = {"sh", "-c", "echo $A", NULL};
     char *env[] = {"A=1", "B==", NULL};
-    struct ap_exec_req in = {.argv = argv, .argc = 3, .env = env, .nenv = 2, .cwd = "/tmp",
-                             .tty = true, .stdin_open = true, .timeout_ms = 1500,
-                             .rows = 24, .cols = 80};
+    struct ap_exec_req in = {.argv = argv,
+                             .argc = 3,
+                             .env = env,
+                             .nenv = 2,
+                             .cwd = "/tmp",
+                             .tty = true,
+                             .stdin_open = true,
+                             .timeout_ms = 1500,
+                             .rows = 24,
+                             .cols = 80};
     struct ap_exec_req out;
     uint8_t *p;
     size_t n;
@@ -172,10 +182,8 @@ START_TEST(v2_additions)
     uint32_t v;
 
     ck_assert(ap_type_is_known(AP_OUT_ACK));
-    ck_assert(!ap_type_is_known(AP_OUT_ACK + 1));
     ck_assert_str_eq(ap_type_name(AP_OUT_ACK), "OUT_ACK");
     ck_assert_str_eq(ap_type_name(AP_PING), "PING");
-    ck_assert_str_eq(ap_type_name(AP_OUT_ACK + 1), "UNKNOWN");
     ck_assert_int_lt(AP_VERSION_BASE, AP_VERSION);
     ap_u32_encode(AP_OUT_ACK_RELEASE, b);
     ck_assert_int_eq(ap_u32_decode(b, 4, &v), 0);
@@ -244,6 +252,510 @@ START_TEST(exec_request_out_window)
         ap_exec_req_free(&out);
     }
     free(p);
+}
+END_TEST
+
+/* ---- file operations (v3) ---- */
+
+START_TEST(v3_types)
+{
+    static const uint8_t known[] = {AP_FS,       AP_FS_DATA,  AP_FS_CANCEL, AP_FS_REPLY,
+                                    AP_FS_ERRNO, AP_FS_RDATA, AP_FS_DIRENTS};
+
+    ck_assert_int_eq(AP_VERSION, 3);
+    for (size_t i = 0; i < sizeof(known); i++)
+        ck_assert(ap_type_is_known(known[i]));
+    ck_assert(!ap_type_is_known(AP_FS_CANCEL + 1));
+    ck_assert(!ap_type_is_known(AP_FS_DIRENTS + 1));
+    ck_assert_str_eq(ap_type_name(AP_FS), "FS");
+    ck_assert_str_eq(ap_type_name(AP_FS_CANCEL), "FS_CANCEL");
+    ck_assert_str_eq(ap_type_name(AP_FS_DIRENTS), "FS_DIRENTS");
+    ck_assert_str_eq(ap_type_name(AP_FS_CANCEL + 1), "UNKNOWN");
+    ck_assert_str_eq(ap_fs_op_name(APO_UTIMENS), "UTIMENS");
+    ck_assert_str_eq(ap_fs_op_name(APO_MAX + 1), "UNKNOWN");
+    ck_assert_str_eq(ap_fs_op_name(0), "UNKNOWN");
+}
+END_TEST
+
+#define T(tag) (1u << (tag))
+
+/* A valid request of op with every tag it takes (TRUNCATE: the path). */
+static void fs_req_full(struct ap_fs_req *r, uint8_t op)
+{
+    static const uint8_t data[] = "some data";
+
+    memset(r, 0, sizeof(*r));
+    r->op = op;
+    strcpy(r->path, "/dir with space/ü/../file");
+    strcpy(r->path2, op == APO_SYMLINK ? "../relative target" : "/other");
+    r->handle = 0x01020304;
+    r->offset = 0x0102030405060708ull;
+    r->length = op == APO_PREAD ? AP_FS_IO_MAX : 0x1112131415161718ull;
+    r->mode = 04755;
+    r->uid = 1000;
+    r->gid = 0xfffffffe;
+    r->window = AP_FS_WINDOW_MIN;
+    r->atime = (struct ap_fs_time){-5, 999999999};
+    r->mtime = (struct ap_fs_time){1700000000, AP_TIME_NOW};
+    r->data = data;
+    r->data_len = sizeof(data);
+    switch (op) {
+    case APO_STAT:
+    case APO_LSTAT:
+    case APO_UNLINK:
+    case APO_RMDIR:
+    case APO_READLINK:
+    case APO_STATFS:
+        r->present = T(APF_PATH);
+        break;
+    case APO_FSTAT:
+    case APO_CLOSE:
+        r->present = T(APF_HANDLE);
+        break;
+    case APO_READDIR:
+        r->present = T(APF_PATH) | T(APF_WINDOW);
+        break;
+    case APO_OPEN:
+        r->flags = AP_OPEN_RDWR | AP_OPEN_CREAT | AP_OPEN_EXCL | AP_OPEN_NOFOLLOW;
+        r->present = T(APF_PATH) | T(APF_FLAGS) | T(APF_MODE);
+        break;
+    case APO_PREAD:
+        r->present = T(APF_HANDLE) | T(APF_OFFSET) | T(APF_LENGTH);
+        break;
+    case APO_PWRITE:
+        r->present = T(APF_HANDLE) | T(APF_OFFSET) | T(APF_DATA);
+        break;
+    case APO_READ_FILE:
+        r->present = T(APF_PATH) | T(APF_WINDOW) | T(APF_OFFSET) | T(APF_LENGTH);
+        break;
+    case APO_WRITE_FILE:
+        r->flags = AP_WRITE_ATOMIC | AP_WRITE_PARENTS | AP_WRITE_FSYNC | AP_WRITE_EXCL;
+        r->present = T(APF_PATH) | T(APF_FLAGS) | T(APF_MODE);
+        break;
+    case APO_TRUNCATE:
+        r->length = 12345;
+        r->present = T(APF_PATH) | T(APF_LENGTH);
+        break;
+    case APO_MKDIR:
+        r->flags = AP_MKDIR_PARENTS;
+        r->present = T(APF_PATH) | T(APF_MODE) | T(APF_FLAGS);
+        break;
+    case APO_RENAME:
+        r->flags = AP_RENAME_EXCHANGE;
+        r->present = T(APF_PATH) | T(APF_PATH2) | T(APF_FLAGS);
+        break;
+    case APO_SYMLINK:
+    case APO_LINK:
+        r->present = T(APF_PATH) | T(APF_PATH2);
+        break;
+    case APO_CHMOD:
+        r->present = T(APF_PATH) | T(APF_MODE);
+        break;
+    case APO_CHOWN:
+        r->flags = AP_NOFOLLOW;
+        r->present = T(APF_PATH) | T(APF_UID) | T(APF_GID) | T(APF_FLAGS);
+        break;
+    case APO_UTIMENS:
+        r->flags = AP_NOFOLLOW;
+        r->present = T(APF_PATH) | T(APF_ATIME) | T(APF_MTIME) | T(APF_FLAGS);
+        break;
+    case APO_FSYNC:
+        r->flags = AP_FSYNC_DATA;
+        r->present = T(APF_HANDLE) | T(APF_FLAGS);
+        break;
+    default:
+        ck_abort_msg("op %u not covered", op);
+    }
+}
+
+START_TEST(fs_request_round_trip)
+{
+    for (uint8_t op = 1; op <= APO_MAX; op++) {
+        static struct ap_fs_req in, out;
+        const char *why = NULL;
+        uint8_t *p;
+        size_t n;
+
+        fs_req_full(&in, op);
+        ck_assert_msg(ap_fs_req_encode(&in, &p, &n) == 0, "encode %s", ap_fs_op_name(op));
+        ck_assert_msg(ap_fs_req_decode(p, n, &out, &why) == 0, "decode %s: %s", ap_fs_op_name(op),
+                      why);
+        ck_assert_uint_eq(out.op, op);
+        ck_assert_uint_eq(out.present, in.present);
+        if (ap_fs_req_has(&in, APF_PATH))
+            ck_assert_str_eq(out.path, in.path);
+        if (ap_fs_req_has(&in, APF_PATH2))
+            ck_assert_str_eq(out.path2, in.path2);
+        if (ap_fs_req_has(&in, APF_HANDLE))
+            ck_assert_uint_eq(out.handle, in.handle);
+        if (ap_fs_req_has(&in, APF_OFFSET))
+            ck_assert_uint_eq(out.offset, in.offset);
+        if (ap_fs_req_has(&in, APF_LENGTH))
+            ck_assert_uint_eq(out.length, in.length);
+        if (ap_fs_req_has(&in, APF_MODE))
+            ck_assert_uint_eq(out.mode, in.mode);
+        if (ap_fs_req_has(&in, APF_FLAGS))
+            ck_assert_uint_eq(out.flags, in.flags);
+        if (ap_fs_req_has(&in, APF_UID))
+            ck_assert_uint_eq(out.uid, in.uid);
+        if (ap_fs_req_has(&in, APF_GID))
+            ck_assert_uint_eq(out.gid, in.gid);
+        if (ap_fs_req_has(&in, APF_WINDOW))
+            ck_assert_uint_eq(out.window, in.window);
+        if (ap_fs_req_has(&in, APF_ATIME)) {
+            ck_assert_int_eq(out.atime.sec, in.atime.sec);
+            ck_assert_uint_eq(out.atime.nsec, in.atime.nsec);
+            ck_assert_uint_eq(out.mtime.nsec, in.mtime.nsec);
+        }
+        if (ap_fs_req_has(&in, APF_DATA)) {
+            ck_assert_uint_eq(out.data_len, in.data_len);
+            ck_assert_mem_eq(out.data, in.data, in.data_len);
+        }
+        /* every cut is refused (a required tag goes missing, or the cut
+         * lands inside a field) or, at a field boundary, is the request
+         * without some optional fields; it is never read past */
+        for (size_t cut = 0; cut < n; cut++) {
+            int rc = ap_fs_req_decode(p, cut, &out, NULL);
+
+            ck_assert_msg(rc == 0 || rc == -EBADMSG, "%s cut at %zu: %d", ap_fs_op_name(op), cut,
+                          rc);
+            if (rc == 0)
+                ck_assert((out.present & ~in.present) == 0 && out.present != in.present);
+        }
+        free(p);
+    }
+}
+END_TEST
+
+/* Append TLV {tag, v[vlen]} to buf at *off. */
+static void tlv_add(uint8_t *buf, size_t *off, uint16_t tag, const void *v, uint32_t vlen)
+{
+    buf[*off] = (uint8_t)(tag >> 8);
+    buf[*off + 1] = (uint8_t)tag;
+    buf[*off + 2] = (uint8_t)(vlen >> 24);
+    buf[*off + 3] = (uint8_t)(vlen >> 16);
+    buf[*off + 4] = (uint8_t)(vlen >> 8);
+    buf[*off + 5] = (uint8_t)vlen;
+    memcpy(buf + *off + 6, v, vlen);
+    *off += 6 + vlen;
+}
+
+/* Decode buf[n] and expect err, with a reason. */
+static void fs_expect(const uint8_t *buf, size_t n, int err, const char *what)
+{
+    static struct ap_fs_req r;
+    const char *why = NULL;
+    int rc = ap_fs_req_decode(buf, n, &r, &why);
+
+    ck_assert_msg(rc == err, "%s: got %d, want %d (%s)", what, rc, err, why ? why : "-");
+    if (err < 0)
+        ck_assert_msg(why && *why, "%s: no reason given", what);
+}
+
+START_TEST(fs_request_malformed)
+{
+    static uint8_t b[256];
+    static const uint8_t u32[4] = {0, 0, 0x10, 0}, u64[8] = {0};
+    size_t n;
+
+    fs_expect(b, 0, -EBADMSG, "empty payload");
+    b[0] = 0;
+    fs_expect(b, 1, -EBADMSG, "op 0");
+    b[0] = APO_MAX + 1;
+    fs_expect(b, 1, -EBADMSG, "op past the last");
+    b[0] = APO_STAT;
+    fs_expect(b, 1, -EBADMSG, "required path missing");
+
+    n = 1;
+    tlv_add(b, &n, APF_PATH, "/a", 2);
+    fs_expect(b, n, 0, "a good STAT");
+    fs_expect(b, n - 1, -EBADMSG, "field longer than the payload");
+    fs_expect(b, 4, -EBADMSG, "truncated field header");
+    tlv_add(b, &n, APF_PATH, "/b", 2);
+    fs_expect(b, n, -EBADMSG, "duplicate path");
+
+    n = 1;
+    tlv_add(b, &n, APF_PATH, "/a", 2);
+    tlv_add(b, &n, APF_MAX + 1, "x", 1);
+    fs_expect(b, n, -EBADMSG, "unknown tag");
+    n = 1;
+    tlv_add(b, &n, 0, "x", 1);
+    fs_expect(b, n, -EBADMSG, "tag 0");
+    n = 1;
+    tlv_add(b, &n, APF_PATH, "/a", 2);
+    tlv_add(b, &n, APF_MODE, u32, 4);
+    fs_expect(b, n, -EBADMSG, "a tag STAT does not take");
+    n = 1;
+    tlv_add(b, &n, APF_PATH, "/a\0b", 4);
+    fs_expect(b, n, -EBADMSG, "NUL inside a path");
+
+    b[0] = APO_FSTAT;
+    n = 1;
+    tlv_add(b, &n, APF_HANDLE, u32, 3);
+    fs_expect(b, n, -EBADMSG, "u32 of 3 bytes");
+    n = 1;
+    tlv_add(b, &n, APF_HANDLE, u64, 8);
+    fs_expect(b, n, -EBADMSG, "u32 of 8 bytes");
+
+    b[0] = APO_PREAD;
+    n = 1;
+    tlv_add(b, &n, APF_HANDLE, u32, 4);
+    tlv_add(b, &n, APF_OFFSET, u32, 4);
+    tlv_add(b, &n, APF_LENGTH, u64, 8);
+    fs_expect(b, n, -EBADMSG, "u64 of 4 bytes");
+
+    b[0] = APO_UTIMENS;
+    n = 1;
+    tlv_add(b, &n, APF_PATH, "/a", 2);
+    tlv_add(b, &n, APF_ATIME, u64, 8);
+    fs_expect(b, n, -EBADMSG, "time of 8 bytes");
+
+    b[0] = APO_TRUNCATE;
+    n = 1;
+    tlv_add(b, &n, APF_LENGTH, u64, 8);
+    fs_expect(b, n, -EBADMSG, "TRUNCATE without path or handle");
+    tlv_add(b, &n, APF_PATH, "/a", 2);
+    fs_expect(b, n, 0, "TRUNCATE of a path");
+    tlv_add(b, &n, APF_HANDLE, u32, 4);
+    fs_expect(b, n, -EBADMSG, "TRUNCATE with path and handle");
+}
+END_TEST
+
+START_TEST(fs_request_bounds)
+{
+    static struct ap_fs_req r;
+    static uint8_t big[AP_FS_IO_MAX + 1];
+    const char *why = NULL;
+    uint8_t *p = NULL;
+    size_t n;
+
+    /* a path of AP_FS_PATH_MAX bytes is fine, one more is ENAMETOOLONG both
+     * ways */
+    fs_req_full(&r, APO_STAT);
+    memset(r.path, 'a', AP_FS_PATH_MAX);
+    r.path[0] = '/';
+    r.path[AP_FS_PATH_MAX] = '\0';
+    ck_assert_int_eq(ap_fs_req_encode(&r, &p, &n), 0);
+    fs_expect(p, n, 0, "path of AP_FS_PATH_MAX bytes");
+    {
+        uint8_t *p2 = malloc(n + 1);
+        size_t n2 = 1;
+
+        p2[0] = APO_STAT;
+        memset(big, 'a', AP_FS_PATH_MAX + 1);
+        big[0] = '/';
+        tlv_add(p2, &n2, APF_PATH, big, AP_FS_PATH_MAX + 1);
+        fs_expect(p2, n2, -ENAMETOOLONG, "path over AP_FS_PATH_MAX");
+        free(p2);
+    }
+    free(p);
+    r.path[AP_FS_PATH_MAX] = 'a'; /* no NUL left in the buffer */
+    ck_assert_int_eq(ap_fs_req_check(&r, &why), -ENAMETOOLONG);
+    ck_assert_int_eq(ap_fs_req_encode(&r, &p, &n), -ENAMETOOLONG);
+
+    fs_req_full(&r, APO_STAT);
+    strcpy(r.path, "relative");
+    ck_assert_int_eq(ap_fs_req_check(&r, &why), -EINVAL);
+    strcpy(r.path, "");
+    ck_assert_int_eq(ap_fs_req_check(&r, &why), -EINVAL);
+
+    fs_req_full(&r, APO_RENAME);
+    strcpy(r.path2, "relative");
+    ck_assert_int_eq(ap_fs_req_check(&r, &why), -EINVAL);
+    r.flags = AP_RENAME_EXCHANGE | AP_RENAME_NOREPLACE;
+    strcpy(r.path2, "/b");
+    ck_assert_int_eq(ap_fs_req_check(&r, &why), -EINVAL);
+    fs_req_full(&r, APO_SYMLINK);
+    r.path2[0] = '\0';
+    ck_assert_int_eq(ap_fs_req_check(&r, &why), -EINVAL);
+
+    /* data and PREAD length over AP_FS_IO_MAX: E2BIG, from the encoder and
+     * from the decoder */
+    fs_req_full(&r, APO_PWRITE);
+    r.data = big;
+    r.data_len = AP_FS_IO_MAX;
+    ck_assert_int_eq(ap_fs_req_encode(&r, &p, &n), 0);
+    fs_expect(p, n, 0, "data of AP_FS_IO_MAX bytes");
+    free(p);
+    r.data_len = AP_FS_IO_MAX + 1;
+    ck_assert_int_eq(ap_fs_req_encode(&r, &p, &n), -E2BIG);
+    {
+        uint8_t *p2 = malloc(AP_FS_IO_MAX + 64);
+        size_t n2 = 1;
+        static const uint8_t z[8] = {0};
+
+        p2[0] = APO_PWRITE;
+        tlv_add(p2, &n2, APF_HANDLE, z, 4);
+        tlv_add(p2, &n2, APF_OFFSET, z, 8);
+        tlv_add(p2, &n2, APF_DATA, big, AP_FS_IO_MAX + 1);
+        fs_expect(p2, n2, -E2BIG, "data over AP_FS_IO_MAX");
+        free(p2);
+    }
+    fs_req_full(&r, APO_PREAD);
+    r.length = AP_FS_IO_MAX + 1;
+    ck_assert_int_eq(ap_fs_req_check(&r, &why), -E2BIG);
+
+    fs_req_full(&r, APO_READ_FILE);
+    r.window = AP_FS_WINDOW_MIN - 1;
+    ck_assert_int_eq(ap_fs_req_check(&r, &why), -EINVAL);
+    r.window = AP_FS_WINDOW_MAX + 1;
+    ck_assert_int_eq(ap_fs_req_check(&r, &why), -EINVAL);
+    r.window = AP_FS_WINDOW_MAX;
+    ck_assert_int_eq(ap_fs_req_check(&r, &why), 0);
+    r.offset = (uint64_t)INT64_MAX + 1;
+    ck_assert_int_eq(ap_fs_req_check(&r, &why), -EINVAL);
+
+    fs_req_full(&r, APO_CHMOD);
+    r.mode = 010000;
+    ck_assert_int_eq(ap_fs_req_check(&r, &why), -EINVAL);
+    ck_assert_int_eq(ap_fs_req_encode(&r, &p, &n), -EINVAL);
+
+    fs_req_full(&r, APO_OPEN);
+    r.flags = AP_OPEN_ACCMODE;
+    ck_assert_int_eq(ap_fs_req_check(&r, &why), -EINVAL);
+    r.flags = 1u << 7;
+    ck_assert_int_eq(ap_fs_req_check(&r, &why), -EINVAL);
+    fs_req_full(&r, APO_WRITE_FILE);
+    r.flags = AP_WRITE_ATOMIC | AP_WRITE_APPEND;
+    ck_assert_int_eq(ap_fs_req_check(&r, &why), -EINVAL);
+    fs_req_full(&r, APO_FSYNC);
+    r.flags = 2;
+    ck_assert_int_eq(ap_fs_req_check(&r, &why), -EINVAL);
+
+    fs_req_full(&r, APO_UTIMENS);
+    r.atime.nsec = 1000000000;
+    ck_assert_int_eq(ap_fs_req_check(&r, &why), -EINVAL);
+    r.atime.nsec = AP_TIME_OMIT;
+    ck_assert_int_eq(ap_fs_req_check(&r, &why), 0);
+    ck_assert_ptr_nonnull(why);
+}
+END_TEST
+
+START_TEST(fs_replies)
+{
+    struct ap_fs_attr a = {.mode = 0100644,
+                           .nlink = 2,
+                           .uid = 1,
+                           .gid = 2,
+                           .blksize = 4096,
+                           .ino = 1ull << 40,
+                           .size = 5ull << 32,
+                           .blocks = 8,
+                           .rdev = 0x0801,
+                           .atime = {-1, 1},
+                           .mtime = {2, 999999999},
+                           .ctime = {1ll << 40, 0}};
+    struct ap_fs_attr ab;
+    struct ap_fs_statfs st = {.bsize = 4096,
+                              .frsize = 1024,
+                              .namemax = 255,
+                              .blocks = 1ull << 33,
+                              .bfree = 3,
+                              .bavail = 2,
+                              .files = 100,
+                              .ffree = 50};
+    struct ap_fs_statfs sb;
+    uint8_t buf[AP_FS_CHUNK_MAX], ab_raw[AP_FS_ATTR_LEN], sraw[AP_FS_STATFS_LEN];
+    uint8_t e[AP_FS_ERRNO_MAX];
+    char msg[AP_FS_MSG_MAX + 1], name[AP_FS_NAME_MAX + 1], longname[AP_FS_NAME_MAX + 2];
+    char path[AP_FS_PATH_MAX + 1];
+    size_t n, off;
+    int err;
+
+    ap_fs_attr_encode(&a, ab_raw);
+    ck_assert_int_eq(ap_fs_attr_decode(ab_raw, AP_FS_ATTR_LEN, &ab), 0);
+    ck_assert_mem_eq(&ab, &a, sizeof(a));
+    ck_assert_int_eq(ap_fs_attr_decode(ab_raw, AP_FS_ATTR_LEN - 1, &ab), -EBADMSG);
+    a.mtime.nsec = 1000000000;
+    ap_fs_attr_encode(&a, ab_raw);
+    ck_assert_int_eq(ap_fs_attr_decode(ab_raw, AP_FS_ATTR_LEN, &ab), -EBADMSG);
+    a.mtime.nsec = 5;
+
+    ap_fs_statfs_encode(&st, sraw);
+    ck_assert_int_eq(ap_fs_statfs_decode(sraw, AP_FS_STATFS_LEN, &sb), 0);
+    ck_assert_mem_eq(&sb, &st, sizeof(st));
+    ck_assert_int_eq(ap_fs_statfs_decode(sraw, AP_FS_STATFS_LEN + 1, &sb), -EBADMSG);
+
+    n = ap_fs_errno_encode(ENOENT, "no such file", e);
+    ck_assert_int_eq(ap_fs_errno_decode(e, n, &err, msg), 0);
+    ck_assert_int_eq(err, ENOENT);
+    ck_assert_str_eq(msg, "no such file");
+    n = ap_fs_errno_encode(ENOSPC, NULL, e);
+    ck_assert_uint_eq(n, 4);
+    ck_assert_int_eq(ap_fs_errno_decode(e, n, &err, msg), 0);
+    ck_assert_str_eq(msg, "");
+    memset(longname, 'x', sizeof(longname) - 1);
+    longname[sizeof(longname) - 1] = '\0';
+    {
+        char huge[AP_FS_MSG_MAX + 50];
+
+        memset(huge, 'm', sizeof(huge) - 1);
+        huge[sizeof(huge) - 1] = '\0';
+        n = ap_fs_errno_encode(EIO, huge, e);
+        ck_assert_uint_eq(n, AP_FS_ERRNO_MAX); /* cut to AP_FS_MSG_MAX */
+    }
+    ck_assert_int_eq(ap_fs_errno_decode(e, n, &err, msg), 0);
+    ck_assert_int_eq(ap_fs_errno_decode(e, 3, &err, msg), -EBADMSG);
+    n = ap_fs_errno_encode(0, "x", e); /* a bug: sent as EIO */
+    ck_assert_int_eq(ap_fs_errno_decode(e, n, &err, msg), 0);
+    ck_assert_int_eq(err, EIO);
+    memcpy(e, (const uint8_t[]){0, 0, 0, 0}, 4);
+    ck_assert_int_eq(ap_fs_errno_decode(e, 4, &err, msg), -EBADMSG);
+    memcpy(e, (const uint8_t[]){0, 0, 0x10, 0, 'a'}, 5);
+    ck_assert_int_eq(ap_fs_errno_decode(e, 5, &err, msg), -EBADMSG);
+    memcpy(e, (const uint8_t[]){0, 0, 0, 2, 'a', 0}, 6);
+    ck_assert_int_eq(ap_fs_errno_decode(e, 6, &err, msg), -EBADMSG);
+    {
+        uint8_t e2[AP_FS_ERRNO_MAX + 1] = {0, 0, 0, 5};
+
+        memset(e2 + 4, 'z', sizeof(e2) - 4);
+        ck_assert_int_eq(ap_fs_errno_decode(e2, sizeof(e2), &err, msg), -EBADMSG);
+    }
+
+    /* directory entries */
+    n = 0;
+    n += (size_t)ap_fs_dirent_encode("file one", &a, buf + n);
+    n += (size_t)ap_fs_dirent_encode("ü", &a, buf + n);
+    longname[AP_FS_NAME_MAX] = '\0';
+    n += (size_t)ap_fs_dirent_encode(longname, &a, buf + n);
+    ck_assert_uint_eq(n, 3 * (2 + AP_FS_ATTR_LEN) + 8 + 2 + AP_FS_NAME_MAX);
+    off = 0;
+    ck_assert_int_eq(ap_fs_dirent_next(buf, n, &off, name, &ab), 1);
+    ck_assert_str_eq(name, "file one");
+    ck_assert_uint_eq(ab.size, a.size);
+    ck_assert_int_eq(ap_fs_dirent_next(buf, n, &off, name, &ab), 1);
+    ck_assert_str_eq(name, "ü");
+    ck_assert_int_eq(ap_fs_dirent_next(buf, n, &off, name, &ab), 1);
+    ck_assert_uint_eq(strlen(name), AP_FS_NAME_MAX);
+    ck_assert_int_eq(ap_fs_dirent_next(buf, n, &off, name, &ab), 0);
+    /* cut anywhere inside the last entry */
+    for (size_t cut = n - 1; cut > n - (2 + AP_FS_NAME_MAX + AP_FS_ATTR_LEN); cut--) {
+        off = n - (2 + AP_FS_NAME_MAX + AP_FS_ATTR_LEN);
+        ck_assert_int_eq(ap_fs_dirent_next(buf, cut, &off, name, &ab), -EBADMSG);
+    }
+    /* names the encoder refuses, and the decoder too */
+    longname[AP_FS_NAME_MAX] = 'x';
+    ck_assert_int_eq(ap_fs_dirent_encode(longname, &a, buf), -EINVAL);
+    ck_assert_int_eq(ap_fs_dirent_encode("", &a, buf), -EINVAL);
+    ck_assert_int_eq(ap_fs_dirent_encode(".", &a, buf), -EINVAL);
+    ck_assert_int_eq(ap_fs_dirent_encode("..", &a, buf), -EINVAL);
+    ck_assert_int_eq(ap_fs_dirent_encode("a/b", &a, buf), -EINVAL);
+    n = (size_t)ap_fs_dirent_encode("ab", &a, buf);
+    buf[3] = '/';
+    off = 0;
+    ck_assert_int_eq(ap_fs_dirent_next(buf, n, &off, name, &ab), -EBADMSG);
+    buf[2] = buf[3] = '.';
+    ck_assert_int_eq(ap_fs_dirent_next(buf, n, &off, name, &ab), -EBADMSG);
+    buf[0] = 1; /* name length 256+ */
+    ck_assert_int_eq(ap_fs_dirent_next(buf, n, &off, name, &ab), -EBADMSG);
+    ck_assert_int_eq(ap_fs_dirent_next(buf, 1, &off, name, &ab), -EBADMSG);
+
+    /* READLINK's target */
+    ck_assert_int_eq(ap_fs_path_decode((const uint8_t *)"../x", 4, path), 0);
+    ck_assert_str_eq(path, "../x");
+    ck_assert_int_eq(ap_fs_path_decode((const uint8_t *)"", 0, path), -EBADMSG);
+    ck_assert_int_eq(ap_fs_path_decode((const uint8_t *)"a\0b", 3, path), -EBADMSG);
+    ck_assert_int_eq(ap_fs_path_decode(buf, AP_FS_PATH_MAX + 1, path), -EBADMSG);
 }
 END_TEST
 
@@ -636,6 +1148,11 @@ Suite *suite_agent_proto(void)
     tcase_add_test(t, exec_request_too_large);
     tcase_add_test(t, v2_additions);
     tcase_add_test(t, exec_request_out_window);
+    tcase_add_test(t, v3_types);
+    tcase_add_test(t, fs_request_round_trip);
+    tcase_add_test(t, fs_request_malformed);
+    tcase_add_test(t, fs_request_bounds);
+    tcase_add_test(t, fs_replies);
     suite_add_tcase(s, t);
 
     t = tcase_create("client");
