@@ -3,10 +3,12 @@
  *
  * One thread, one poll() loop over: a signalfd (SIGCHLD, SIGTERM, SIGINT,
  * SIGHUP), the channel to the host (channel.c), and the pipes of every
- * running exec (exec.c).  Nothing in the loop blocks: the channel and all
- * pipes are non-blocking, output waits in the session's outq, and a full
- * outq stops the reading of exec pipes and of the channel (backpressure)
- * until the host has taken some of it.
+ * running exec (exec.c).  File downloads (files.c) read regular files,
+ * which are always ready, so they are not polled: every loop round lets
+ * them fill the outq as far as credit and the high water mark allow.  Nothing in the loop blocks:
+ * the channel and all pipes are non-blocking, output waits in the session's outq, and a full outq
+ * stops the reading of exec pipes and of the channel (backpressure) until the host has taken some
+ * of it.
  *
  * Channel choice: --fd N, --unix-listen PATH, or by default the virtio-serial
  * port org.noid.agent, else a vsock listener on port 1024; if neither exists
@@ -30,6 +32,7 @@
 #include "channel.h"
 #include "control.h"
 #include "exec.h"
+#include "files.h"
 #include "macro.h"
 #include "session.h"
 #include "util.h"
@@ -349,6 +352,9 @@ static int run(const struct options *o)
         session_process(&s);
         /* timeouts, and EXIT for execs that just ended */
         exec_deadline = exec_tick(&s.execs, outq_is_full(&s.out));
+        /* downloads fill the outq up to its high water mark; a flush or
+         * new credit wakes the loop up for more */
+        files_pump(&s.files);
         /* most answers fit the channel at once: save a poll round trip */
         pump_output(&c, &s, now, &eof);
     }

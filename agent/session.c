@@ -12,6 +12,10 @@
  *  - STDIN/KILL/RESIZE/OUT_ACK for a stream with no running exec: ignored,
  *    since an exec may end while the host is still talking to it;
  *  - an OUT_ACK for more output than is outstanding: clamped (exec.c).
+ *  - file requests (v3): a payload that does not decode is malformed as
+ *    above; a well-formed one over a bound or with a bad value, or on a
+ *    stream in use, gets FS_ERRNO on its stream and the session goes on;
+ *    FS_DATA and FS_CANCEL for a stream without a transfer are ignored.
  * The agent never exits on bad input.
  *
  * Versions: any HELLO version AP_VERSION_BASE..AP_VERSION is served the
@@ -43,6 +47,7 @@ int session_init(struct session *s)
 {
     memset(s, 0, sizeof(*s));
     exec_table_init(&s->execs, &s->out);
+    files_init(&s->files, &s->out);
     s->in = malloc(SESSION_IN_MIN);
     if (!s->in)
         return -ENOMEM;
@@ -53,6 +58,7 @@ int session_init(struct session *s)
 void session_done(struct session *s)
 {
     exec_kill_all(&s->execs);
+    files_reset(&s->files);
     outq_free(&s->out);
     free(s->in);
     s->in = NULL;
@@ -98,6 +104,7 @@ static void session_drop(struct session *s)
     if (s->execs.count > 0)
         alog_info("session dropped, killing %zu exec(s)", s->execs.count);
     exec_kill_all(&s->execs);
+    files_reset(&s->files);
     s->established = false;
 }
 
@@ -177,6 +184,11 @@ static void session_on_exec(struct session *s, const struct ap_frame *f)
                       r == -E2BIG ? "over a bound (args, env or string length)" : strerror(-r));
         return;
     }
+    if (files_has_xfer(&s->files, f->stream)) {
+        session_error(s, f->stream, "stream %u is in use by a file transfer", f->stream);
+        ap_exec_req_free(&req);
+        return;
+    }
     r = exec_start(&s->execs, f->stream, &req, msg, sizeof(msg));
     if (r < 0) {
         alog_warn("stream %u: cannot start '%s': %s", f->stream, req.argv[0], msg);
@@ -237,7 +249,44 @@ static void session_on_out_ack(struct session *s, const struct ap_frame *f)
         session_malformed(s, f, "bad OUT_ACK payload");
         return;
     }
-    exec_out_ack(&s->execs, f->stream, n); /* -ENOENT: the exec just ended */
+    /* -ENOENT: the exec or download just ended */
+    if (exec_out_ack(&s->execs, f->stream, n) == -ENOENT)
+        files_ack(&s->files, f->stream, n);
+}
+
+static void session_on_fs(struct session *s, const struct ap_frame *f)
+{
+    /* 8 KiB of paths: static, the agent is single-threaded */
+    static struct ap_fs_req req;
+    const char *why = "?";
+    char msg[160];
+    int r;
+
+    r = ap_fs_req_decode(f->payload, f->len, &req, &why);
+    if (r == -EBADMSG) {
+        snprintf(msg, sizeof(msg), "bad FS payload (%s %s)", ap_fs_op_name(req.op), why);
+        session_malformed(s, f, msg);
+        return;
+    }
+    if (r < 0) {
+        snprintf(msg, sizeof(msg), "%s refused: %s", ap_fs_op_name(req.op), why);
+        files_reply_errno(&s->files, f->stream, -r, msg);
+        return;
+    }
+    if (exec_exists(&s->execs, f->stream) || files_has_xfer(&s->files, f->stream)) {
+        files_reply_errno(&s->files, f->stream, EBUSY, "stream id in use");
+        return;
+    }
+    files_request(&s->files, f->stream, &req);
+}
+
+static void session_on_fs_cancel(struct session *s, const struct ap_frame *f)
+{
+    if (f->len != 0) {
+        session_malformed(s, f, "FS_CANCEL carries no payload");
+        return;
+    }
+    files_cancel(&s->files, f->stream);
 }
 
 static void session_on_set_time(struct session *s, const struct ap_frame *f)
@@ -285,10 +334,11 @@ static void session_dispatch(struct session *s, const struct ap_frame *f)
         return;
     }
     if (!s->established) {
-        /* Stray frames after a drop: STDIN/KILL/RESIZE/OUT_ACK have nothing
+        /* Stray frames after a drop: STDIN/KILL/RESIZE/OUT_ACK/FS_DATA/
+         * FS_CANCEL have nothing
          * to act on; the rest get told. */
         if (f->type == AP_EXEC || f->type == AP_SET_TIME || f->type == AP_ADD_ENTROPY ||
-            f->type == AP_PING)
+            f->type == AP_PING || f->type == AP_FS)
             session_error(s, f->stream, "no session: send HELLO first");
         return;
     }
@@ -317,6 +367,15 @@ static void session_dispatch(struct session *s, const struct ap_frame *f)
         break;
     case AP_ADD_ENTROPY:
         session_on_add_entropy(s, f);
+        break;
+    case AP_FS:
+        session_on_fs(s, f);
+        break;
+    case AP_FS_DATA:
+        files_data(&s->files, f->stream, f->payload, f->len);
+        break;
+    case AP_FS_CANCEL:
+        session_on_fs_cancel(s, f);
         break;
     default:
         session_malformed(s, f, "unexpected frame type");

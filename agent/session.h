@@ -5,7 +5,8 @@
  * The byte stream from the channel is appended with session_input_space() /
  * session_input_commit() and consumed by session_process(), which parses
  * whole frames and acts on them.  Answers go to the session's outq; exec
- * output reaches the same outq through the exec table.
+ * output reaches the same outq through the exec table, file downloads
+ * through files_pump() (files.h), which the main loop calls.
  *
  * Bounds: the input buffer grows only as far as the frame at its front
  * needs, and never beyond AP_HEADER_LEN + AP_MAX_PAYLOAD; it shrinks back
@@ -31,6 +32,7 @@
 #include <stdint.h>
 
 #include "exec.h"
+#include "files.h"
 #include "outq.h"
 
 #define SESSION_STALE_MS 1000
@@ -38,6 +40,7 @@
 struct session {
     struct outq out;
     struct exec_table execs;
+    struct files files; /* file handles and transfers (protocol v3) */
 
     uint8_t *in;   /* received bytes not yet consumed */
     size_t in_len; /* bytes in in[] */

@@ -250,8 +250,9 @@ void ap_exec_req_free(struct ap_exec_req *r);
  * side with them.
  *
  * Ops and their answers (FS_REPLY payloads; "attr" is struct ap_fs_attr,
- * AP_FS_ATTR_LEN bytes, lstat() of the path after the change, or empty if
- * the path vanished in between):
+ * AP_FS_ATTR_LEN bytes, of what the op changed, after the change: stat()
+ * for ops that follow symlinks (TRUNCATE, CHMOD, CHOWN and UTIMENS without
+ * AP_NOFOLLOW), lstat() otherwise; empty if the path vanished in between):
  *   STAT{path} LSTAT{path} FSTAT{handle}           attr
  *   READDIR{path, window}      FS_DIRENTS frames, then u64 entry count
  *   OPEN{path, flags (AP_OPEN_*), mode?}           u32 handle + attr
@@ -298,17 +299,22 @@ void ap_exec_req_free(struct ap_exec_req *r);
  * Streaming uploads (WRITE_FILE) reuse exec's stdin flow control: right
  * after FS the host may send FS_DATA frames of at most AP_FS_CHUNK_MAX
  * bytes, never more than AP_FS_WRITE_WINDOW bytes not yet acknowledged by
- * WINDOW{n} frames on the stream; the agent writes each frame to the file
- * before it acknowledges it, so it buffers nothing.  An empty FS_DATA ends
- * the file: the agent (fsyncs with AP_WRITE_FSYNC,) closes it and answers
- * FS_REPLY.  If the file cannot be opened or a write fails the agent
- * answers FS_ERRNO at once and ignores the stream's further FS_DATA; the
- * host stops on that.  An oversized FS_DATA or one beyond the window ends
- * the transfer with FS_ERRNO (E2BIG, ENOBUFS).  AP_WRITE_ATOMIC writes to
- * a temporary name in the same directory and renames it over the path at
- * the end; on any failure, a cancel or the end of the session the
- * temporary file is removed, so the path holds either the old or the
- * whole new content.
+ * WINDOW{n} frames on the stream.  The agent writes each frame to the file
+ * before it acknowledges it and before it reads the next frame, so it
+ * buffers nothing; the window bounds what an upload puts in the channel
+ * ahead of other streams' frames (the agent cannot see a host overrun it
+ * and does not try).  An empty FS_DATA ends the file: the agent fsyncs
+ * it (with AP_WRITE_FSYNC), closes it and answers FS_REPLY.  If the file
+ * cannot be opened or a write fails the agent answers FS_ERRNO at once
+ * and ignores the stream's further FS_DATA; the host stops on that.  An
+ * FS_DATA over AP_FS_CHUNK_MAX ends the transfer with FS_ERRNO{E2BIG}.
+ * Modes are applied as given (no umask); without APF_MODE a new file is
+ * 0644 and an atomic replacement keeps the old file's mode.
+ * AP_WRITE_ATOMIC writes to a temporary name in the same directory and
+ * renames it over the path at the end (with AP_WRITE_EXCL: links it, so
+ * an existing path fails with EEXIST); on any failure, a cancel or the end
+ * of the session the temporary file is removed, so the path holds either
+ * the old or the whole new content.
  *
  * FS_CANCEL on the stream of a running READ_FILE, READDIR, PREAD or
  * WRITE_FILE ends it with FS_ERRNO{ECANCELED}; for any other stream it is
