@@ -6,6 +6,9 @@ answer.
   agent_peer.py SOCK flow    protocol v2: version negotiation, per-exec
                              output flow control (APT_OUT_WINDOW, OUT_ACK),
                              RESIZE on a tty exec
+  agent_peer.py SOCK files DIR  protocol v3: every file operation and its
+                             errno cases under DIR, streaming both ways with
+                             flow control, malformed file frames
 
 No check depends on timing: "the agent holds output back" is shown by the
 child being blocked in write() (its /proc/PID/syscall) while the host has
@@ -336,4 +339,303 @@ def flow(path):
     print("ok: malformed OUT_ACK refused")
 
 
-{"basic": basic, "flow": flow}[sys.argv[2] if len(sys.argv) > 2 else "basic"](sys.argv[1])
+# ---- file operations (protocol v3, agent_proto.h) ----
+FS, FS_DATA, FS_CANCEL = 10, 11, 12
+FS_REPLY, FS_ERRNO, FS_RDATA, FS_DIRENTS, WINDOW = 41, 42, 43, 44, 37
+(O_STAT, O_LSTAT, O_FSTAT, O_READDIR, O_OPEN, O_CLOSE, O_PREAD, O_PWRITE, O_READ_FILE,
+ O_WRITE_FILE, O_TRUNCATE, O_UNLINK, O_MKDIR, O_RMDIR, O_RENAME, O_SYMLINK, O_LINK,
+ O_READLINK, O_CHMOD, O_CHOWN, O_UTIMENS, O_STATFS, O_FSYNC) = range(1, 24)
+(F_PATH, F_PATH2, F_HANDLE, F_OFFSET, F_LENGTH, F_MODE, F_FLAGS, F_UID, F_GID, F_ATIME,
+ F_MTIME, F_WINDOW, F_DATA) = range(1, 14)
+ATTR_LEN = 88
+
+
+def u32(v):
+    return struct.pack(">I", v)
+
+
+def u64(v):
+    return struct.pack(">Q", v)
+
+
+def attr(p):
+    mode, nlink, uid, gid, _, ino, size = struct.unpack(">5I2Q", p[:36])
+    msec, mnsec = struct.unpack(">qI", p[64:76])
+    return {"mode": mode, "nlink": nlink, "uid": uid, "size": size, "mtime": (msec, mnsec)}
+
+
+class Files:
+    """File requests on one session: req() sends, answer() collects the
+    frames of one stream up to its FS_REPLY / FS_ERRNO, acknowledging data
+    as it comes (OUT_ACK) and checking the window."""
+
+    def __init__(self, path):
+        self.ag = Agent(path)
+        self.ag.hello(timeout=10)
+        self.other = []
+
+    def send(self, op, fields, stream=None):
+        if stream is None:
+            self.ag.stream += 1
+            stream = self.ag.stream
+        p = bytes([op]) + b"".join(tlv(t, v) for t, v in fields)
+        self.ag.sock.sendall(frame(FS, stream, p))
+        return stream
+
+    def answer(self, st, window=0, ack=True):
+        data, ents = bytearray(), []
+        owed = 0
+        while True:
+            mine = [f for f in self.other if f[1] == st]
+            if mine:
+                f = mine[0]
+                self.other.remove(f)
+            else:
+                f = self.ag._frame(10)
+            expect(f is not None, f"no answer on stream {st}")
+            t, s, p = f
+            if s != st:
+                self.other.append(f)  # another request's: kept for its answer()
+                continue
+            if t in (FS_RDATA, FS_DIRENTS):
+                owed += len(p)
+                expect(not window or owed <= window, f"{owed} bytes over window {window}")
+                if t == FS_RDATA:
+                    data += p
+                else:
+                    off = 0
+                    while off < len(p):
+                        n = struct.unpack(">H", p[off:off + 2])[0]
+                        ents.append((p[off + 2:off + 2 + n].decode(),
+                                     attr(p[off + 2 + n:off + 2 + n + ATTR_LEN])))
+                        off += 2 + n + ATTR_LEN
+                if window and ack:
+                    self.ag.sock.sendall(frame(OUT_ACK, st, u32(owed)))
+                    owed = 0
+            elif t == FS_REPLY:
+                return "ok", p, bytes(data), ents
+            elif t == FS_ERRNO:
+                return "err", struct.unpack(">I", p[:4])[0], p[4:].decode(), ents
+            elif t == ERROR:
+                return "error", p.decode(errors="replace"), None, None
+
+    def do(self, op, *fields):
+        return self.answer(self.send(op, list(fields)))
+
+    def ok(self, what, op, *fields):
+        r = self.do(op, *fields)
+        expect(r[0] == "ok", f"{what}: {r[:3]}")
+        return r
+
+    def errno(self, what, want, op, *fields):
+        r = self.do(op, *fields)
+        expect(r[0] == "err" and r[1] == want, f"{what}: want errno {want}, got {r[:3]}")
+        return r
+
+    def upload(self, path, data, flags=0, mode=None, chunk=65536):
+        fields = [(F_PATH, path.encode())]
+        if flags:
+            fields.append((F_FLAGS, u32(flags)))
+        if mode is not None:
+            fields.append((F_MODE, u32(mode)))
+        st = self.send(O_WRITE_FILE, fields)
+        unacked, acked = 0, 0
+        for i in range(0, len(data), chunk):
+            part = data[i:i + chunk]
+            while unacked + len(part) > 1024 * 1024:  # AP_FS_WRITE_WINDOW
+                f = self.ag._frame(10)
+                expect(f is not None, "no WINDOW for the upload")
+                if f[1] == st and f[0] == WINDOW:
+                    unacked -= struct.unpack(">I", f[2])[0]
+                elif f[1] == st:
+                    return ("err", struct.unpack(">I", f[2][:4])[0], f[2][4:].decode(), None)
+            self.ag.sock.sendall(frame(FS_DATA, st, part))
+            unacked += len(part)
+        self.ag.sock.sendall(frame(FS_DATA, st))
+        while True:
+            f = self.ag._frame(10)
+            expect(f is not None, "no answer to the upload")
+            t, s, p = f
+            if s != st or t == WINDOW:
+                continue
+            if t == FS_REPLY:
+                return ("ok", struct.unpack(">Q", p)[0], None, None)
+            return ("err", struct.unpack(">I", p[:4])[0], p[4:].decode(), None)
+
+
+def files(path):
+    import errno as E
+    import stat as S
+    root = sys.argv[3]
+    P = lambda rel: (F_PATH, (root + rel).encode())  # noqa: E731
+    P2 = lambda rel: (F_PATH2, (root + rel).encode())  # noqa: E731
+    fs = Files(path)
+
+    # mkdir -p, and EEXIST without it
+    r = fs.ok("mkdir -p", O_MKDIR, P("/a b/ü/c"), (F_FLAGS, u32(1)), (F_MODE, u32(0o750)))
+    expect(S.S_ISDIR(attr(r[1])["mode"]) and attr(r[1])["mode"] & 0o7777 == 0o750, "mkdir attr")
+    fs.ok("mkdir -p of an existing directory", O_MKDIR, P("/a b"), (F_FLAGS, u32(1)))
+    fs.errno("mkdir of an existing directory", E.EEXIST, O_MKDIR, P("/a b"))
+    fs.errno("mkdir without its parent", E.ENOENT, O_MKDIR, P("/none/x"))
+    print("ok: MKDIR (parents, modes, EEXIST, ENOENT)")
+
+    # a 3 MiB streamed upload, atomic, with parents; then a streamed download
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    r = fs.upload(root + "/up/deep/big", data, flags=4 | 8 | 16, mode=0o640)
+    expect(r[0] == "ok" and r[1] == len(data), f"upload: {r}")
+    with open(root + "/up/deep/big", "rb") as f:
+        expect(f.read() == data, "uploaded bytes differ")
+    expect(os.stat(root + "/up/deep/big").st_mode & 0o7777 == 0o640, "upload mode")
+    expect([n for n in os.listdir(root + "/up/deep") if "noid-" in n] == [], "temporary left")
+    st = fs.send(O_READ_FILE, [P("/up/deep/big"), (F_WINDOW, u32(64 * 1024))])
+    r = fs.answer(st, window=64 * 1024)
+    expect(r[0] == "ok" and r[2] == data and struct.unpack(">Q", r[1])[0] == len(data),
+           "streamed download")
+    st = fs.send(O_READ_FILE, [P("/up/deep/big"), (F_OFFSET, u64(100)), (F_LENGTH, u64(5000)),
+                               (F_WINDOW, u32(4096))])
+    r = fs.answer(st, window=4096)
+    expect(r[0] == "ok" and r[2] == data[100:5100], "ranged download")
+    print("ok: WRITE_FILE 3 MiB atomic + parents + mode; READ_FILE whole and ranged, windowed")
+
+    # without OUT_ACK the agent stops at the window; FS_CANCEL ends it
+    st = fs.send(O_READ_FILE, [P("/up/deep/big"), (F_WINDOW, u32(8192))])
+    got = 0
+    while got < 8192:
+        f = fs.ag._frame(10)
+        expect(f is not None and f[0] == FS_RDATA and f[1] == st, f"held download: {f and f[:2]}")
+        got += len(f[2])
+    fs.ag.stream += 1
+    fs.ag.sock.sendall(frame(PING, fs.ag.stream, b"x"))
+    f = fs.ag._frame(10)
+    expect(f[0] == PONG, f"more than the window arrived: {f[:2]}")
+    fs.ag.sock.sendall(frame(FS_CANCEL, st))
+    r = fs.answer(st)
+    expect(r[0] == "err" and r[1] == E.ECANCELED, f"cancel: {r[:3]}")
+    print("ok: a download holds at its window; FS_CANCEL ends it with ECANCELED")
+
+    # an atomic upload that fails leaves the old content; EXCL; not a file
+    with open(root + "/keep", "wb") as f:
+        f.write(b"old")
+    st = fs.send(O_WRITE_FILE, [P("/keep"), (F_FLAGS, u32(4))])
+    fs.ag.sock.sendall(frame(FS_DATA, st, b"n" * 70000))  # over AP_FS_CHUNK_MAX
+    r = fs.answer(st)
+    expect(r[0] == "err" and r[1] == E.E2BIG, f"oversized FS_DATA: {r[:3]}")
+    fs.ag.sock.sendall(frame(FS_DATA, st))  # ignored now
+    expect(open(root + "/keep", "rb").read() == b"old", "a failed atomic upload changed the file")
+    expect(sorted(os.listdir(root)) == ["a b", "keep", "up"], f"left over: {os.listdir(root)}")
+    r = fs.upload(root + "/keep", b"x", flags=1)
+    expect(r[0] == "err" and r[1] == E.EEXIST, f"EXCL: {r}")
+    r = fs.upload(root + "/keep", b"x", flags=1 | 4)
+    expect(r[0] == "err" and r[1] == E.EEXIST, f"EXCL atomic: {r}")
+    r = fs.upload(root + "/a b", b"x")
+    expect(r[0] == "err" and r[1] == E.EISDIR, f"upload onto a directory: {r}")
+    print("ok: failed atomic upload leaves the old file and no temporary; EXCL; EISDIR")
+
+    # stat / lstat / symlink / readlink / link
+    r = fs.ok("symlink", O_SYMLINK, P("/ln"), (F_PATH2, b"up/deep/big"))
+    expect(S.S_ISLNK(attr(r[1])["mode"]), "symlink attr")
+    expect(fs.ok("readlink", O_READLINK, P("/ln"))[1] == b"up/deep/big", "readlink")
+    expect(attr(fs.ok("stat", O_STAT, P("/ln"))[1])["size"] == len(data), "stat follows")
+    expect(S.S_ISLNK(attr(fs.ok("lstat", O_LSTAT, P("/ln"))[1])["mode"]), "lstat does not")
+    fs.errno("readlink of a file", E.EINVAL, O_READLINK, P("/keep"))
+    fs.errno("stat of nothing", E.ENOENT, O_STAT, P("/nothing"))
+    fs.errno("stat through a file", E.ENOTDIR, O_STAT, P("/keep/x"))
+    r = fs.ok("link", O_LINK, P("/keep"), P2("/hard"))
+    expect(attr(r[1])["nlink"] == 2, "link count")
+    fs.errno("link onto an existing name", E.EEXIST, O_LINK, P("/keep"), P2("/hard"))
+    print("ok: STAT, LSTAT, SYMLINK, READLINK, LINK and their errnos")
+
+    # handles: open/create, pwrite, pread, fstat, truncate, fsync, close
+    r = fs.ok("create", O_OPEN, P("/h"), (F_FLAGS, u32(2 | 4 | 8)), (F_MODE, u32(0o600)))
+    h = struct.unpack(">I", r[1][:4])[0]
+    expect(attr(r[1][4:])["mode"] & 0o7777 == 0o600, "created mode")
+    fs.errno("create EXCL again", E.EEXIST, O_OPEN, P("/h"), (F_FLAGS, u32(2 | 4 | 8)))
+    r = fs.ok("pwrite", O_PWRITE, (F_HANDLE, u32(h)), (F_OFFSET, u64(3)), (F_DATA, b"hello"))
+    expect(struct.unpack(">Q", r[1])[0] == 5, "pwrite count")
+    r = fs.ok("pread", O_PREAD, (F_HANDLE, u32(h)), (F_OFFSET, u64(0)), (F_LENGTH, u64(100)))
+    expect(r[2] == b"\0\0\0hello", f"pread {r[2]!r}")
+    r = fs.ok("ftruncate", O_TRUNCATE, (F_HANDLE, u32(h)), (F_LENGTH, u64(4)))
+    expect(attr(r[1])["size"] == 4, "ftruncate")
+    expect(attr(fs.ok("fstat", O_FSTAT, (F_HANDLE, u32(h)))[1])["size"] == 4, "fstat")
+    fs.ok("fsync", O_FSYNC, (F_HANDLE, u32(h)))
+    fs.ok("fdatasync", O_FSYNC, (F_HANDLE, u32(h)), (F_FLAGS, u32(1)))
+    fs.ok("close", O_CLOSE, (F_HANDLE, u32(h)))
+    fs.errno("close again", E.EBADF, O_CLOSE, (F_HANDLE, u32(h)))
+    fs.errno("pread of a closed handle", E.EBADF, O_PREAD, (F_HANDLE, u32(h)),
+             (F_OFFSET, u64(0)), (F_LENGTH, u64(1)))
+    fs.errno("open a directory for writing", E.EISDIR, O_OPEN, P("/a b"), (F_FLAGS, u32(1)))
+    os.mkfifo(root + "/fifo")
+    fs.errno("open a FIFO", E.EINVAL, O_OPEN, P("/fifo"), (F_FLAGS, u32(0)))
+    fs.errno("READ_FILE of a FIFO", E.EINVAL, O_READ_FILE, P("/fifo"), (F_WINDOW, u32(4096)))
+    r = fs.ok("truncate a path", O_TRUNCATE, P("/h"), (F_LENGTH, u64(10)))
+    expect(attr(r[1])["size"] == 10, "truncate")
+    print("ok: OPEN/create, PWRITE, PREAD, FSTAT, TRUNCATE, FSYNC, CLOSE; EBADF, EISDIR, FIFO")
+
+    # chmod / chown / utimens / statfs / rename / unlink / rmdir
+    expect(attr(fs.ok("chmod", O_CHMOD, P("/h"), (F_MODE, u32(0o4711)))[1])["mode"] & 0o7777
+           == 0o4711, "chmod")
+    fs.ok("chown to ourselves", O_CHOWN, P("/h"), (F_UID, u32(os.getuid())),
+          (F_GID, u32(os.getgid())))
+    fs.ok("lchown", O_CHOWN, P("/ln"), (F_UID, u32(os.getuid())), (F_FLAGS, u32(1)))
+    r = fs.ok("utimens", O_UTIMENS, P("/h"), (F_ATIME, struct.pack(">qI", 5, 0x3ffffffe)),
+              (F_MTIME, struct.pack(">qI", 1000000000, 123)))
+    expect(attr(r[1])["mtime"] == (1000000000, 123), f"utimens {attr(r[1])}")
+    expect(os.stat(root + "/h").st_mtime_ns == 1000000000 * 10**9 + 123, "mtime on disk")
+    # (without any time, Linux's utimensat() succeeds without looking)
+    fs.errno("utimens of nothing", E.ENOENT, O_UTIMENS, P("/nothing"),
+             (F_MTIME, struct.pack(">qI", 0, 0x3fffffff)))
+    r = fs.ok("statfs", O_STATFS, P("/"))
+    expect(len(r[1]) == 52 and struct.unpack(">I", r[1][:4])[0] > 0, "statfs")
+    fs.ok("rename", O_RENAME, P("/h"), P2("/a b/h2"))
+    fs.errno("rename NOREPLACE onto a file", E.EEXIST, O_RENAME, P("/keep"), P2("/hard"),
+             (F_FLAGS, u32(1)))
+    fs.ok("rename EXCHANGE", O_RENAME, P("/keep"), P2("/a b/h2"), (F_FLAGS, u32(2)))
+    expect(os.path.getsize(root + "/keep") == 10, "exchanged")
+    fs.errno("rmdir of a non-empty directory", E.ENOTEMPTY, O_RMDIR, P("/a b"))
+    fs.errno("unlink of a directory", E.EISDIR, O_UNLINK, P("/a b"))
+    fs.ok("unlink", O_UNLINK, P("/hard"))
+    fs.errno("unlink again", E.ENOENT, O_UNLINK, P("/hard"))
+    fs.ok("rmdir", O_RMDIR, P("/a b/ü/c"))
+    print("ok: CHMOD, CHOWN, UTIMENS, STATFS, RENAME (+NOREPLACE, EXCHANGE), UNLINK, RMDIR")
+
+    # a large directory comes in several bounded FS_DIRENTS frames
+    os.mkdir(root + "/many")
+    for i in range(2000):
+        open(f"{root}/many/file-{i:05d}-{'x' * 60}", "w").close()
+    st = fs.send(O_READDIR, [P("/many"), (F_WINDOW, u32(4096))])
+    r = fs.answer(st, window=4096)
+    names = sorted(n for n, _ in r[3])
+    expect(r[0] == "ok" and len(names) == 2000 and struct.unpack(">Q", r[1])[0] == 2000,
+           f"readdir: {r[0]} {len(names)}")
+    expect(names == sorted(os.listdir(root + "/many")), "readdir names")
+    fs.errno("readdir of a file", E.ENOTDIR, O_READDIR, P("/keep"), (F_WINDOW, u32(4096)))
+    print("ok: READDIR of 2,000 entries under a 4 KiB window; ENOTDIR")
+
+    # many requests in flight at once: answers by stream
+    sts = [fs.send(O_STAT, [P("/keep")]) for _ in range(50)]
+    for st in reversed(sts):
+        expect(fs.answer(st)[0] == "ok", "concurrent stat")
+    print("ok: 50 requests in flight")
+
+    # bad values: FS_ERRNO, the session goes on
+    fs.errno("relative path", E.EINVAL, O_STAT, (F_PATH, b"relative"))
+    fs.errno("path over AP_FS_PATH_MAX", E.ENAMETOOLONG, O_STAT, (F_PATH, b"/" + b"a" * 4095))
+    fs.errno("window under the minimum", E.EINVAL, O_READ_FILE, P("/keep"), (F_WINDOW, u32(1)))
+    fs.errno("PREAD over AP_FS_IO_MAX", E.E2BIG, O_PREAD, (F_HANDLE, u32(1)),
+             (F_OFFSET, u64(0)), (F_LENGTH, u64(2 * 1024 * 1024)))
+    fs.ok("still serving", O_STAT, P("/keep"))
+    print("ok: bad values get FS_ERRNO and the session goes on")
+
+    # a malformed FS payload is a session error; the agent keeps serving
+    for bad in (b"", bytes([99]), bytes([O_STAT]) + tlv(F_PATH, b"/a\0b"),
+                bytes([O_STAT]) + tlv(F_PATH, b"/a") + tlv(F_PATH, b"/b"),
+                bytes([O_FSTAT]) + tlv(F_HANDLE, b"abc")):
+        fs.ag.sock.sendall(frame(FS, 4242, bad))
+        r = fs.answer(0)
+        expect(r[0] == "error" and "malformed" in r[1], f"malformed FS {bad!r}: {r}")
+        fs.ag.hello(timeout=10)
+        fs.ok("after a malformed frame", O_STAT, P("/keep"))
+    print("ok: malformed FS payloads refused (ERROR, session dropped); the agent keeps serving")
+
+
+{"basic": basic, "flow": flow, "files": files}[sys.argv[2] if len(sys.argv) > 2 else "basic"](sys.argv[1])

@@ -6,7 +6,12 @@
 #  - flow: protocol v2 (agent_proto.h): HELLO v1 gets HELLO_ACK v3; an exec
 #    with an output window sends no more than the window until OUT_ACKs
 #    come, then all of its output and EXIT last; a held exec holds back no
-#    other; timeouts fire while output waits; RESIZE reaches a tty exec.
+#    other; timeouts fire while output waits; RESIZE reaches a tty exec;
+#  - files: protocol v3 file operations in a scratch directory (the agent
+#    runs on the host here; its paths are the host's, as a guest's would be
+#    the guest's): each op and its errno cases, a 3 MiB upload and download
+#    under flow control, cancel, atomic upload failure, a 2,000-entry
+#    directory, 50 requests in flight, malformed FS frames.
 . "$(dirname "$0")/lib.sh"
 it_setup
 AGENT="$NOID_BUILD/agent/noid-agent"
@@ -23,6 +28,13 @@ out=$(/usr/bin/python3 "$IT_DIR/agent_peer.py" "$T/agent.sock" flow 2>&1) ||
     fail "agent peer (flow control): $out"$'\n'"$(tail -n 20 "$T/agent.log")"
 printf '%s\n' "$out" | sed 's/^/  /' >&2
 kill -0 "$APID" 2>/dev/null || fail "the agent exited"
-kill "$APID"
 ok "per-exec output flow control holds output back, then delivers all of it"
+
+mkdir "$T/files"
+out=$(/usr/bin/python3 "$IT_DIR/agent_peer.py" "$T/agent.sock" files "$T/files" 2>&1) ||
+    fail "agent peer (files): $out"$'\n'"$(tail -n 20 "$T/agent.log")"
+printf '%s\n' "$out" | sed 's/^/  /' >&2
+kill -0 "$APID" 2>/dev/null || fail "the agent exited"
+kill "$APID"
+ok "file operations (v3): every op and its errnos, streaming both ways, malformed frames"
 it_done
