@@ -53,11 +53,7 @@ int cmd_mount(struct cli *c, int argc, char **argv)
         cli_print_error("usage: noid mount [-f] [--log FILE] DIR");
         return CLI_EXIT_USAGE;
     }
-    if (!c->url || !c->token) {
-        cli_print_error("not logged in: run 'noid auth setup --url URL --token TOKEN' first "
-                        "(or set NOID_URL and NOID_TOKEN)");
-        return CLI_EXIT_FAIL;
-    }
+    /* noidfs_client_main says how to log in when there is no login */
     return noidfs_client_main(c->url, c->token, argv[optind], foreground, log_path) == 0
                ? 0
                : CLI_EXIT_FAIL;

@@ -2,6 +2,7 @@
 #include "timeutil.h"
 
 #include <errno.h>
+#include <stdbool.h>
 
 void time_rfc3339(time_t t, char out[RFC3339_LEN])
 {
@@ -48,4 +49,66 @@ void time_sleep_ms(long ms)
 
     while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
         ;
+}
+
+static bool parse_digits(const char **p, int n, int *ret)
+{
+    int v = 0;
+
+    for (int i = 0; i < n; i++) {
+        char c = (*p)[i];
+        if (c < '0' || c > '9')
+            return false;
+        v = v * 10 + (c - '0');
+    }
+    *p += n;
+    *ret = v;
+    return true;
+}
+
+int time_parse_rfc3339(const char *s, time_t *ret)
+{
+    struct tm tm = {0};
+    int year, mon, day, hour, min, sec, off_h, off_m, off = 0;
+    const char *p = s;
+
+    if (!s)
+        return -EINVAL;
+    if (!parse_digits(&p, 4, &year) || *p++ != '-' || !parse_digits(&p, 2, &mon) || *p++ != '-' ||
+        !parse_digits(&p, 2, &day) || (*p != 'T' && *p != 't' && *p != ' '))
+        return -EINVAL;
+    p++;
+    if (!parse_digits(&p, 2, &hour) || *p++ != ':' || !parse_digits(&p, 2, &min) || *p++ != ':' ||
+        !parse_digits(&p, 2, &sec))
+        return -EINVAL;
+    if (mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 60)
+        return -EINVAL;
+    if (*p == '.') {
+        p++;
+        if (*p < '0' || *p > '9')
+            return -EINVAL;
+        while (*p >= '0' && *p <= '9')
+            p++;
+    }
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int sign = *p++ == '-' ? -1 : 1;
+        if (!parse_digits(&p, 2, &off_h) || *p++ != ':' || !parse_digits(&p, 2, &off_m) ||
+            off_h > 23 || off_m > 59)
+            return -EINVAL;
+        off = sign * (off_h * 3600 + off_m * 60);
+    } else {
+        return -EINVAL;
+    }
+    if (*p)
+        return -EINVAL;
+    tm.tm_year = year - 1900;
+    tm.tm_mon = mon - 1;
+    tm.tm_mday = day;
+    tm.tm_hour = hour;
+    tm.tm_min = min;
+    tm.tm_sec = sec;
+    *ret = timegm(&tm) - off;
+    return 0;
 }

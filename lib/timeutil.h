@@ -9,6 +9,9 @@
 /* "2026-11-26T15:55:21Z" for t (UTC). */
 void time_rfc3339(time_t t, char out[RFC3339_LEN]);
 void time_now_rfc3339(char out[RFC3339_LEN]);
+/* The inverse, for any RFC 3339 time ("…Z", fractions, "+01:30"):
+ * 0 and *ret, or -EINVAL (*ret untouched). */
+int time_parse_rfc3339(const char *s, time_t *ret);
 
 /* Monotonic clock in milliseconds / nanoseconds (for timeouts and durations). */
 int64_t time_mono_ms(void);

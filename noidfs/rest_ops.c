@@ -77,68 +77,6 @@ int noidfs_rest_errno(long status, const char *msg)
     }
 }
 
-static bool parse_digits(const char **p, int n, int *ret)
-{
-    int v = 0;
-
-    for (int i = 0; i < n; i++) {
-        char c = (*p)[i];
-        if (c < '0' || c > '9')
-            return false;
-        v = v * 10 + (c - '0');
-    }
-    *p += n;
-    *ret = v;
-    return true;
-}
-
-int noidfs_rest_parse_time(const char *s, time_t *ret)
-{
-    struct tm tm = {0};
-    int year, mon, day, hour, min, sec, off_h, off_m, off = 0;
-    const char *p = s;
-
-    if (!s)
-        return -EINVAL;
-    if (!parse_digits(&p, 4, &year) || *p++ != '-' || !parse_digits(&p, 2, &mon) || *p++ != '-' ||
-        !parse_digits(&p, 2, &day) || (*p != 'T' && *p != 't' && *p != ' '))
-        return -EINVAL;
-    p++;
-    if (!parse_digits(&p, 2, &hour) || *p++ != ':' || !parse_digits(&p, 2, &min) || *p++ != ':' ||
-        !parse_digits(&p, 2, &sec))
-        return -EINVAL;
-    if (mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 60)
-        return -EINVAL;
-    if (*p == '.') {
-        p++;
-        if (*p < '0' || *p > '9')
-            return -EINVAL;
-        while (*p >= '0' && *p <= '9')
-            p++;
-    }
-    if (*p == 'Z' || *p == 'z') {
-        p++;
-    } else if (*p == '+' || *p == '-') {
-        int sign = *p++ == '-' ? -1 : 1;
-        if (!parse_digits(&p, 2, &off_h) || *p++ != ':' || !parse_digits(&p, 2, &off_m) ||
-            off_h > 23 || off_m > 59)
-            return -EINVAL;
-        off = sign * (off_h * 3600 + off_m * 60);
-    } else {
-        return -EINVAL;
-    }
-    if (*p)
-        return -EINVAL;
-    tm.tm_year = year - 1900;
-    tm.tm_mon = mon - 1;
-    tm.tm_mday = day;
-    tm.tm_hour = hour;
-    tm.tm_min = min;
-    tm.tm_sec = sec;
-    *ret = timegm(&tm) - off;
-    return 0;
-}
-
 /* ---- plain requests ---- */
 
 static int pool_take(struct noidfs_rest *b, struct http_client **ret)
@@ -280,7 +218,7 @@ static int vm_from_json(json_object *o, struct noidfs_vm *ret)
     *ret = (struct noidfs_vm){0};
     snprintf(ret->name, sizeof(ret->name), "%s", info.name);
     snprintf(ret->state, sizeof(ret->state), "%s", info.state ? info.state : "unknown");
-    if (!info.created_at || noidfs_rest_parse_time(info.created_at, &ret->created) < 0)
+    if (!info.created_at || time_parse_rfc3339(info.created_at, &ret->created) < 0)
         ret->created = 0;
     wire_vm_info_free(&info);
     return 0;
@@ -485,7 +423,7 @@ static int rest_checkpoint_list(void *bp, const char *user, const char *vm,
         snprintf(c->id, sizeof(c->id), "%s", cp.id);
         if (cp.label && strlen(cp.label) <= LABEL_MAX)
             snprintf(c->label, sizeof(c->label), "%s", cp.label);
-        if (noidfs_rest_parse_time(cp.created_at, &c->created) < 0)
+        if (time_parse_rfc3339(cp.created_at, &c->created) < 0)
             c->created = 0;
         text = wire_to_string(o, NULL);
         c->json = text ? strdup(text) : NULL;

@@ -45,7 +45,3 @@ int noidfs_rest_whoami(struct noidfs_rest *b, char **ret_name, struct nerr *e);
  * -ETIMEDOUT; 507 -ENOSPC; anything else -EIO. */
 int noidfs_rest_errno(long status, const char *msg);
 
-/* An RFC 3339 time as the server writes it ("2026-11-26T16:00:00Z"; a
- * fraction and a "+01:00"-style offset are accepted) into *ret.  -EINVAL
- * for anything else. */
-int noidfs_rest_parse_time(const char *s, time_t *ret);

@@ -73,18 +73,12 @@ static int user_get(struct engine *eng, const char *name, struct db_user *ret, s
     return engine_user_find(eng, name, ret, e);
 }
 
-/* created_at ("2026-11-26T15:55:21Z", UTC) as a time_t; 0 if unreadable. */
+/* created_at as a time_t; 0 if unreadable. */
 static time_t parse_rfc3339(const char *s)
 {
-    struct tm tm = {0};
-    const char *end;
+    time_t t = 0;
 
-    if (!s)
-        return 0;
-    end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (!end || *end != 'Z')
-        return 0;
-    return timegm(&tm);
+    return time_parse_rfc3339(s, &t) == 0 ? t : 0;
 }
 
 static void vm_from_info(const struct wire_vm_info *in, struct noidfs_vm *out)

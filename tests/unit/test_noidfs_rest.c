@@ -1,6 +1,5 @@
-/* test_noidfs_rest.c — the pure parts of noidfs's REST binding: how an HTTP
- * status and the server's sentence become the engine's error code, and the
- * server's timestamps. */
+/* test_noidfs_rest.c — the pure part of noidfs's REST binding: how an HTTP
+ * status and the server's sentence become the engine's error code. */
 #include <string.h>
 
 #include "rest_ops.h"
@@ -61,46 +60,6 @@ START_TEST(conflicts)
 }
 END_TEST
 
-START_TEST(times)
-{
-    time_t t = 1;
-
-    ck_assert_int_eq(noidfs_rest_parse_time("1970-01-01T00:00:00Z", &t), 0);
-    ck_assert_int_eq(t, 0);
-    ck_assert_int_eq(noidfs_rest_parse_time("2026-11-26T16:00:00Z", &t), 0);
-    ck_assert_int_eq(t, 1795708800);
-    ck_assert_int_eq(noidfs_rest_parse_time("2026-11-26T16:00:00.123456Z", &t), 0);
-    ck_assert_int_eq(t, 1795708800);
-    ck_assert_int_eq(noidfs_rest_parse_time("2026-11-26T17:30:00+01:30", &t), 0);
-    ck_assert_int_eq(t, 1795708800);
-    ck_assert_int_eq(noidfs_rest_parse_time("2026-11-26T14:00:00-02:00", &t), 0);
-    ck_assert_int_eq(t, 1795708800);
-}
-END_TEST
-
-START_TEST(bad_times)
-{
-    const char *bad[] = {"",
-                         "2026-11-26",
-                         "2026-11-26T16:00:00",
-                         "2026-11-26T16:00:00ZZ",
-                         "2026-13-26T16:00:00Z",
-                         "2026-11-26T24:00:00Z",
-                         "2026-11-26T16:00:00.Z",
-                         "2026-11-26T16:00:00+0100",
-                         "26-11-26T16:00:00Z",
-                         "2026-11-26T16:00:0xZ",
-                         "null"};
-    time_t t = 42;
-
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        ck_assert_msg(noidfs_rest_parse_time(bad[i], &t) == -EINVAL, "accepted '%s'", bad[i]);
-        ck_assert_int_eq(t, 42);
-    }
-    ck_assert_int_eq(noidfs_rest_parse_time(NULL, &t), -EINVAL);
-}
-END_TEST
-
 Suite *suite_noidfs_rest(void)
 {
     Suite *s = suite_create("noidfs_rest");
@@ -110,8 +69,6 @@ Suite *suite_noidfs_rest(void)
     tcase_add_test(tc, statuses);
     tcase_add_test(tc, unknown_endpoint);
     tcase_add_test(tc, conflicts);
-    tcase_add_test(tc, times);
-    tcase_add_test(tc, bad_times);
     suite_add_tcase(s, tc);
     return s;
 }

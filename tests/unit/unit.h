@@ -19,6 +19,7 @@ Suite *suite_fsutil(void);
 Suite *suite_kvfile(void);
 Suite *suite_names(void);
 Suite *suite_noidfs_rest(void);
+Suite *suite_timeutil(void);
 Suite *suite_ratelimit(void);
 Suite *suite_textutil(void);
 Suite *suite_token(void);

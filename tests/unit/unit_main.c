@@ -19,6 +19,7 @@ static const struct {
     {"kvfile", suite_kvfile},
     {"names", suite_names},
     {"noidfs_rest", suite_noidfs_rest},
+    {"timeutil", suite_timeutil},
     {"ratelimit", suite_ratelimit},
     {"textutil", suite_textutil},
     {"token", suite_token},
