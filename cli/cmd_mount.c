@@ -53,7 +53,8 @@ int cmd_mount(struct cli *c, int argc, char **argv)
         cli_print_error("usage: noid mount [-f] [--log FILE] DIR");
         return CLI_EXIT_USAGE;
     }
-    /* noidfs_client_main says how to log in when there is no login */
+    if (cli_require_auth(c) < 0)
+        return CLI_EXIT_FAIL;
     return noidfs_client_main(c->url, c->token, argv[optind], foreground, log_path) == 0
                ? 0
                : CLI_EXIT_FAIL;

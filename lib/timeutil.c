@@ -2,6 +2,7 @@
 #include "timeutil.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdbool.h>
 
 void time_rfc3339(time_t t, char out[RFC3339_LEN])
@@ -111,4 +112,11 @@ int time_parse_rfc3339(const char *s, time_t *ret)
     tm.tm_sec = sec;
     *ret = timegm(&tm) - off;
     return 0;
+}
+
+int time_left_ms(int64_t deadline)
+{
+    int64_t left = deadline - time_mono_ms();
+
+    return left > 0 ? (int)(left < INT_MAX ? left : INT_MAX) : 0;
 }

@@ -20,6 +20,9 @@ void time_sleep_ms(long ms);
 /* A time_mono_ms value as a timespec, for the *_clocklock and
  * *_clockwait calls on CLOCK_MONOTONIC. */
 struct timespec time_mono_timespec(int64_t ms);
+/* Milliseconds from now to a time_mono_ms deadline, for poll(): 0 once
+ * it passed, at most INT_MAX. */
+int time_left_ms(int64_t deadline);
 
 /* Wall clock in nanoseconds since the epoch. */
 int64_t time_real_ns(void);

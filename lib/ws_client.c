@@ -87,12 +87,6 @@ static int client_wait(void *user, bool for_write, int timeout_ms)
 
 /* ---- the handshake ---- */
 
-static int left_ms(int64_t deadline)
-{
-    int64_t left = deadline - time_mono_ms();
-    return left > 0 ? (int)MIN(left, (int64_t)INT32_MAX) : 0;
-}
-
 static int send_all(struct ws_client *c, const char *p, size_t len, int64_t deadline)
 {
     while (len > 0) {
@@ -104,7 +98,7 @@ static int send_all(struct ws_client *c, const char *p, size_t len, int64_t dead
         }
         if (n != -EAGAIN)
             return (int)n;
-        int r = client_wait(c, true, left_ms(deadline));
+        int r = client_wait(c, true, time_left_ms(deadline));
         if (r < 0)
             return r;
         if (r == 0)
@@ -132,7 +126,7 @@ static ssize_t read_some(struct ws_client *c, struct buf *b, int64_t deadline)
         }
         if (n != -EAGAIN)
             return n;
-        int r = client_wait(c, false, left_ms(deadline));
+        int r = client_wait(c, false, time_left_ms(deadline));
         if (r < 0)
             return r;
         if (r == 0)

@@ -22,6 +22,7 @@
 #include "fs-internal.h"
 #include "log.h"
 #include "macro.h"
+#include "unixsock.h"
 
 /* The bound of one console_write (the engine's CONSOLE_INPUT_MAX). */
 #define CONSOLE_WRITE_CHUNK (64u * 1024)
@@ -172,13 +173,6 @@ ssize_t console_file_write(struct handle *h, const char *buf, size_t size)
     return (ssize_t)done;
 }
 
-static bool fd_readable(int fd)
-{
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-
-    return poll(&p, 1, 0) > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR));
-}
-
 unsigned console_file_poll(struct handle *h, struct fuse_pollhandle *ph)
 {
     struct console_watch *w = h->fs->watch;
@@ -191,7 +185,7 @@ unsigned console_file_poll(struct handle *h, struct fuse_pollhandle *ph)
         return revents | POLLIN;
     }
     fd = h->fs->ops->console_fd(ch->c);
-    if (fd_readable(fd)) {
+    if (fd_wait_readable(fd, 0) > 0) {
         fuse_pollhandle_destroy(ph);
         return revents | POLLIN;
     }
@@ -212,7 +206,7 @@ unsigned console_file_poll(struct handle *h, struct fuse_pollhandle *ph)
         log_warn("noidfs: console poll: %s", strerror(errno));
     pthread_mutex_unlock(&w->lock);
     /* it may have become readable before the registration */
-    if (fd_readable(fd))
+    if (fd_wait_readable(fd, 0) > 0)
         revents |= POLLIN;
     return revents;
 }

@@ -16,8 +16,7 @@
 
 struct dirent_snap {
     char *name;
-    struct node id; /* identity (names point into name/ckpt below) */
-    char *ckpt;
+    struct node id; /* identity: its own name points at name above */
 };
 
 struct dir_handle {
@@ -28,10 +27,8 @@ struct dir_handle {
 
 static void dir_snap_free(struct dir_handle *d)
 {
-    for (size_t i = 0; i < d->n; i++) {
+    for (size_t i = 0; i < d->n; i++)
         free(d->ents[i].name);
-        free(d->ents[i].ckpt);
-    }
     free(d->ents);
     d->ents = NULL;
     d->n = 0;
@@ -58,13 +55,6 @@ static int snap_add(struct dirent_snap **ents, size_t *n, size_t *cap, const cha
     if (layout_child_of(parent, s->name, &s->id) < 0) {
         free(s->name);
         return 0; /* not a name that can live here: skip it */
-    }
-    if (s->id.kind == NK_CKPT) {
-        s->ckpt = s->name;
-        s->id.ckpt = s->ckpt;
-        s->name = strdup(s->ckpt);
-        if (!s->name)
-            return -ENOMEM;
     }
     (*n)++;
     return 0;

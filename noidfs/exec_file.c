@@ -43,7 +43,6 @@ struct exec_session {
     bool killed;       /* (lock) */
     bool ended;        /* (lock) */
     int end_r;         /* (lock) 1 ended with a status, < 0 failed */
-    int status;        /* (lock) */
     struct nerr err;   /* (lock) why it failed */
     pthread_t waiter;
     bool waiter_started;
@@ -318,7 +317,6 @@ static void *waiter_main(void *arg)
     pthread_mutex_lock(&s->lock);
     s->ended = true;
     s->end_r = r;
-    s->status = status;
     s->err = e;
     pthread_cond_broadcast(&s->cond);
     pthread_mutex_unlock(&s->lock);

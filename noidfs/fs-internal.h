@@ -160,7 +160,6 @@ enum handle_kind {
     H_STATIC,  /* content generated at open, read from a snapshot */
     H_RUN_OUT, /* a run's stdout/stderr/status/command: read live */
     H_EXEC,    /* vm/exec or runs/N/exec */
-    H_NEW,     /* vm/new */
     H_CONSOLE,
     H_ACTION, /* checkpoints/X/restore or clone */
 };
@@ -182,11 +181,11 @@ struct handle {
     struct handle *prev, *next; /* (fs->handles_lock) */
     pthread_mutex_t lock;       /* serialises this handle's operations */
     struct buf data;            /* H_STATIC content; H_EXEC/H_ACTION bytes written */
-    struct run *run;            /* H_RUN_OUT, H_NEW (the run it made) */
+    struct run *run;            /* H_RUN_OUT; vm/new's H_STATIC (the run it made) */
     struct exec_session *exec;  /* H_EXEC */
     struct console_handle *con; /* H_CONSOLE */
     bool readable, writable;
-    bool done; /* H_ACTION/H_EXEC: the action ran */
+    bool done; /* H_ACTION: the restore or clone ran */
 };
 
 /* ---- nodes.c ---- */
@@ -223,7 +222,7 @@ struct run *vmstate_run_new(struct noidfs *fs, const char *user, const char *vm,
 struct run *vmstate_run_get(struct noidfs *fs, const char *user, const char *vm, unsigned id);
 /* The run shown as vm/stdout… (reference) or NULL. */
 struct run *vmstate_run_top(struct noidfs *fs, const char *user, const char *vm);
-/* Ids of the kept runs, oldest first (*ret malloc'd); newest in *ret_last (0: none). */
+/* Ids of the kept runs, oldest first (*ret malloc'd, the newest last). */
 int vmstate_run_ids(struct noidfs *fs, const char *user, const char *vm, unsigned **ret,
                     size_t *ret_n);
 void run_unref(struct run *r);

@@ -210,16 +210,21 @@ static int static_content(struct noidfs *fs, const struct node *n, struct buf *o
     }
 }
 
-static int open_handle(struct noidfs *fs, const struct node *n, int flags, struct handle *h,
-                       struct nerr *e)
+static int open_handle(struct noidfs *fs, const struct node *n, struct handle *h, struct nerr *e)
 {
+    bool generated = n->kind == NK_VM_INFO || n->kind == NK_VM_STATE ||
+                     n->kind == NK_VM_CONSOLE_LOG || n->kind == NK_CKPT_INFO;
     struct stat st;
     int r;
 
-    /* the VM (or run, checkpoint) must exist; also gives the right errno */
-    r = layout_node_stat(fs, n, &st, e);
-    if (r < 0)
-        return r;
+    /* the VM (or run, checkpoint) must exist; also gives the right errno.
+     * A generated file's content is fetched below, which checks that
+     * already: stat would fetch it twice (console.log: the whole log). */
+    if (!generated) {
+        r = layout_node_stat(fs, n, &st, e);
+        if (r < 0)
+            return r;
+    }
     switch (n->kind) {
     case NK_VM_EXEC:
     case NK_RUN_EXEC:
@@ -256,6 +261,16 @@ static int open_handle(struct noidfs *fs, const struct node *n, int flags, struc
     }
 }
 
+static void handle_release(struct handle *h)
+{
+    handles_remove(h->fs, h);
+    if (h->kind == H_EXEC)
+        exec_file_release(h);
+    if (h->kind == H_CONSOLE)
+        console_file_release(h);
+    handle_free(h);
+}
+
 static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct noidfs *fs = fs_of(req);
@@ -290,7 +305,7 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     h->readable = acc != O_WRONLY;
     h->writable = acc != O_RDONLY;
     buf_init(&h->data, n->kind == NK_VM_CONSOLE_LOG ? 0 : EXEC_COMMAND_MAX);
-    r = open_handle(fs, n, fi->flags, h, &e);
+    r = open_handle(fs, n, h, &e);
     if (r < 0) {
         handle_free(h);
         fuse_reply_err(req, errmap_log("open", layout_node_hint(n), r, &e));
@@ -301,12 +316,8 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     fi->direct_io = 1;
     if (h->kind == H_CONSOLE || h->kind == H_EXEC)
         fi->nonseekable = 1;
-    if (fuse_reply_open(req, fi) == -ENOENT) {
-        /* the opener was interrupted: no release will come */
-        handles_remove(fs, h);
-        console_file_release(h);
-        handle_free(h);
-    }
+    if (fuse_reply_open(req, fi) == -ENOENT)
+        handle_release(h); /* the opener was interrupted: no release will come */
 }
 
 static size_t run_read(struct run *r, enum node_kind k, char *out, size_t size, off_t off)
@@ -492,16 +503,6 @@ static void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         pthread_mutex_unlock(&h->lock);
     }
     fuse_reply_err(req, err);
-}
-
-static void handle_release(struct handle *h)
-{
-    handles_remove(h->fs, h);
-    if (h->kind == H_EXEC)
-        exec_file_release(h);
-    if (h->kind == H_CONSOLE)
-        console_file_release(h);
-    handle_free(h);
 }
 
 static void ll_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

@@ -369,6 +369,20 @@ int layout_node_stat(struct noidfs *fs, const struct node *n, struct stat *st, s
 
 /* ---- name resolution ---- */
 
+/* name among the fixed entries of a VM, run or checkpoint directory. */
+static int fixed_entry(enum node_kind dir, const char *name, struct node *child)
+{
+    size_t n;
+    const struct layout_entry *ent = layout_entries(dir, &n);
+
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(ent[i].name, name) == 0) {
+            child->kind = ent[i].kind;
+            return 0;
+        }
+    return -ENOENT;
+}
+
 /* What name in directory parent is; fills child's identity.  -ENOENT for
  * names that cannot exist there (no op is called). */
 int layout_child_of(const struct node *parent, const char *name, struct node *child)
@@ -393,12 +407,7 @@ int layout_child_of(const struct node *parent, const char *name, struct node *ch
         child->vm = (char *)name;
         return 0;
     case NK_VM:
-        for (size_t i = 0; i < ARRAY_SIZE(vm_entries); i++)
-            if (strcmp(vm_entries[i].name, name) == 0) {
-                child->kind = vm_entries[i].kind;
-                return 0;
-            }
-        return -ENOENT;
+        return fixed_entry(parent->kind, name, child);
     case NK_RUNS: {
         char *end;
         unsigned long id = strtoul(name, &end, 10);
@@ -409,23 +418,13 @@ int layout_child_of(const struct node *parent, const char *name, struct node *ch
         return 0;
     }
     case NK_RUN:
-        for (size_t i = 0; i < ARRAY_SIZE(run_entries); i++)
-            if (strcmp(run_entries[i].name, name) == 0) {
-                child->kind = run_entries[i].kind;
-                return 0;
-            }
-        return -ENOENT;
+        return fixed_entry(parent->kind, name, child);
     case NK_CKPTS:
         child->kind = NK_CKPT;
         child->ckpt = (char *)name;
         return 0;
     case NK_CKPT:
-        for (size_t i = 0; i < ARRAY_SIZE(ckpt_entries); i++)
-            if (strcmp(ckpt_entries[i].name, name) == 0) {
-                child->kind = ckpt_entries[i].kind;
-                return 0;
-            }
-        return -ENOENT;
+        return fixed_entry(parent->kind, name, child);
     default:
         return -ENOTDIR;
     }

@@ -60,8 +60,6 @@ int rest_ws_open(struct noidfs_rest *b, const char *path, struct ws_client **ret
 void rest_ws_close_politely(struct ws *ws, const char *reason);
 void rest_efd_signal(int fd);
 void rest_efd_drain(int fd);
-/* Milliseconds from now until deadline (time_mono_ms), at least 0. */
-int rest_left_ms(int64_t deadline);
 /* A condition variable on CLOCK_MONOTONIC (for pthread_cond_clockwait). */
 int rest_cond_init_mono(pthread_cond_t *c);
 

@@ -43,7 +43,6 @@ struct noidfs_console {
     int ready_fd;         /* eventfd: output or the end waits (console_fd) */
     int wake_fd;          /* eventfd: input queued, room to read, detach */
     pthread_t thread;
-    bool have_thread;
     pthread_mutex_t lock;
     pthread_cond_t cond;                  /* room in the tx queue, the end */
     struct buf in;                        /* (lock) output not read yet */
@@ -190,7 +189,6 @@ int rest_console_attach(void *bp, const char *user, const char *vm, struct noidf
         nerr_set(e, r, "cannot start the console's thread: %s", strerror(-r));
         goto fail;
     }
-    c->have_thread = true;
     *ret = c;
     return 0;
 fail:
@@ -278,12 +276,11 @@ void rest_console_detach(struct noidfs_console *c)
 {
     if (!c)
         return;
-    if (c->have_thread) {
-        pthread_mutex_lock(&c->lock);
-        c->detach = true;
-        pthread_mutex_unlock(&c->lock);
-        rest_efd_signal(c->wake_fd);
-        pthread_join(c->thread, NULL);
-    }
+    /* an attachment handed out always has its thread */
+    pthread_mutex_lock(&c->lock);
+    c->detach = true;
+    pthread_mutex_unlock(&c->lock);
+    rest_efd_signal(c->wake_fd);
+    pthread_join(c->thread, NULL);
     console_destroy(c);
 }

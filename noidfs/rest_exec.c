@@ -50,7 +50,6 @@ struct noidfs_exec {
     int64_t idle_ms;
     int wake_fd; /* eventfd: kill, or the window reopened */
     pthread_t thread;
-    bool have_thread;
     pthread_mutex_t lock;
     pthread_cond_t cond; /* done */
     size_t unacked;      /* (lock) handed to on_output, not acknowledged */
@@ -276,7 +275,7 @@ static void *exec_main(void *arg)
 
         struct pollfd p[2] = {{.fd = x->wake_fd, .events = POLLIN},
                               {.fd = stalled ? -1 : wsfd, .events = POLLIN}};
-        r = poll(p, 2, stalled ? -1 : rest_left_ms(MIN(idle_deadline, liveness_next(&live))));
+        r = poll(p, 2, stalled ? -1 : time_left_ms(MIN(idle_deadline, liveness_next(&live))));
         if (r < 0 && errno != EINTR) {
             exec_fail(x, -errno, "poll failed: %s", strerror(errno));
             break;
@@ -359,7 +358,6 @@ int rest_exec_start(void *bp, const char *user, const char *vm, const char *comm
         nerr_set(e, r, "cannot start the exec's thread: %s", strerror(-r));
         goto fail;
     }
-    x->have_thread = true;
     *ret = x;
     return 0;
 fail:
@@ -416,9 +414,8 @@ void rest_exec_free(struct noidfs_exec *x)
 {
     if (!x)
         return;
-    if (x->have_thread) {
-        rest_exec_kill(x);
-        pthread_join(x->thread, NULL);
-    }
+    /* an exec handed out always has its thread */
+    rest_exec_kill(x);
+    pthread_join(x->thread, NULL);
     exec_destroy(x);
 }

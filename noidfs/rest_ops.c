@@ -306,29 +306,6 @@ static int rest_vm_info(void *bp, const char *user, const char *vm, struct noidf
     return 0;
 }
 
-static int rest_vm_create(void *bp, const char *user, const char *vm, struct nerr *e)
-{
-    struct noidfs_rest *b = bp;
-    struct http_response resp;
-    json_object *body;
-    int r;
-
-    r = rest_check_vm(vm, e);
-    if (r < 0)
-        return r;
-    body = json_object_new_object();
-    if (!body || json_object_object_add(body, "name", json_object_new_string(vm)) < 0) {
-        json_object_put(body);
-        return -ENOMEM;
-    }
-    r = rest_call(b, "POST", "/v1/vms", body, REST_SLOW_TIMEOUT_MS, &resp, e);
-    json_object_put(body);
-    if (r < 0)
-        return r;
-    http_response_free(&resp);
-    return 0;
-}
-
 /* A request whose answer carries nothing we need. */
 static int rest_simple(struct noidfs_rest *b, const char *method, const char *path,
                        json_object *body, long timeout_ms, struct nerr *e)
@@ -341,6 +318,22 @@ static int rest_simple(struct noidfs_rest *b, const char *method, const char *pa
         return r;
     http_response_free(&resp);
     return 0;
+}
+
+static int rest_vm_create(void *bp, const char *user, const char *vm, struct nerr *e)
+{
+    json_object *body;
+    int r;
+
+    r = rest_check_vm(vm, e);
+    if (r < 0)
+        return r;
+    body = json_object_new_object();
+    if (!body || json_object_object_add(body, "name", json_object_new_string(vm)) < 0) {
+        json_object_put(body);
+        return -ENOMEM;
+    }
+    return rest_simple(bp, "POST", "/v1/vms", body, REST_SLOW_TIMEOUT_MS, e);
 }
 
 static int rest_vm_destroy(void *bp, const char *user, const char *vm, struct nerr *e)
@@ -563,13 +556,6 @@ void rest_efd_drain(int fd)
     (void)!read(fd, &v, sizeof(v));
 }
 
-int rest_left_ms(int64_t deadline)
-{
-    int64_t left = deadline - time_mono_ms();
-
-    return left > 0 ? (int)MIN(left, (int64_t)INT_MAX) : 0;
-}
-
 /* Close our side and wait a moment for the server's close, dropping what
  * arrives meanwhile. */
 void rest_ws_close_politely(struct ws *ws, const char *reason)
@@ -579,8 +565,8 @@ void rest_ws_close_politely(struct ws *ws, const char *reason)
 
     if (!ws_close_sent(ws) && ws_close(ws, WS_CLOSE_NORMAL, reason, REST_WS_CLOSE_WAIT_MS) < 0)
         return;
-    while (rest_left_ms(deadline) > 0)
-        if (ws_receive_wait(ws, &m, rest_left_ms(deadline)) <= 0)
+    while (time_left_ms(deadline) > 0)
+        if (ws_receive_wait(ws, &m, time_left_ms(deadline)) <= 0)
             return;
 }
 

@@ -44,4 +44,3 @@ int noidfs_rest_whoami(struct noidfs_rest *b, char **ret_name, struct nerr *e);
  * "taken", else -EBUSY; 429 -EDQUOT; 503 -EBUSY; 501 -EOPNOTSUPP; 504
  * -ETIMEDOUT; 507 -ENOSPC; anything else -EIO. */
 int noidfs_rest_errno(long status, const char *msg);
-
