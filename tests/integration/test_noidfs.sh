@@ -91,6 +91,7 @@ rest_state() {
     if [ "$HTTP_STATUS" = 200 ]; then json_get state <<< "$HTTP_BODY"; else echo "$HTTP_STATUS"; fi
 }
 rest_exec() { noid exec "$1" -- sh -c "$2"; } # VM SHELL_LINE -> stdout
+guest_runs() { [ "$(rest_exec "$1" "ps | grep -c '$2' || true")" -ge 1 ]; } # VM PS_PATTERN
 checkpoint_labels() { noid checkpoints "$1" --json | python3 -c 'import json,sys; [print(c.get("label") or "") for c in json.load(sys.stdin)]'; }
 
 write_config vm "noidfs_mount = \"$SM\""
@@ -460,14 +461,13 @@ echo 'echo kept' > "$CM/keep/exec"
 # console reader and a close waiting for a command (keep, made through the
 # other mount, shows here once the 1 s VM list cache expires)
 wait_for "keep in the server-side mount" ls_has "$SM/alice" keep
-timeout 60 cat "$SM/alice/keep/console" > /dev/null 2>&1 &
-BLOCKED_CAT=$!
+attach_cat "$SM/alice" keep "$T/blocked-cat.out"
+BLOCKED_CAT=$CAT_PID
 # (python: a shell ignores the errors of the close that ends its redirection)
 timeout 60 "${TOOL[@]}" errno write "$SM/alice/keep/exec" 'sleep 50' > "$T/blocked-exec.out" &
 BLOCKED_EXEC=$!
-sleep 1
+wait_for "the blocked exec's command runs in the guest" guest_runs keep '[s]leep 50'
 kill -TERM "$SERVER_PID"
-wait_for "noid-server ends while requests block in its mount" eval "! kill -0 $SERVER_PID 2> /dev/null"
 rc=0
 wait "$SERVER_PID" || rc=$?
 SERVER_PID=""
@@ -536,9 +536,8 @@ ok "kill -9 of the server leaves a dead mount (ENOTCONN); the next start clears 
 # it ends and the mount goes ----
 mkdir "$T/cm2"
 noid mount "$T/cm2" > /dev/null
-timeout 60 cat "$T/cm2/keep/console" > /dev/null 2>&1 &
-BLOCKED_CAT=$!
-sleep 1
+attach_cat "$T/cm2" keep "$T/blocked-cat2.out"
+BLOCKED_CAT=$CAT_PID
 pkill -TERM -f -- "mount $T/cm2\$"
 wait_for "the client mount's process ends on SIGTERM with a console read blocked" \
     eval "! pgrep -f -- 'mount $T/cm2\$' > /dev/null"
