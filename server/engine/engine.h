@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "agent_files.h"
 #include "config.h"
 #include "db.h"
 #include "nerr.h"
@@ -154,6 +155,58 @@ void engine_console_detach(struct engine_console *c);
  * bytes.  Works for VMs that do not run.  -ENOENT for no such VM. */
 int engine_vm_console_log(struct engine *eng, const struct db_user *u, const char *name,
                           char **ret, size_t *ret_len, struct nerr *e);
+
+/* ---- guest files (engine/files.c): through the agent, never the disk ----
+ *
+ * Requests are struct ap_fs_req (lib/agent_proto.h, "File operations"):
+ * paths are the guest's own, absolute, resolved by the agent inside the
+ * guest; nothing on the host is ever named by them.  Errors: the guest's
+ * errno as -errno with its message (-ENOENT, -EEXIST, -ENOTDIR, -EISDIR,
+ * -ENOTEMPTY, -EACCES, -EPERM, -ENOSPC, -EDQUOT, -EROFS, -ENAMETOOLONG,
+ * -EINVAL, -ELOOP, -EXDEV, -EFBIG, -E2BIG...), or the engine's: -ENOENT no
+ * such VM, -EBUSY being created or restored, -ESRCH not running,
+ * -ETIMEDOUT the agent gave no answer (or no progress of a stream) within
+ * ENGINE_FILE_TIMEOUT_MS, -ECONNRESET the VM stopped or was restored under
+ * the request, -EPROTONOSUPPORT the guest's agent predates file operations
+ * (a VM restored from an old checkpoint). */
+#define ENGINE_FILE_TIMEOUT_MS 30000
+
+/* One request, one answer: every op but READ_FILE, READDIR, WRITE_FILE
+ * (PREAD: set ret->read_buf to req->length bytes first). */
+int engine_file_call(struct engine *eng, const struct db_user *u, const char *name,
+                     const struct ap_fs_req *req, struct agent_fs_reply *ret, struct nerr *e);
+
+/* A READ_FILE, READDIR or WRITE_FILE in flight; it keeps the VM's agent
+ * connection.  See agent_files.h for the semantics of each call. */
+struct engine_file_stream;
+int engine_file_stream_open(struct engine *eng, const struct db_user *u, const char *name,
+                            const struct ap_fs_req *req, struct engine_file_stream **ret,
+                            struct nerr *e);
+/* fn(user) runs on the agent's reader thread when the stream may have
+ * become readable or writable: quick, non-blocking, no calls into the
+ * stream. */
+void engine_file_stream_set_notify(struct engine_file_stream *s, void (*fn)(void *user),
+                                   void *user);
+/* timeout_ms: 0 = do not wait (-EAGAIN when nothing is there yet);
+ * < 0 = ENGINE_FILE_TIMEOUT_MS.  Bytes > 0, 0 at the end, -errno. */
+ssize_t engine_file_stream_read(struct engine_file_stream *s, void *buf, size_t len,
+                                int timeout_ms, struct nerr *e);
+/* 1 and an entry, 0 at the end, -EAGAIN / -errno as above. */
+int engine_file_stream_next_dirent(struct engine_file_stream *s, char name[AP_FS_NAME_MAX + 1],
+                                   struct ap_fs_attr *attr, int timeout_ms, struct nerr *e);
+/* Upload bytes; waits for the guest up to ENGINE_FILE_TIMEOUT_MS. */
+int engine_file_stream_write(struct engine_file_stream *s, const void *data, size_t len,
+                             struct nerr *e);
+/* End of the upload: 0 and the bytes written, or -errno (an atomic upload
+ * then left nothing behind). */
+int engine_file_stream_finish(struct engine_file_stream *s, uint64_t *ret_count, struct nerr *e);
+/* Cancel what has not been answered and free. */
+void engine_file_stream_free(struct engine_file_stream *s);
+
+/* Remove path and, if it is a directory, everything under it (rm -rf
+ * without following symlinks).  -ENOENT if path does not exist. */
+int engine_file_remove_tree(struct engine *eng, const struct db_user *u, const char *name,
+                            const char *path, struct nerr *e);
 
 /* ---- checkpoints, restore, clone (engine/checkpoint.c) ---- */
 
