@@ -1,7 +1,10 @@
 /* agent_files_peer.c — the server's side of the agent's file operations
  * (server/engine/agent_files.c) against the real noid-agent, run on the
- * host by test_agent.sh (--unix-listen): the agent's paths are the host's
- * here, inside the scratch directory given as argv[2].
+ * host by test_agent.sh (--unix-listen), where the agent's paths are the
+ * host's, and against the agent of a real VM by test_agent_vm.sh, where
+ * they are the guest's.  Everything goes through the protocol: DIR
+ * (argv[2]) is made with MKDIR -p and checked with STAT, never looked at
+ * on the host.
  *
  * Usage: agent-files-peer SOCKET DIR.  Prints one line per check; exits 1
  * on the first failure. */
@@ -70,6 +73,13 @@ static void check_errno(void)
     struct nerr e = {0};
     int r;
 
+    struct ap_fs_req m = {
+        .op = APO_MKDIR, .flags = AP_MKDIR_PARENTS, .present = 1u << APF_PATH | 1u << APF_FLAGS};
+
+    /* DIR may be a guest path: made through the protocol, like everything */
+    snprintf(m.path, sizeof(m.path), "%s", dir);
+    if (agent_fs_call(conn, &m, deadline(), &rep, &e) < 0)
+        die("MKDIR -p %s: %s", dir, e.msg);
     if (call(APO_STAT, "", &rep, &e) < 0 || !S_ISDIR(rep.attr.mode))
         die("STAT of the scratch directory: %s", e.msg);
     r = call(APO_STAT, "missing", &rep, &e);
