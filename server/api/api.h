@@ -6,7 +6,10 @@
  * threads (one per core).  Quick handlers run there.  Routes marked
  * `blocking` (create, exec, destroy, ...) may take seconds: their connection
  * is suspended and the handler runs on a thread of its own, so a slow exec
- * never stalls anyone else; the reply is queued when the connection resumes. */
+ * never stalls anyone else; the reply is queued when the connection resumes.
+ * Routes marked `streaming_body` (PUT of a guest file) start their worker
+ * as soon as the headers are in and read the body as it arrives, through a
+ * bounded buffer (body_stream.c), so no body is ever held whole. */
 #pragma once
 
 #include <json-c/json.h>
@@ -21,6 +24,7 @@
 #include "ratelimit.h"
 
 struct api_ws_session;
+struct api_body_stream;
 
 /* Request bodies above this are refused with 413 (exec stdin rides in the
  * body, hence the size). */
@@ -57,6 +61,9 @@ struct api_server {
     unsigned ws_sessions;               /* (ws_lock) slots taken, upgraded or not */
     bool ws_stopping;                   /* (ws_lock) no new sessions */
     struct api_ws_session *ws_list;     /* (ws_lock) */
+    /* set once by api_server_stop (atomic access): transfers still running
+     * end at their next step instead of holding the stop up */
+    bool stopping;
 };
 
 struct api_request {
@@ -75,6 +82,13 @@ struct api_request {
     char *params[API_MAX_PARAMS];
     const struct api_route *route;
     struct api_ws_session *ws_pending; /* a session waiting for its upgrade */
+    /* The raw request line had a %00: the decoded path or a query value
+     * was cut at that NUL, so it names something else (refused). */
+    bool raw_nul;
+    /* The handler handed its worker slot over to the response (a download
+     * releases it when libmicrohttpd frees the response). */
+    bool load_kept;
+    struct api_body_stream *body_stream; /* streaming_body routes only */
 };
 
 /* Reply helpers: each sets the one response of the request (later calls are
@@ -127,9 +141,12 @@ typedef void (*api_handler_fn)(struct api_request *rq, char **params);
 
 struct api_route {
     const char *method;
-    const char *pattern; /* segments; "{x}" captures one into params[] */
+    const char *pattern; /* segments; "{x}" captures one into params[], a
+                            final "{+x}" the rest of the path (routes.c) */
     api_handler_fn fn;
     bool blocking;       /* may take long: run on a worker thread */
+    bool streaming_body; /* (blocking too) no API_MAX_BODY: the handler
+                            reads the body with api_body_read */
 };
 
 /* Find the route of method + path.  NULL if none; then *ret_path_known says
@@ -137,6 +154,47 @@ struct api_route {
 const struct api_route *api_route_find(const char *method, const char *path,
                                        char *params[API_MAX_PARAMS], bool *ret_path_known,
                                        char *allow, size_t allow_size);
+
+/* ---- streaming request bodies (body_stream.c) ----
+ *
+ * A streaming_body route's handler runs on its worker thread from the
+ * moment the headers are in, with the connection suspended: nothing of the
+ * body is read (no "100 Continue" is sent) until it calls api_body_begin.
+ * A reply set before that goes out at once and the body is never read
+ * (libmicrohttpd then closes the connection).  After it, the body flows
+ * through a buffer of API_BODY_STREAM_BUF bytes: when it is full the
+ * connection is suspended until api_body_read makes room, so a slow
+ * consumer slows the client down instead of growing server memory.  A
+ * reply set after api_body_begin is sent once the whole body has arrived;
+ * whatever the handler did not read is discarded. */
+#define API_BODY_STREAM_BUF (1024u * 1024)
+
+/* Let the body come. */
+void api_body_begin(struct api_request *rq);
+/* Up to len bytes of the body, waiting for them: > 0, 0 at its end,
+ * -ECONNRESET when the client went away (the request is over: no reply
+ * will be sent). */
+ssize_t api_body_read(struct api_request *rq, void *buf, size_t len);
+
+/* For http.c: set up rq's body stream and run its route's handler on a
+ * worker thread (the load slot is taken already); false if the thread
+ * could not start (rq then holds a reply and the slot is given back). */
+bool api_body_stream_start(struct api_request *rq);
+/* For http.c's access handler: a later call of a streaming request.
+ * upload_data_size as libmicrohttpd gives it; returns what the handler
+ * returns, queueing the reply through queue_fn when it is due. */
+enum MHD_Result api_body_stream_feed(struct api_request *rq, const char *data, size_t *size,
+                                     enum MHD_Result (*queue_fn)(struct api_request *rq));
+/* For http.c's completion callback: the request is over for
+ * libmicrohttpd; *ret_done says whether the handler had returned (rq's
+ * reply is final).  Then api_body_stream_unref: true if rq may be freed
+ * now, false if the worker still uses it (it frees rq when it ends). */
+void api_body_stream_gone(struct api_request *rq, bool *ret_done);
+bool api_body_stream_unref(struct api_request *rq);
+void api_body_stream_free(struct api_body_stream *bs);
+/* Free everything a request holds (http.c; the worker of a streaming
+ * request whose client left calls it too). */
+void api_request_free(struct api_request *rq);
 
 /* Handlers */
 void api_get_healthz(struct api_request *rq, char **params);
@@ -155,3 +213,7 @@ void api_post_restore(struct api_request *rq, char **params);
 void api_get_exec_ws(struct api_request *rq, char **params);
 void api_get_console_ws(struct api_request *rq, char **params);
 void api_get_console_log(struct api_request *rq, char **params);
+void api_get_file(struct api_request *rq, char **params); /* GET and HEAD */
+void api_put_file(struct api_request *rq, char **params);
+void api_delete_file(struct api_request *rq, char **params);
+void api_post_file(struct api_request *rq, char **params);

@@ -9,6 +9,14 @@
  * ones on a worker thread while the connection is suspended (see api.h).  The
  * handler leaves exactly one response in the request, queued here; the
  * completion callback writes the access-log line and frees the request.
+ * Routes with a streaming body are routed with the headers instead and
+ * get their body through body_stream.c, without API_MAX_BODY.
+ *
+ * The request is allocated by the URI log callback, which libmicrohttpd
+ * calls with the raw request line before it percent-decodes it: the only
+ * place to see a %00, which decoding turns into a NUL that silently cuts
+ * the path (a PUT to /a%00b must not write /a, a DELETE of /v1/vms/a%00b
+ * must not destroy VM a): such requests are refused.
  *
  * Against hostile clients (the guide's "Connections" and "Rate limiting"):
  * libmicrohttpd caps connections per client address
@@ -153,15 +161,38 @@ static void *worker_main(void *arg)
     struct api_request *rq = arg;
     struct api_server *srv = rq->srv;
     char user_id[DB_ID_LEN + 1];
+    bool keep;
 
     snprintf(user_id, sizeof(user_id), "%s", rq->user.id);
     rq->route->fn(rq, rq->params);
     if (!rq->response)
         api_reply_error(rq, 500, "internal error: no reply");
+    keep = rq->load_kept;
     /* from here on the request belongs to libmicrohttpd again: no rq access */
     MHD_resume_connection(rq->conn);
-    api_load_release(srv, user_id);
+    if (!keep)
+        api_load_release(srv, user_id);
     return NULL;
+}
+
+/* A worker slot for rq's user; false (and a 429/503 reply) if none. */
+static bool take_load(struct api_request *rq)
+{
+    int r = api_load_take(rq->srv, rq->user.id);
+
+    if (r == -EDQUOT) {
+        api_reply_error(rq, 429,
+                        "you have %d long requests (exec, create, console, file transfers, "
+                        "...) running; wait for one to finish",
+                        API_MAX_WORKERS_PER_USER);
+        return false;
+    }
+    if (r < 0) {
+        api_reply_error(rq, 503, "server busy: %d long requests already running",
+                        API_MAX_WORKERS);
+        return false;
+    }
+    return true;
 }
 
 /* Run a blocking route on its own thread with the connection suspended. */
@@ -170,19 +201,9 @@ static void run_in_worker(struct api_request *rq)
     struct api_server *srv = rq->srv;
     pthread_attr_t attr;
     pthread_t th;
-    int r = api_load_take(srv, rq->user.id);
 
-    if (r == -EDQUOT) {
-        api_reply_error(rq, 429, "you have %d long requests (exec, create, console, ...) running; "
-                                 "wait for one to finish",
-                        API_MAX_WORKERS_PER_USER);
+    if (!take_load(rq))
         return;
-    }
-    if (r < 0) {
-        api_reply_error(rq, 503, "server busy: %d long requests already running",
-                        API_MAX_WORKERS);
-        return;
-    }
     rq->suspended = true;
     MHD_suspend_connection(rq->conn);
     pthread_attr_init(&attr);
@@ -201,14 +222,16 @@ static bool path_needs_token(const char *path)
     return strncmp(path, "/v1/", 4) == 0 || strcmp(path, "/v1") == 0;
 }
 
-/* Route a complete request (authenticated already when under /v1). */
+/* Route a complete request (authenticated already when under /v1; routed
+ * already if its route was found with the headers). */
 static void dispatch(struct api_request *rq)
 {
     char allow[64];
     bool path_known = false;
 
-    rq->route = api_route_find(rq->method, rq->path, rq->params, &path_known, allow,
-                               sizeof(allow));
+    if (!rq->route)
+        rq->route =
+            api_route_find(rq->method, rq->path, rq->params, &path_known, allow, sizeof(allow));
     if (!rq->route) {
         if (path_known) {
             api_reply_error(rq, 405, "method %s is not allowed on %s (allowed: %s)", rq->method,
@@ -277,6 +300,18 @@ static void reply_413_and_close(struct api_request *rq)
         (void)!send(ci->connect_fd, out, n, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
+/* libmicrohttpd's URI log callback: the request begins, its line not yet
+ * decoded (see the top of this file).  Returns the request's context. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    struct api_request *rq = calloc(1, sizeof(*rq));
+
+    (void)cls, (void)conn;
+    if (rq)
+        rq->raw_nul = strstr(uri, "%00") != NULL;
+    return rq;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -285,9 +320,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     struct api_server *srv = cls;
     struct api_request *rq = *con_cls;
 
-    if (!rq) {
+    if (!rq || !rq->path) {
         const char *cl;
-        rq = calloc(1, sizeof(*rq));
+        char allow[64];
+        bool path_known;
+        if (!rq)
+            rq = calloc(1, sizeof(*rq));
         if (!rq)
             return MHD_NO;
         rq->srv = srv;
@@ -307,6 +345,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
          * and close the connection after the reply. */
         if (path_needs_token(rq->path) && !api_authenticate(rq))
             return queue_reply(rq);
+        if (rq->raw_nul) {
+            api_reply_error(rq, 400,
+                            "the URL contains %%00: a path or a query value cannot "
+                            "hold a NUL byte");
+            return queue_reply(rq);
+        }
+        rq->route =
+            api_route_find(rq->method, rq->path, rq->params, &path_known, allow, sizeof(allow));
+        if (rq->route && rq->route->streaming_body) {
+            /* no body bound: the handler takes it as it comes */
+            if (!take_load(rq) || !api_body_stream_start(rq))
+                return queue_reply(rq);
+            return MHD_YES;
+        }
         cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > API_MAX_BODY) {
             api_reply_error(rq, 413, API_BODY_TOO_LARGE_FMT, API_MAX_BODY);
@@ -314,6 +366,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         return MHD_YES;
     }
+    if (rq->body_stream)
+        return api_body_stream_feed(rq, upload_data, upload_data_size, queue_reply);
     if (rq->suspended) {
         /* resumed: the worker left its reply */
         rq->suspended = false;
@@ -337,27 +391,44 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return queue_reply(rq);
 }
 
+void api_request_free(struct api_request *rq)
+{
+    if (!rq)
+        return;
+    if (rq->response)
+        MHD_destroy_response(rq->response);
+    for (size_t i = 0; i < API_MAX_PARAMS; i++)
+        free(rq->params[i]);
+    api_body_stream_free(rq->body_stream);
+    buf_free(&rq->body);
+    free(rq->path);
+    free(rq);
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     struct api_request *rq = *con_cls;
     char path[256];
+    bool replied = true;
 
     if (!rq)
         return;
-    api_ws_request_done(rq);
-    log_safe(rq->path, path, sizeof(path));
-    log_info("access: %s %s %s %u user=%s %.3fms", rq->client_ip, rq->method, path,
-             rq->status ? rq->status : 0, rq->authed ? rq->user.name : "-",
-             (double)(time_mono_ns() - rq->start_ns) / 1e6);
-    if (rq->response)
-        MHD_destroy_response(rq->response);
-    for (size_t i = 0; i < API_MAX_PARAMS; i++)
-        free(rq->params[i]);
-    buf_free(&rq->body);
-    free(rq->path);
-    free(rq);
     *con_cls = NULL;
+    /* a streaming request whose client left mid-body: its worker may be
+     * writing the reply right now (status 0 in the log) */
+    if (rq->body_stream)
+        api_body_stream_gone(rq, &replied);
+    api_ws_request_done(rq);
+    if (rq->path) { /* else the request line was all that came */
+        log_safe(rq->path, path, sizeof(path));
+        log_info("access: %s %s %s %u user=%s %.3fms", rq->client_ip, rq->method, path,
+                 replied ? rq->status : 0, rq->authed ? rq->user.name : "-",
+                 (double)(time_mono_ns() - rq->start_ns) / 1e6);
+    }
+    if (rq->body_stream && !api_body_stream_unref(rq))
+        return; /* the worker frees it */
+    api_request_free(rq);
 }
 
 /* Split "HOST:PORT" / "[V6]:PORT" and bind a listening socket. */
@@ -473,6 +544,7 @@ int api_server_start(struct engine *eng, const struct server_config *cfg,
                             MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
                             MHD_OPTION_THREAD_POOL_SIZE, (unsigned)nthreads,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                            MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
                             MHD_OPTION_CONNECTION_LIMIT, max_conns,
                             MHD_OPTION_PER_IP_CONNECTION_LIMIT,
                             (unsigned)cfg->max_connections_per_ip,
@@ -506,6 +578,7 @@ void api_server_stop(struct api_server *s)
         return;
     if (s->d) {
         MHD_socket fd = MHD_quiesce_daemon(s->d);
+        __atomic_store_n(&s->stopping, true, __ATOMIC_RELEASE);
         /* WebSocket sessions end first (close 1001); their sockets must be
          * closed before the daemon stops */
         api_ws_stop_all(s);

@@ -1,5 +1,9 @@
 /* routes.c — the route table of the REST API (the guide's endpoint tables)
- * and the matcher.  A pattern segment "{x}" captures one path segment. */
+ * and the matcher.  A pattern segment "{x}" captures one path segment; a
+ * pattern ending in "{+x}" right after a literal captures the rest of the
+ * path, which must be empty or start with '/' ("" is captured as "/"):
+ * "/v1/vms/{name}/files{+path}" takes /v1/vms/box/files, .../files/ and
+ * .../files/etc/hosts, not .../filesystem. */
 #include <string.h>
 
 #include "api.h"
@@ -23,6 +27,13 @@ static const struct api_route routes[] = {
     {"GET", "/v1/vms/{name}/checkpoints", api_get_checkpoints, .blocking = false},
     {"DELETE", "/v1/vms/{name}/checkpoints/{id}", api_delete_checkpoint, .blocking = true},
     {"POST", "/v1/vms/{name}/restore", api_post_restore, .blocking = true},
+    /* guest files (handlers_files.c): every one waits for the guest; PUT
+     * gets its body as it arrives, on its worker thread */
+    {"GET", "/v1/vms/{name}/files{+path}", api_get_file, .blocking = true},
+    {"HEAD", "/v1/vms/{name}/files{+path}", api_get_file, .blocking = true},
+    {"PUT", "/v1/vms/{name}/files{+path}", api_put_file, .blocking = true, .streaming_body = true},
+    {"DELETE", "/v1/vms/{name}/files{+path}", api_delete_file, .blocking = true},
+    {"POST", "/v1/vms/{name}/files{+path}", api_post_file, .blocking = true},
 };
 
 /* Match path against pattern; on success params[] hold malloc'd captures. */
@@ -36,6 +47,17 @@ static bool match(const char *pattern, const char *path, char *params[API_MAX_PA
         pattern++;
         path++;
         size_t plen = strcspn(pattern, "/"), slen = strcspn(path, "/");
+        const char *rest = strstr(pattern, "{+");
+        if (rest && (size_t)(rest - pattern) < plen) {
+            /* a literal prefix of this segment, then the rest of the path */
+            size_t lit = (size_t)(rest - pattern);
+            if (strncmp(pattern, path, lit) != 0 || (path[lit] && path[lit] != '/') ||
+                np >= API_MAX_PARAMS)
+                return false;
+            if (params)
+                params[np] = strdup(path[lit] ? path + lit : "/");
+            return true;
+        }
         if (pattern[0] == '{') {
             if (slen == 0 || np >= API_MAX_PARAMS)
                 return false;
