@@ -20,15 +20,17 @@
  * only if no notify came in between.
  *
  * A guest that stops sending would leave the connection suspended for
- * ever (suspended connections never time out), so a watchdog thread (one
- * per process, running while downloads exist) resumes downloads suspended
- * for more than ENGINE_FILE_TIMEOUT_MS, or any once the server stops; the
- * reader then ends them (the client sees the connection close before
- * Content-Length bytes).
+ * ever (suspended connections never time out), so a helper thread (one
+ * per process, started with the first download) resumes downloads
+ * suspended for more than ENGINE_FILE_TIMEOUT_MS, or any once the server
+ * stops; the reader then ends them (the client sees the connection close
+ * before Content-Length bytes).  The same thread frees finished downloads:
+ * freeing a stream that has not ended sends a cancel to the guest, which
+ * may wait for the agent channel, and that is no job for an epoll thread.
  *
  * Lock order: dl_lock -> d->lock -> libmicrohttpd's locks; the agent
  * connection's lock -> d->lock.  The download keeps its request's worker
- * slot (rq->load_kept) until libmicrohttpd frees the response. */
+ * slot (rq->load_kept) until it is freed, so api_server_stop waits for it. */
 #include <errno.h>
 #include <string.h>
 
@@ -54,9 +56,10 @@ struct files_download {
 };
 
 static pthread_mutex_t dl_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t dl_cond = PTHREAD_COND_INITIALIZER; /* a download began */
-static struct files_download *dl_list;                    /* (dl_lock) */
-static bool dl_watchdog_running;                          /* (dl_lock) */
+static pthread_cond_t dl_cond = PTHREAD_COND_INITIALIZER; /* a download began or ended */
+static struct files_download *dl_list;                    /* (dl_lock) running */
+static struct files_download *dl_done;                    /* (dl_lock) to free */
+static bool dl_helper_running;                            /* (dl_lock) */
 
 static bool server_stopping(const struct api_server *srv)
 {
@@ -72,7 +75,9 @@ static void resume_locked(struct files_download *d)
     MHD_resume_connection(d->conn);
 }
 
-static void *watchdog_main(void *arg)
+static void download_free(struct files_download *d);
+
+static void *helper_main(void *arg)
 {
     (void)arg;
     pthread_mutex_lock(&dl_lock);
@@ -80,8 +85,17 @@ static void *watchdog_main(void *arg)
         struct timespec ts;
         int64_t now;
 
-        while (!dl_list)
+        while (!dl_list && !dl_done)
             pthread_cond_wait(&dl_cond, &dl_lock);
+        while (dl_done) {
+            struct files_download *d = dl_done;
+            dl_done = d->next;
+            pthread_mutex_unlock(&dl_lock);
+            download_free(d);
+            pthread_mutex_lock(&dl_lock);
+        }
+        if (!dl_list)
+            continue;
         ts = time_mono_timespec(time_mono_ms() + 1000);
         pthread_cond_clockwait(&dl_cond, &dl_lock, CLOCK_MONOTONIC, &ts);
         now = time_mono_ms();
@@ -101,15 +115,15 @@ static void *watchdog_main(void *arg)
 static void dl_register(struct files_download *d)
 {
     pthread_mutex_lock(&dl_lock);
-    if (!dl_watchdog_running) {
+    if (!dl_helper_running) {
         pthread_attr_t attr;
         pthread_t th;
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        dl_watchdog_running = pthread_create(&th, &attr, watchdog_main, NULL) == 0;
+        dl_helper_running = pthread_create(&th, &attr, helper_main, NULL) == 0;
         pthread_attr_destroy(&attr);
-        if (!dl_watchdog_running)
-            log_warn("cannot start the download watchdog: a stalled guest may hold a "
+        if (!dl_helper_running)
+            log_warn("cannot start the downloads' helper thread: a stalled guest may hold a "
                      "download until it answers");
     }
     d->next = dl_list;
@@ -120,8 +134,11 @@ static void dl_register(struct files_download *d)
     pthread_mutex_unlock(&dl_lock);
 }
 
-static void dl_unregister(struct files_download *d)
+/* Off the running list; true if the helper thread will free d. */
+static bool dl_unregister(struct files_download *d)
 {
+    bool helper;
+
     pthread_mutex_lock(&dl_lock);
     if (d->prev)
         d->prev->next = d->next;
@@ -129,7 +146,14 @@ static void dl_unregister(struct files_download *d)
         dl_list = d->next;
     if (d->next)
         d->next->prev = d->prev;
+    helper = dl_helper_running;
+    if (helper) {
+        d->next = dl_done;
+        dl_done = d;
+        pthread_cond_signal(&dl_cond);
+    }
     pthread_mutex_unlock(&dl_lock);
+    return helper;
 }
 
 /* The agent reader's thread, its connection's lock held: quick. */
@@ -195,28 +219,37 @@ static ssize_t read_body(void *cls, uint64_t pos, char *buf, size_t max)
     }
 }
 
-static void download_free(struct files_download *d)
+/* Free d, which is on no list (its stream cancelled if not ended). */
+static void download_discard(struct files_download *d)
 {
-    struct api_server *srv;
-    char user_id[DB_ID_LEN + 1];
-
     if (!d)
         return;
-    srv = d->srv;
-    snprintf(user_id, sizeof(user_id), "%s", d->user_id);
-    dl_unregister(d);
     engine_file_stream_free(d->s); /* no notify after this */
     pthread_mutex_destroy(&d->lock);
     free(d->first);
     free(d);
+}
+
+/* Free a download that ran, and give its worker slot back. */
+static void download_free(struct files_download *d)
+{
+    struct api_server *srv = d->srv;
+    char user_id[DB_ID_LEN + 1];
+
+    snprintf(user_id, sizeof(user_id), "%s", d->user_id);
+    download_discard(d);
     /* last: once every slot is back, api_server_stop may free srv */
     api_load_release(srv, user_id);
 }
 
-/* libmicrohttpd frees the response: the download is over. */
+/* libmicrohttpd frees the response (an epoll thread): the download is
+ * over; the helper thread frees it. */
 static void on_response_free(void *cls)
 {
-    download_free(cls);
+    struct files_download *d = cls;
+
+    if (!dl_unregister(d))
+        download_free(d);
 }
 
 static ssize_t no_body(void *cls, uint64_t pos, char *buf, size_t max)
@@ -265,10 +298,7 @@ static int download_open(struct api_request *rq, const char *vm, const char *pat
     *ret = d;
     return 0;
 fail:
-    engine_file_stream_free(d->s);
-    pthread_mutex_destroy(&d->lock);
-    free(d->first);
-    free(d);
+    download_discard(d);
     return r;
 }
 
@@ -319,12 +349,8 @@ void files_send_file(struct api_request *rq, const char *vm, const char *path,
         }
         resp = MHD_create_response_from_callback(len, FILES_DOWNLOAD_BLOCK, read_body, d,
                                                  on_response_free);
-        if (!resp) {
-            engine_file_stream_free(d->s);
-            pthread_mutex_destroy(&d->lock);
-            free(d->first);
-            free(d);
-        }
+        if (!resp)
+            download_discard(d);
     }
     if (!resp) {
         api_reply_error(rq, 500, "out of memory");
