@@ -25,6 +25,7 @@
 #     temporary file goes
 #   * a guest frozen under a download: cut after the engine's timeout
 #   * the VM killed under a download: the client sees a cut body; then 409
+#   * the server stopped under a download: cut, and the stop completes
 . "$(dirname "$0")/lib.sh"
 it_setup
 require_guest
@@ -389,5 +390,21 @@ assert_eq 18 "$rc" "curl's exit for a body cut short (partial file)"
 fcurl "$F/etc/hostname"
 assert_eq 409 "$S" "files of a VM that is not running"
 ok "the VM killed under a download: the client sees a cut body (curl 18); then 409"
+
+# ---- the server stops under a download ----
+noid create box2 > /dev/null
+fcurl -T "$T/big" "$URL/v1/vms/box2/files/root/big.bin"
+assert_eq 201 "$S" "PUT on a second VM"
+curl -s -H "Authorization: Bearer $A" --limit-rate 1M -o "$T/stopcut" "$URL/v1/vms/box2/files/root/big.bin" &
+dl_pid=$!
+for _ in $(seq 300); do [ -s "$T/stopcut" ] && break; sleep 0.1; done
+[ -s "$T/stopcut" ] || fail "the slow download did not start"
+stop_server || fail "the server did not stop cleanly under a download"
+rc=0
+wait "$dl_pid" || rc=$?
+assert_eq 18 "$rc" "curl's exit for the download the stop cut"
+grep -q "download of /root/big.bin cut: the server is stopping" "$T/server.log" ||
+    fail "the server log does not say the stop cut the download"
+ok "the server stops under a running download: the download is cut, the stop completes"
 
 it_done
