@@ -28,7 +28,6 @@
 #include <string.h>
 
 #include "api.h"
-#include "log.h"
 
 struct api_body_stream {
     pthread_mutex_t lock;
