@@ -328,8 +328,9 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     }
     pthread_mutex_unlock(&d->lock);
     if (r < 0 && used == 0) {
-        fuse_reply_err(req, p->kind == NK_GUEST ? guestfs_errno("readdir", p, NULL, r, &e)
-                                                : errmap_log("readdir", layout_node_hint(p), r, &e));
+        fuse_reply_err(req, p->kind == NK_GUEST
+                                ? guestfs_errno("readdir", p, NULL, r, &e)
+                                : errmap_log("readdir", layout_node_hint(p), r, &e));
         return;
     }
     /* an interrupted reply never reached the kernel: it counted nothing */

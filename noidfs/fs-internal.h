@@ -92,8 +92,8 @@ struct node {
                      * identity node (not in the table): just the path */
     uint64_t gino;  /* (nodes.lock) the guest's inode number at gpath */
     uint32_t gmode; /* (nodes.lock) its type (and mode) */
-    /* (nodes.lock) size and times when last opened: unchanged = the page
-     * cache may be kept */
+    /* (nodes.lock) size and times last given to the kernel: a file found
+     * unchanged at an open may keep its cached pages */
     bool sig_valid;
     uint64_t sig_size;
     struct ap_fs_time sig_mtime, sig_ctime;
@@ -231,12 +231,12 @@ int nodes_guest_path(struct nodes *t, const struct node *n, char out[GPATH_SIZE]
  * n is detached (the caller answers ESTALE: the kernel looks the path up
  * again). */
 bool nodes_guest_same(struct nodes *t, const struct node *n, const struct ap_fs_attr *a);
-/* At an open: whether a (the opened file) shows the same size, mtime and
- * ctime as at n's previous open, so its cached pages are still right;
- * remembers a for the next. */
-bool nodes_guest_keep_cache(struct nodes *t, const struct node *n, const struct ap_fs_attr *a);
-/* Our own write changed n: the next open drops its cached pages. */
-void nodes_guest_forget_sig(struct nodes *t, const struct node *n);
+/* The kernel was given a as n's attributes (ref_guest does this itself). */
+void nodes_guest_told(struct nodes *t, const struct node *n, const struct ap_fs_attr *a);
+/* At an open: whether a (the opened file) shows the size, mtime and ctime
+ * the kernel was last given, so its cached size and pages are right;
+ * counts a as given from now on. */
+bool nodes_guest_unchanged(struct nodes *t, const struct node *n, const struct ap_fs_attr *a);
 /* gpath and everything below it is gone (unlink, rmdir). */
 void nodes_guest_detach(struct nodes *t, const char *user, const char *vm, const char *gpath);
 /* A rename succeeded in the guest: from (and below) is now at to; what

@@ -14,12 +14,14 @@
  * Caching.  Entries and attributes live cache_secs (1 s), like the rest of
  * the mount; negative entries are not cached (a file a command just made
  * in the guest shows at once).  File data goes through the page cache,
- * written through to the guest as it is written (no writeback cache), and
- * kept across opens only while the guest's size, mtime and ctime stay as
- * they were at the previous open; the kernel also drops it when a getattr
- * shows mtime or size moved (auto_inval_data).  Writes with O_APPEND are
- * direct: the guest decides where they land; so are reads of a file that
- * was empty when opened (/proc's files are all "empty").
+ * written through to the guest as it is written (no writeback cache).  An
+ * open keeps the cached pages only when the guest's size, mtime and ctime
+ * are what the kernel was last told; otherwise that open reads the guest
+ * directly, so a file changed in the guest reads right at once; the kernel
+ * also drops pages when a getattr shows mtime or size moved
+ * (auto_inval_data).  Writes with O_APPEND are direct (the guest decides
+ * where they land), and so are reads of a file that was empty when opened
+ * (/proc's files all say they are).
  *
  * Owners.  The guest's root (uid or gid 0) is shown as the owner of the
  * user's directory (its local account on the server-side mount), so that
@@ -277,6 +279,7 @@ static void reply_attr(fuse_req_t req, const struct node *n, const struct ap_fs_
         fuse_reply_err(req, ESTALE);
         return;
     }
+    nodes_guest_told(fs->nodes, n, a);
     guestfs_attr_to_stat(fs, n->user, a, n->ino, &st);
     fuse_reply_attr(req, &st, fs->cache_secs);
 }
@@ -368,8 +371,6 @@ void guestfs_setattr(fuse_req_t req, const struct node *n, struct stat *attr, in
         req_has(&q, APF_LENGTH);
         q.length = (uint64_t)attr->st_size;
         r = has_path < 0 && !h ? has_path : gcall(fs, n, &q, &rep, &e);
-        if (r >= 0)
-            nodes_guest_forget_sig(fs->nodes, n); /* not the content cached at its open */
     }
     if (r >= 0 && (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW |
                              FUSE_SET_ATTR_MTIME_NOW))) {
@@ -508,6 +509,7 @@ static struct handle *handle_make(struct noidfs *fs, const struct node *n, uint3
                                   const struct ap_fs_attr *a, struct fuse_file_info *fi)
 {
     struct handle *h = fs_handle_new(fs, n, fi->flags);
+    bool unchanged;
 
     if (!h) {
         guest_close(fs, n, ghandle);
@@ -519,13 +521,20 @@ static struct handle *handle_make(struct noidfs *fs, const struct node *n, uint3
     h->gsync = fi->flags & (O_SYNC | O_DSYNC);
     fs_handle_add(fs, h);
     fi->fh = (uintptr_t)h;
+    /* the kernel's cached pages and size are right while the file is as
+     * the kernel was last told; else they go, and this open reads the
+     * guest directly (the kernel would stop at the old size, which stays
+     * in its attribute cache for up to cache_secs) */
+    unchanged = nodes_guest_unchanged(fs->nodes, n, a);
+    fi->keep_cache = unchanged;
+    if (!unchanged)
+        fs_inval_attr(fs, n->ino);
     /* appends land where the guest's file ends, which the kernel's cached
      * size may not know: they bypass the page cache.  So do reads of a file
      * that says it is empty: the kernel would not even ask for its bytes,
-     * while /proc and /sys files say so and have content (and a log
-     * being written grows under a reader) */
-    fi->direct_io = h->gappend || (a->size == 0 && (fi->flags & O_ACCMODE) == O_RDONLY);
-    fi->keep_cache = nodes_guest_keep_cache(fs->nodes, n, a);
+     * while /proc and /sys files say so and have content */
+    fi->direct_io =
+        !unchanged || h->gappend || (a->size == 0 && (fi->flags & O_ACCMODE) == O_RDONLY);
     return h;
 }
 
@@ -683,13 +692,10 @@ void guestfs_write(fuse_req_t req, struct handle *h, const char *buf, size_t siz
         if (r < 0)
             done = 0; /* O_SYNC: not written until it is on the guest's disk */
     }
-    if (done > 0 || size == 0) {
-        nodes_guest_forget_sig(fs->nodes, h->node);
-        /* an append went where the guest's file ended, maybe not where the
-         * kernel thought: its size and pages are the guest's to say */
-        if (h->gappend)
-            fs_inval_inode(fs, h->node->ino);
-    }
+    /* an append went where the guest's file ended, maybe not where the
+     * kernel thought: its size and pages are the guest's to say */
+    if (done > 0 && h->gappend)
+        fs_inval_inode(fs, h->node->ino);
     if (r < 0 && done == 0) {
         reply_err(req, "write", h->node, NULL, r, &e);
         return;

@@ -276,6 +276,14 @@ static bool guest_of_locked(const struct node *n, const char *user, const char *
            (user ? n->user && strcmp(n->user, user) == 0 : !n->user);
 }
 
+static void sig_set_locked(struct node *n, const struct ap_fs_attr *a)
+{
+    n->sig_valid = true;
+    n->sig_size = a->size;
+    n->sig_mtime = a->mtime;
+    n->sig_ctime = a->ctime;
+}
+
 const struct node *nodes_ref_guest(struct nodes *t, const char *user, const char *vm,
                                    const char *gpath, const struct ap_fs_attr *a)
 {
@@ -298,6 +306,7 @@ const struct node *nodes_ref_guest(struct nodes *t, const char *user, const char
     if (n) {
         n->gino = a->ino;
         n->gmode = a->mode;
+        sig_set_locked(n, a); /* the caller tells the kernel a */
     }
     pthread_mutex_unlock(&t->lock);
     return n;
@@ -345,31 +354,26 @@ bool nodes_guest_same(struct nodes *t, const struct node *cn, const struct ap_fs
     return same;
 }
 
-bool nodes_guest_keep_cache(struct nodes *t, const struct node *cn, const struct ap_fs_attr *a)
+void nodes_guest_told(struct nodes *t, const struct node *cn, const struct ap_fs_attr *a)
+{
+    pthread_mutex_lock(&t->lock);
+    sig_set_locked((struct node *)cn, a);
+    pthread_mutex_unlock(&t->lock);
+}
+
+bool nodes_guest_unchanged(struct nodes *t, const struct node *cn, const struct ap_fs_attr *a)
 {
     struct node *n = (struct node *)cn;
-    bool keep;
+    bool same;
 
     pthread_mutex_lock(&t->lock);
     /* ctime moves with every change of content (and no one can set it) */
-    keep = n->sig_valid && n->sig_size == a->size && n->sig_mtime.sec == a->mtime.sec &&
+    same = n->sig_valid && n->sig_size == a->size && n->sig_mtime.sec == a->mtime.sec &&
            n->sig_mtime.nsec == a->mtime.nsec && n->sig_ctime.sec == a->ctime.sec &&
            n->sig_ctime.nsec == a->ctime.nsec;
-    n->sig_valid = true;
-    n->sig_size = a->size;
-    n->sig_mtime = a->mtime;
-    n->sig_ctime = a->ctime;
+    sig_set_locked(n, a);
     pthread_mutex_unlock(&t->lock);
-    return keep;
-}
-
-void nodes_guest_forget_sig(struct nodes *t, const struct node *cn)
-{
-    struct node *n = (struct node *)cn;
-
-    pthread_mutex_lock(&t->lock);
-    n->sig_valid = false;
-    pthread_mutex_unlock(&t->lock);
+    return same;
 }
 
 /* Put n at gpath (NULL: detach it).  A node whose new key cannot be made
