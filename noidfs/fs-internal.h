@@ -205,6 +205,9 @@ struct handle {
     uint32_t ghandle; /* the agent's handle */
     bool gappend;     /* O_APPEND: the guest decides where writes go */
     bool gsync;       /* O_SYNC / O_DSYNC: fsync after each write */
+    bool gstale;      /* (fs->handles_lock) the VM was restored: the guest
+                       * forgot the handle (and may give its number to
+                       * another file), so it is never used again */
 };
 
 /* ---- nodes.c ---- */
@@ -396,6 +399,8 @@ void guestfs_read(fuse_req_t req, struct handle *h, size_t size, off_t off);
 void guestfs_write(fuse_req_t req, struct handle *h, const char *buf, size_t size, off_t off);
 void guestfs_fsync(fuse_req_t req, struct handle *h, int datasync);
 void guestfs_release(struct handle *h);
+/* The VM was restored in place: its open files are gone in the guest. */
+void guestfs_vm_restored(struct noidfs *fs, const char *user, const char *vm);
 /* Names: each replies. */
 void guestfs_mkdir(fuse_req_t req, const struct node *parent, const char *name, mode_t mode);
 void guestfs_unlink(fuse_req_t req, const struct node *parent, const char *name, bool dir);
@@ -427,6 +432,8 @@ void fs_inval_inode(struct noidfs *fs, fuse_ino_t ino);
 /* Queue an invalidation of an inode's attributes only (its cached pages
  * stay). */
 void fs_inval_attr(struct noidfs *fs, fuse_ino_t ino);
+/* The same at once, from a request (before its reply). */
+void fs_inval_attr_now(struct noidfs *fs, fuse_ino_t ino);
 /* Queue an invalidation of a directory entry. */
 void fs_inval_entry(struct noidfs *fs, fuse_ino_t parent, const char *name);
 /* The results of a run changed: sizes of the files showing it. */

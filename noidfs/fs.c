@@ -513,6 +513,7 @@ static int run_action(struct handle *h)
         fs_inval_inode(fs, nodes_find(fs->nodes, NK_USER, n->user, NULL, 0, NULL));
     } else {
         log_info("noidfs: restored %s to checkpoint %s", n->vm, n->ckpt);
+        guestfs_vm_restored(fs, n->user, n->vm);
         fs_inval_inode(fs, nodes_find(fs->nodes, NK_VM_INFO, n->user, n->vm, 0, NULL));
         fs_inval_inode(fs, nodes_find(fs->nodes, NK_VM_STATE, n->user, n->vm, 0, NULL));
     }

@@ -16,8 +16,8 @@
  * in the guest shows at once).  File data goes through the page cache,
  * written through to the guest as it is written (no writeback cache).  An
  * open keeps the cached pages only when the guest's size, mtime and ctime
- * are what the kernel was last told; otherwise that open reads the guest
- * directly, so a file changed in the guest reads right at once; the kernel
+ * are what the kernel was last told; otherwise pages and attributes are
+ * dropped, so a file changed in the guest reads right at once; the kernel
  * also drops pages when a getattr shows mtime or size moved
  * (auto_inval_data).  Writes with O_APPEND are direct (the guest decides
  * where they land), and so are reads of a file that was empty when opened
@@ -85,18 +85,65 @@ static inline void req_has(struct ap_fs_req *r, enum ap_fs_tag tag)
     r->present |= 1u << tag;
 }
 
-/* One request for n's VM, counted as a blocking request of its user. */
-static int gcall(struct noidfs *fs, const struct node *n, const struct ap_fs_req *req,
-                 struct noidfs_fs_reply *rep, struct nerr *e)
+/* One request for n's VM, counted as a blocking request of its user:
+ * -EAGAIN beyond the bound, unless must (a CLOSE: refusing it would leak
+ * the guest's handle). */
+static int gcall_counted(struct noidfs *fs, const struct node *n, const struct ap_fs_req *req,
+                         struct noidfs_fs_reply *rep, bool must, struct nerr *e)
 {
-    bool counted;
+    bool counted = false;
     int r;
 
-    if (!fs_blocking_enter(fs, n->user, &counted))
+    if (!fs_blocking_enter(fs, n->user, &counted) && !must)
         return nerr_set(e, -EAGAIN, "too many requests of this user waiting");
     r = fs->ops->fs_call(fs->b, n->user, n->vm, req, rep, e);
     fs_blocking_leave(fs, n->user, counted);
     return r;
+}
+
+static int gcall(struct noidfs *fs, const struct node *n, const struct ap_fs_req *req,
+                 struct noidfs_fs_reply *rep, struct nerr *e)
+{
+    return gcall_counted(fs, n, req, rep, false, e);
+}
+
+static bool handle_stale(struct handle *h)
+{
+    bool stale;
+
+    pthread_mutex_lock(&h->fs->handles_lock);
+    stale = h->gstale;
+    pthread_mutex_unlock(&h->fs->handles_lock);
+    return stale;
+}
+
+/* A request on open file h.  The guest forgets its handles when the VM is
+ * restored or its agent restarts (EBADF: we never send a handle it did not
+ * give us), and the file is then gone for this open: EIO, as for a VM
+ * that stopped. */
+static int hcall(struct handle *h, const struct ap_fs_req *req, struct noidfs_fs_reply *rep,
+                 struct nerr *e)
+{
+    int r;
+
+    if (handle_stale(h))
+        return nerr_set(e, -EIO, "the VM was restored: the file is no longer open in the guest");
+    r = gcall(h->fs, h->node, req, rep, e);
+    if (r == -EBADF)
+        r = nerr_reset(e, -EIO,
+                       "the guest no longer has the file open (the VM was restored, or its "
+                       "agent restarted)");
+    return r;
+}
+
+void guestfs_vm_restored(struct noidfs *fs, const char *user, const char *vm)
+{
+    pthread_mutex_lock(&fs->handles_lock);
+    for (struct handle *h = fs->handles; h; h = h->next)
+        if (h->kind == H_GUEST && strcmp(h->node->vm, vm) == 0 &&
+            (user ? h->node->user && strcmp(h->node->user, user) == 0 : !h->node->user))
+            h->gstale = true;
+    pthread_mutex_unlock(&fs->handles_lock);
 }
 
 int guestfs_errno(const char *what, const struct node *n, const char *path, int r,
@@ -295,7 +342,7 @@ void guestfs_getattr(fuse_req_t req, const struct node *n, struct fuse_file_info
     int r = -EBADF;
 
     /* fstat: the open file, even when its name is gone */
-    if (h) {
+    if (h && !handle_stale(h)) {
         req_handle(&q, APO_FSTAT, h->ghandle);
         r = gcall(fs, n, &q, &rep, &e);
         if (r >= 0) {
@@ -306,9 +353,9 @@ void guestfs_getattr(fuse_req_t req, const struct node *n, struct fuse_file_info
             reply_err(req, "fstat", n, NULL, r, &e);
             return;
         }
-        /* the guest's agent lost its handles (restored): by name */
         memset(&e, 0, sizeof(e));
     }
+    /* a handle the guest forgot (restored): the attributes by name */
     r = node_path(fs, n, path);
     if (r >= 0) {
         req_init(&q, APO_LSTAT, path);
@@ -370,7 +417,7 @@ void guestfs_setattr(fuse_req_t req, const struct node *n, struct stat *attr, in
         by_path = !h;
         req_has(&q, APF_LENGTH);
         q.length = (uint64_t)attr->st_size;
-        r = has_path < 0 && !h ? has_path : gcall(fs, n, &q, &rep, &e);
+        r = h ? hcall(h, &q, &rep, &e) : has_path < 0 ? has_path : gcall(fs, n, &q, &rep, &e);
     }
     if (r >= 0 && (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW |
                              FUSE_SET_ATTR_MTIME_NOW))) {
@@ -400,7 +447,7 @@ void guestfs_setattr(fuse_req_t req, const struct node *n, struct stat *attr, in
         else
             req_init(&q, APO_LSTAT, path);
         by_path = !h;
-        r = has_path < 0 && !h ? has_path : gcall(fs, n, &q, &rep, &e);
+        r = h ? hcall(h, &q, &rep, &e) : has_path < 0 ? has_path : gcall(fs, n, &q, &rep, &e);
     }
     if (r < 0) {
         reply_err(req, what, n, path, r, &e);
@@ -497,7 +544,7 @@ static void guest_close(struct noidfs *fs, const struct node *n, uint32_t ghandl
     int r;
 
     req_handle(&q, APO_CLOSE, ghandle);
-    r = gcall(fs, n, &q, &rep, &e);
+    r = gcall_counted(fs, n, &q, &rep, true, &e);
     /* EBADF: the guest's agent dropped its handles already (restore) */
     if (r < 0 && r != -EBADF)
         guestfs_errno("close", n, NULL, r, &e);
@@ -522,19 +569,18 @@ static struct handle *handle_make(struct noidfs *fs, const struct node *n, uint3
     fs_handle_add(fs, h);
     fi->fh = (uintptr_t)h;
     /* the kernel's cached pages and size are right while the file is as
-     * the kernel was last told; else they go, and this open reads the
-     * guest directly (the kernel would stop at the old size, which stays
-     * in its attribute cache for up to cache_secs) */
+     * the kernel was last told; else the pages go (keep_cache off) and so
+     * do the attributes, now, before the open returns: a read stops at the
+     * cached size, which would otherwise stay for up to cache_secs */
     unchanged = nodes_guest_unchanged(fs->nodes, n, a);
     fi->keep_cache = unchanged;
     if (!unchanged)
-        fs_inval_attr(fs, n->ino);
+        fs_inval_attr_now(fs, n->ino);
     /* appends land where the guest's file ends, which the kernel's cached
      * size may not know: they bypass the page cache.  So do reads of a file
      * that says it is empty: the kernel would not even ask for its bytes,
      * while /proc and /sys files say so and have content */
-    fi->direct_io =
-        !unchanged || h->gappend || (a->size == 0 && (fi->flags & O_ACCMODE) == O_RDONLY);
+    fi->direct_io = h->gappend || (a->size == 0 && (fi->flags & O_ACCMODE) == O_RDONLY);
     return h;
 }
 
@@ -623,7 +669,6 @@ void guestfs_create(fuse_req_t req, const struct node *parent, const char *name,
 
 void guestfs_read(fuse_req_t req, struct handle *h, size_t size, off_t off)
 {
-    struct noidfs *fs = h->fs;
     _cleanup_free_ char *buf = malloc(size ? size : 1);
     struct ap_fs_req q;
     struct nerr e = {0};
@@ -645,7 +690,7 @@ void guestfs_read(fuse_req_t req, struct handle *h, size_t size, off_t off)
         req_has(&q, APF_LENGTH);
         q.offset = (uint64_t)off + done;
         q.length = want;
-        r = gcall(fs, h->node, &q, &rep, &e);
+        r = hcall(h, &q, &rep, &e);
         if (r < 0)
             break;
         done += (size_t)MIN(rep.count, (uint64_t)want);
@@ -678,7 +723,7 @@ void guestfs_write(fuse_req_t req, struct handle *h, const char *buf, size_t siz
         q.offset = (uint64_t)off + done;
         q.data = (const uint8_t *)buf + done;
         q.data_len = chunk;
-        r = gcall(fs, h->node, &q, &rep, &e);
+        r = hcall(h, &q, &rep, &e);
         if (r < 0)
             break;
         done += (size_t)MIN(rep.count, (uint64_t)chunk);
@@ -688,7 +733,7 @@ void guestfs_write(fuse_req_t req, struct handle *h, const char *buf, size_t siz
     if (done > 0 && h->gsync) {
         req_handle(&q, APO_FSYNC, h->ghandle);
         memset(&rep, 0, sizeof(rep));
-        r = gcall(fs, h->node, &q, &rep, &e);
+        r = hcall(h, &q, &rep, &e);
         if (r < 0)
             done = 0; /* O_SYNC: not written until it is on the guest's disk */
     }
@@ -715,15 +760,16 @@ void guestfs_fsync(fuse_req_t req, struct handle *h, int datasync)
         req_has(&q, APF_FLAGS);
         q.flags = AP_FSYNC_DATA;
     }
-    r = gcall(h->fs, h->node, &q, &rep, &e);
+    r = hcall(h, &q, &rep, &e);
     fuse_reply_err(req, r < 0 ? guestfs_errno("fsync", h->node, NULL, r, &e) : 0);
 }
 
 void guestfs_release(struct handle *h)
 {
     /* at shutdown the agent's session ends with the server's connection,
-     * which closes every handle of it: no request that could wait */
-    if (!h->fs->exiting)
+     * which closes every handle of it: no request that could wait.  A
+     * stale handle's number may be another file's now. */
+    if (!h->fs->exiting && !handle_stale(h))
         guest_close(h->fs, h->node, h->ghandle);
 }
 

@@ -41,6 +41,15 @@ void fs_inval_attr(struct noidfs *fs, fuse_ino_t ino)
     inval_push(fs, ino, NULL, true);
 }
 
+void fs_inval_attr_now(struct noidfs *fs, fuse_ino_t ino)
+{
+    /* only the attributes: the kernel takes no lock for it that a request
+     * in progress could hold (no pages, no inode lock), so this may be
+     * sent from a request's path, before its reply */
+    if (fs->se && ino != 0)
+        fuse_lowlevel_notify_inval_inode(fs->se, ino, -1, 0);
+}
+
 void fs_inval_entry(struct noidfs *fs, fuse_ino_t parent, const char *name)
 {
     inval_push(fs, parent, name, false);

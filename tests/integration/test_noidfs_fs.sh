@@ -13,8 +13,12 @@
 #     files the kernel has cached, chmod (+x runs in the guest), ln -s +
 #     readlink, ln (hard link), touch and touch -d of an old date,
 #     truncate, >> (O_APPEND), rename with RENAME_NOREPLACE / EXCHANGE
+#   * mmap: a shared writable mapping reaches the guest, a mapping after the
+#     guest changed the file sees the change
 #   * an editor's save (temporary file renamed over the old one: python's
 #     os.replace); a reader of the old file keeps reading it
+#   * a restore in place (through the mount, through the API): files open
+#     across it fail with EIO, new opens see the restored files
 #   * tar -x of a small tree (modes, symlinks, mtimes, a name with a space)
 #   * rsync -a into fs/ and back out (the same tree; a second run sends
 #     nothing, so sizes and mtimes are exact), rsync --delete
@@ -233,6 +237,29 @@ assert_eq OK "$(rename2 "$F/root/xa" "$F/root/xc" 1)" "RENAME_NOREPLACE to a fre
 gx box 'test ! -e /root/xa && test -f /root/xc' || fail "NOREPLACE rename not done in the guest"
 ok "rename: RENAME_NOREPLACE refused with EEXIST, RENAME_EXCHANGE swaps"
 
+# ---- mmap: a shared writable mapping reaches the guest; a mapping made
+# after the guest changed the file shows the change ----
+head -c 1000000 /dev/urandom > "$F/root/mm.bin"
+"$PY" - "$F/root/mm.bin" << 'EOF'
+import mmap, sys
+with open(sys.argv[1], "r+b") as f:
+    m = mmap.mmap(f.fileno(), 0)
+    m[4096:4101] = b"HELLO"
+    m.flush()
+    m.close()
+EOF
+assert_eq HELLO "$(gx box 'tail -c +4097 /root/mm.bin | head -c 5')" "a write through a shared mapping"
+gx box 'printf GUEST >> /root/mm.bin'
+out=$("$PY" - "$F/root/mm.bin" << 'EOF'
+import mmap, sys
+with open(sys.argv[1], "r+b") as f:
+    m = mmap.mmap(f.fileno(), 0)
+    print(len(m), m[-5:].decode())
+EOF
+)
+assert_eq "1000005 GUEST" "$out" "a mapping after the guest appended"
+ok "mmap: shared writable mappings reach the guest; a new mapping sees the guest's change"
+
 # ---- an editor's save: write a temporary file, rename it over ----
 printf 'version 1\n' > "$F/root/doc.txt"
 out=$("$PY" - "$F/root/doc.txt" << 'EOF'
@@ -346,6 +373,41 @@ assert_eq ENOSPC "$(py_errno 'f = open(p, "wb"); f.write(b"x" * 1048576); f.clos
 mkdir "$SM/alice/other"
 assert_eq EXDEV "$(py_errno 'os.rename(p, p2)' "$F/root/ap" "$SM/alice/other/fs/root/ap")" "rename to another VM"
 ok "the guest's errnos: ENOENT, EEXIST (mkdir, O_EXCL), ENOTEMPTY, ENOTDIR, ENOSPC; EPERM mkfifo; EXDEV across VMs"
+
+# ---- a restore in place: files open across it fail with EIO (the guest
+# forgot them), new opens see the restored files ----
+echo before > "$F/root/rst"
+mkdir "$V/checkpoints/c1"
+cid=$(json_get id < "$V/checkpoints/c1/info")
+out=$("$PY" - "$F/root/rst" "$V/checkpoints/c1/restore" "$CLI_BIN" "$cid" << 'EOF'
+import errno, os, subprocess, sys
+p, restore, cli, cid = sys.argv[1:5]
+def attempt(what, fn):
+    try:
+        fn()
+        return what + ":OK"
+    except OSError as e:
+        return what + ":" + errno.errorcode[e.errno]
+res = []
+fd = os.open(p, os.O_RDWR)
+os.pwrite(fd, b"after!\n", 0)
+with open(restore, "w") as f:  # through the mount
+    f.write("\n")
+res.append(attempt("write", lambda: os.pwrite(fd, b"x", 0)))
+os.close(fd)
+res.append(open(p).read().strip())
+fd = os.open(p, os.O_RDWR)
+os.pwrite(fd, b"again!\n", 0)
+subprocess.run([cli, "restore", "box", cid], check=True, stdout=subprocess.DEVNULL)  # the API
+res.append(attempt("write", lambda: os.pwrite(fd, b"x", 0)))
+os.close(fd)
+print(" ".join(res))
+EOF
+)
+assert_eq "write:EIO before write:EIO" "$out" "writes to files open across restores (mount, then API)"
+assert_eq before "$(gx box 'cat /root/rst')" "the restored file in the guest"
+assert_eq before "$(cat "$F/root/rst")" "the restored file through the mount"
+ok "restore in place (through the mount, through the API): open files fail with EIO, new opens see the restored files"
 
 # ---- a stopped VM, a destroyed one: EIO, not a hang ----
 echo keep > "$SM/alice/other/fs/root/keep"
