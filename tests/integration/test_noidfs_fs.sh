@@ -17,6 +17,8 @@
 #     guest changed the file sees the change
 #   * an editor's save (temporary file renamed over the old one: python's
 #     os.replace); a reader of the old file keeps reading it
+#   * owners: a local account named like a noid user may do in its VM's fs/
+#     what the guest's root may; other guest owners' modes hold
 #   * a restore in place (through the mount, through the API): files open
 #     across it fail with EIO, new opens see the restored files
 #   * tar -x of a small tree (modes, symlinks, mtimes, a name with a space)
@@ -42,6 +44,7 @@ require_guest
 PY=/usr/bin/python3
 SM="$T/smnt" # the server-side mount
 CM="$T/cm"   # a client mount (REST binding: no fs/)
+LOCAL_USER=""
 
 is_mounted() { awk -v m="$1" '$2 == m { f = 1 } END { exit !f }' /proc/mounts; }
 
@@ -60,6 +63,7 @@ fs_cleanup() {
     for m in "$CM" "$SM"; do
         is_mounted "$m" && { fusermount3 -u -z "$m" 2> /dev/null || umount -l "$m"; }
     done
+    [ -n "$LOCAL_USER" ] && userdel "$LOCAL_USER"
     (exit "$rc")
     it_cleanup
 }
@@ -373,6 +377,41 @@ assert_eq ENOSPC "$(py_errno 'f = open(p, "wb"); f.write(b"x" * 1048576); f.clos
 mkdir "$SM/alice/other"
 assert_eq EXDEV "$(py_errno 'os.rename(p, p2)' "$F/root/ap" "$SM/alice/other/fs/root/ap")" "rename to another VM"
 ok "the guest's errnos: ENOENT, EEXIST (mkdir, O_EXCL), ENOTEMPTY, ENOTDIR, ENOSPC; EPERM mkfifo; EXDEV across VMs"
+
+# ---- owners: a local account named like a noid user works in its VM's fs/
+# as the guest's root may (the guest's 0 is shown as that account), and
+# the guest's modes still hold for other owners ----
+for i in $(seq 1 20); do
+    LU="nfsf$(od -An -N3 -tu4 /dev/urandom | tr -d ' ')"
+    getent passwd "$LU" > /dev/null || getent group "$LU" > /dev/null || break
+done
+useradd --no-create-home --shell /usr/sbin/nologin --user-group "$LU"
+LOCAL_USER=$LU
+add_user "$LU" > /dev/null
+chmod 0711 "$T" # the account reaches $SM through the test dir
+as_lu() { runuser -u "$LU" -- "$@"; }
+for i in $(seq 1 50); do [ -d "$SM/$LU" ] && break; sleep 0.2; done
+as_lu mkdir "$SM/$LU/own"
+OF="$SM/$LU/own/fs"
+assert_eq "$LU $LU 700" "$(stat -c '%U %G %a' "$OF/root")" "the guest's /root (root's, 0700) as the account sees it"
+as_lu sh -c "echo mine > '$OF/root/mine'"
+echo 'stat -c "%u %g %a" /root/mine; cat /root/mine' > "$SM/$LU/own/exec"
+assert_eq "0 0 644 mine" "$(tr '\n' ' ' < "$SM/$LU/own/stdout" | sed 's/ $//')" \
+    "a file the account wrote into the guest's /root: the guest root's"
+echo 'echo s > /root/secret; chown 1234:1234 /root/secret; chmod 600 /root/secret' > "$SM/$LU/own/exec"
+assert_eq "1234 1234" "$(stat -c '%u %g' "$OF/root/secret")" "another guest owner shown as its number"
+rc=0
+as_lu cat "$OF/root/secret" > /dev/null 2> "$T/err" || rc=$?
+[ "$rc" -ne 0 ] || fail "$LU read a guest file of uid 1234, mode 0600"
+assert_contains "$(cat "$T/err")" "Permission denied" "$LU: cat of another guest owner's 0600 file"
+chown "$LU:$LU" "$OF/root/secret"
+echo 'stat -c "%u %g" /root/secret' > "$SM/$LU/own/exec"
+assert_eq "0 0" "$(cat "$SM/$LU/own/stdout")" "chown to the account: the guest's root"
+assert_eq s "$(as_lu cat "$OF/root/secret")" "$LU reads it now"
+rc=0
+as_lu ls "$F" > /dev/null 2> "$T/err" || rc=$?
+[ "$rc" -ne 0 ] || fail "$LU listed alice's VM's fs/"
+ok "owners: the guest's root is the local account's (it writes /root), other owners keep their modes, chown maps back; alice's fs/ closed to it"
 
 # ---- a restore in place: files open across it fail with EIO (the guest
 # forgot them), new opens see the restored files ----
