@@ -3,10 +3,12 @@
  * keeps; reads and writes are PREAD/PWRITE on it, release is CLOSE.
  *
  * The guest forgets its handles when the VM is restored or its agent
- * restarts, and a restored agent hands the same numbers out again: a
- * handle of a VM restored through this mount is marked stale and never
- * used again, and the guest's EBADF on any other is EIO, for an open file
- * that no longer exists in the guest. */
+ * restarts: a handle of a VM restored through this mount is marked stale
+ * and never used again, and the guest's EBADF on any other is EIO, for an
+ * open file that no longer exists in the guest.  (A restored agent starts
+ * its handle numbers at a fresh random value each session, agent/files.c,
+ * so a stale number of a VM restored through the API does not reach
+ * another file either, but for a 1 in 2^32 / 128 chance.) */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
