@@ -240,6 +240,152 @@ static void check_readdir(void)
     printf("ok: READDIR streams %d entries, each once, with attributes\n", n);
 }
 
+/* One call on DIR/name (none for NULL: a handle op) and DIR/name2 as
+ * APF_PATH2 when given (SYMLINK: name2 is the target, as is); the result
+ * must be want (0 or -errno). */
+static struct agent_fs_reply expect_call(const char *what, int want, struct ap_fs_req r,
+                                         const char *name, const char *name2)
+{
+    struct agent_fs_reply rep = {0};
+    struct nerr e = {0};
+    int got;
+
+    if (name)
+        set_path(&r, name);
+    if (name2 && r.op == APO_SYMLINK)
+        snprintf(r.path2, sizeof(r.path2), "%s", name2); /* a target, stored as given */
+    else if (name2)
+        snprintf(r.path2, sizeof(r.path2), "%s/%s", dir, name2);
+    if (name2)
+        r.present |= 1u << APF_PATH2;
+    got = agent_fs_call(conn, &r, deadline(), &rep, &e);
+    if (got != want)
+        die("%s: got %d (%s), want %d", what, got, e.msg, want);
+    return rep;
+}
+
+#define REQ(...) ((struct ap_fs_req){__VA_ARGS__})
+#define HAS(t)   (1u << (t))
+
+/* Every op not covered above, with its errno cases. */
+static void check_every_op(void)
+{
+    struct agent_fs_reply rep;
+    struct ap_fs_time old = {.sec = 1000000000, .nsec = 123};
+    uint8_t data[5] = "hello", buf[16];
+
+    rep = expect_call("OPEN CREAT EXCL", 0,
+                      REQ(.op = APO_OPEN, .flags = AP_OPEN_RDWR | AP_OPEN_CREAT | AP_OPEN_EXCL,
+                          .mode = 0600, .present = HAS(APF_FLAGS) | HAS(APF_MODE)),
+                      "ops", NULL);
+    uint32_t h = rep.handle;
+    if ((rep.attr.mode & 07777) != 0600)
+        die("OPEN mode %o", rep.attr.mode & 07777);
+    expect_call("OPEN CREAT EXCL of an existing file", -EEXIST,
+                REQ(.op = APO_OPEN, .flags = AP_OPEN_RDWR | AP_OPEN_CREAT | AP_OPEN_EXCL,
+                    .present = HAS(APF_FLAGS)),
+                "ops", NULL);
+    rep = expect_call("PWRITE", 0,
+                      REQ(.op = APO_PWRITE, .handle = h, .offset = 3, .data = data,
+                          .data_len = sizeof(data),
+                          .present = HAS(APF_HANDLE) | HAS(APF_OFFSET) | HAS(APF_DATA)),
+                      NULL, NULL);
+    if (rep.count != sizeof(data))
+        die("PWRITE wrote %llu", (unsigned long long)rep.count);
+    expect_call("FSYNC", 0, REQ(.op = APO_FSYNC, .handle = h, .present = HAS(APF_HANDLE)), NULL,
+                NULL);
+    rep = expect_call("FSTAT", 0, REQ(.op = APO_FSTAT, .handle = h, .present = HAS(APF_HANDLE)),
+                      NULL, NULL);
+    if (rep.attr.size != 8)
+        die("FSTAT size %llu after a PWRITE at 3", (unsigned long long)rep.attr.size);
+    rep = expect_call("TRUNCATE by handle", 0,
+                      REQ(.op = APO_TRUNCATE, .handle = h, .length = 4,
+                          .present = HAS(APF_HANDLE) | HAS(APF_LENGTH)),
+                      NULL, NULL);
+    rep.read_buf = buf;
+    {
+        struct ap_fs_req pr = {.op = APO_PREAD,
+                               .handle = h,
+                               .offset = 0,
+                               .length = sizeof(buf),
+                               .present = HAS(APF_HANDLE) | HAS(APF_OFFSET) | HAS(APF_LENGTH)};
+        struct nerr e = {0};
+        if (agent_fs_call(conn, &pr, deadline(), &rep, &e) < 0 || rep.count != 4 ||
+            memcmp(buf, "\0\0\0h", 4) != 0)
+            die("PREAD after TRUNCATE: %s (count %llu)", e.msg, (unsigned long long)rep.count);
+    }
+    expect_call("CLOSE", 0, REQ(.op = APO_CLOSE, .handle = h, .present = HAS(APF_HANDLE)), NULL,
+                NULL);
+    expect_call("FSTAT of a closed handle", -EBADF,
+                REQ(.op = APO_FSTAT, .handle = h, .present = HAS(APF_HANDLE)), NULL, NULL);
+    rep = expect_call("TRUNCATE by path", 0,
+                      REQ(.op = APO_TRUNCATE, .length = 100, .present = HAS(APF_LENGTH)), "ops",
+                      NULL);
+    if (rep.attr.size != 100)
+        die("TRUNCATE answered size %llu", (unsigned long long)rep.attr.size);
+    expect_call("TRUNCATE of a directory", -EISDIR,
+                REQ(.op = APO_TRUNCATE, .length = 0, .present = HAS(APF_LENGTH)), "many", NULL);
+
+    rep = expect_call("CHMOD", 0, REQ(.op = APO_CHMOD, .mode = 04751, .present = HAS(APF_MODE)),
+                      "ops", NULL);
+    if ((rep.attr.mode & 07777) != 04751)
+        die("CHMOD answered mode %o", rep.attr.mode & 07777);
+    expect_call("CHMOD of a missing file", -ENOENT,
+                REQ(.op = APO_CHMOD, .mode = 0644, .present = HAS(APF_MODE)), "none", NULL);
+    rep = expect_call(
+        "CHOWN", 0,
+        REQ(.op = APO_CHOWN, .uid = 1234, .gid = 5678, .present = HAS(APF_UID) | HAS(APF_GID)),
+        "ops", NULL);
+    if (geteuid() == 0 && (rep.attr.uid != 1234 || rep.attr.gid != 5678))
+        die("CHOWN answered %u:%u", rep.attr.uid, rep.attr.gid);
+    rep = expect_call("UTIMENS", 0,
+                      REQ(.op = APO_UTIMENS, .mtime = old, .atime = {.nsec = AP_TIME_OMIT},
+                          .present = HAS(APF_MTIME) | HAS(APF_ATIME)),
+                      "ops", NULL);
+    if (rep.attr.mtime.sec != old.sec || rep.attr.mtime.nsec != old.nsec)
+        die("UTIMENS answered mtime %lld.%u", (long long)rep.attr.mtime.sec, rep.attr.mtime.nsec);
+
+    rep = expect_call("SYMLINK", 0, REQ(.op = APO_SYMLINK), "ln", "../target with space");
+    if (!S_ISLNK(rep.attr.mode))
+        die("SYMLINK answered mode %o", rep.attr.mode);
+    rep = expect_call("READLINK", 0, REQ(.op = APO_READLINK), "ln", NULL);
+    if (strcmp(rep.link, "../target with space") != 0)
+        die("READLINK gave '%s'", rep.link);
+    expect_call("READLINK of a file", -EINVAL, REQ(.op = APO_READLINK), "ops", NULL);
+    expect_call("STAT of a dangling symlink", -ENOENT, REQ(.op = APO_STAT), "ln", NULL);
+    rep = expect_call("LSTAT of it", 0, REQ(.op = APO_LSTAT), "ln", NULL);
+    if (!S_ISLNK(rep.attr.mode))
+        die("LSTAT of a symlink: mode %o", rep.attr.mode);
+    rep = expect_call("LINK", 0, REQ(.op = APO_LINK), "ops", "hard");
+    if (rep.attr.nlink != 2)
+        die("LINK answered nlink %u", rep.attr.nlink);
+    expect_call("LINK onto an existing name", -EEXIST, REQ(.op = APO_LINK), "ops", "hard");
+
+    expect_call("RENAME", 0, REQ(.op = APO_RENAME), "hard", "moved");
+    expect_call("RENAME NOREPLACE onto an existing name", -EEXIST,
+                REQ(.op = APO_RENAME, .flags = AP_RENAME_NOREPLACE, .present = HAS(APF_FLAGS)),
+                "moved", "ops");
+    expect_call("RENAME of a missing file", -ENOENT, REQ(.op = APO_RENAME), "none", "x");
+    expect_call("RENAME a directory into itself", -EINVAL, REQ(.op = APO_RENAME), "many",
+                "many/inside");
+    expect_call("UNLINK", 0, REQ(.op = APO_UNLINK), "moved", NULL);
+    expect_call("UNLINK again", -ENOENT, REQ(.op = APO_UNLINK), "moved", NULL);
+    expect_call("UNLINK of a directory", -EISDIR, REQ(.op = APO_UNLINK), "many", NULL);
+    expect_call("RMDIR of a non-empty directory", -ENOTEMPTY, REQ(.op = APO_RMDIR), "many", NULL);
+    expect_call("RMDIR of a file", -ENOTDIR, REQ(.op = APO_RMDIR), "ops", NULL);
+    expect_call("MKDIR", 0, REQ(.op = APO_MKDIR, .mode = 0700, .present = HAS(APF_MODE)), "empty",
+                NULL);
+    expect_call("MKDIR again", -EEXIST, REQ(.op = APO_MKDIR), "empty", NULL);
+    expect_call("RMDIR", 0, REQ(.op = APO_RMDIR), "empty", NULL);
+    expect_call("STAT through a file", -ENOTDIR, REQ(.op = APO_STAT), "ops/x", NULL);
+    rep = expect_call("STATFS", 0, REQ(.op = APO_STATFS), "", NULL);
+    if (rep.statfs.bsize == 0 || rep.statfs.blocks == 0)
+        die("STATFS answered bsize %u blocks %llu", rep.statfs.bsize,
+            (unsigned long long)rep.statfs.blocks);
+    printf("ok: OPEN/PWRITE/FSYNC/FSTAT/TRUNCATE/PREAD/CLOSE, CHMOD, CHOWN, UTIMENS, SYMLINK, "
+           "READLINK, LSTAT, LINK, RENAME, UNLINK, RMDIR, MKDIR, STATFS and their errnos\n");
+}
+
 static atomic_int calls_failed;
 
 static void *stat_loop(void *arg)
@@ -345,6 +491,7 @@ int main(int argc, char **argv)
     check_pread_handles();
     check_failed_upload();
     check_readdir();
+    check_every_op();
     check_concurrency_and_cancel();
     check_polling();
     agent_conn_shutdown(conn);

@@ -6,7 +6,10 @@
 #  - agent-files-peer: the server's own file client (agent_files.c) —
 #    errnos, an 8 MiB upload and download under flow control, PREAD and
 #    handles, failed and cancelled uploads, a 3,000-entry READDIR, 1,600
-#    requests from 8 threads next to a stalled download, a polled download;
+#    requests from 8 threads next to a stalled download, a polled download,
+#    and every other op (PWRITE, FSYNC, FSTAT, TRUNCATE, CHMOD, CHOWN,
+#    UTIMENS, SYMLINK, READLINK, LSTAT, LINK, RENAME, UNLINK, RMDIR, STATFS)
+#    with its errno cases;
 #  - agent_peer.py fs-refusals: bad values and an oversized FS_DATA get
 #    FS_ERRNO; malformed FS payloads get ERROR and the agent keeps serving.
 # Then the server comes back, reconnects to the same agent, and exec inside
