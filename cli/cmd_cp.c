@@ -216,6 +216,8 @@ static int upload(struct cli *c, const char *src, struct side *dst, const struct
         return -EISDIR;
     }
     r = remote_stat(c, &dst->rm, &rst);
+    if (transfer_interrupted)
+        return -EINTR;
     if (r < 0 && r != -ENOENT)
         return r;
     bool dst_is_dir = r == 0 && rst.type == REMOTE_DIR;
@@ -282,6 +284,8 @@ static int download(struct cli *c, struct side *src, const char *dst, bool dst_d
     int r;
 
     r = remote_stat(c, &src->rm, &rst);
+    if (transfer_interrupted)
+        return -EINTR;
     if (r == -ENOENT) {
         cp_error("cannot stat '%s': No such file or directory", src->rm.label);
         return r;
