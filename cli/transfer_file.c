@@ -209,10 +209,12 @@ int remote_stat(struct cli *c, const struct cp_remote *rm, struct remote_stat *r
         cli_print_error("%s", e.msg);
         return r;
     }
-    if (resp.status >= 200 && resp.status < 300)
+    if (resp.status >= 200 && resp.status < 300) {
         r = -ENOENT;
-    else
-        r = report_status(c, rm->label, resp.status, &resp.body);
+    } else {
+        report_status(c, rm->label, resp.status, &resp.body);
+        r = -ENXIO; /* printed; not -ENOENT, which means "no such file" */
+    }
     http_response_free(&resp);
     return r;
 }

@@ -296,6 +296,9 @@ static int exec_run(struct ws_client *wc, const char *vm, char **argv, size_t ar
     }
     status = exec_stream_run(wc, wire_to_string(o, &len), &opts);
     note_interruption(status);
+    if (status == CLI_EXIT_TIMEOUT)
+        cp_error("the copy ran into the server's time limit for one exec (exec_timeout_secs): "
+                 "copy the tree in parts");
 out:
     if (in_redirected)
         restore(STDIN_FILENO, saved_in);
