@@ -217,8 +217,6 @@ static int setup(struct transfer *t, const char *method, const char *path,
     }
     if (c->auth_header)
         *headers = curl_slist_append(*headers, c->auth_header);
-    /* no "Expect: 100-continue" round trip for large bodies */
-    *headers = curl_slist_append(*headers, "Expect:");
     *ret_url = url;
     return 0;
 }
@@ -291,6 +289,8 @@ int http_client_request(struct http_client *c, const char *method, const char *p
     } else if (strcmp(method, "GET") == 0) {
         curl_easy_setopt(c->curl, CURLOPT_HTTPGET, 1L);
     }
+    /* no "Expect: 100-continue" round trip for large bodies */
+    headers = curl_slist_append(headers, "Expect:");
     r = perform(&t, url, headers, e);
 out:
     curl_slist_free_all(headers);
@@ -317,6 +317,12 @@ int http_client_stream(struct http_client *c, const char *method, const char *pa
         if (s->body_size >= 0)
             curl_easy_setopt(c->curl, CURLOPT_INFILESIZE_LARGE, (curl_off_t)s->body_size);
         headers = curl_slist_append(headers, "Content-Type: application/octet-stream");
+        /* the server may refuse the upload from its headers (no such
+         * directory): let it, before the body goes, instead of answering
+         * a connection it then closes under a body still being sent */
+        headers = curl_slist_append(headers, "Expect: 100-continue");
+    } else {
+        headers = curl_slist_append(headers, "Expect:");
     }
     if (s->on_header) {
         curl_easy_setopt(c->curl, CURLOPT_HEADERFUNCTION, on_header);

@@ -212,8 +212,12 @@ expect_fail "guest directory without -r" \
 expect_fail "directory over a guest file" \
     "cannot overwrite non-directory 'box:/root/big.bin' with directory" \
     noid cp -r "$W/tree" box:/root/big.bin
-expect_fail "file into a missing guest directory" "box:/nodir/small.txt" \
-    noid cp "$W/small.txt" box:/nodir/small.txt
+# refused from the request's headers: the message must come through
+# whole, not a broken connection under a 64 MiB body still being sent
+for _ in 1 2 3; do
+    expect_fail "a big file into a missing guest directory" "box:/nodir/big.bin: " \
+        noid cp "$W/big.bin" box:/nodir/big.bin
+done
 expect_fail "tree into a missing guest directory" "No such file or directory" \
     noid cp -r "$W/tree" box:/nodir/tree
 noid exec box -- ls -A / | grep -q noid-cp && fail "a temporary directory was left in the guest /"
