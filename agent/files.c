@@ -11,10 +11,8 @@
  * execs fork outside of it). */
 #include "files.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,37 +21,11 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "alog.h"
-#include "macro.h"
+#include "files-internal.h"
 
-#define FILES_OPEN_FLAGS (O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
-#define FILES_FILE_MODE  0644
-#define FILES_DIR_MODE   0755
-#define FILES_TMP_SUFFIX ".noid-XXXXXX"
 /* Linux's renameat2() flags */
 #define FILES_RENAME_NOREPLACE 1u
 #define FILES_RENAME_EXCHANGE  2u
-
-enum xfer_kind { XFER_READ, XFER_READDIR, XFER_WRITE };
-
-struct files_xfer {
-    uint32_t stream;
-    enum xfer_kind kind;
-    int fd;           /* READ: the file (a dup for PREAD); WRITE: the file */
-    DIR *dir;         /* READDIR */
-    uint64_t offset;  /* READ: where the next chunk starts */
-    uint64_t left;    /* READ: bytes still wanted, UINT64_MAX = to the end */
-    uint64_t total;   /* bytes sent or written; READDIR: entries sent */
-    uint64_t credit;  /* READ, READDIR: payload bytes that may still go out */
-    uint32_t window;  /* READ_FILE, READDIR: the cap of credit; 0 = PREAD */
-    bool released;    /* OUT_ACK{AP_OUT_ACK_RELEASE}: credit no longer counts */
-    uint32_t wflags;  /* WRITE: AP_WRITE_* */
-    char *tmp;        /* WRITE with AP_WRITE_ATOMIC: the temporary name */
-    char *target;     /* WRITE with AP_WRITE_ATOMIC: the final name */
-    bool has_pending; /* READDIR: an entry that did not fit the last frame */
-    uint8_t pending[AP_FS_DIRENT_MAX];
-    size_t pending_len;
-};
 
 void files_init(struct files *f, struct outq *q)
 {
@@ -75,20 +47,20 @@ void files_reply_errno(struct files *f, uint32_t stream, int err, const char *wh
     outq_push(f->q, AP_FS_ERRNO, stream, p, ap_fs_errno_encode(err, msg, p));
 }
 
-static void reply(struct files *f, uint32_t stream, const void *p, size_t len)
+void files_reply(struct files *f, uint32_t stream, const void *p, size_t len)
 {
     outq_push(f->q, AP_FS_REPLY, stream, p, len);
 }
 
-static void reply_u64(struct files *f, uint32_t stream, uint64_t v)
+void files_reply_u64(struct files *f, uint32_t stream, uint64_t v)
 {
     uint8_t p[8];
 
     ap_u64_encode(v, p);
-    reply(f, stream, p, sizeof(p));
+    files_reply(f, stream, p, sizeof(p));
 }
 
-static void attr_from_stat(const struct stat *st, struct ap_fs_attr *a)
+void files_attr_from_stat(const struct stat *st, struct ap_fs_attr *a)
 {
     a->mode = st->st_mode;
     a->nlink = (uint32_t)st->st_nlink;
@@ -109,9 +81,9 @@ static void reply_stat(struct files *f, uint32_t stream, const struct stat *st)
     uint8_t p[AP_FS_ATTR_LEN];
     struct ap_fs_attr a;
 
-    attr_from_stat(st, &a);
+    files_attr_from_stat(st, &a);
     ap_fs_attr_encode(&a, p);
-    reply(f, stream, p, sizeof(p));
+    files_reply(f, stream, p, sizeof(p));
 }
 
 /* After a successful change: the attr of path (stat() if follow, else
@@ -121,7 +93,7 @@ static void reply_path_attr(struct files *f, uint32_t stream, const char *path, 
     struct stat st;
 
     if ((follow ? stat(path, &st) : lstat(path, &st)) < 0) {
-        reply(f, stream, NULL, 0);
+        files_reply(f, stream, NULL, 0);
         return;
     }
     reply_stat(f, stream, &st);
@@ -129,7 +101,7 @@ static void reply_path_attr(struct files *f, uint32_t stream, const char *path, 
 
 /* ---- handles ---- */
 
-static int handle_fd(const struct files *f, uint32_t id)
+int files_handle_fd(const struct files *f, uint32_t id)
 {
     for (size_t i = 0; i < FILES_MAX_HANDLES; i++)
         if (f->fds[i] >= 0 && f->ids[i] == id)
@@ -145,93 +117,9 @@ static int handle_free_slot(const struct files *f)
     return -EMFILE;
 }
 
-/* ---- transfers ---- */
-
-static struct files_xfer *xfer_find(const struct files *f, uint32_t stream)
-{
-    for (size_t i = 0; i < FILES_MAX_XFERS; i++)
-        if (f->xfers[i] && f->xfers[i]->stream == stream)
-            return f->xfers[i];
-    return NULL;
-}
-
-bool files_has_xfer(const struct files *f, uint32_t stream)
-{
-    return xfer_find(f, stream) != NULL;
-}
-
-/* A new transfer in a free slot, or NULL (*ret_err: EBUSY or ENOMEM). */
-static struct files_xfer *xfer_new(struct files *f, uint32_t stream, enum xfer_kind kind,
-                                   int *ret_err)
-{
-    struct files_xfer *x;
-
-    if (f->nxfers >= FILES_MAX_XFERS) {
-        *ret_err = EBUSY;
-        return NULL;
-    }
-    x = calloc(1, sizeof(*x));
-    if (!x) {
-        *ret_err = ENOMEM;
-        return NULL;
-    }
-    x->stream = stream;
-    x->kind = kind;
-    x->fd = -1;
-    for (size_t i = 0; i < FILES_MAX_XFERS; i++)
-        if (!f->xfers[i]) {
-            f->xfers[i] = x;
-            break;
-        }
-    f->nxfers++;
-    return x;
-}
-
-/* Forget x: close what it holds; an unfinished atomic upload's temporary
- * file is removed. */
-static void xfer_end(struct files *f, struct files_xfer *x)
-{
-    for (size_t i = 0; i < FILES_MAX_XFERS; i++)
-        if (f->xfers[i] == x) {
-            f->xfers[i] = NULL;
-            f->nxfers--;
-            break;
-        }
-    if (x->fd >= 0)
-        close(x->fd);
-    if (x->dir)
-        closedir(x->dir);
-    if (x->tmp)
-        unlink(x->tmp);
-    free(x->tmp);
-    free(x->target);
-    free(x);
-}
-
-static void xfer_fail(struct files *f, struct files_xfer *x, int err, const char *what)
-{
-    files_reply_errno(f, x->stream, err, what);
-    xfer_end(f, x);
-}
-
-void files_reset(struct files *f)
-{
-    for (size_t i = 0; i < FILES_MAX_XFERS; i++)
-        if (f->xfers[i])
-            xfer_end(f, f->xfers[i]);
-    for (size_t i = 0; i < FILES_MAX_HANDLES; i++)
-        if (f->fds[i] >= 0) {
-            close(f->fds[i]);
-            f->fds[i] = -1;
-        }
-}
-
 /* ---- helpers ---- */
 
-/* Open path as a regular file with flags (plus FILES_OPEN_FLAGS) and mode.
- * Returns the fd or -errno (-EISDIR for a directory, -EINVAL for another
- * non-regular file). */
-static int open_regular(const char *path, int flags, mode_t mode)
+int files_open_regular(const char *path, int flags, mode_t mode)
 {
     struct stat st;
     mode_t old = umask(0);
@@ -251,9 +139,7 @@ static int open_regular(const char *path, int flags, mode_t mode)
     return -err;
 }
 
-/* mkdir path; with parents, also every missing ancestor (FILES_DIR_MODE),
- * and an existing directory at path is success.  Returns 0 or -errno. */
-static int mkdir_parents(const char *path, mode_t mode, bool parents)
+int files_mkdir_parents(const char *path, mode_t mode, bool parents)
 {
     char buf[AP_FS_PATH_MAX + 1];
     mode_t old = umask(0);
@@ -283,7 +169,7 @@ out:
 
 /* The parent directory of path into ret[AP_FS_PATH_MAX + 1] ("/" for a
  * top-level name). */
-static void parent_of(const char *path, char ret[AP_FS_PATH_MAX + 1])
+void files_parent_of(const char *path, char ret[AP_FS_PATH_MAX + 1])
 {
     const char *slash = strrchr(path, '/');
     size_t n = (size_t)(slash - path);
@@ -294,385 +180,7 @@ static void parent_of(const char *path, char ret[AP_FS_PATH_MAX + 1])
     ret[n] = '\0';
 }
 
-/* ---- downloads ---- */
-
-static bool xfer_can_send(const struct files_xfer *x)
-{
-    if (x->kind == XFER_WRITE)
-        return false;
-    if (x->released)
-        return true;
-    return x->credit >= (x->kind == XFER_READDIR ? AP_FS_DIRENT_MAX : 1);
-}
-
-static void xfer_spend(struct files_xfer *x, size_t n)
-{
-    if (!x->released)
-        x->credit -= n;
-}
-
-/* Send one chunk of file x.  May end x.  Returns false if nothing
- * happened (no memory for a buffer, an interrupted read). */
-static bool read_step(struct files *f, struct files_xfer *x)
-{
-    struct outq_frame *fr;
-    uint8_t *buf = outq_data_begin(f->q, &fr);
-    size_t want = AP_FS_CHUNK_MAX;
-    ssize_t n;
-
-    if (!buf)
-        return false; /* out of memory: try again next round */
-    if (!x->released)
-        want = (size_t)MIN((uint64_t)want, x->credit);
-    want = (size_t)MIN((uint64_t)want, x->left);
-    n = pread(x->fd, buf, want, (off_t)x->offset);
-    if (n < 0) {
-        int err = errno;
-
-        outq_data_commit(f->q, fr, AP_FS_RDATA, x->stream, 0);
-        if (err == EINTR || err == EAGAIN)
-            return false;
-        xfer_fail(f, x, err, "read");
-        return true;
-    }
-    outq_data_commit(f->q, fr, AP_FS_RDATA, x->stream, (size_t)n);
-    x->offset += (uint64_t)n;
-    x->total += (uint64_t)n;
-    if (x->left != UINT64_MAX)
-        x->left -= (uint64_t)n;
-    xfer_spend(x, (size_t)n);
-    if (n == 0 || x->left == 0) {
-        reply_u64(f, x->stream, x->total);
-        xfer_end(f, x);
-    }
-    return true;
-}
-
-/* Encode the next directory entry of x into x->pending.  Returns 1, 0 at
- * the end of the directory, or -errno. */
-static int readdir_next(struct files_xfer *x)
-{
-    for (;;) {
-        struct ap_fs_attr a;
-        struct dirent *de;
-        struct stat st;
-        int n;
-
-        errno = 0;
-        de = readdir(x->dir);
-        if (!de)
-            return errno ? -errno : 0;
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        /* an entry removed since readdir() saw it is simply not listed */
-        if (fstatat(dirfd(x->dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-            continue;
-        attr_from_stat(&st, &a);
-        n = ap_fs_dirent_encode(de->d_name, &a, x->pending);
-        if (n < 0)
-            continue;
-        x->pending_len = (size_t)n;
-        x->has_pending = true;
-        return 1;
-    }
-}
-
-/* Send one FS_DIRENTS frame of whole entries for x.  May end x.  Returns
- * false if nothing happened (no memory for a buffer). */
-static bool readdir_step(struct files *f, struct files_xfer *x)
-{
-    struct outq_frame *fr;
-    uint8_t *buf = outq_data_begin(f->q, &fr);
-    size_t cap = AP_FS_CHUNK_MAX, used = 0;
-    uint64_t count = 0;
-    int r = 1;
-
-    if (!buf)
-        return false;
-    if (!x->released)
-        cap = (size_t)MIN((uint64_t)cap, x->credit);
-    for (;;) {
-        if (!x->has_pending) {
-            r = readdir_next(x);
-            if (r <= 0)
-                break;
-        }
-        if (used + x->pending_len > cap)
-            break;
-        memcpy(buf + used, x->pending, x->pending_len);
-        used += x->pending_len;
-        x->has_pending = false;
-        count++;
-    }
-    outq_data_commit(f->q, fr, AP_FS_DIRENTS, x->stream, used);
-    xfer_spend(x, used);
-    x->total += count;
-    if (r < 0) {
-        xfer_fail(f, x, -r, "readdir");
-    } else if (r == 0) {
-        reply_u64(f, x->stream, x->total);
-        xfer_end(f, x);
-    }
-    return true;
-}
-
-void files_pump(struct files *f)
-{
-    bool progress = true;
-
-    /* round-robin, one chunk per transfer per pass, so no download starves
-     * another */
-    while (progress && f->nxfers > 0) {
-        progress = false;
-        for (size_t i = 0; i < FILES_MAX_XFERS; i++) {
-            struct files_xfer *x = f->xfers[i];
-
-            if (outq_is_full(f->q))
-                return;
-            if (!x || !xfer_can_send(x))
-                continue;
-            if (x->kind == XFER_READ ? read_step(f, x) : readdir_step(f, x))
-                progress = true;
-        }
-    }
-}
-
-int files_ack(struct files *f, uint32_t stream, uint32_t n)
-{
-    struct files_xfer *x = xfer_find(f, stream);
-
-    if (!x || x->kind == XFER_WRITE)
-        return -ENOENT;
-    if (x->window == 0)
-        return 0; /* PREAD: its length is its credit */
-    if (n == AP_OUT_ACK_RELEASE) {
-        x->released = true;
-        return 0;
-    }
-    if (x->credit + n > x->window) {
-        alog_warn("stream %u: OUT_ACK for more than is outstanding, clamped", stream);
-        x->credit = x->window;
-        return 0;
-    }
-    x->credit += n;
-    return 0;
-}
-
-void files_cancel(struct files *f, uint32_t stream)
-{
-    struct files_xfer *x = xfer_find(f, stream);
-
-    if (x)
-        xfer_fail(f, x, ECANCELED, "cancelled");
-}
-
-/* ---- uploads ---- */
-
-/* Start WRITE_FILE: open the file (or its temporary twin) and wait for
- * FS_DATA. */
-static void write_file_start(struct files *f, uint32_t stream, const struct ap_fs_req *req)
-{
-    char dir[AP_FS_PATH_MAX + 1];
-    uint32_t fl = ap_fs_req_has(req, APF_FLAGS) ? req->flags : 0;
-    mode_t mode = ap_fs_req_has(req, APF_MODE) ? req->mode : FILES_FILE_MODE;
-    struct files_xfer *x;
-    struct stat st;
-    int err, r;
-
-    x = xfer_new(f, stream, XFER_WRITE, &err);
-    if (!x) {
-        files_reply_errno(f, stream, err, "write file");
-        return;
-    }
-    x->wflags = fl;
-    parent_of(req->path, dir);
-    if (fl & AP_WRITE_PARENTS) {
-        r = mkdir_parents(dir, FILES_DIR_MODE, true);
-        if (r < 0) {
-            xfer_fail(f, x, -r, "create parent directories");
-            return;
-        }
-    }
-    if (!(fl & AP_WRITE_ATOMIC)) {
-        int oflags = O_WRONLY | O_CREAT | ((fl & AP_WRITE_EXCL) ? O_EXCL : 0) |
-                     ((fl & AP_WRITE_APPEND) ? O_APPEND : O_TRUNC);
-
-        x->fd = open_regular(req->path, oflags, mode);
-        if (x->fd < 0) {
-            err = -x->fd;
-            x->fd = -1;
-            xfer_fail(f, x, err, "open");
-            return;
-        }
-        if (ap_fs_req_has(req, APF_MODE) && fchmod(x->fd, mode) < 0) {
-            xfer_fail(f, x, errno, "chmod");
-            return;
-        }
-        return;
-    }
-
-    /* atomic: a temporary name in the same directory, renamed at the end */
-    if (fl & AP_WRITE_EXCL && lstat(req->path, &st) == 0) {
-        xfer_fail(f, x, EEXIST, "write file");
-        return;
-    }
-    if (!ap_fs_req_has(req, APF_MODE) && stat(req->path, &st) == 0 && S_ISREG(st.st_mode))
-        mode = st.st_mode & 07777; /* replacing keeps the old file's mode */
-    {
-        const char *base = strrchr(req->path, '/') + 1;
-        size_t blen = strlen(base);
-        char tmp[AP_FS_PATH_MAX + 1];
-        int n;
-
-        /* "." + base + suffix must stay a valid name */
-        if (blen + 1 + strlen(FILES_TMP_SUFFIX) > AP_FS_NAME_MAX)
-            blen = 0;
-        n = snprintf(tmp, sizeof(tmp), "%s%s.%.*s%s", dir, strcmp(dir, "/") ? "/" : "", (int)blen,
-                     base, FILES_TMP_SUFFIX);
-        if (n < 0 || (size_t)n >= sizeof(tmp)) {
-            xfer_fail(f, x, ENAMETOOLONG, "temporary name");
-            return;
-        }
-        x->fd = mkostemp(tmp, O_CLOEXEC);
-        if (x->fd < 0) {
-            xfer_fail(f, x, errno, "create temporary file");
-            return;
-        }
-        x->tmp = strdup(tmp);
-        x->target = strdup(req->path);
-        if (!x->tmp || !x->target) {
-            if (!x->tmp)
-                unlink(tmp);
-            xfer_fail(f, x, ENOMEM, "write file");
-            return;
-        }
-    }
-    if (fchmod(x->fd, mode) < 0)
-        xfer_fail(f, x, errno, "chmod");
-}
-
-/* The empty FS_DATA: make the upload final and answer. */
-static void write_file_finish(struct files *f, struct files_xfer *x)
-{
-    int fd = x->fd;
-
-    if ((x->wflags & AP_WRITE_FSYNC) && fsync(fd) < 0) {
-        xfer_fail(f, x, errno, "fsync");
-        return;
-    }
-    x->fd = -1;
-    if (close(fd) < 0 && errno != EINTR) {
-        xfer_fail(f, x, errno, "close");
-        return;
-    }
-    if (x->tmp) {
-        if (x->wflags & AP_WRITE_EXCL) {
-            /* link() fails if the name was taken meanwhile; rename() would
-             * replace it */
-            if (link(x->tmp, x->target) < 0) {
-                xfer_fail(f, x, errno, "link into place");
-                return;
-            }
-            unlink(x->tmp);
-        } else if (rename(x->tmp, x->target) < 0) {
-            xfer_fail(f, x, errno, "rename into place");
-            return;
-        }
-        free(x->tmp);
-        x->tmp = NULL;
-    }
-    reply_u64(f, x->stream, x->total);
-    xfer_end(f, x);
-}
-
-void files_data(struct files *f, uint32_t stream, const uint8_t *p, size_t len)
-{
-    struct files_xfer *x = xfer_find(f, stream);
-    uint8_t ack[4];
-    size_t done = 0;
-
-    if (!x || x->kind != XFER_WRITE)
-        return; /* the upload failed already and was answered */
-    if (len == 0) {
-        write_file_finish(f, x);
-        return;
-    }
-    if (len > AP_FS_CHUNK_MAX) {
-        xfer_fail(f, x, E2BIG, "FS_DATA over AP_FS_CHUNK_MAX");
-        return;
-    }
-    while (done < len) {
-        ssize_t n = write(x->fd, p + done, len - done);
-
-        if (n < 0) {
-            if (errno == EINTR || errno == EAGAIN)
-                continue;
-            xfer_fail(f, x, errno, "write");
-            return;
-        }
-        done += (size_t)n;
-    }
-    x->total += len;
-    ap_u32_encode((uint32_t)len, ack);
-    outq_push(f->q, AP_WINDOW, stream, ack, sizeof(ack));
-}
-
 /* ---- requests ---- */
-
-/* Start a download: READ_FILE (own fd), PREAD (a dup of the handle's fd),
- * READDIR. */
-static void download_start(struct files *f, uint32_t stream, const struct ap_fs_req *req)
-{
-    struct files_xfer *x;
-    int err;
-
-    if (req->op == APO_PREAD && req->length == 0) {
-        reply_u64(f, stream, 0);
-        return;
-    }
-    x = xfer_new(f, stream, req->op == APO_READDIR ? XFER_READDIR : XFER_READ, &err);
-    if (!x) {
-        files_reply_errno(f, stream, err, ap_fs_op_name(req->op));
-        return;
-    }
-    switch (req->op) {
-    case APO_READDIR:
-        x->dir = opendir(req->path);
-        if (!x->dir) {
-            xfer_fail(f, x, errno, "opendir");
-            return;
-        }
-        x->credit = x->window = req->window;
-        return;
-    case APO_READ_FILE:
-        x->fd = open_regular(req->path, O_RDONLY, 0);
-        x->offset = ap_fs_req_has(req, APF_OFFSET) ? req->offset : 0;
-        x->left = ap_fs_req_has(req, APF_LENGTH) ? req->length : UINT64_MAX;
-        x->credit = x->window = req->window;
-        break;
-    default: /* APO_PREAD */
-        /* a dup: CLOSE of the handle must not pull the fd from under us */
-        x->fd = handle_fd(f, req->handle);
-        if (x->fd >= 0) {
-            int d = fcntl(x->fd, F_DUPFD_CLOEXEC, 0);
-
-            x->fd = d < 0 ? -errno : d;
-        }
-        x->offset = req->offset;
-        x->left = x->credit = req->length;
-        break;
-    }
-    if (x->fd < 0) {
-        err = -x->fd;
-        x->fd = -1;
-        xfer_fail(f, x, err, req->op == APO_PREAD ? "handle" : "open");
-        return;
-    }
-    if (x->left == 0) {
-        reply_u64(f, stream, 0);
-        xfer_end(f, x);
-    }
-}
 
 static void op_open(struct files *f, uint32_t stream, const struct ap_fs_req *req)
 {
@@ -691,8 +199,8 @@ static void op_open(struct files *f, uint32_t stream, const struct ap_fs_req *re
     oflags = acc[fl & AP_OPEN_ACCMODE] | ((fl & AP_OPEN_CREAT) ? O_CREAT : 0) |
              ((fl & AP_OPEN_EXCL) ? O_EXCL : 0) | ((fl & AP_OPEN_TRUNC) ? O_TRUNC : 0) |
              ((fl & AP_OPEN_APPEND) ? O_APPEND : 0) | ((fl & AP_OPEN_NOFOLLOW) ? O_NOFOLLOW : 0);
-    fd =
-        open_regular(req->path, oflags, ap_fs_req_has(req, APF_MODE) ? req->mode : FILES_FILE_MODE);
+    fd = files_open_regular(req->path, oflags,
+                            ap_fs_req_has(req, APF_MODE) ? req->mode : FILES_FILE_MODE);
     if (fd < 0) {
         files_reply_errno(f, stream, -fd, "open");
         return;
@@ -707,9 +215,9 @@ static void op_open(struct files *f, uint32_t stream, const struct ap_fs_req *re
     if (f->next_id == 0)
         f->next_id = 1;
     ap_u32_encode(f->ids[slot], p);
-    attr_from_stat(&st, &a);
+    files_attr_from_stat(&st, &a);
     ap_fs_attr_encode(&a, p + 4);
-    reply(f, stream, p, sizeof(p));
+    files_reply(f, stream, p, sizeof(p));
 }
 
 static void op_close(struct files *f, uint32_t stream, uint32_t id)
@@ -723,7 +231,7 @@ static void op_close(struct files *f, uint32_t stream, uint32_t id)
             if (r < 0 && errno != EINTR)
                 files_reply_errno(f, stream, errno, "close");
             else
-                reply(f, stream, NULL, 0);
+                files_reply(f, stream, NULL, 0);
             return;
         }
     files_reply_errno(f, stream, EBADF, "close");
@@ -731,7 +239,7 @@ static void op_close(struct files *f, uint32_t stream, uint32_t id)
 
 static void op_pwrite(struct files *f, uint32_t stream, const struct ap_fs_req *req)
 {
-    int fd = handle_fd(f, req->handle);
+    int fd = files_handle_fd(f, req->handle);
     size_t done = 0;
 
     if (fd < 0) {
@@ -752,7 +260,7 @@ static void op_pwrite(struct files *f, uint32_t stream, const struct ap_fs_req *
         }
         done += (size_t)n;
     }
-    reply_u64(f, stream, done);
+    files_reply_u64(f, stream, done);
 }
 
 static void op_statfs(struct files *f, uint32_t stream, const char *path)
@@ -776,7 +284,7 @@ static void op_statfs(struct files *f, uint32_t stream, const char *path)
         .ffree = v.f_ffree,
     };
     ap_fs_statfs_encode(&s, p);
-    reply(f, stream, p, sizeof(p));
+    files_reply(f, stream, p, sizeof(p));
 }
 
 static void op_readlink(struct files *f, uint32_t stream, const char *path)
@@ -792,7 +300,7 @@ static void op_readlink(struct files *f, uint32_t stream, const char *path)
         files_reply_errno(f, stream, ENAMETOOLONG, "readlink: target over AP_FS_PATH_MAX");
         return;
     }
-    reply(f, stream, buf, (size_t)n);
+    files_reply(f, stream, buf, (size_t)n);
 }
 
 static struct timespec fs_timespec(const struct ap_fs_time *t)
@@ -820,7 +328,7 @@ static int op_simple(struct files *f, uint32_t stream, const struct ap_fs_req *r
         reply_stat(f, stream, &st);
         return 0;
     case APO_FSTAT:
-        fd = handle_fd(f, req->handle);
+        fd = files_handle_fd(f, req->handle);
         if (fd < 0)
             return fd;
         if (fstat(fd, &st) < 0)
@@ -829,7 +337,7 @@ static int op_simple(struct files *f, uint32_t stream, const struct ap_fs_req *r
         return 0;
     case APO_TRUNCATE:
         if (ap_fs_req_has(req, APF_HANDLE)) {
-            fd = handle_fd(f, req->handle);
+            fd = files_handle_fd(f, req->handle);
             if (fd < 0)
                 return fd;
             if (ftruncate(fd, (off_t)req->length) < 0 || fstat(fd, &st) < 0)
@@ -850,8 +358,9 @@ static int op_simple(struct files *f, uint32_t stream, const struct ap_fs_req *r
             return -errno;
         break;
     case APO_MKDIR: {
-        int r = mkdir_parents(req->path, ap_fs_req_has(req, APF_MODE) ? req->mode : FILES_DIR_MODE,
-                              ap_fs_req_has(req, APF_FLAGS) && (req->flags & AP_MKDIR_PARENTS));
+        int r = files_mkdir_parents(
+            req->path, ap_fs_req_has(req, APF_MODE) ? req->mode : FILES_DIR_MODE,
+            ap_fs_req_has(req, APF_FLAGS) && (req->flags & AP_MKDIR_PARENTS));
         if (r < 0)
             return r;
         reply_path_attr(f, stream, req->path, false);
@@ -900,7 +409,7 @@ static int op_simple(struct files *f, uint32_t stream, const struct ap_fs_req *r
         return 0;
     }
     case APO_FSYNC:
-        fd = handle_fd(f, req->handle);
+        fd = files_handle_fd(f, req->handle);
         if (fd < 0)
             return fd;
         if ((ap_fs_req_has(req, APF_FLAGS) && (req->flags & AP_FSYNC_DATA) ? fdatasync(fd)
@@ -910,7 +419,7 @@ static int op_simple(struct files *f, uint32_t stream, const struct ap_fs_req *r
     default:
         return -EOPNOTSUPP;
     }
-    reply(f, stream, NULL, 0);
+    files_reply(f, stream, NULL, 0);
     return 0;
 }
 
@@ -922,10 +431,10 @@ void files_request(struct files *f, uint32_t stream, const struct ap_fs_req *req
     case APO_READDIR:
     case APO_READ_FILE:
     case APO_PREAD:
-        download_start(f, stream, req);
+        files_download_start(f, stream, req);
         return;
     case APO_WRITE_FILE:
-        write_file_start(f, stream, req);
+        files_upload_start(f, stream, req);
         return;
     case APO_OPEN:
         op_open(f, stream, req);

@@ -208,14 +208,9 @@ static void *sender_main(void *arg)
             break;
         }
         struct timespec until = time_mono_timespec(time_mono_ms() + EXEC_WS_WAIT_SLICE_MS);
-        if (pthread_cond_clockwait(&x->cond, &x->lock, CLOCK_MONOTONIC, &until) == ETIMEDOUT) {
-            /* an acknowledgement that could not go out earlier (the
-             * channel was busy) must not leave the command's output
-             * window shut */
-            pthread_mutex_unlock(&x->lock);
-            engine_exec_stream_output_done(x->stream, 0);
-            pthread_mutex_lock(&x->lock);
-        }
+        /* (credit that could not go out earlier is offered again by
+         * engine_exec_stream_wait, on the waiter thread) */
+        pthread_cond_clockwait(&x->cond, &x->lock, CLOCK_MONOTONIC, &until);
     }
     pthread_mutex_unlock(&x->lock);
     return NULL;

@@ -23,6 +23,7 @@
  *    (capped there); ERROR text is cut to a fixed size and escaped
  *    (text_sanitize) before it can reach a client or a log. */
 #include "agent_client.h"
+#include "agent_client-internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -45,10 +46,6 @@
 #include "unixsock.h"
 
 #define HELLO_RETRY_MS 20
-/* How long KILL, RESIZE and OUT_ACK may wait for the channel: KILL is sent
- * when the caller's own deadline has passed, and the others come from a
- * streaming client's thread, so each gets a short bound of its own. */
-#define AGENT_SHORT_SEND_MS 1000
 /* An agent's ERROR text, escaped, as kept for the caller. */
 #define AGENT_ERROR_MAX 200
 
@@ -56,12 +53,12 @@ struct agent_exec {
     struct agent_conn *c;
     uint32_t stream;
     struct agent_exec_sink sink;
-    struct agent_exec *next;   /* (lock) list of the connection's execs */
+    struct agent_exec *next;      /* (lock) list of the connection's execs */
     bool started, exited, failed; /* (lock) */
-    uint32_t pid;              /* (lock) */
-    struct ap_exit exit;       /* (lock) */
-    char error[AGENT_ERROR_MAX]; /* (lock) escaped */
-    uint32_t window;           /* (lock) stdin bytes we may still send, <= AP_STDIN_WINDOW */
+    uint32_t pid;                 /* (lock) */
+    struct ap_exit exit;          /* (lock) */
+    char error[AGENT_ERROR_MAX];  /* (lock) escaped */
+    uint32_t window;              /* (lock) stdin bytes we may still send, <= AP_STDIN_WINDOW */
     bool stdin_closed;
     /* Output flow control: out_window is fixed before the EXEC goes out,
      * 0 = none.  out_unacked counts output received and not yet
@@ -80,33 +77,15 @@ struct ctl_wait {
     struct ctl_wait *next;
 };
 
-struct agent_conn {
-    atomic_int refs;
-    int fd;
-    pthread_mutex_t wlock;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    bool broken;               /* (lock) */
-    struct agent_exec *execs;  /* (lock) */
-    struct ctl_wait *ctls;     /* (lock) */
-    uint32_t next_stream;      /* (lock) */
-    struct buf in;             /* reader thread only */
-    int version;               /* protocol in use, set by the handshake, then fixed */
-};
-
-static void mark_broken_locked(struct agent_conn *c)
+void agent_conn_mark_broken_locked(struct agent_conn *c)
 {
     c->broken = true;
     pthread_cond_broadcast(&c->cond);
+    agent_fs_notify_all_locked(c); /* file streams polled without waiting */
 }
 
-/* Send one whole frame, waiting for wlock and for room on the socket until
- * deadline_ms (time_mono_ms) at most.  -ETIMEDOUT at the deadline, -errno
- * on a socket error.  The channel is marked broken (and shut down) when a
- * frame went out only in part, or on a socket error; a frame of which
- * nothing was sent leaves it usable. */
-static int conn_send(struct agent_conn *c, uint8_t type, uint32_t stream, const void *payload,
-                     size_t len, int64_t deadline_ms)
+int agent_conn_send(struct agent_conn *c, uint8_t type, uint32_t stream, const void *payload,
+                    size_t len, int64_t deadline_ms)
 {
     uint8_t hdr[AP_HEADER_LEN];
     struct iovec iov[2] = {{hdr, AP_HEADER_LEN}, {(void *)payload, len}};
@@ -162,7 +141,7 @@ static int conn_send(struct agent_conn *c, uint8_t type, uint32_t stream, const 
     pthread_mutex_unlock(&c->wlock);
     if (r < 0 && (done > 0 || r != -ETIMEDOUT)) {
         pthread_mutex_lock(&c->lock);
-        mark_broken_locked(c);
+        agent_conn_mark_broken_locked(c);
         pthread_mutex_unlock(&c->lock);
         shutdown(c->fd, SHUT_RDWR);
     }
@@ -246,7 +225,11 @@ static int dispatch(struct agent_conn *c, const struct ap_frame *f)
          * grants — which is the same as capping its acknowledgements at
          * what was sent. */
         x = find_exec(c, f->stream);
-        if (x && ap_u32_decode(f->payload, f->len, &v32) == 0 && v32 > 0) {
+        if (!x) {
+            r = agent_fs_dispatch_locked(c, f, &wake); /* an upload's credit */
+            break;
+        }
+        if (ap_u32_decode(f->payload, f->len, &v32) == 0 && v32 > 0) {
             x->window = (uint32_t)MIN((uint64_t)x->window + v32, (uint64_t)AP_STDIN_WINDOW);
             wake = true;
         }
@@ -276,6 +259,16 @@ static int dispatch(struct agent_conn *c, const struct ap_frame *f)
             w->done = wake = true;
             copy_message(w->error, sizeof(w->error), f);
         }
+        break;
+    case AP_FS_REPLY:
+    case AP_FS_ERRNO:
+    case AP_FS_RDATA:
+    case AP_FS_DIRENTS:
+        if (c->version < 3) {
+            r = -EPROTO; /* never asked for */
+            break;
+        }
+        r = agent_fs_dispatch_locked(c, f, &wake);
         break;
     default:
         r = -EPROTO; /* the agent sent a host-to-agent frame type */
@@ -357,7 +350,7 @@ static void *reader_main(void *arg)
     }
 out:
     pthread_mutex_lock(&c->lock);
-    mark_broken_locked(c);
+    agent_conn_mark_broken_locked(c);
     pthread_mutex_unlock(&c->lock);
     shutdown(c->fd, SHUT_RDWR);
     agent_conn_unref(c);
@@ -387,7 +380,7 @@ static int handshake(struct agent_conn *c, int timeout_ms, struct nerr *e)
             return nerr_set(e, -ETIMEDOUT, "the guest agent did not answer within %d ms",
                             timeout_ms);
         if (now >= next_hello) {
-            r = conn_send(c, AP_HELLO, 0, payload, plen, deadline);
+            r = agent_conn_send(c, AP_HELLO, 0, payload, plen, deadline);
             if (r == -ETIMEDOUT)
                 continue; /* the deadline check above answers */
             if (r < 0)
@@ -512,7 +505,7 @@ void agent_conn_unref(struct agent_conn *c)
 void agent_conn_shutdown(struct agent_conn *c)
 {
     pthread_mutex_lock(&c->lock);
-    mark_broken_locked(c);
+    agent_conn_mark_broken_locked(c);
     pthread_mutex_unlock(&c->lock);
     shutdown(c->fd, SHUT_RDWR);
 }
@@ -532,11 +525,12 @@ bool agent_conn_is_broken(struct agent_conn *c)
     return b;
 }
 
-static uint32_t next_stream_locked(struct agent_conn *c)
+uint32_t agent_conn_next_stream_locked(struct agent_conn *c)
 {
     do
         c->next_stream++;
-    while (c->next_stream == 0 || find_exec(c, c->next_stream) || find_ctl(c, c->next_stream));
+    while (c->next_stream == 0 || find_exec(c, c->next_stream) || find_ctl(c, c->next_stream) ||
+           agent_fs_find_locked(c, c->next_stream));
     return c->next_stream;
 }
 
@@ -574,12 +568,12 @@ int agent_exec_start(struct agent_conn *c, const struct ap_exec_req *req,
         r = nerr_set(e, -ECONNRESET, "the agent channel is closed");
         goto fail;
     }
-    x->stream = next_stream_locked(c);
+    x->stream = agent_conn_next_stream_locked(c);
     x->next = c->execs;
     c->execs = x;
     pthread_mutex_unlock(&c->lock);
 
-    r = conn_send(c, AP_EXEC, x->stream, payload, plen, deadline_ms);
+    r = agent_conn_send(c, AP_EXEC, x->stream, payload, plen, deadline_ms);
     free(payload);
     payload = NULL;
     if (r < 0) {
@@ -599,8 +593,8 @@ fail:
     return r;
 }
 
-int agent_exec_write_stdin(struct agent_exec *x, const void *data, size_t len,
-                           int64_t deadline_ms, struct nerr *e)
+int agent_exec_write_stdin(struct agent_exec *x, const void *data, size_t len, int64_t deadline_ms,
+                           struct nerr *e)
 {
     struct agent_conn *c = x->c;
     const uint8_t *p = data;
@@ -627,7 +621,7 @@ int agent_exec_write_stdin(struct agent_exec *x, const void *data, size_t len,
         n = MIN(len, MIN((size_t)x->window, (size_t)AP_DATA_CHUNK));
         x->window -= (uint32_t)n;
         pthread_mutex_unlock(&c->lock);
-        int r = conn_send(c, AP_STDIN, x->stream, p, n, deadline_ms);
+        int r = agent_conn_send(c, AP_STDIN, x->stream, p, n, deadline_ms);
         if (r == -ETIMEDOUT)
             return nerr_set(e, -ETIMEDOUT, "the guest did not take stdin in time");
         if (r < 0)
@@ -645,7 +639,7 @@ int agent_exec_close_stdin(struct agent_exec *x, int64_t deadline_ms, struct ner
     if (x->stdin_closed)
         return 0;
     x->stdin_closed = true;
-    r = conn_send(x->c, AP_STDIN, x->stream, NULL, 0, deadline_ms);
+    r = agent_conn_send(x->c, AP_STDIN, x->stream, NULL, 0, deadline_ms);
     if (r == -ETIMEDOUT)
         return nerr_set(e, -ETIMEDOUT, "the guest did not take the end of stdin in time");
     if (r < 0)
@@ -658,7 +652,8 @@ int agent_exec_kill(struct agent_exec *x, int sig)
     uint8_t p[4];
 
     ap_u32_encode((uint32_t)sig, p);
-    return conn_send(x->c, AP_KILL, x->stream, p, sizeof(p), time_mono_ms() + AGENT_SHORT_SEND_MS);
+    return agent_conn_send(x->c, AP_KILL, x->stream, p, sizeof(p),
+                           time_mono_ms() + AGENT_SHORT_SEND_MS);
 }
 
 bool agent_exec_has_flow_control(const struct agent_exec *x)
@@ -695,7 +690,7 @@ int agent_exec_ack_output(struct agent_exec *x, size_t n)
         return 0;
     }
     /* Counted as acknowledged before it goes out: the agent may answer
-     * with new output before conn_send() returns, and the reader must not
+     * with new output before agent_conn_send() returns, and the reader must not
      * take that for an overrun. */
     send = x->out_owed;
     x->out_owed = 0;
@@ -703,7 +698,8 @@ int agent_exec_ack_output(struct agent_exec *x, size_t n)
     pthread_mutex_unlock(&c->lock);
 
     ap_u32_encode(send, p);
-    r = conn_send(c, AP_OUT_ACK, x->stream, p, sizeof(p), time_mono_ms() + AGENT_SHORT_SEND_MS);
+    r = agent_conn_send(c, AP_OUT_ACK, x->stream, p, sizeof(p),
+                        time_mono_ms() + AGENT_SHORT_SEND_MS);
     if (r == -ETIMEDOUT) {
         /* not sent (a half-sent frame breaks the channel): keep the credit */
         pthread_mutex_lock(&c->lock);
@@ -735,14 +731,14 @@ int agent_exec_resize(struct agent_exec *x, uint16_t rows, uint16_t cols)
     if (done)
         return 0;
     ap_resize_encode(rows, cols, p);
-    r = conn_send(c, AP_RESIZE, x->stream, p, sizeof(p), time_mono_ms() + AGENT_SHORT_SEND_MS);
+    r = agent_conn_send(c, AP_RESIZE, x->stream, p, sizeof(p),
+                        time_mono_ms() + AGENT_SHORT_SEND_MS);
     if (r == -ETIMEDOUT)
         return r;
     return r < 0 ? -ECONNRESET : 0;
 }
 
-int agent_exec_wait(struct agent_exec *x, int64_t deadline_ms, struct ap_exit *ret,
-                    struct nerr *e)
+int agent_exec_wait(struct agent_exec *x, int64_t deadline_ms, struct ap_exit *ret, struct nerr *e)
 {
     struct agent_conn *c = x->c;
     struct timespec ts;
@@ -795,7 +791,8 @@ void agent_exec_free(struct agent_exec *x)
         uint8_t p[4];
 
         ap_u32_encode(AP_OUT_ACK_RELEASE, p);
-        conn_send(c, AP_OUT_ACK, x->stream, p, sizeof(p), time_mono_ms() + AGENT_SHORT_SEND_MS);
+        agent_conn_send(c, AP_OUT_ACK, x->stream, p, sizeof(p),
+                        time_mono_ms() + AGENT_SHORT_SEND_MS);
     }
     agent_conn_unref(c);
     free(x);
@@ -815,12 +812,12 @@ int agent_control(struct agent_conn *c, uint8_t type, const void *payload, size_
         pthread_mutex_unlock(&c->lock);
         return nerr_set(e, -ECONNRESET, "the agent channel is closed");
     }
-    w.stream = next_stream_locked(c);
+    w.stream = agent_conn_next_stream_locked(c);
     w.next = c->ctls;
     c->ctls = &w;
     pthread_mutex_unlock(&c->lock);
 
-    r = conn_send(c, type, w.stream, payload, len, deadline);
+    r = agent_conn_send(c, type, w.stream, payload, len, deadline);
 
     pthread_mutex_lock(&c->lock);
     while (r == 0 && !w.done && !c->broken)

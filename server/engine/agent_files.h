@@ -34,11 +34,11 @@
 /* What an answered request carried; which fields are set depends on the op
  * (agent_proto.h, "Ops and their answers"). */
 struct agent_fs_reply {
-    bool has_attr;               /* attr is set (STAT, OPEN, MKDIR, CHMOD, ...) */
+    bool has_attr; /* attr is set (STAT, OPEN, MKDIR, CHMOD, ...) */
     struct ap_fs_attr attr;
-    uint32_t handle;             /* OPEN */
-    uint64_t count;              /* PWRITE: bytes written; PREAD: bytes read */
-    struct ap_fs_statfs statfs;  /* STATFS */
+    uint32_t handle;               /* OPEN */
+    uint64_t count;                /* PWRITE: bytes written; PREAD: bytes read */
+    struct ap_fs_statfs statfs;    /* STATFS */
     char link[AP_FS_PATH_MAX + 1]; /* READLINK, NUL-terminated */
     /* PREAD: set by the caller before the call: where the bytes go (at
      * least req->length bytes); count says how many came (fewer = EOF). */
@@ -72,8 +72,8 @@ void agent_fs_stream_set_notify(struct agent_fs_stream *s, void (*fn)(void *user
  * (the whole answer has come: the file's bytes are all delivered);
  * -EAGAIN nothing yet and deadline_ms already passed (pass 0 to never
  * wait); -errno the guest's error or the channel's. */
-ssize_t agent_fs_stream_read(struct agent_fs_stream *s, void *buf, size_t len,
-                             int64_t deadline_ms, struct nerr *e);
+ssize_t agent_fs_stream_read(struct agent_fs_stream *s, void *buf, size_t len, int64_t deadline_ms,
+                             struct nerr *e);
 /* The next READDIR entry: 1 and *name, *attr; 0 at the end; -EAGAIN, -errno
  * as agent_fs_stream_read. */
 int agent_fs_stream_next_dirent(struct agent_fs_stream *s, char name[AP_FS_NAME_MAX + 1],

@@ -112,7 +112,9 @@ int engine_exec_stream_resize(struct engine_exec_stream *s, unsigned cols, unsig
 /* Wait up to timeout_ms for the end.  1 and *ret (exit code, timed_out,
  * signal; no output) when it ended; 0 when still running; -ECONNRESET
  * (and e) when the VM or its agent went away: a stream never hangs, the
- * agent is pinged while the command is silent. */
+ * agent is pinged while the command is silent.  Output credit that could
+ * not be sent earlier (a busy channel) is offered again on each call, so
+ * keep calling it while the command runs. */
 int engine_exec_stream_wait(struct engine_exec_stream *s, int timeout_ms,
                             struct wire_exec_result *ret, struct nerr *e);
 /* Kill the command's process group now (best effort, bounded); callable

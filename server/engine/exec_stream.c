@@ -157,6 +157,9 @@ int engine_exec_stream_wait(struct engine_exec_stream *s, int timeout_ms,
                             nerr_msg(&pe));
         }
     }
+    /* an acknowledgement the channel was too busy for earlier must not
+     * leave the command's output window shut while it runs */
+    engine_exec_stream_output_done(s, 0);
     return 0;
 }
 

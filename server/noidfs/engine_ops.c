@@ -336,9 +336,6 @@ static int ops_exec_wait(struct noidfs_exec *x, int timeout_ms, int *ret_status,
             break;
         if (time_mono_ms() >= until)
             return 0;
-        /* an acknowledgement the channel was too busy for earlier must not
-         * leave the command's output window shut */
-        engine_exec_stream_output_done(x->s, 0);
     }
     if (r > 0) {
         int status = (int)res.exit_code;

@@ -91,3 +91,64 @@ class Agent:
                 return struct.unpack(">i", p[:4])[0], bytes(out)
             elif ftype == ERROR:
                 raise RuntimeError(p.decode(errors="replace"))
+
+    # ---- file operations (protocol v3) ----
+    FS, FS_DATA, FS_REPLY, FS_ERRNO, FS_RDATA, OUT_ACK = 10, 11, 41, 42, 43, 9
+    READ_FILE, WRITE_FILE = 9, 10
+    F_PATH, F_FLAGS, F_WINDOW = 1, 7, 12
+
+    def _fs_answer(self, stream, on_data=None):
+        while True:
+            f = self._frame(120)
+            if f is None:
+                raise TimeoutError("no answer to a file request")
+            ftype, st, p = f
+            if st != stream:
+                continue
+            if ftype == self.FS_RDATA and on_data:
+                on_data(p)
+            elif ftype == WINDOW:
+                continue
+            elif ftype == self.FS_REPLY:
+                return struct.unpack(">Q", p)[0]
+            elif ftype == self.FS_ERRNO:
+                raise OSError(struct.unpack(">I", p[:4])[0], p[4:].decode(errors="replace"))
+
+    def read_file(self, path, sink, window=16 << 20):
+        """READ_FILE path into sink(bytes), giving credit back every quarter
+        window, as the server does; returns the byte count."""
+        self.stream += 1
+        st = self.stream
+        self.sock.sendall(frame(self.FS, st, bytes([self.READ_FILE]) + tlv(self.F_PATH, path.encode())
+                                + tlv(self.F_WINDOW, struct.pack(">I", window))))
+        owed = [0]
+
+        def on_data(p):
+            sink(p)
+            owed[0] += len(p)
+            if owed[0] >= window // 4:
+                self.sock.sendall(frame(self.OUT_ACK, st, struct.pack(">I", owed[0])))
+                owed[0] = 0
+        return self._fs_answer(st, on_data)
+
+    def write_file(self, path, chunks, window=1 << 20):
+        """WRITE_FILE (atomic) from an iterable of chunks of at most 64 KiB,
+        keeping at most window bytes unacknowledged; returns the count."""
+        self.stream += 1
+        st = self.stream
+        self.sock.sendall(frame(self.FS, st, bytes([self.WRITE_FILE]) + tlv(self.F_PATH, path.encode())
+                                + tlv(self.F_FLAGS, struct.pack(">I", 4))))
+        unacked = 0
+        for c in chunks:
+            while unacked + len(c) > window:
+                f = self._frame(120)
+                if f is None:
+                    raise TimeoutError("no WINDOW")
+                if f[1] == st and f[0] == WINDOW:
+                    unacked -= struct.unpack(">I", f[2])[0]
+                elif f[1] == st and f[0] == self.FS_ERRNO:
+                    raise OSError(struct.unpack(">I", f[2][:4])[0], f[2][4:].decode(errors="replace"))
+            self.sock.sendall(frame(self.FS_DATA, st, c))
+            unacked += len(c)
+        self.sock.sendall(frame(self.FS_DATA, st))
+        return self._fs_answer(st)

@@ -638,4 +638,46 @@ def files(path):
     print("ok: malformed FS payloads refused (ERROR, session dropped); the agent keeps serving")
 
 
-{"basic": basic, "flow": flow, "files": files}[sys.argv[2] if len(sys.argv) > 2 else "basic"](sys.argv[1])
+def fs_refusals(path):
+    """Bad and malformed file frames, checked through the protocol only (no
+    look at the agent's file system): usable against the agent of a real VM,
+    where ROOT (argv[3]) is a guest path."""
+    import errno as E
+    root = sys.argv[3]
+    P = lambda rel: (F_PATH, (root + rel).encode())  # noqa: E731
+    fs = Files(path)
+    fs.ok("mkdir -p", O_MKDIR, P(""), (F_FLAGS, u32(1)))
+    r = fs.upload(root + "/keep", b"kept")
+    expect(r[0] == "ok", f"upload: {r}")
+
+    fs.errno("relative path", E.EINVAL, O_STAT, (F_PATH, b"relative"))
+    fs.errno("path over AP_FS_PATH_MAX", E.ENAMETOOLONG, O_STAT, (F_PATH, b"/" + b"a" * 4095))
+    fs.errno("window under the minimum", E.EINVAL, O_READ_FILE, P("/keep"), (F_WINDOW, u32(1)))
+    fs.errno("PREAD over AP_FS_IO_MAX", E.E2BIG, O_PREAD, (F_HANDLE, u32(1)),
+             (F_OFFSET, u64(0)), (F_LENGTH, u64(2 * 1024 * 1024)))
+    # an FS_DATA chunk over AP_FS_CHUNK_MAX ends its upload with E2BIG
+    st = fs.send(O_WRITE_FILE, [P("/over"), (F_FLAGS, u32(4))])  # AP_WRITE_ATOMIC
+    fs.ag.sock.sendall(frame(FS_DATA, st, b"x" * (64 * 1024 + 1)))
+    while True:
+        f = fs.ag._frame(10)
+        expect(f is not None, "no answer to an oversized FS_DATA")
+        if f[1] == st and f[0] != WINDOW:
+            break
+    expect(f[0] == FS_ERRNO and struct.unpack(">I", f[2][:4])[0] == E.E2BIG,
+           f"oversized FS_DATA: {f}")
+    fs.errno("nothing left by the refused atomic upload", E.ENOENT, O_STAT, P("/over"))
+    print("ok: bad values and an oversized FS_DATA get FS_ERRNO; the session goes on")
+
+    for bad in (b"", bytes([99]), bytes([O_STAT]) + tlv(F_PATH, b"/a\0b"),
+                bytes([O_STAT]) + tlv(F_PATH, b"/a") + tlv(F_PATH, b"/b"),
+                bytes([O_FSTAT]) + tlv(F_HANDLE, b"abc")):
+        fs.ag.sock.sendall(frame(FS, 4242, bad))
+        r = fs.answer(0)
+        expect(r[0] == "error" and "malformed" in r[1], f"malformed FS {bad!r}: {r}")
+        fs.ag.hello(timeout=10)
+        fs.ok("after a malformed frame", O_STAT, P("/keep"))
+    print("ok: malformed FS payloads refused (ERROR, session dropped); the agent keeps serving")
+
+
+{"basic": basic, "flow": flow, "files": files,
+ "fs-refusals": fs_refusals}[sys.argv[2] if len(sys.argv) > 2 else "basic"](sys.argv[1])

@@ -11,7 +11,9 @@
 #    runs on the host here; its paths are the host's, as a guest's would be
 #    the guest's): each op and its errno cases, a 3 MiB upload and download
 #    under flow control, cancel, atomic upload failure, a 2,000-entry
-#    directory, 50 requests in flight, malformed FS frames.
+#    directory, 50 requests in flight, malformed FS frames;
+#  - the server's own file client (agent-files-peer, agent_files.c) against
+#    the same agent: flow control both ways, errnos, cancel, concurrency.
 . "$(dirname "$0")/lib.sh"
 it_setup
 AGENT="$NOID_BUILD/agent/noid-agent"
@@ -35,6 +37,13 @@ out=$(/usr/bin/python3 "$IT_DIR/agent_peer.py" "$T/agent.sock" files "$T/files" 
     fail "agent peer (files): $out"$'\n'"$(tail -n 20 "$T/agent.log")"
 printf '%s\n' "$out" | sed 's/^/  /' >&2
 kill -0 "$APID" 2>/dev/null || fail "the agent exited"
-kill "$APID"
 ok "file operations (v3): every op and its errnos, streaming both ways, malformed frames"
+
+mkdir "$T/files-host"
+out=$("$NOID_BUILD/tests/integration/agent-files-peer" "$T/agent.sock" "$T/files-host" 2>&1) ||
+    fail "the server's file client: $out"$'\n'"$(tail -n 20 "$T/agent.log")"
+printf '%s\n' "$out" | sed 's/^/  /' >&2
+kill -0 "$APID" 2>/dev/null || fail "the agent exited"
+kill "$APID"
+ok "the server's file client (agent_files.c) against the real agent: streams, errnos, cancel, concurrency"
 it_done

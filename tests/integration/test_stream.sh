@@ -168,10 +168,11 @@ skipped=$(pyj 'd["skipped"]' < "$T/stall")
 ok "a stalled console reader skips ahead ($skipped bytes, and is told); the VM and the others go on"
 
 # destroy ends an attachment with a reason
+opened=$(grep -c 'ws console alice/box.*open' "$T/server.log" || true)
 "${WS[@]}" console "$URL" "$A" box --wait-close 60 > "$T/c2" &
 C2=$!
-# (the 7th console session of this test: it is attached once its "open" is logged)
-for _ in $(seq 1 100); do [ "$(grep -c 'ws console alice/box.*open' "$T/server.log")" -ge 7 ] && break; sleep 0.1; done
+# it is attached once its "open" is logged
+for _ in $(seq 1 100); do [ "$(grep -c 'ws console alice/box.*open' "$T/server.log")" -gt "$opened" ] && break; sleep 0.1; done
 noid destroy box > /dev/null
 wait $C2
 assert_eq 1001 "$(pyj 'd["close_code"]' < "$T/c2")" "destroy -> close 1001"
@@ -219,12 +220,35 @@ ok "max_ws_sessions -> 503; idle console closed after console_timeout_secs"
 # not read, but a shutdown still ends the session at once (with
 # exec_timeout_secs = 3600 a hang would outlast this test's own timeout),
 # and the command dies with it.
+# Whether the command runs is asked on the guest's serial console, not
+# through the agent: a new agent session (the restarted server's HELLO)
+# kills the execs of the old one, which would hide a shutdown that did not.
+uid=$(q "select id from users where name='alice'")
+CONSOLE_SOCK="$T/data/storage/users/$uid/vms/box3/console.sock"
+sleepers_on_console() {
+    python3 - "$CONSOLE_SOCK" << 'EOF'
+import re, socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall(b"\x15echo \"N=$(ps | grep -c '[s]leep 4545')\"\n")
+out, end = b"", time.monotonic() + 30
+s.settimeout(1)
+while time.monotonic() < end:
+    try:
+        out += s.recv(4096)
+    except socket.timeout:
+        pass
+    m = re.search(rb"N=(\d+)", out)
+    if m:
+        print(m.group(1).decode())
+        break
+EOF
+}
 "${WS[@]}" exec-stuck-stdin "$URL" "$A" box3 '{"command":["sh","-c","echo started; exec sleep 4545"]}' started > /dev/null
+sleep 2.5 # the console hub lets go of the console socket (it holds it while attached)
+assert_eq 1 "$(sleepers_on_console)" "the stuck session's command runs (seen on the serial console)"
 stop_server
-start_server
-cli_login "$A"
-n=$(noid exec box3 -- sh -c 'ps | grep -c "[s]leep 4545" || true')
-assert_eq 0 "$n" "the stuck session's command was killed at shutdown"
+assert_eq 0 "$(sleepers_on_console)" "the stuck session's command was killed at shutdown (server down)"
 ok "shutdown ends a session stuck on stdin and kills its command"
 
 it_done
