@@ -39,6 +39,9 @@ void files_reply(struct files *f, uint32_t stream, const void *p, size_t len);
 void files_reply_u64(struct files *f, uint32_t stream, uint64_t v);
 void files_attr_from_stat(const struct stat *st, struct ap_fs_attr *a);
 
+/* Close every handle; the next session's numbers start at a new random
+ * value (files.c). */
+void files_handles_reset(struct files *f);
 /* The fd of handle id, or -EBADF (files.c). */
 int files_handle_fd(const struct files *f, uint32_t id);
 

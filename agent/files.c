@@ -16,8 +16,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/random.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -27,13 +29,40 @@
 #define FILES_RENAME_NOREPLACE 1u
 #define FILES_RENAME_EXCHANGE  2u
 
+/* Handle numbers of a session start at a random value.  A VM restored
+ * from a checkpoint runs the agent as it was then: counting from where
+ * that agent stood would hand out numbers the host saw before the restore,
+ * and a stale handle of the host could then reach another file.  A random
+ * start makes that a 1 in 2^32 / FILES_MAX_HANDLES chance. */
+static uint32_t first_handle_id(void)
+{
+    uint32_t v = 0;
+
+    if (getrandom(&v, sizeof(v), GRND_NONBLOCK) != sizeof(v)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        v = (uint32_t)(ts.tv_nsec ^ ts.tv_sec * 2654435761u);
+    }
+    return v ? v : 1;
+}
+
 void files_init(struct files *f, struct outq *q)
 {
     memset(f, 0, sizeof(*f));
     f->q = q;
-    f->next_id = 1;
+    f->next_id = first_handle_id();
     for (size_t i = 0; i < FILES_MAX_HANDLES; i++)
         f->fds[i] = -1;
+}
+
+void files_handles_reset(struct files *f)
+{
+    for (size_t i = 0; i < FILES_MAX_HANDLES; i++)
+        if (f->fds[i] >= 0) {
+            close(f->fds[i]);
+            f->fds[i] = -1;
+        }
+    f->next_id = first_handle_id();
 }
 
 /* ---- answers ---- */

@@ -89,11 +89,7 @@ void files_reset(struct files *f)
     for (size_t i = 0; i < FILES_MAX_XFERS; i++)
         if (f->xfers[i])
             xfer_end(f, f->xfers[i]);
-    for (size_t i = 0; i < FILES_MAX_HANDLES; i++)
-        if (f->fds[i] >= 0) {
-            close(f->fds[i]);
-            f->fds[i] = -1;
-        }
+    files_handles_reset(f);
 }
 
 /* ---- downloads ---- */

@@ -2,7 +2,8 @@
  * listing in several calls is consistent; readdirplus hands out attributes
  * and counts a lookup only for the entries that fit), and mkdir/rmdir,
  * which make and remove VMs and checkpoints.  Everything else that would
- * change the tree (unlink, rename, create) is refused. */
+ * change the tree (unlink, rename, create) is refused, except inside a
+ * VM's fs/, where all of it goes to the guest (guestfs.c). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,10 @@
 struct dirent_snap {
     char *name;
     struct node id; /* identity: its own name points at name above */
+    /* a guest entry: id.gpath is malloc'd, and the listing gave its
+     * attributes (readdirplus needs no request per entry) */
+    bool has_attr;
+    struct ap_fs_attr attr;
 };
 
 struct dir_handle {
@@ -27,15 +32,17 @@ struct dir_handle {
 
 static void dir_snap_free(struct dir_handle *d)
 {
-    for (size_t i = 0; i < d->n; i++)
+    for (size_t i = 0; i < d->n; i++) {
         free(d->ents[i].name);
+        if (d->ents[i].has_attr)
+            free(d->ents[i].id.gpath);
+    }
     free(d->ents);
     d->ents = NULL;
     d->n = 0;
 }
 
-static int snap_add(struct dirent_snap **ents, size_t *n, size_t *cap, const char *name,
-                    const struct node *parent)
+static struct dirent_snap *snap_grow(struct dirent_snap **ents, size_t *n, size_t *cap)
 {
     struct dirent_snap *s;
 
@@ -43,20 +50,61 @@ static int snap_add(struct dirent_snap **ents, size_t *n, size_t *cap, const cha
         size_t nc = *cap ? *cap * 2 : 32;
         s = realloc(*ents, nc * sizeof(*s));
         if (!s)
-            return -ENOMEM;
+            return NULL;
         *ents = s;
         *cap = nc;
     }
     s = &(*ents)[*n];
     memset(s, 0, sizeof(*s));
+    return s;
+}
+
+static int snap_add(struct noidfs *fs, struct dirent_snap **ents, size_t *n, size_t *cap,
+                    const char *name, const struct node *parent)
+{
+    struct dirent_snap *s = snap_grow(ents, n, cap);
+
+    if (!s)
+        return -ENOMEM;
     s->name = strdup(name);
     if (!s->name)
         return -ENOMEM;
-    if (layout_child_of(parent, s->name, &s->id) < 0) {
+    if (layout_child_of(fs, parent, s->name, &s->id) < 0) {
         free(s->name);
         return 0; /* not a name that can live here: skip it */
     }
     (*n)++;
+    return 0;
+}
+
+/* A guest directory's listing, entry by entry (guestfs_list). */
+struct guest_snap {
+    struct dirent_snap **ents;
+    size_t *n, *cap;
+    const struct node *parent;
+};
+
+static int snap_add_guest(void *ctx, const char *name, const char *gpath,
+                          const struct ap_fs_attr *a)
+{
+    struct guest_snap *g = ctx;
+    struct dirent_snap *s = snap_grow(g->ents, g->n, g->cap);
+
+    if (!s)
+        return -ENOMEM;
+    s->name = strdup(name);
+    s->id.gpath = strdup(gpath);
+    if (!s->name || !s->id.gpath) {
+        free(s->name);
+        free(s->id.gpath);
+        return -ENOMEM;
+    }
+    s->id.kind = NK_GUEST;
+    s->id.user = g->parent->user;
+    s->id.vm = g->parent->vm;
+    s->has_attr = true;
+    s->attr = *a;
+    (*g->n)++;
     return 0;
 }
 
@@ -74,7 +122,7 @@ static int dir_snapshot(struct noidfs *fs, const struct node *p, struct dir_hand
         size_t un = 0;
         r = fs->ops->list_users(fs->b, &users, &un, e);
         for (size_t i = 0; r >= 0 && i < un; i++)
-            r = snap_add(&ents, &n, &cap, users[i], p);
+            r = snap_add(fs, &ents, &n, &cap, users[i], p);
         noidfs_strv_free(users, un);
         break;
     }
@@ -83,7 +131,7 @@ static int dir_snapshot(struct noidfs *fs, const struct node *p, struct dir_hand
         size_t vn = 0;
         r = vmstate_vm_list(fs, p->user, &vms, &vn, e);
         for (size_t i = 0; r >= 0 && i < vn; i++)
-            r = snap_add(&ents, &n, &cap, vms[i].name, p);
+            r = snap_add(fs, &ents, &n, &cap, vms[i].name, p);
         break;
     }
     case NK_VM: {
@@ -93,8 +141,13 @@ static int dir_snapshot(struct noidfs *fs, const struct node *p, struct dir_hand
         size_t en;
         const struct layout_entry *ent = layout_entries(NK_VM, &en);
         for (size_t i = 0; r >= 0 && i < en; i++)
-            if (ent[i].kind != NK_VM_LAST || has_runs)
-                r = snap_add(&ents, &n, &cap, ent[i].name, p);
+            if ((ent[i].kind != NK_VM_LAST || has_runs) && layout_entry_shown(fs, ent[i].kind))
+                r = snap_add(fs, &ents, &n, &cap, ent[i].name, p);
+        break;
+    }
+    case NK_GUEST: {
+        struct guest_snap g = {&ents, &n, &cap, p};
+        r = guestfs_list(fs, p, snap_add_guest, &g, e);
         break;
     }
     case NK_RUNS: {
@@ -107,7 +160,7 @@ static int dir_snapshot(struct noidfs *fs, const struct node *p, struct dir_hand
         for (size_t i = 0; r >= 0 && i < in; i++) {
             char name[16];
             snprintf(name, sizeof(name), "%u", ids[i]);
-            r = snap_add(&ents, &n, &cap, name, p);
+            r = snap_add(fs, &ents, &n, &cap, name, p);
         }
         break;
     }
@@ -121,7 +174,7 @@ static int dir_snapshot(struct noidfs *fs, const struct node *p, struct dir_hand
         size_t en;
         const struct layout_entry *ent = layout_entries(NK_RUN, &en);
         for (size_t i = 0; r >= 0 && i < en; i++)
-            r = snap_add(&ents, &n, &cap, ent[i].name, p);
+            r = snap_add(fs, &ents, &n, &cap, ent[i].name, p);
         break;
     }
     case NK_CKPTS: {
@@ -129,7 +182,7 @@ static int dir_snapshot(struct noidfs *fs, const struct node *p, struct dir_hand
         size_t cn = 0;
         r = fs->ops->checkpoint_list(fs->b, p->user, p->vm, &list, &cn, e);
         for (size_t i = 0; r >= 0 && i < cn; i++)
-            r = snap_add(&ents, &n, &cap, layout_ckpt_name(list, cn, i), p);
+            r = snap_add(fs, &ents, &n, &cap, layout_ckpt_name(list, cn, i), p);
         noidfs_checkpoints_free(list, cn);
         break;
     }
@@ -141,7 +194,7 @@ static int dir_snapshot(struct noidfs *fs, const struct node *p, struct dir_hand
         size_t en;
         const struct layout_entry *ent = layout_entries(NK_CKPT, &en);
         for (size_t i = 0; r >= 0 && i < en; i++)
-            r = snap_add(&ents, &n, &cap, ent[i].name, p);
+            r = snap_add(fs, &ents, &n, &cap, ent[i].name, p);
         break;
     }
     default:
@@ -230,37 +283,54 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
             used += need;
             continue;
         }
-        const struct node *id = &d->ents[i - 2].id;
-        if (!plus) {
-            st.st_mode = layout_kind_mode(id->kind);
-            st.st_ino = nodes_find(fs->nodes, id->kind, id->user, id->vm, id->run, id->ckpt);
+        const struct dirent_snap *ent = &d->ents[i - 2];
+        const struct node *id = &ent->id;
+        if (!plus || (id->kind == NK_GUEST && !ent->has_attr)) {
+            /* readdirplus: fs/ in a VM's directory comes without
+             * attributes (ino 0): they are the guest's, and a VM that
+             * does not answer must not hold up `ls -l VM` */
+            st.st_mode = ent->has_attr ? ent->attr.mode : layout_kind_mode(id->kind);
+            st.st_ino = id->kind == NK_GUEST
+                            ? nodes_find_guest(fs->nodes, id->user, id->vm, id->gpath)
+                            : nodes_find(fs->nodes, id->kind, id->user, id->vm, id->run, id->ckpt);
             if (st.st_ino == 0)
                 st.st_ino = (ino_t)-1; /* unknown yet: the kernel looks it up */
-            need = fuse_add_direntry(req, buf + used, size - used, name, &st, i + 1);
+            if (plus) {
+                struct fuse_entry_param ep = {.attr = st}; /* ino 0: no entry made */
+                need = fuse_add_direntry_plus(req, buf + used, size - used, name, &ep, i + 1);
+            } else {
+                need = fuse_add_direntry(req, buf + used, size - used, name, &st, i + 1);
+            }
             if (need > size - used)
                 break;
             used += need;
             continue;
         }
         struct nerr ee = {0};
-        if (layout_node_stat(fs, id, &st, &ee) < 0)
+        if (!ent->has_attr && layout_node_stat(fs, id, &st, &ee) < 0)
             continue; /* gone since the snapshot */
         need = fuse_add_direntry_plus(req, NULL, 0, name, NULL, 0);
         if (need > size - used)
             break;
         struct fuse_entry_param ep;
-        const struct node *n = nodes_ref(fs->nodes, id->kind, id->user, id->vm, id->run, id->ckpt);
+        const struct node *n =
+            ent->has_attr ? nodes_ref_guest(fs->nodes, id->user, id->vm, id->gpath, &ent->attr)
+                          : nodes_ref(fs->nodes, id->kind, id->user, id->vm, id->run, id->ckpt);
         if (!n) {
             r = -ENOMEM;
             break;
         }
         refs[nrefs++] = n->ino;
+        if (ent->has_attr)
+            guestfs_attr_to_stat(fs, id->user, &ent->attr, n->ino, &st);
         layout_fill_entry(fs, n, &st, &ep);
         used += fuse_add_direntry_plus(req, buf + used, size - used, name, &ep, i + 1);
     }
     pthread_mutex_unlock(&d->lock);
     if (r < 0 && used == 0) {
-        fuse_reply_err(req, errmap_log("readdir", layout_node_hint(p), r, &e));
+        fuse_reply_err(req, p->kind == NK_GUEST
+                                ? guestfs_errno("readdir", p, NULL, r, &e)
+                                : errmap_log("readdir", layout_node_hint(p), r, &e));
         return;
     }
     /* an interrupted reply never reached the kernel: it counted nothing */
@@ -305,6 +375,10 @@ void dir_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
         fuse_reply_err(req, ESTALE);
         return;
     }
+    if (p->kind == NK_GUEST) {
+        guestfs_mkdir(req, p, name, mode);
+        return;
+    }
     if (p->kind == NK_USER) {
         r = name_vm_check(name, &e);
         if (r >= 0) {
@@ -333,7 +407,7 @@ void dir_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
                      "checkpoints/) are made with mkdir");
     }
     if (r >= 0) {
-        r = layout_child_of(p, name, &child);
+        r = layout_child_of(fs, p, name, &child);
         if (r == 0)
             r = layout_entry_for(fs, &child, &ep, &e);
     }
@@ -355,6 +429,10 @@ void dir_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 
     if (!p) {
         fuse_reply_err(req, ESTALE);
+        return;
+    }
+    if (p->kind == NK_GUEST) {
+        guestfs_unlink(req, p, name, true);
         return;
     }
     if (p->kind == NK_USER) {
@@ -383,17 +461,38 @@ void dir_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 void dir_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-    fuse_reply_err(req, EPERM);
+    const struct node *p = nodes_get(fs_of(req)->nodes, parent);
+
+    if (p && p->kind == NK_GUEST)
+        guestfs_unlink(req, p, name, false);
+    else
+        fuse_reply_err(req, p ? EPERM : ESTALE);
 }
 
 void dir_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
                 const char *newname, unsigned int flags)
 {
-    fuse_reply_err(req, EPERM);
+    struct noidfs *fs = fs_of(req);
+    const struct node *p = nodes_get(fs->nodes, parent);
+    const struct node *np = nodes_get(fs->nodes, newparent);
+
+    if (!p || !np)
+        fuse_reply_err(req, ESTALE);
+    else if (p->kind == NK_GUEST && np->kind == NK_GUEST)
+        guestfs_rename(req, p, name, np, newname, flags);
+    else if (p->kind == NK_GUEST || np->kind == NK_GUEST)
+        fuse_reply_err(req, EXDEV); /* in or out of a guest: a copy, as across file systems */
+    else
+        fuse_reply_err(req, EPERM);
 }
 
 void dir_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
                 struct fuse_file_info *fi)
 {
-    fuse_reply_err(req, EACCES);
+    const struct node *p = nodes_get(fs_of(req)->nodes, parent);
+
+    if (p && p->kind == NK_GUEST)
+        guestfs_create(req, p, name, mode, fi);
+    else
+        fuse_reply_err(req, p ? EACCES : ESTALE);
 }

@@ -38,6 +38,16 @@ int errmap_op(int r)
     }
 }
 
+/* Guest files (fs/) answer with the guest's own errno, which is exactly
+ * what the same call inside the guest returns (ENOTDIR, EISDIR, ELOOP,
+ * EXDEV, EROFS, EMLINK... mean what they say), so none is rewritten; the
+ * binding already turned its own failures (VM gone or stopped, agent lost
+ * or silent) into EIO. */
+int errmap_guest(int r)
+{
+    return r < 0 && r > -4096 ? -r : EIO;
+}
+
 int errmap_log(const char *what, const char *path_hint, int r, const struct nerr *e)
 {
     int err = errmap_op(r);

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include "buf.h"
+#include "guestfs_path.h"
 #include "noidfs.h"
 
 /* A run's stdout or stderr kept for reading back; past it the command is
@@ -68,12 +69,13 @@ enum node_kind {
     NK_CKPT_INFO,
     NK_CKPT_RESTORE,
     NK_CKPT_CLONE,
+    NK_GUEST, /* VM/fs/ ("/") and everything below it: a file of the guest */
     NK__MAX,
 };
 
-/* One inode.  Fields other than nlookup never change after creation, so a
- * request may use its node without a lock: the kernel does not forget an
- * inode while a request on it is in flight. */
+/* One inode.  Fields other than nlookup and the guest part never change
+ * after creation, so a request may use its node without a lock: the
+ * kernel does not forget an inode while a request on it is in flight. */
 struct node {
     fuse_ino_t ino;
     uint64_t nlookup; /* (nodes.lock) */
@@ -82,8 +84,19 @@ struct node {
     char *vm;     /* from NK_VM down */
     unsigned run; /* NK_RUN* */
     char *ckpt;   /* NK_CKPT*: the directory's name (label or id) */
-    char *key;    /* identity: kind + the names above */
+    char *key;    /* (nodes.lock) identity: kind + the names above; NULL detached */
     struct node *next_by_ino, *next_by_key;
+
+    /* NK_GUEST (nodes.c): renames move it, a vanished file detaches it */
+    char *gpath;    /* (nodes.lock) guest path; NULL once detached.  In an
+                     * identity node (not in the table): just the path */
+    uint64_t gino;  /* (nodes.lock) the guest's inode number at gpath */
+    uint32_t gmode; /* (nodes.lock) its type (and mode) */
+    /* (nodes.lock) size and times last given to the kernel: a file found
+     * unchanged at an open may keep its cached pages */
+    bool sig_valid;
+    uint64_t sig_size;
+    struct ap_fs_time sig_mtime, sig_ctime;
 };
 
 struct nodes;
@@ -162,6 +175,7 @@ enum handle_kind {
     H_EXEC,    /* vm/exec or runs/N/exec */
     H_CONSOLE,
     H_ACTION, /* checkpoints/X/restore or clone */
+    H_GUEST,  /* a file of the guest (fs/), open in the guest */
 };
 
 /* A queued invalidation (inval.c). */
@@ -169,6 +183,7 @@ struct inval {
     struct inval *next;
     fuse_ino_t ino; /* inode to invalidate, or parent of name */
     char *name;     /* NULL: the inode itself */
+    bool attr_only; /* the inode's attributes, not its cached pages */
 };
 
 struct exec_session;   /* exec_file.c */
@@ -186,6 +201,13 @@ struct handle {
     struct console_handle *con; /* H_CONSOLE */
     bool readable, writable;
     bool done; /* H_ACTION: the restore or clone ran */
+    /* H_GUEST */
+    uint32_t ghandle; /* the agent's handle */
+    bool gappend;     /* O_APPEND: the guest decides where writes go */
+    bool gsync;       /* O_SYNC / O_DSYNC: fsync after each write */
+    bool gstale;      /* (fs->handles_lock) the VM was restored: the guest
+                       * forgot the handle (and may give its number to
+                       * another file), so it is never used again */
 };
 
 /* ---- nodes.c ---- */
@@ -200,6 +222,30 @@ const struct node *nodes_ref(struct nodes *t, enum node_kind kind, const char *u
 fuse_ino_t nodes_find(struct nodes *t, enum node_kind kind, const char *user, const char *vm,
                       unsigned run, const char *ckpt);
 void nodes_forget(struct nodes *t, fuse_ino_t ino, uint64_t n);
+/* Guest nodes (NK_GUEST), found by (user, VM, guest path).  ref counts one
+ * lookup; a node at gpath standing for another guest file than a (inode
+ * number or type differ) is detached first and a new one made. */
+const struct node *nodes_ref_guest(struct nodes *t, const char *user, const char *vm,
+                                   const char *gpath, const struct ap_fs_attr *a);
+fuse_ino_t nodes_find_guest(struct nodes *t, const char *user, const char *vm, const char *gpath);
+/* n's guest path now; -ESTALE once detached. */
+int nodes_guest_path(struct nodes *t, const struct node *n, char out[GPATH_SIZE]);
+/* Whether a (attributes just read at n's path) is still n's file; if not,
+ * n is detached (the caller answers ESTALE: the kernel looks the path up
+ * again). */
+bool nodes_guest_same(struct nodes *t, const struct node *n, const struct ap_fs_attr *a);
+/* The kernel was given a as n's attributes (ref_guest does this itself). */
+void nodes_guest_told(struct nodes *t, const struct node *n, const struct ap_fs_attr *a);
+/* At an open: whether a (the opened file) shows the size, mtime and ctime
+ * the kernel was last given, so its cached size and pages are right;
+ * counts a as given from now on. */
+bool nodes_guest_unchanged(struct nodes *t, const struct node *n, const struct ap_fs_attr *a);
+/* gpath and everything below it is gone (unlink, rmdir). */
+void nodes_guest_detach(struct nodes *t, const char *user, const char *vm, const char *gpath);
+/* A rename succeeded in the guest: from (and below) is now at to; what
+ * was at to is gone, or with exchange is now at from. */
+void nodes_guest_move(struct nodes *t, const char *user, const char *vm, const char *from,
+                      const char *to, bool exchange);
 
 /* ---- vmstate.c: VM list cache and per-VM runs ---- */
 struct vmstate *vmstate_new(double cache_secs);
@@ -254,22 +300,31 @@ void console_watch_stop(struct noidfs *fs);
 int errmap_op(int r);
 /* Log why an operation failed; returns the errno to reply. */
 int errmap_log(const char *what, const char *path_hint, int r, const struct nerr *e);
+/* The errno for a guest file op's -errno: the guest's own passes through
+ * unchanged; what is not an errno at all is EIO. */
+int errmap_guest(int r);
 
 /* ---- layout.c: the tree's shape, existence and attributes ---- */
 struct layout_entry {
     const char *name;
     enum node_kind kind;
 };
-/* The fixed entries of a VM, run or checkpoint directory. */
+/* The fixed entries of a VM, run or checkpoint directory (a VM's "fs"
+ * only when the binding has guest files). */
 const struct layout_entry *layout_entries(enum node_kind dir, size_t *ret_n);
+bool layout_entry_shown(struct noidfs *fs, enum node_kind k);
 bool layout_kind_is_dir(enum node_kind k);
 bool layout_kind_is_writable(enum node_kind k);
 mode_t layout_kind_mode(enum node_kind k);
 /* For log lines: the VM (or user) a node belongs to. */
 const char *layout_node_hint(const struct node *n);
 /* What name in directory parent is: child's identity (names point into
- * parent and name).  -ENOENT for names that cannot live there. */
-int layout_child_of(const struct node *parent, const char *name, struct node *child);
+ * parent and name).  -ENOENT for names that cannot live there.  Not for
+ * names inside fs/ (guestfs.c). */
+int layout_child_of(struct noidfs *fs, const struct node *parent, const char *name,
+                    struct node *child);
+/* The local account owning user's files (the mount's owner when none). */
+void layout_owner_of(struct noidfs *fs, const char *user, uid_t *uid, gid_t *gid);
 /* Check n exists (its identity is what counts: it need not be in the
  * table) and fill st.  0, -ENOENT, or the binding's error. */
 int layout_node_stat(struct noidfs *fs, const struct node *n, struct stat *st, struct nerr *e);
@@ -312,6 +367,13 @@ void fs_handles_release_all(struct noidfs *fs);
  * user has FS_BLOCKING_PER_USER already.  Each true needs a leave with
  * the same *ret_counted. */
 bool fs_blocking_enter(struct noidfs *fs, const char *user, bool *ret_counted);
+/* A handle on n opened with flags (access mode: readable, writable), not
+ * yet on the mount's list; add puts it there (then release it, else free). */
+struct handle *fs_handle_new(struct noidfs *fs, const struct node *n, int flags);
+void fs_handle_add(struct noidfs *fs, struct handle *h);
+void fs_handle_free(struct handle *h);
+/* Off the list, closed as its kind needs, freed. */
+void fs_handle_release(struct handle *h);
 void fs_blocking_leave(struct noidfs *fs, const char *user, bool counted);
 
 static inline struct noidfs *fs_of(fuse_req_t req)
@@ -319,11 +381,59 @@ static inline struct noidfs *fs_of(fuse_req_t req)
     return fuse_req_userdata(req);
 }
 
+/* ---- guestfs.c: VM/fs/, the guest's files through the binding ---- */
+/* Whether the binding has guest files (VM/fs/ exists). */
+bool guestfs_enabled(const struct noidfs *fs);
+void guestfs_lookup(fuse_req_t req, const struct node *parent, const char *name);
+void guestfs_getattr(fuse_req_t req, const struct node *n, struct fuse_file_info *fi);
+void guestfs_setattr(fuse_req_t req, const struct node *n, struct stat *attr, int to_set,
+                     struct fuse_file_info *fi);
+void guestfs_readlink(fuse_req_t req, const struct node *n);
+void guestfs_statfs(fuse_req_t req, const struct node *n);
+/* Files: open and create fill a H_GUEST handle; read, write and fsync
+ * reply; release closes it in the guest (no reply). */
+void guestfs_open(fuse_req_t req, const struct node *n, struct fuse_file_info *fi);
+void guestfs_create(fuse_req_t req, const struct node *parent, const char *name, mode_t mode,
+                    struct fuse_file_info *fi);
+void guestfs_read(fuse_req_t req, struct handle *h, size_t size, off_t off);
+void guestfs_write(fuse_req_t req, struct handle *h, const char *buf, size_t size, off_t off);
+void guestfs_fsync(fuse_req_t req, struct handle *h, int datasync);
+void guestfs_release(struct handle *h);
+/* The VM was restored in place: its open files are gone in the guest. */
+void guestfs_vm_restored(struct noidfs *fs, const char *user, const char *vm);
+/* Names: each replies. */
+void guestfs_mkdir(fuse_req_t req, const struct node *parent, const char *name, mode_t mode);
+void guestfs_unlink(fuse_req_t req, const struct node *parent, const char *name, bool dir);
+void guestfs_rename(fuse_req_t req, const struct node *parent, const char *name,
+                    const struct node *newparent, const char *newname, unsigned flags);
+void guestfs_symlink(fuse_req_t req, const char *target, const struct node *parent,
+                     const char *name);
+void guestfs_link(fuse_req_t req, const struct node *n, const struct node *newparent,
+                  const char *newname);
+/* The errno to reply for a guest op's r, logged when it is the binding's
+ * failure (EIO) rather than the guest's everyday answer. */
+int guestfs_errno(const char *what, const struct node *n, const char *path, int r,
+                  const struct nerr *e);
+/* Directory listing (dir.c's snapshot): add(ctx, name, guest path, attributes)
+ * for each entry of directory node dir. */
+int guestfs_list(struct noidfs *fs, const struct node *dir,
+                 int (*add)(void *ctx, const char *name, const char *gpath,
+                            const struct ap_fs_attr *a),
+                 void *ctx, struct nerr *e);
+/* The stat of a guest file as the mount shows it (ino: the node's). */
+void guestfs_attr_to_stat(struct noidfs *fs, const char *user, const struct ap_fs_attr *a,
+                          fuse_ino_t ino, struct stat *st);
+
 /* ---- inval.c ---- */
 /* The notifier thread's body (mount.c starts it). */
 void *inval_main(void *arg);
 /* Queue an invalidation of an inode's attributes/data (0: none). */
 void fs_inval_inode(struct noidfs *fs, fuse_ino_t ino);
+/* Queue an invalidation of an inode's attributes only (its cached pages
+ * stay). */
+void fs_inval_attr(struct noidfs *fs, fuse_ino_t ino);
+/* The same at once, from a request (before its reply). */
+void fs_inval_attr_now(struct noidfs *fs, fuse_ino_t ino);
 /* Queue an invalidation of a directory entry. */
 void fs_inval_entry(struct noidfs *fs, fuse_ino_t parent, const char *name);
 /* The results of a run changed: sizes of the files showing it. */

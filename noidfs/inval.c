@@ -1,5 +1,6 @@
 /* inval.c — telling the kernel that something it cached changed because
- * of our own operation (a run ended, a clone appeared, a VM was restored).
+ * of our own operation (a run ended, a clone appeared, a VM was restored,
+ * a guest file we appended to).
  * The notifications go out from a thread of their own: sent from a
  * request's path they could wait for a lock that request's caller holds. */
 #include <stdlib.h>
@@ -8,7 +9,7 @@
 #include "fs-internal.h"
 #include "macro.h"
 
-static void inval_push(struct noidfs *fs, fuse_ino_t ino, const char *name)
+static void inval_push(struct noidfs *fs, fuse_ino_t ino, const char *name, bool attr_only)
 {
     struct inval *iv;
 
@@ -18,6 +19,7 @@ static void inval_push(struct noidfs *fs, fuse_ino_t ino, const char *name)
     if (!iv)
         return;
     iv->ino = ino;
+    iv->attr_only = attr_only;
     if (name && !(iv->name = strdup(name))) {
         free(iv);
         return;
@@ -31,12 +33,26 @@ static void inval_push(struct noidfs *fs, fuse_ino_t ino, const char *name)
 
 void fs_inval_inode(struct noidfs *fs, fuse_ino_t ino)
 {
-    inval_push(fs, ino, NULL);
+    inval_push(fs, ino, NULL, false);
+}
+
+void fs_inval_attr(struct noidfs *fs, fuse_ino_t ino)
+{
+    inval_push(fs, ino, NULL, true);
+}
+
+void fs_inval_attr_now(struct noidfs *fs, fuse_ino_t ino)
+{
+    /* only the attributes: the kernel takes no lock for it that a request
+     * in progress could hold (no pages, no inode lock), so this may be
+     * sent from a request's path, before its reply */
+    if (fs->se && ino != 0)
+        fuse_lowlevel_notify_inval_inode(fs->se, ino, -1, 0);
 }
 
 void fs_inval_entry(struct noidfs *fs, fuse_ino_t parent, const char *name)
 {
-    inval_push(fs, parent, name);
+    inval_push(fs, parent, name, false);
 }
 
 void fs_run_changed(struct noidfs *fs, const char *user, const char *vm, unsigned id, bool top)
@@ -67,11 +83,12 @@ void *inval_main(void *arg)
         struct inval *iv = fs->inval_head;
         fs->inval_head = iv->next;
         pthread_mutex_unlock(&fs->inval_lock);
-        /* -ENOENT (the kernel forgot it already) is fine */
+        /* -ENOENT (the kernel forgot it already) is fine; a negative
+         * offset invalidates the attributes only */
         if (iv->name)
             fuse_lowlevel_notify_inval_entry(fs->se, iv->ino, iv->name, strlen(iv->name));
         else
-            fuse_lowlevel_notify_inval_inode(fs->se, iv->ino, 0, 0);
+            fuse_lowlevel_notify_inval_inode(fs->se, iv->ino, iv->attr_only ? -1 : 0, 0);
         free(iv->name);
         free(iv);
         pthread_mutex_lock(&fs->inval_lock);

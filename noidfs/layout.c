@@ -26,6 +26,7 @@ static const struct layout_entry vm_entries[] = {
     {"new", NK_VM_NEW},         {"runs", NK_RUNS},
     {"console", NK_VM_CONSOLE}, {"console.log", NK_VM_CONSOLE_LOG},
     {"checkpoints", NK_CKPTS},  {"last", NK_VM_LAST},
+    {"fs", NK_GUEST},
 };
 
 static const struct layout_entry run_entries[] = {
@@ -42,7 +43,12 @@ static const struct layout_entry ckpt_entries[] = {
 bool layout_kind_is_dir(enum node_kind k)
 {
     return k == NK_ROOT || k == NK_USER || k == NK_VM || k == NK_RUNS || k == NK_RUN ||
-           k == NK_CKPTS || k == NK_CKPT;
+           k == NK_CKPTS || k == NK_CKPT || k == NK_GUEST;
+}
+
+bool layout_entry_shown(struct noidfs *fs, enum node_kind k)
+{
+    return k != NK_GUEST || guestfs_enabled(fs);
 }
 
 /* Permission bits of each entry (the table of DESIGN.md §9). */
@@ -57,6 +63,8 @@ mode_t layout_kind_mode(enum node_kind k)
     case NK_RUNS:
     case NK_CKPTS:
     case NK_CKPT:
+    case NK_GUEST: /* fs/ as listed in the VM's directory; the guest's attributes show
+                    * once it is looked up */
         return S_IFDIR | 0755;
     case NK_RUN:
         return S_IFDIR | 0555;
@@ -157,7 +165,7 @@ void noidfs_strv_free(char **v, size_t n)
  * mount).  Looked up through NSS, which reads several files per call, so
  * the answer is kept for the cache lifetime: `ls -l` of a user directory
  * would otherwise pay one lookup per entry. */
-static void owner_of(struct noidfs *fs, const char *user, uid_t *uid, gid_t *gid)
+void layout_owner_of(struct noidfs *fs, const char *user, uid_t *uid, gid_t *gid)
 {
     struct owner_entry *slot = NULL;
     struct passwd pw, *res = NULL;
@@ -279,12 +287,15 @@ int layout_node_stat(struct noidfs *fs, const struct node *n, struct stat *st, s
     st->st_ino = n->ino;
     st->st_mode = layout_kind_mode(n->kind);
     st->st_nlink = layout_kind_is_dir(n->kind) ? 2 : 1;
-    owner_of(fs, n->user, &st->st_uid, &st->st_gid);
+    layout_owner_of(fs, n->user, &st->st_uid, &st->st_gid);
     st->st_blksize = 4096;
 
     st->st_mtime = st->st_ctime = st->st_atime = fs->mounted_at;
     if (n->kind == NK_ROOT)
         return 0;
+    /* guest files are answered by guestfs.c, with a request's file handle */
+    if (n->kind == NK_GUEST)
+        return nerr_set(e, -EIO, "internal: a guest file's attributes asked of the layout");
     if (n->kind == NK_USER) {
         if (!fs->multi_user)
             return 0;
@@ -370,14 +381,16 @@ int layout_node_stat(struct noidfs *fs, const struct node *n, struct stat *st, s
 /* ---- name resolution ---- */
 
 /* name among the fixed entries of a VM, run or checkpoint directory. */
-static int fixed_entry(enum node_kind dir, const char *name, struct node *child)
+static int fixed_entry(struct noidfs *fs, enum node_kind dir, const char *name, struct node *child)
 {
     size_t n;
     const struct layout_entry *ent = layout_entries(dir, &n);
 
     for (size_t i = 0; i < n; i++)
-        if (strcmp(ent[i].name, name) == 0) {
+        if (strcmp(ent[i].name, name) == 0 && layout_entry_shown(fs, ent[i].kind)) {
             child->kind = ent[i].kind;
+            if (child->kind == NK_GUEST)
+                child->gpath = (char *)"/";
             return 0;
         }
     return -ENOENT;
@@ -385,7 +398,8 @@ static int fixed_entry(enum node_kind dir, const char *name, struct node *child)
 
 /* What name in directory parent is; fills child's identity.  -ENOENT for
  * names that cannot exist there (no op is called). */
-int layout_child_of(const struct node *parent, const char *name, struct node *child)
+int layout_child_of(struct noidfs *fs, const struct node *parent, const char *name,
+                    struct node *child)
 {
     memset(child, 0, sizeof(*child));
     child->user = parent->user;
@@ -407,7 +421,7 @@ int layout_child_of(const struct node *parent, const char *name, struct node *ch
         child->vm = (char *)name;
         return 0;
     case NK_VM:
-        return fixed_entry(parent->kind, name, child);
+        return fixed_entry(fs, parent->kind, name, child);
     case NK_RUNS: {
         char *end;
         unsigned long id = strtoul(name, &end, 10);
@@ -418,13 +432,13 @@ int layout_child_of(const struct node *parent, const char *name, struct node *ch
         return 0;
     }
     case NK_RUN:
-        return fixed_entry(parent->kind, name, child);
+        return fixed_entry(fs, parent->kind, name, child);
     case NK_CKPTS:
         child->kind = NK_CKPT;
         child->ckpt = (char *)name;
         return 0;
     case NK_CKPT:
-        return fixed_entry(parent->kind, name, child);
+        return fixed_entry(fs, parent->kind, name, child);
     default:
         return -ENOTDIR;
     }

@@ -28,6 +28,7 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "agent_proto.h"
 #include "names.h"
 #include "nerr.h"
 
@@ -60,6 +61,26 @@ struct noidfs_exec_sink {
 
 struct noidfs_exec;    /* a running command (binding-defined) */
 struct noidfs_console; /* a console attachment (binding-defined) */
+struct noidfs_fs_dir;  /* a guest directory being listed (binding-defined) */
+
+/* The answer to a guest file request (fs_call).  Requests and attributes
+ * are lib/agent_proto.h's struct ap_fs_req and struct ap_fs_attr: that
+ * header is libc-only and shared by every side (agent, server, clients),
+ * and it already is the one precise statement of each operation, its
+ * arguments and bounds.  A noidfs copy of it would be the same fields
+ * under other names, translated twice; a binding that does not talk to
+ * the agent (REST) encodes the same request its own way. */
+struct noidfs_fs_reply {
+    bool has_attr;                 /* attr is set (the ops that answer one) */
+    struct ap_fs_attr attr;        /* what the op changed, after the change */
+    uint32_t handle;               /* OPEN */
+    uint64_t count;                /* PWRITE: bytes written; PREAD: bytes read */
+    struct ap_fs_statfs statfs;    /* STATFS */
+    char link[AP_FS_PATH_MAX + 1]; /* READLINK, NUL-terminated */
+    /* PREAD: set by the caller, at least req->length bytes; count says how
+     * many came (fewer = end of file) */
+    void *read_buf;
+};
 
 struct noidfs_ops {
     /* Multi-user bindings: the names of all users (malloc'd array of
@@ -123,6 +144,25 @@ struct noidfs_ops {
      * new VM new_name; returns when the VM runs. */
     int (*restore)(void *b, const char *user, const char *vm, const char *checkpoint_id,
                    const char *new_name, struct nerr *e);
+
+    /* ---- guest files: VM/fs/ (optional: all NULL = no fs/ entry) ----
+     * Paths are the guest's, absolute; the guest resolves them.  Errors:
+     * the guest's errno unchanged (-ENOENT, -EEXIST, -ENOTEMPTY, -EACCES,
+     * -ENOSPC, ...); -EIO (the reason in e) when the request did not reach
+     * the guest or got no answer: no such VM (any more), not running, the
+     * agent lost or silent, an agent without file operations.  -EBUSY
+     * also when the VM is being created or restored. */
+    /* Any op but READDIR, READ_FILE, WRITE_FILE. */
+    int (*fs_call)(void *b, const char *user, const char *vm, const struct ap_fs_req *req,
+                   struct noidfs_fs_reply *ret, struct nerr *e);
+    /* List directory path: open, then next until it gives 0, then close
+     * (also early).  next: 1 and an entry (lstat attributes, no "." or
+     * ".."), 0 at the end, -errno. */
+    int (*fs_dir_open)(void *b, const char *user, const char *vm, const char *path,
+                       struct noidfs_fs_dir **ret, struct nerr *e);
+    int (*fs_dir_next)(struct noidfs_fs_dir *d, char name[AP_FS_NAME_MAX + 1],
+                       struct ap_fs_attr *attr, struct nerr *e);
+    void (*fs_dir_close)(struct noidfs_fs_dir *d);
 };
 
 void noidfs_checkpoints_free(struct noidfs_checkpoint *list, size_t n);

@@ -27,7 +27,7 @@ RUN=(
     lz4 cpio xz-utils zstd
 )
 TEST=(
-    curl sqlite3 python3 python3-yaml python3-websockets wrk tmux procps file
+    curl sqlite3 python3 python3-yaml python3-websockets wrk tmux procps file rsync git
 )
 
 missing=()

@@ -47,7 +47,7 @@ if [ "${NOID_TEST_QUICK:-0}" != 1 ]; then
     export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
     meson test -C build-asan --print-errorlogs --num-processes 2 --suite unit --suite fuzz
     meson test -C build-asan --print-errorlogs foundation vm checkpoint-plain checkpoint-paths crash \
-        hostile-clients hostile-guest console-log stream noidfs firecracker-contract
+        hostile-clients hostile-guest console-log stream noidfs noidfs-fs firecracker-contract
     unset ASAN_OPTIONS UBSAN_OPTIONS
 
     step "libFuzzer (${FUZZ_SECONDS}s per target)"

@@ -18,7 +18,14 @@
  *
  * Errors keep the engine's codes, except a broken agent connection
  * (-ECONNRESET, -EPROTO): to the front-end that would read as "the server
- * is unreachable" (ENOTCONN), while here it is this VM failing: -EIO. */
+ * is unreachable" (ENOTCONN), while here it is this VM failing: -EIO.
+ *
+ * Guest files (fs_*): engine_file_* with the request as it is.  Their
+ * errors are the guest's errno, passed on unchanged, or the engine's own,
+ * which noidfs.h wants as -EIO: the VM does not run (-ESRCH), the agent
+ * was lost or gave no answer (-ECONNRESET, -ETIMEDOUT, -EPROTO), it has
+ * no file operations (-EPROTONOSUPPORT).  -ENOENT is both "no such VM" and
+ * the guest's "no such file": it is the VM's only when the VM is gone. */
 #include "engine_ops.h"
 
 #include <errno.h>
@@ -524,6 +531,135 @@ static int ops_restore(void *b, const char *user, const char *vm, const char *ch
     return ops_code(r);
 }
 
+/* ---- guest files ---- */
+
+struct noidfs_fs_dir {
+    struct engine *eng;
+    struct db_user u;
+    char vm[VM_NAME_MAX + 1];
+    struct engine_file_stream *s;
+};
+
+/* The binding's code for an engine_file_* error (see the top). */
+static int fs_code(struct engine *eng, const struct db_user *u, const char *vm, int r,
+                   struct nerr *e)
+{
+    struct wire_vm_info info = {0};
+
+    switch (-r) {
+    case ESRCH:
+    case ECONNRESET:
+    case ECONNREFUSED:
+    case ETIMEDOUT:
+    case EPROTO:
+    case EPROTONOSUPPORT:
+    case EPIPE:
+        if (e)
+            e->code = -EIO;
+        return -EIO;
+    case ENOENT:
+        if (engine_vm_info(eng, u, vm, &info, NULL) == -ENOENT) {
+            nerr_reset(e, -EIO, "VM '%s' no longer exists", vm);
+            return -EIO;
+        }
+        wire_vm_info_free(&info);
+        return r;
+    default:
+        return r;
+    }
+}
+
+static int ops_fs_call(void *b, const char *user, const char *vm, const struct ap_fs_req *req,
+                       struct noidfs_fs_reply *ret, struct nerr *e)
+{
+    struct engine *eng = b;
+    struct agent_fs_reply *rep;
+    struct db_user u;
+    int r;
+
+    r = user_get(eng, user, &u, e);
+    if (r < 0)
+        return r == -ENOENT ? nerr_reset(e, -EIO, "no user '%s' any more", user) : r;
+    /* a reply holds a whole path: not on the worker's stack twice */
+    rep = calloc(1, sizeof(*rep));
+    if (!rep)
+        return -ENOMEM;
+    rep->read_buf = ret->read_buf;
+    r = engine_file_call(eng, &u, vm, req, rep, e);
+    if (r < 0) {
+        r = fs_code(eng, &u, vm, r, e);
+        goto out;
+    }
+    ret->has_attr = rep->has_attr;
+    ret->attr = rep->attr;
+    ret->handle = rep->handle;
+    ret->count = rep->count;
+    ret->statfs = rep->statfs;
+    memcpy(ret->link, rep->link, sizeof(ret->link));
+out:
+    free(rep);
+    return r;
+}
+
+static int ops_fs_dir_open(void *b, const char *user, const char *vm, const char *path,
+                           struct noidfs_fs_dir **ret, struct nerr *e)
+{
+    struct engine *eng = b;
+    struct noidfs_fs_dir *d;
+    struct ap_fs_req *req;
+    int r;
+
+    d = calloc(1, sizeof(*d));
+    req = calloc(1, sizeof(*req));
+    if (!d || !req) {
+        r = -ENOMEM;
+        goto fail;
+    }
+    d->eng = eng;
+    snprintf(d->vm, sizeof(d->vm), "%s", vm);
+    r = user_get(eng, user, &d->u, e);
+    if (r < 0) {
+        if (r == -ENOENT)
+            r = nerr_reset(e, -EIO, "no user '%s' any more", user);
+        goto fail;
+    }
+    if (strlen(path) > AP_FS_PATH_MAX) {
+        r = nerr_set(e, -ENAMETOOLONG, "path too long");
+        goto fail;
+    }
+    req->op = APO_READDIR;
+    req->present = 1u << APF_PATH;
+    strcpy(req->path, path);
+    r = engine_file_stream_open(eng, &d->u, vm, req, &d->s, e);
+    if (r < 0) {
+        r = fs_code(eng, &d->u, vm, r, e);
+        goto fail;
+    }
+    free(req);
+    *ret = d;
+    return 0;
+fail:
+    free(req);
+    free(d);
+    return r;
+}
+
+static int ops_fs_dir_next(struct noidfs_fs_dir *d, char name[AP_FS_NAME_MAX + 1],
+                           struct ap_fs_attr *attr, struct nerr *e)
+{
+    int r = engine_file_stream_next_dirent(d->s, name, attr, -1, e);
+
+    return r < 0 ? fs_code(d->eng, &d->u, d->vm, r, e) : r;
+}
+
+static void ops_fs_dir_close(struct noidfs_fs_dir *d)
+{
+    if (!d)
+        return;
+    engine_file_stream_free(d->s); /* cancels a listing not read to its end */
+    free(d);
+}
+
 const struct noidfs_ops noidfs_engine_ops = {
     .list_users = ops_list_users,
     .list_vms = ops_list_vms,
@@ -545,4 +681,8 @@ const struct noidfs_ops noidfs_engine_ops = {
     .checkpoint_create = ops_checkpoint_create,
     .checkpoint_delete = ops_checkpoint_delete,
     .restore = ops_restore,
+    .fs_call = ops_fs_call,
+    .fs_dir_open = ops_fs_dir_open,
+    .fs_dir_next = ops_fs_dir_next,
+    .fs_dir_close = ops_fs_dir_close,
 };

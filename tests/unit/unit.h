@@ -16,6 +16,7 @@ Suite *suite_console_log(void);
 Suite *suite_db(void);
 Suite *suite_encoding(void);
 Suite *suite_fsutil(void);
+Suite *suite_guestfs_path(void);
 Suite *suite_kvfile(void);
 Suite *suite_names(void);
 Suite *suite_noidfs_rest(void);

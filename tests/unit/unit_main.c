@@ -16,6 +16,7 @@ static const struct {
     {"db", suite_db},
     {"encoding", suite_encoding},
     {"fsutil", suite_fsutil},
+    {"guestfs_path", suite_guestfs_path},
     {"kvfile", suite_kvfile},
     {"names", suite_names},
     {"noidfs_rest", suite_noidfs_rest},
