@@ -20,6 +20,7 @@ static const struct {
     {"list", cmd_list, "list your VMs"},
     {"info", cmd_info, "show a VM"},
     {"destroy", cmd_destroy, "destroy a VM"},
+    {"cp", cmd_cp, "copy files and trees between here and a VM (NAME:/path; -r: directories)"},
     {"exec", cmd_exec, "run a command in a VM (-t: with a terminal; no command: a shell)"},
     {"console", cmd_console, "attach to a VM's serial console (Ctrl-] detaches)"},
     {"checkpoint", cmd_checkpoint, "save a VM's whole state without stopping it"},

@@ -3,6 +3,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -95,36 +96,111 @@ void http_client_free(struct http_client *c)
     free(c);
 }
 
+/* The longest header line passed to http_stream.on_header. */
+#define HTTP_HEADER_LINE_MAX 8192
+
+/* One perform: where its callbacks deliver, and the first error one of
+ * them returned (reported instead of curl's "write error"). */
+struct transfer {
+    struct http_client *c;
+    const struct http_stream *s; /* NULL for http_client_request */
+    struct http_response *resp;
+    int cb_err;
+    bool too_large; /* resp->body reached max_response */
+};
+
 static size_t on_body(char *data, size_t size, size_t nmemb, void *user)
 {
-    struct buf *b = user;
+    struct transfer *t = user;
     size_t n = size * nmemb;
+    long status = 0;
 
-    if (buf_append(b, data, n) < 0)
-        return 0; /* makes curl fail with CURLE_WRITE_ERROR */
+    if (t->s && t->s->write_body) {
+        curl_easy_getinfo(t->c->curl, CURLINFO_RESPONSE_CODE, &status);
+        if (status >= 200 && status < 300) {
+            int r = t->s->write_body(t->s->user, data, n);
+            if (r < 0) {
+                t->cb_err = r;
+                return 0; /* makes curl fail with CURLE_WRITE_ERROR */
+            }
+            return n;
+        }
+    }
+    if (buf_append(&t->resp->body, data, n) < 0) {
+        t->too_large = true;
+        return 0;
+    }
     return n;
 }
 
-int http_client_request(struct http_client *c, const char *method, const char *path,
-                        const char *body, size_t body_len, struct http_response *resp,
-                        struct nerr *e)
+static size_t on_read(char *data, size_t size, size_t nitems, void *user)
 {
-    _cleanup_free_ char *url = NULL;
-    struct curl_slist *headers = NULL;
-    const char *proxy_env = getenv("NOID_USE_SYSTEM_PROXY");
-    CURLcode cc;
-    int r = 0;
+    struct transfer *t = user;
+    ssize_t n = t->s->read_body(t->s->user, data, size * nitems);
 
-    if (asprintf(&url, "%s%s", c->base_url, path) < 0) {
-        url = NULL;
-        return -ENOMEM;
+    if (n < 0) {
+        t->cb_err = (int)n;
+        return CURL_READFUNC_ABORT;
     }
-    buf_init(&resp->body, c->max_response);
-    resp->status = 0;
+    return (size_t)n;
+}
+
+static size_t on_header(char *data, size_t size, size_t nitems, void *user)
+{
+    struct transfer *t = user;
+    size_t n = size * nitems, name_len, start, end;
+    char line[HTTP_HEADER_LINE_MAX];
+    char *colon;
+
+    if (n >= sizeof(line))
+        return n;
+    memcpy(line, data, n);
+    line[n] = '\0';
+    colon = strchr(line, ':');
+    if (!colon || colon == line)
+        return n; /* the status line, the blank line at the end */
+    name_len = (size_t)(colon - line);
+    while (name_len > 0 && (line[name_len - 1] == ' ' || line[name_len - 1] == '\t'))
+        name_len--;
+    line[name_len] = '\0';
+    start = (size_t)(colon - line) + 1;
+    end = n;
+    while (start < end && (line[start] == ' ' || line[start] == '\t'))
+        start++;
+    while (end > start && strchr(" \t\r\n", line[end - 1]))
+        end--;
+    line[end] = '\0';
+    t->s->on_header(t->s->user, line, line + start);
+    return n;
+}
+
+static int on_progress(void *user, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    struct transfer *t = user;
+
+    return t->s->progress(t->s->user, dlnow, dltotal, ulnow, ultotal);
+}
+
+/* Everything both kinds of request set: the URL, method, timeouts, proxy
+ * rule, token, and the response body's destination.  Adds to *headers. */
+static int setup(struct transfer *t, const char *method, const char *path,
+                 struct curl_slist **headers, char **ret_url)
+{
+    struct http_client *c = t->c;
+    const char *proxy_env = getenv("NOID_USE_SYSTEM_PROXY");
+    char *url;
+
+    if (asprintf(&url, "%s%s", c->base_url, path) < 0)
+        return -ENOMEM;
+    buf_init(&t->resp->body, c->max_response);
+    t->resp->status = 0;
 
     curl_easy_reset(c->curl);
     curl_easy_setopt(c->curl, CURLOPT_URL, url);
     curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, method);
+    if (strcmp(method, "HEAD") == 0)
+        curl_easy_setopt(c->curl, CURLOPT_NOBODY, 1L); /* else curl waits for a body */
     curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS, c->connect_ms);
     if (c->total_ms)
@@ -132,7 +208,7 @@ int http_client_request(struct http_client *c, const char *method, const char *p
     if (c->unix_path[0])
         curl_easy_setopt(c->curl, CURLOPT_UNIX_SOCKET_PATH, c->unix_path);
     curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &resp->body);
+    curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, t);
     curl_easy_setopt(c->curl, CURLOPT_USERAGENT, "noid-cli");
     /* a proxy never applies to a unix socket */
     if (c->unix_path[0] || !(proxy_env && strcmp(proxy_env, "1") == 0)) {
@@ -140,22 +216,27 @@ int http_client_request(struct http_client *c, const char *method, const char *p
         curl_easy_setopt(c->curl, CURLOPT_NOPROXY, "*");
     }
     if (c->auth_header)
-        headers = curl_slist_append(headers, c->auth_header);
-    if (body) {
-        headers = curl_slist_append(headers, "Content-Type: application/json");
-        curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-    } else if (strcmp(method, "GET") == 0) {
-        curl_easy_setopt(c->curl, CURLOPT_HTTPGET, 1L);
-    }
-    /* no "Expect: 100-continue" round trip for large bodies */
-    headers = curl_slist_append(headers, "Expect:");
-    curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, headers);
+        *headers = curl_slist_append(*headers, c->auth_header);
+    *ret_url = url;
+    return 0;
+}
 
+/* Run the request set up on t; the result as http_client_request's. */
+static int perform(struct transfer *t, const char *url, struct curl_slist *headers, struct nerr *e)
+{
+    struct http_client *c = t->c;
+    CURLcode cc;
+    int r = 0;
+
+    curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, headers);
     cc = curl_easy_perform(c->curl);
     if (cc != CURLE_OK) {
         long oserr = 0;
         curl_easy_getinfo(c->curl, CURLINFO_OS_ERRNO, &oserr);
+        if (t->too_large)
+            cc = CURLE_FILESIZE_EXCEEDED;
+        else if (t->cb_err < 0)
+            cc = CURLE_ABORTED_BY_CALLBACK;
         switch (cc) {
         case CURLE_COULDNT_CONNECT:
             r = nerr_set(e, -ECONNREFUSED, "cannot connect to %s: %s (is noid-server running?)",
@@ -167,9 +248,12 @@ int http_client_request(struct http_client *c, const char *method, const char *p
         case CURLE_OPERATION_TIMEDOUT:
             r = nerr_set(e, -ETIMEDOUT, "%s: timed out", c->base_url);
             break;
-        case CURLE_WRITE_ERROR:
+        case CURLE_FILESIZE_EXCEEDED:
             r = nerr_set(e, -EFBIG, "response from %s is larger than %zu bytes", c->base_url,
                          c->max_response);
+            break;
+        case CURLE_ABORTED_BY_CALLBACK:
+            r = nerr_set(e, t->cb_err < 0 ? t->cb_err : -ECANCELED, "request to %s aborted", url);
             break;
         case CURLE_URL_MALFORMAT:
         case CURLE_UNSUPPORTED_PROTOCOL:
@@ -179,10 +263,78 @@ int http_client_request(struct http_client *c, const char *method, const char *p
             r = nerr_set(e, -EIO, "request to %s failed: %s", url, curl_easy_strerror(cc));
             break;
         }
-        buf_free(&resp->body);
+        buf_free(&t->resp->body);
     } else {
-        curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &resp->status);
+        curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &t->resp->status);
     }
+    return r;
+}
+
+int http_client_request(struct http_client *c, const char *method, const char *path,
+                        const char *body, size_t body_len, struct http_response *resp,
+                        struct nerr *e)
+{
+    struct transfer t = {.c = c, .resp = resp};
+    _cleanup_free_ char *url = NULL;
+    struct curl_slist *headers = NULL;
+    int r;
+
+    r = setup(&t, method, path, &headers, &url);
+    if (r < 0)
+        goto out;
+    if (body) {
+        headers = curl_slist_append(headers, "Content-Type: application/json");
+        curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+    } else if (strcmp(method, "GET") == 0) {
+        curl_easy_setopt(c->curl, CURLOPT_HTTPGET, 1L);
+    }
+    /* no "Expect: 100-continue" round trip for large bodies */
+    headers = curl_slist_append(headers, "Expect:");
+    r = perform(&t, url, headers, e);
+out:
+    curl_slist_free_all(headers);
+    return r;
+}
+
+int http_client_stream(struct http_client *c, const char *method, const char *path,
+                       const struct http_stream *s, struct http_response *resp, struct nerr *e)
+{
+    struct transfer t = {.c = c, .s = s, .resp = resp};
+    _cleanup_free_ char *url = NULL;
+    struct curl_slist *headers = NULL;
+    int r;
+
+    r = setup(&t, method, path, &headers, &url);
+    if (r < 0)
+        goto out;
+    if (s->read_body) {
+        /* UPLOAD makes a PUT, which CUSTOMREQUEST renames; without a size
+         * curl sends the body chunked */
+        curl_easy_setopt(c->curl, CURLOPT_UPLOAD, 1L);
+        curl_easy_setopt(c->curl, CURLOPT_READFUNCTION, on_read);
+        curl_easy_setopt(c->curl, CURLOPT_READDATA, &t);
+        if (s->body_size >= 0)
+            curl_easy_setopt(c->curl, CURLOPT_INFILESIZE_LARGE, (curl_off_t)s->body_size);
+        headers = curl_slist_append(headers, "Content-Type: application/octet-stream");
+        /* the server may refuse the upload from its headers (no such
+         * directory): let it, before the body goes, instead of answering
+         * a connection it then closes under a body still being sent */
+        headers = curl_slist_append(headers, "Expect: 100-continue");
+    } else {
+        headers = curl_slist_append(headers, "Expect:");
+    }
+    if (s->on_header) {
+        curl_easy_setopt(c->curl, CURLOPT_HEADERFUNCTION, on_header);
+        curl_easy_setopt(c->curl, CURLOPT_HEADERDATA, &t);
+    }
+    if (s->progress) {
+        curl_easy_setopt(c->curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(c->curl, CURLOPT_XFERINFODATA, &t);
+        curl_easy_setopt(c->curl, CURLOPT_NOPROGRESS, 0L);
+    }
+    r = perform(&t, url, headers, e);
+out:
     curl_slist_free_all(headers);
     return r;
 }
