@@ -54,6 +54,22 @@ nomem:
     return NULL;
 }
 
+/* The server's messages name the guest path first ("/x: stat: No such
+ * file or directory"); label ("vm:/x") names it already. */
+static const char *without_path(const char *msg, const char *label)
+{
+    const char *path = strchr(label, ':');
+    size_t n;
+
+    if (!path)
+        return msg;
+    path++;
+    n = strlen(path);
+    if (n > 0 && strncmp(msg, path, n) == 0 && msg[n] == ':' && msg[n + 1] == ' ')
+        return msg + n + 2;
+    return msg;
+}
+
 /* Print why the server refused a request on label: cp's form
  * ("noid cp: vm:/path: message") for what is about the file or the VM,
  * the CLI's usual advice for a bad token, a rate limit or an unknown
@@ -72,7 +88,7 @@ static int report_status(struct cli *c, const char *label, long status, const st
         r = cli_report_http_error(c, status, msg);
         goto out;
     }
-    cp_error("%s: %s", label, msg);
+    cp_error("%s: %s", label, without_path(msg, label));
     switch (status) {
     case 400:
         r = -EINVAL;
@@ -339,8 +355,14 @@ int remote_upload(struct cli *c, const char *src, const struct cp_remote *dst, i
     }
     if (resp.status >= 200 && resp.status < 300)
         r = check_stored(dst, &resp.body, u.sent);
-    else
+    else if (resp.status == 404 && resp.body.data &&
+             strstr((const char *)resp.body.data, "parent directory")) {
+        /* cp's words, not the API's advice (?parents=1) */
+        cp_error("cannot create regular file '%s': No such file or directory", dst->label);
+        r = -ENOENT;
+    } else {
         r = report_status(c, dst->label, resp.status, &resp.body);
+    }
 out:
     http_response_free(&resp);
     if (!from_stdin && u.fd >= 0)

@@ -56,6 +56,6 @@ void files_add_entry_headers(struct MHD_Response *resp, const struct ap_fs_attr 
 /* Answer GET/HEAD for a directory (files_list.c) or a regular file
  * (files_download.c); a is its stat. */
 void files_send_dir(struct api_request *rq, const char *vm, const char *path,
-                    const struct ap_fs_attr *a, bool head);
+                    const struct ap_fs_attr *a);
 void files_send_file(struct api_request *rq, const char *vm, const char *path,
                      const struct ap_fs_attr *a, bool head);

@@ -48,6 +48,7 @@ struct files_download {
     char path[128]; /* for log lines, cut */
     uint8_t *first; /* the bytes the handler waited for */
     size_t first_len, first_off;
+    bool to_eof; /* a file of size 0 (/proc, /sys): its bytes, however many */
     uint64_t notified;                  /* (lock) notify calls so far */
     bool suspended;                     /* (lock) we suspended the connection */
     int64_t suspended_ms;               /* (lock) since when (time_mono_ms) */
@@ -197,6 +198,8 @@ static ssize_t read_body(void *cls, uint64_t pos, char *buf, size_t max)
         n = engine_file_stream_read(d->s, buf, max, 0, &e);
         if (n > 0)
             return n;
+        if (n == 0 && d->to_eof)
+            return MHD_CONTENT_READER_END_OF_STREAM;
         if (n == 0) {
             /* READ_FILE had an explicit length: the file shrank */
             log_warn("download of %s cut: the file ended early", d->path);
@@ -258,12 +261,15 @@ static ssize_t no_body(void *cls, uint64_t pos, char *buf, size_t max)
     return MHD_CONTENT_READER_END_WITH_ERROR;
 }
 
-/* Open the READ_FILE of [off, off+len) and wait for its first bytes. */
+/* Open the READ_FILE of [off, off+len) and wait for its first bytes;
+ * len 0: the whole file, to its end, however long (a file whose stat says
+ * 0 bytes may have more: /proc, /sys). */
 static int download_open(struct api_request *rq, const char *vm, const char *path, uint64_t off,
                          uint64_t len, struct files_download **ret, struct nerr *e)
 {
     struct ap_fs_req req = {.op = APO_READ_FILE,
-                            .present = 1u << APF_PATH | 1u << APF_OFFSET | 1u << APF_LENGTH,
+                            .present = 1u << APF_PATH | 1u << APF_OFFSET |
+                                       (len ? 1u << APF_LENGTH : 0),
                             .offset = off,
                             .length = len};
     struct files_download *d = calloc(1, sizeof(*d));
@@ -287,8 +293,12 @@ static int download_open(struct api_request *rq, const char *vm, const char *pat
     if (r < 0)
         goto fail;
     engine_file_stream_set_notify(d->s, on_stream_notify, d);
-    n = engine_file_stream_read(d->s, d->first, MIN(len, (uint64_t)FILES_DOWNLOAD_BLOCK), -1, e);
-    if (n == 0)
+    d->to_eof = len == 0;
+    n = engine_file_stream_read(d->s, d->first,
+                                d->to_eof ? FILES_DOWNLOAD_BLOCK
+                                          : MIN(len, (uint64_t)FILES_DOWNLOAD_BLOCK),
+                                -1, e);
+    if (n == 0 && !d->to_eof)
         n = nerr_set(e, -EIO, "%s: the file ended before its size", path);
     if (n < 0) {
         r = (int)n;
@@ -338,16 +348,19 @@ void files_send_file(struct api_request *rq, const char *vm, const char *path,
         snprintf(cr, sizeof(cr), "bytes %llu-%llu/%llu", (unsigned long long)off,
                  (unsigned long long)(off + len - 1), (unsigned long long)size);
     }
-    if (head || len == 0) {
+    if (head || (len == 0 && size > 0)) {
         /* Content-Length says len; no body is asked for */
         resp = MHD_create_response_from_callback(len, 1024, no_body, NULL, NULL);
     } else {
+        /* size 0 is what /proc and /sys files say whatever they hold:
+         * their bytes go out to the end, without a Content-Length */
         r = download_open(rq, vm, path, off, len, &d, &e);
         if (r < 0) {
             files_reply_error(rq, r, &e);
             return;
         }
-        resp = MHD_create_response_from_callback(len, FILES_DOWNLOAD_BLOCK, read_body, d,
+        resp = MHD_create_response_from_callback(size == 0 ? MHD_SIZE_UNKNOWN : len,
+                                                 FILES_DOWNLOAD_BLOCK, read_body, d,
                                                  on_response_free);
         if (!resp)
             download_discard(d);

@@ -82,14 +82,8 @@ static int read_entries(struct api_request *rq, const char *vm, const char *path
     return 0;
 }
 
-static ssize_t no_body(void *cls, uint64_t pos, char *buf, size_t max)
-{
-    (void)cls, (void)pos, (void)buf, (void)max;
-    return MHD_CONTENT_READER_END_WITH_ERROR;
-}
-
 void files_send_dir(struct api_request *rq, const char *vm, const char *path,
-                    const struct ap_fs_attr *a, bool head)
+                    const struct ap_fs_attr *a)
 {
     struct MHD_Response *resp;
     struct dir_entry *v = NULL;
@@ -101,11 +95,9 @@ void files_send_dir(struct api_request *rq, const char *vm, const char *path,
 
     if (rq->response)
         return;
-    if (head) {
-        /* the listing's length is not known without making it */
-        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 1024, no_body, NULL, NULL);
-        goto reply;
-    }
+    /* HEAD too: its Content-Length is the listing's, and libmicrohttpd
+     * (0.9.75) would end a HEAD answer of unknown length with a chunked
+     * terminator, bytes a keep-alive client takes for the next answer */
     r = read_entries(rq, vm, path, &v, &n, &e);
     if (r < 0) {
         files_reply_error(rq, r, &e);
@@ -133,7 +125,6 @@ void files_send_dir(struct api_request *rq, const char *vm, const char *path,
     resp = MHD_create_response_from_buffer_with_free_callback(len, text, free);
     if (!resp)
         free(text);
-reply:
     if (!resp) {
         api_reply_error(rq, 500, "out of memory");
         return;

@@ -312,7 +312,7 @@ void api_get_file(struct api_request *rq, char **params)
         return;
     }
     if (S_ISDIR(rep.attr.mode))
-        files_send_dir(rq, params[0], path, &rep.attr, head);
+        files_send_dir(rq, params[0], path, &rep.attr); /* HEAD: libmicrohttpd drops the body */
     else if (S_ISREG(rep.attr.mode))
         files_send_file(rq, params[0], path, &rep.attr, head);
     else

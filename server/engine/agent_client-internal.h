@@ -37,9 +37,11 @@ void agent_conn_mark_broken_locked(struct agent_conn *c);
 
 /* Send one whole frame, waiting for wlock and for room on the socket until
  * deadline_ms (time_mono_ms) at most.  -ETIMEDOUT at the deadline, -errno
- * on a socket error.  The channel is marked broken (and shut down) when a
- * frame went out only in part, or on a socket error; a frame of which
- * nothing was sent leaves it usable. */
+ * on a socket error.  A past deadline sends only if the channel is free
+ * now.  A frame that has started gets AGENT_SHORT_SEND_MS more to finish
+ * past the deadline; the channel is marked broken (and shut down) when a
+ * frame went out only in part even so, or on a socket error; a frame of
+ * which nothing was sent leaves it usable. */
 int agent_conn_send(struct agent_conn *c, uint8_t type, uint32_t stream, const void *payload,
                     size_t len, int64_t deadline_ms);
 

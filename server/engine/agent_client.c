@@ -90,6 +90,7 @@ int agent_conn_send(struct agent_conn *c, uint8_t type, uint32_t stream, const v
     uint8_t hdr[AP_HEADER_LEN];
     struct iovec iov[2] = {{hdr, AP_HEADER_LEN}, {(void *)payload, len}};
     size_t total = AP_HEADER_LEN + len, done = 0;
+    bool finishing = false;
     struct timespec ts;
     int r = 0;
 
@@ -122,6 +123,14 @@ int agent_conn_send(struct agent_conn *c, uint8_t type, uint32_t stream, const v
             /* the guest is not taking bytes: wait for room, not past the deadline */
             int64_t left = deadline_ms - time_mono_ms();
             struct pollfd p = {.fd = c->fd, .events = POLLOUT};
+            if (left <= 0 && done > 0 && !finishing) {
+                /* a frame cut half way breaks the channel: one that has
+                 * started gets a short while more, even when its sender
+                 * did not want to wait at all */
+                deadline_ms = time_mono_ms() + AGENT_SHORT_SEND_MS;
+                finishing = true;
+                continue;
+            }
             if (left <= 0) {
                 r = -ETIMEDOUT;
                 break;

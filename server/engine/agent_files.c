@@ -449,8 +449,10 @@ static bool has_bytes(const struct agent_fs_op *o)
 }
 
 /* Give consumed bytes back to the agent once a quarter of the window is
- * owed (one OUT_ACK per quarter, not per chunk).  Called without the lock. */
-static int give_credit(struct agent_fs_op *o)
+ * owed (one OUT_ACK per quarter, not per chunk), waiting for the channel
+ * until deadline_ms at most (a past one: only if it is free now).  Credit
+ * that could not go out stays owed.  Called without the lock. */
+static int give_credit(struct agent_fs_op *o, int64_t deadline_ms)
 {
     struct agent_conn *c = o->c;
     uint32_t send = 0;
@@ -468,8 +470,7 @@ static int give_credit(struct agent_fs_op *o)
     if (!send)
         return 0;
     ap_u32_encode(send, p);
-    r = agent_conn_send(c, AP_OUT_ACK, o->stream, p, sizeof(p),
-                        time_mono_ms() + AGENT_SHORT_SEND_MS);
+    r = agent_conn_send(c, AP_OUT_ACK, o->stream, p, sizeof(p), deadline_ms);
     if (r == -ETIMEDOUT) {
         /* not sent (a half-sent frame breaks the channel): keep the credit */
         pthread_mutex_lock(&c->lock);
@@ -495,11 +496,24 @@ static int wait_readable_locked(struct agent_fs_op *o, int64_t deadline_ms, stru
     return op_lost(o, e);
 }
 
+/* How long giving credit back may wait for the channel: a consumer that
+ * polls (deadline already passed: an HTTP response on an epoll thread)
+ * takes the channel only if it is free now, while bytes are still
+ * buffered; once it has drained them, the agent may be waiting for that
+ * very credit, so then it waits (briefly) for the channel. */
+static int64_t credit_deadline(int64_t deadline_ms, bool drained)
+{
+    int64_t now = time_mono_ms();
+
+    return deadline_ms <= now && !drained ? now : now + AGENT_SHORT_SEND_MS;
+}
+
 ssize_t agent_fs_stream_read(struct agent_fs_stream *s, void *buf, size_t len, int64_t deadline_ms,
                              struct nerr *e)
 {
     struct agent_fs_op *o = &s->op;
     struct agent_conn *c = o->c;
+    bool drained;
     size_t n;
     int r;
 
@@ -509,16 +523,19 @@ ssize_t agent_fs_stream_read(struct agent_fs_stream *s, void *buf, size_t len, i
     r = wait_readable_locked(o, deadline_ms, e);
     if (r <= 0) {
         pthread_mutex_unlock(&c->lock);
+        if (r == -EAGAIN)
+            give_credit(o, credit_deadline(deadline_ms, true)); /* owed from before */
         return r;
     }
     n = MIN(len, o->tail - o->head);
     memcpy(buf, o->buf + o->head, n);
     o->head += n;
-    if (o->head == o->tail)
+    drained = o->head == o->tail;
+    if (drained)
         o->head = o->tail = 0;
     o->owed += (uint32_t)n;
     pthread_mutex_unlock(&c->lock);
-    give_credit(o);
+    give_credit(o, credit_deadline(deadline_ms, drained));
     return (ssize_t)n;
 }
 
@@ -528,6 +545,7 @@ int agent_fs_stream_next_dirent(struct agent_fs_stream *s, char name[AP_FS_NAME_
     struct agent_fs_op *o = &s->op;
     struct agent_conn *c = o->c;
     size_t off = 0;
+    bool drained;
     int r;
 
     if (o->kind != KIND_DIRENTS)
@@ -536,6 +554,8 @@ int agent_fs_stream_next_dirent(struct agent_fs_stream *s, char name[AP_FS_NAME_
     r = wait_readable_locked(o, deadline_ms, e);
     if (r <= 0) {
         pthread_mutex_unlock(&c->lock);
+        if (r == -EAGAIN)
+            give_credit(o, credit_deadline(deadline_ms, true)); /* owed from before */
         return r;
     }
     /* checked whole when it came (take_dirents): cannot fail here */
@@ -545,11 +565,12 @@ int agent_fs_stream_next_dirent(struct agent_fs_stream *s, char name[AP_FS_NAME_
         return -EIO;
     }
     o->head += off;
-    if (o->head == o->tail)
+    drained = o->head == o->tail;
+    if (drained)
         o->head = o->tail = 0;
     o->owed += (uint32_t)off;
     pthread_mutex_unlock(&c->lock);
-    give_credit(o);
+    give_credit(o, credit_deadline(deadline_ms, drained));
     return 1;
 }
 

@@ -71,7 +71,10 @@ void agent_fs_stream_set_notify(struct agent_fs_stream *s, void (*fn)(void *user
 /* Downloads.  Take up to len bytes of a READ_FILE: > 0 bytes; 0 the end
  * (the whole answer has come: the file's bytes are all delivered);
  * -EAGAIN nothing yet and deadline_ms already passed (pass 0 to never
- * wait); -errno the guest's error or the channel's. */
+ * wait); -errno the guest's error or the channel's.  Consumed bytes go
+ * back to the agent as credit; a polling caller (deadline passed) waits
+ * for a busy channel only once it has drained the buffer, and then at
+ * most about a second (the agent may be waiting for that credit). */
 ssize_t agent_fs_stream_read(struct agent_fs_stream *s, void *buf, size_t len, int64_t deadline_ms,
                              struct nerr *e);
 /* The next READDIR entry: 1 and *name, *attr; 0 at the end; -EAGAIN, -errno
