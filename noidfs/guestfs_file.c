@@ -131,8 +131,13 @@ static struct handle *handle_make(struct noidfs *fs, const struct node *n, uint3
     /* appends land where the guest's file ends, which the kernel's cached
      * size may not know: they bypass the page cache.  So do reads of a file
      * that says it is empty: the kernel would not even ask for its bytes,
-     * while /proc and /sys files say so and have content */
-    fi->direct_io = h->gappend || (a->size == 0 && (fi->flags & O_ACCMODE) == O_RDONLY);
+     * while /proc and /sys files say so and have content.  And writes
+     * through a write-only open (cp, tar -x, >): nothing reads them back
+     * through it, nor can it be mapped shared, and the page cache would
+     * cut each write() that does not end on a page boundary into a request
+     * per page (a round trip to the guest each) */
+    fi->direct_io = h->gappend || (fi->flags & O_ACCMODE) == O_WRONLY ||
+                    (a->size == 0 && (fi->flags & O_ACCMODE) == O_RDONLY);
     return h;
 }
 
