@@ -21,6 +21,7 @@
 #include "exec_stream.h"
 #include "names.h"
 #include "term.h"
+#include "unixsock.h"
 #include "wire.h"
 
 /* What fits in a POST request body once base64-encoded (the server takes
@@ -178,20 +179,6 @@ static int read_all_stdin(struct buf *b)
     }
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -errno;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 static int exec_post(struct cli *c, const char *path, struct wire_exec_req *req, bool forward_stdin)
 {
     struct wire_exec_result res = {0};
@@ -224,8 +211,8 @@ static int exec_post(struct cli *c, const char *path, struct wire_exec_req *req,
         cli_print_error("unexpected reply: %s", e.msg);
         goto out;
     }
-    write_all(STDOUT_FILENO, res.out, res.out_len);
-    write_all(STDERR_FILENO, res.err, res.err_len);
+    fd_write_all(STDOUT_FILENO, res.out, res.out_len);
+    fd_write_all(STDERR_FILENO, res.err, res.err_len);
     if (res.truncated)
         cli_print_error("output was truncated at the server's limit (max_exec_output_bytes)");
     if (res.timed_out) {

@@ -42,6 +42,7 @@
 #include "fsutil.h"
 #include "macro.h"
 #include "transfer.h"
+#include "unixsock.h"
 #include "wire.h"
 
 /* A batch of the mtime script: arguments of one touch command. */
@@ -154,20 +155,6 @@ struct pump {
     bool started;
 };
 
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -errno;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 static void *pump_run(void *arg)
 {
     struct pump *p = arg;
@@ -179,7 +166,7 @@ static void *pump_run(void *arg)
             continue;
         /* a failed read or write ends the stream early: the tar at the
          * other end reports the short archive, or was the one that failed */
-        if (n <= 0 || write_all(p->out, buf, (size_t)n) < 0)
+        if (n <= 0 || fd_write_all(p->out, buf, (size_t)n) < 0)
             break;
         p->bytes += n;
         progress_update(&p->prog, p->bytes, -1);

@@ -508,34 +508,53 @@ static int64_t credit_deadline(int64_t deadline_ms, bool drained)
     return deadline_ms <= now && !drained ? now : now + AGENT_SHORT_SEND_MS;
 }
 
-ssize_t agent_fs_stream_read(struct agent_fs_stream *s, void *buf, size_t len, int64_t deadline_ms,
-                             struct nerr *e)
+/* Lock c and wait for the next bytes of a download: 1 with the lock
+ * held; otherwise unlocked, with what wait_readable_locked() said (after
+ * a last try to give back credit still owed: the agent may be waiting for
+ * it). */
+static int lock_readable(struct agent_fs_op *o, int64_t deadline_ms, struct nerr *e)
 {
-    struct agent_fs_op *o = &s->op;
-    struct agent_conn *c = o->c;
-    bool drained;
-    size_t n;
     int r;
 
-    if (o->kind != KIND_DOWNLOAD)
-        return nerr_set(e, -EINVAL, "not a file download");
-    pthread_mutex_lock(&c->lock);
+    pthread_mutex_lock(&o->c->lock);
     r = wait_readable_locked(o, deadline_ms, e);
     if (r <= 0) {
-        pthread_mutex_unlock(&c->lock);
+        pthread_mutex_unlock(&o->c->lock);
         if (r == -EAGAIN)
-            give_credit(o, credit_deadline(deadline_ms, true)); /* owed from before */
-        return r;
+            give_credit(o, credit_deadline(deadline_ms, true));
     }
-    n = MIN(len, o->tail - o->head);
-    memcpy(buf, o->buf + o->head, n);
+    return r;
+}
+
+/* The consumer took n buffered bytes: unlock and give them back. */
+static void consumed_unlock(struct agent_fs_op *o, size_t n, int64_t deadline_ms)
+{
+    bool drained;
+
     o->head += n;
     drained = o->head == o->tail;
     if (drained)
         o->head = o->tail = 0;
     o->owed += (uint32_t)n;
-    pthread_mutex_unlock(&c->lock);
+    pthread_mutex_unlock(&o->c->lock);
     give_credit(o, credit_deadline(deadline_ms, drained));
+}
+
+ssize_t agent_fs_stream_read(struct agent_fs_stream *s, void *buf, size_t len, int64_t deadline_ms,
+                             struct nerr *e)
+{
+    struct agent_fs_op *o = &s->op;
+    size_t n;
+    int r;
+
+    if (o->kind != KIND_DOWNLOAD)
+        return nerr_set(e, -EINVAL, "not a file download");
+    r = lock_readable(o, deadline_ms, e);
+    if (r <= 0)
+        return r;
+    n = MIN(len, o->tail - o->head);
+    memcpy(buf, o->buf + o->head, n);
+    consumed_unlock(o, n, deadline_ms);
     return (ssize_t)n;
 }
 
@@ -543,34 +562,21 @@ int agent_fs_stream_next_dirent(struct agent_fs_stream *s, char name[AP_FS_NAME_
                                 struct ap_fs_attr *attr, int64_t deadline_ms, struct nerr *e)
 {
     struct agent_fs_op *o = &s->op;
-    struct agent_conn *c = o->c;
     size_t off = 0;
-    bool drained;
     int r;
 
     if (o->kind != KIND_DIRENTS)
         return nerr_set(e, -EINVAL, "not a directory listing");
-    pthread_mutex_lock(&c->lock);
-    r = wait_readable_locked(o, deadline_ms, e);
-    if (r <= 0) {
-        pthread_mutex_unlock(&c->lock);
-        if (r == -EAGAIN)
-            give_credit(o, credit_deadline(deadline_ms, true)); /* owed from before */
+    r = lock_readable(o, deadline_ms, e);
+    if (r <= 0)
         return r;
-    }
     /* checked whole when it came (take_dirents): cannot fail here */
     r = ap_fs_dirent_next(o->buf + o->head, o->tail - o->head, &off, name, attr);
     if (r != 1) {
-        pthread_mutex_unlock(&c->lock);
+        pthread_mutex_unlock(&o->c->lock);
         return -EIO;
     }
-    o->head += off;
-    drained = o->head == o->tail;
-    if (drained)
-        o->head = o->tail = 0;
-    o->owed += (uint32_t)off;
-    pthread_mutex_unlock(&c->lock);
-    give_credit(o, credit_deadline(deadline_ms, drained));
+    consumed_unlock(o, off, deadline_ms);
     return 1;
 }
 
