@@ -6,7 +6,9 @@
 #     connection), through `noid cp`, and through `fs/` in the mount (cp
 #     into it, cat out of it), each next to the raw agent channel's bulk
 #     rate on the same VM with noid-server stopped: READ_FILE / WRITE_FILE
-#     spoken straight to the agent's socket (ratio; goal >= 0.5 each);
+#     spoken straight to the agent's socket by the server's own C client
+#     (agent-files-peer --rate; the ratios are to it) and by a Python one
+#     (printed too) (ratio; goal >= 0.5 each);
 #   * extracting a 2,000-file source tree into `fs/` with the host's
 #     `tar -x` vs `tar -x` of the same archive run inside the guest through
 #     exec (ratio; goal <= 3).
@@ -202,19 +204,30 @@ def chunks():
             yield b
 
 
-raw_up, raw_down = [], []
+py_up, py_down, raw_up, raw_down = [], [], [], []
 for _ in range(reps):
     t0 = time.monotonic()
     assert ag.write_file("/root/b-raw", chunks()) == SIZE
-    raw_up.append(rate(time.monotonic() - t0))
+    py_up.append(rate(time.monotonic() - t0))
     got = [0]
     t0 = time.monotonic()
     assert ag.read_file("/root/b-raw", lambda p: got.__setitem__(0, got[0] + len(p))) == SIZE
-    raw_down.append(rate(time.monotonic() - t0))
+    py_down.append(rate(time.monotonic() - t0))
 ag.run(["rm", "-f", "/root/b-raw"])
+ag.sock.close()
+# the same with the server's own C client (agent_files.c), no HTTP or FUSE
+peer = os.path.join(os.path.dirname(noid), "..", "tests", "integration", "agent-files-peer")
+for _ in range(reps):
+    out = subprocess.check_output([peer, "--rate", str(SIZE), os.path.join(vmdir, "agent.sock"),
+                                   "/root/raw"]).decode().split()
+    raw_up.append(float(out[1]))
+    raw_down.append(float(out[3]))
 
 ru, rd = statistics.median(raw_up), statistics.median(raw_down)
-print(f"raw agent channel: up {ru:.1f} MB/s, down {rd:.1f} MB/s (256 MiB, median of {reps})")
+print(f"raw agent channel, C client (agent_files.c, no HTTP/FUSE): up {ru:.1f} MB/s, "
+      f"down {rd:.1f} MB/s (256 MiB, median of {reps})")
+print(f"raw agent channel, Python client (agentproto.py): up {statistics.median(py_up):.1f} MB/s, "
+      f"down {statistics.median(py_down):.1f} MB/s")
 for way, raw in (("up", ru), ("down", rd)):
     for path in ("api", "cp", "fs"):
         v = statistics.median(results[f"{path} {way}"])

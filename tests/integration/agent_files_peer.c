@@ -6,8 +6,8 @@
  * (argv[2]) is made with MKDIR -p and checked with STAT, never looked at
  * on the host.
  *
- * Usage: agent-files-peer SOCKET DIR.  Prints one line per check; exits 1
- * on the first failure. */
+ * Usage: agent-files-peer [--rate BYTES] SOCKET DIR.  Prints one line per
+ * check; exits 1 on the first failure. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "agent_files.h"
+#include "macro.h"
 #include "timeutil.h"
 
 #define BIG_LEN   (8u * 1024 * 1024 + 12345) /* not a multiple of any chunk */
@@ -469,14 +470,62 @@ static void check_polling(void)
            (int)notes);
 }
 
+/* --rate BYTES: the channel's bulk rate for tests/bench/files.sh, with the
+ * server's own client and no HTTP or FUSE in between: WRITE_FILE (atomic)
+ * of BYTES to DIR/rate, then READ_FILE of it; prints "up MB/s down MB/s". */
+static void measure_rate(uint64_t bytes)
+{
+    struct ap_fs_req w = {
+        .op = APO_WRITE_FILE, .flags = AP_WRITE_ATOMIC, .present = 1u << APF_FLAGS};
+    struct ap_fs_req rd = {.op = APO_READ_FILE};
+    static uint8_t chunk[1 << 20];
+    struct agent_fs_stream *s;
+    struct nerr e = {0};
+    uint64_t count = 0, got = 0;
+    int64_t t0;
+    double up, down;
+    ssize_t n;
+
+    for (size_t i = 0; i < sizeof(chunk); i++)
+        chunk[i] = pattern(i);
+    set_path(&w, "rate");
+    t0 = time_mono_ns();
+    if (agent_fs_stream_open(conn, &w, deadline(), &s, &e) < 0)
+        die("WRITE_FILE: %s", e.msg);
+    for (uint64_t off = 0; off < bytes; off += sizeof(chunk))
+        if (agent_fs_stream_write(s, chunk, MIN(sizeof(chunk), bytes - off), deadline(), &e) < 0)
+            die("WRITE_FILE: %s", e.msg);
+    if (agent_fs_stream_finish(s, deadline(), &count, &e) < 0 || count != bytes)
+        die("WRITE_FILE finish: %s", e.msg);
+    agent_fs_stream_free(s);
+    up = (double)bytes / ((double)(time_mono_ns() - t0) / 1e9) / 1e6;
+    set_path(&rd, "rate");
+    t0 = time_mono_ns();
+    if (agent_fs_stream_open(conn, &rd, deadline(), &s, &e) < 0)
+        die("READ_FILE: %s", e.msg);
+    while ((n = agent_fs_stream_read(s, chunk, sizeof(chunk), deadline(), &e)) > 0)
+        got += (uint64_t)n;
+    if (n < 0 || got != bytes)
+        die("READ_FILE: %s (%llu bytes)", e.msg, (unsigned long long)got);
+    agent_fs_stream_free(s);
+    down = (double)bytes / ((double)(time_mono_ns() - t0) / 1e9) / 1e6;
+    printf("up %.1f down %.1f\n", up, down);
+}
+
 int main(int argc, char **argv)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     struct nerr e = {0};
+    uint64_t rate_bytes = 0;
     int fd;
 
+    if (argc == 5 && strcmp(argv[1], "--rate") == 0) {
+        rate_bytes = strtoull(argv[2], NULL, 10);
+        argv += 2;
+        argc -= 2;
+    }
     if (argc != 3)
-        die("usage: agent-files-peer SOCKET DIR");
+        die("usage: agent-files-peer [--rate BYTES] SOCKET DIR");
     dir = argv[2];
     snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", argv[1]);
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -486,6 +535,10 @@ int main(int argc, char **argv)
         die("handshake: %s", e.msg);
     if (agent_conn_version(conn) != 3)
         die("protocol v%d, want 3", agent_conn_version(conn));
+    if (rate_bytes) {
+        measure_rate(rate_bytes);
+        return 0;
+    }
     check_errno();
     check_upload_download();
     check_pread_handles();
