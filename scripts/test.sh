@@ -47,14 +47,15 @@ if [ "${NOID_TEST_QUICK:-0}" != 1 ]; then
     export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
     meson test -C build-asan --print-errorlogs --num-processes 2 --suite unit --suite fuzz
     meson test -C build-asan --print-errorlogs foundation vm checkpoint-plain checkpoint-paths crash \
-        hostile-clients hostile-guest console-log stream noidfs noidfs-fs firecracker-contract
+        hostile-clients hostile-guest console-log stream noidfs noidfs-fs files-api \
+        agent-vm firecracker-contract
     unset ASAN_OPTIONS UBSAN_OPTIONS
 
     step "libFuzzer (${FUZZ_SECONDS}s per target)"
     CC=clang setup_dir build-fuzz -Dfuzz=true -Db_sanitize=address,undefined \
         -Db_lundef=false -Dbuildtype=debug
     ninja -C build-fuzz
-    for target in config wire agent_proto textutil ws; do
+    for target in config wire agent_proto textutil ws http_range; do
         work=$(mktemp -d)
         cp -r "tests/fuzz/corpus/$target/." "$work/"
         "build-fuzz/tests/fuzz/fuzz-$target" -max_total_time="$FUZZ_SECONDS" \

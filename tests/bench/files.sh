@@ -219,7 +219,7 @@ ag.sock.close()
 peer = os.path.join(os.path.dirname(noid), "..", "tests", "integration", "agent-files-peer")
 for _ in range(reps):
     out = subprocess.check_output([peer, "--rate", str(SIZE), os.path.join(vmdir, "agent.sock"),
-                                   "/root/raw"]).decode().split()
+                                   "/root"]).decode().split()
     raw_up.append(float(out[1]))
     raw_down.append(float(out[3]))
 
