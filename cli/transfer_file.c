@@ -502,7 +502,9 @@ int remote_download(struct cli *c, const struct cp_remote *src, const char *dst,
     if (to_stdout)
         goto out;
     ok = false;
-    if (d.st.mode && fchmod(d.fd, d.st.mode) < 0) {
+    /* the guest's permission bits, not its set-user/group-ID ones: an
+     * untrusted guest must not make a setuid program here */
+    if (d.st.mode && fchmod(d.fd, d.st.mode & 0777) < 0) {
         r = -errno;
         cp_error("cannot set the mode of '%s': %s", dst, strerror(-r));
         goto out;

@@ -27,6 +27,7 @@
  * them, and SIGPIPE, back at their default. */
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <fts.h>
 #include <pthread.h>
 #include <signal.h>
@@ -512,6 +513,18 @@ out:
 
 /* ---- download ---- */
 
+/* A guest is not trusted: a setuid file of its tree must not become a
+ * setuid program here (owned by whoever copies, root too).  Clear the
+ * set-user-ID and set-group-ID bits of every regular file under root
+ * (directories keep setgid: it only picks the group of new files). */
+static int clear_setid(const char *fpath, const struct stat *st, int type, struct FTW *ftw)
+{
+    (void)ftw;
+    if (type == FTW_F && S_ISREG(st->st_mode) && (st->st_mode & (S_ISUID | S_ISGID)))
+        chmod(fpath, st->st_mode & 07777 & ~(mode_t)(S_ISUID | S_ISGID));
+    return 0;
+}
+
 int tree_download(struct cli *c, const struct cp_remote *src, const char *dst, bool into_dir,
                   const struct cp_opts *o)
 {
@@ -584,6 +597,10 @@ int tree_download(struct cli *c, const struct cp_remote *src, const char *dst, b
         ok = false;
         r = -EIO;
         goto out;
+    }
+    {
+        _cleanup_free_ char *top = into_dir ? path_join(dst, name) : NULL;
+        nftw(into_dir ? (top ? top : dst) : extracted, clear_setid, 16, FTW_PHYS);
     }
     if (!into_dir && rename(extracted, dst) < 0) {
         r = -errno;

@@ -77,19 +77,33 @@ static int snap_add(struct noidfs *fs, struct dirent_snap **ents, size_t *n, siz
     return 0;
 }
 
-/* A guest directory's listing, entry by entry (guestfs_list). */
+/* A guest directory's listing, entry by entry (guestfs_list).  The guest
+ * decides how many entries there are and how long their paths: a
+ * snapshot holds at most GUEST_SNAP_MAX_BYTES of names and paths (EFBIG
+ * beyond, logged), so one `ls` cannot take the server's memory. */
+#define GUEST_SNAP_MAX_BYTES (64u * 1024 * 1024)
 struct guest_snap {
     struct dirent_snap **ents;
     size_t *n, *cap;
     const struct node *parent;
+    size_t bytes;
 };
 
 static int snap_add_guest(void *ctx, const char *name, const char *gpath,
                           const struct ap_fs_attr *a)
 {
     struct guest_snap *g = ctx;
-    struct dirent_snap *s = snap_grow(g->ents, g->n, g->cap);
+    struct dirent_snap *s;
 
+    g->bytes += strlen(name) + strlen(gpath) + 2 + sizeof(*s);
+    if (g->bytes > GUEST_SNAP_MAX_BYTES) {
+        log_warn("noidfs: a guest directory of %s/%s lists more than %u MiB of names; "
+                 "refused (EFBIG)",
+                 g->parent->user ? g->parent->user : "-", g->parent->vm ? g->parent->vm : "-",
+                 GUEST_SNAP_MAX_BYTES >> 20);
+        return -EFBIG;
+    }
+    s = snap_grow(g->ents, g->n, g->cap);
     if (!s)
         return -ENOMEM;
     s->name = strdup(name);
@@ -146,7 +160,7 @@ static int dir_snapshot(struct noidfs *fs, const struct node *p, struct dir_hand
         break;
     }
     case NK_GUEST: {
-        struct guest_snap g = {&ents, &n, &cap, p};
+        struct guest_snap g = {&ents, &n, &cap, p, 0};
         r = guestfs_list(fs, p, snap_add_guest, &g, e);
         break;
     }

@@ -173,7 +173,7 @@ const struct api_route *api_route_find(const char *method, const char *path,
 void api_body_begin(struct api_request *rq);
 /* Up to len bytes of the body, waiting for them: > 0, 0 at its end,
  * -ECONNRESET when the client went away (the request is over: no reply
- * will be sent). */
+ * will be sent), -ESHUTDOWN when the server stops meanwhile, -ENOMEM. */
 ssize_t api_body_read(struct api_request *rq, void *buf, size_t len);
 
 /* For http.c: set up rq's body stream and run its route's handler on a

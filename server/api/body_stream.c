@@ -26,6 +26,7 @@
  * resume).  Nothing else is called with bs->lock held. */
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 
 #include "api.h"
 
@@ -167,8 +168,19 @@ ssize_t api_body_read(struct api_request *rq, void *buf, size_t len)
     if (!bs->ring)
         return -ENOMEM; /* begun by us just now: the field is ours to read */
     pthread_mutex_lock(&bs->lock);
-    while (bs->len == 0 && !bs->eof && !bs->gone)
-        pthread_cond_wait(&bs->cond, &bs->lock);
+    while (bs->len == 0 && !bs->eof && !bs->gone) {
+        struct timespec ts;
+
+        /* a client that trickles its body must not hold a shutdown:
+         * look at the server's stopping flag every second */
+        if (__atomic_load_n(&rq->srv->stopping, __ATOMIC_ACQUIRE)) {
+            pthread_mutex_unlock(&bs->lock);
+            return -ESHUTDOWN;
+        }
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&bs->cond, &bs->lock, &ts);
+    }
     if (bs->gone) {
         pthread_mutex_unlock(&bs->lock);
         return -ECONNRESET;

@@ -12,6 +12,8 @@
 
 /* Directory listings hold every entry to sort them: at most this many. */
 #define FILES_DIR_MAX_ENTRIES 100000
+/* ... and at most this much JSON text (413 beyond). */
+#define FILES_LIST_MAX_BYTES (32u * 1024 * 1024)
 /* Bytes an upload hands the engine at once. */
 #define FILES_UPLOAD_CHUNK (256u * 1024)
 /* The content reader's block and the first bytes a download waits for

@@ -48,11 +48,11 @@ struct files_download {
     char path[128]; /* for log lines, cut */
     uint8_t *first; /* the bytes the handler waited for */
     size_t first_len, first_off;
-    bool to_eof; /* a file of size 0 (/proc, /sys): its bytes, however many */
-    uint64_t notified;                  /* (lock) notify calls so far */
-    bool suspended;                     /* (lock) we suspended the connection */
-    int64_t suspended_ms;               /* (lock) since when (time_mono_ms) */
-    bool stalled;                       /* (lock) the watchdog gave up waiting */
+    bool to_eof;          /* a file of size 0 (/proc, /sys): its bytes, however many */
+    uint64_t notified;    /* (lock) notify calls so far */
+    bool suspended;       /* (lock) we suspended the connection */
+    int64_t suspended_ms; /* (lock) since when (time_mono_ms) */
+    bool stalled;         /* (lock) the watchdog gave up waiting */
     struct files_download *prev, *next; /* (dl_lock) */
 };
 
@@ -101,13 +101,20 @@ static void *helper_main(void *arg)
         pthread_cond_clockwait(&dl_cond, &dl_lock, CLOCK_MONOTONIC, &ts);
         now = time_mono_ms();
         for (struct files_download *d = dl_list; d; d = d->next) {
+            bool waiting;
+
             pthread_mutex_lock(&d->lock);
             if (d->suspended &&
                 (now - d->suspended_ms > ENGINE_FILE_TIMEOUT_MS || server_stopping(d->srv))) {
                 d->stalled = true;
                 resume_locked(d);
             }
+            waiting = d->suspended;
             pthread_mutex_unlock(&d->lock);
+            /* credit the epoll thread could not send (a busy channel):
+             * without it the guest sends nothing and no notify comes */
+            if (waiting)
+                engine_file_stream_poke(d->s);
         }
     }
     return NULL;
@@ -268,8 +275,8 @@ static int download_open(struct api_request *rq, const char *vm, const char *pat
                          uint64_t len, struct files_download **ret, struct nerr *e)
 {
     struct ap_fs_req req = {.op = APO_READ_FILE,
-                            .present = 1u << APF_PATH | 1u << APF_OFFSET |
-                                       (len ? 1u << APF_LENGTH : 0),
+                            .present =
+                                1u << APF_PATH | 1u << APF_OFFSET | (len ? 1u << APF_LENGTH : 0),
                             .offset = off,
                             .length = len};
     struct files_download *d = calloc(1, sizeof(*d));
@@ -294,10 +301,9 @@ static int download_open(struct api_request *rq, const char *vm, const char *pat
         goto fail;
     engine_file_stream_set_notify(d->s, on_stream_notify, d);
     d->to_eof = len == 0;
-    n = engine_file_stream_read(d->s, d->first,
-                                d->to_eof ? FILES_DOWNLOAD_BLOCK
-                                          : MIN(len, (uint64_t)FILES_DOWNLOAD_BLOCK),
-                                -1, e);
+    n = engine_file_stream_read(
+        d->s, d->first, d->to_eof ? FILES_DOWNLOAD_BLOCK : MIN(len, (uint64_t)FILES_DOWNLOAD_BLOCK),
+        -1, e);
     if (n == 0 && !d->to_eof)
         n = nerr_set(e, -EIO, "%s: the file ended before its size", path);
     if (n < 0) {
@@ -359,9 +365,9 @@ void files_send_file(struct api_request *rq, const char *vm, const char *path,
             files_reply_error(rq, r, &e);
             return;
         }
-        resp = MHD_create_response_from_callback(size == 0 ? MHD_SIZE_UNKNOWN : len,
-                                                 FILES_DOWNLOAD_BLOCK, read_body, d,
-                                                 on_response_free);
+        resp =
+            MHD_create_response_from_callback(size == 0 ? MHD_SIZE_UNKNOWN : len,
+                                              FILES_DOWNLOAD_BLOCK, read_body, d, on_response_free);
         if (!resp)
             download_discard(d);
     }

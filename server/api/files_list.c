@@ -105,7 +105,9 @@ void files_send_dir(struct api_request *rq, const char *vm, const char *path,
     }
     if (n > 1)
         qsort(v, n, sizeof(*v), entry_cmp);
-    buf_init(&b, 0);
+    /* the guest picks the names: bound the text too, not only the count
+     * (a name of control bytes is six times longer in JSON) */
+    buf_init(&b, FILES_LIST_MAX_BYTES);
     r = buf_append(&b, "[", 1);
     for (size_t i = 0; i < n && r >= 0; i++) {
         if (i > 0)
@@ -116,6 +118,12 @@ void files_send_dir(struct api_request *rq, const char *vm, const char *path,
     if (r >= 0)
         r = buf_append(&b, "]", 1);
     entries_free(v, n);
+    if (r == -E2BIG) {
+        buf_free(&b);
+        api_reply_error(rq, 413, "%s: the listing is larger than %u MiB", path,
+                        FILES_LIST_MAX_BYTES >> 20);
+        return;
+    }
     if (r < 0) {
         buf_free(&b);
         api_reply_error(rq, 500, "out of memory");

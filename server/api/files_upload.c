@@ -103,6 +103,10 @@ static int pump(struct api_request *rq, struct engine_file_stream *s, uint64_t *
     free(chunk);
     if (r < 0)
         return r;
+    if (n == -ESHUTDOWN)
+        return nerr_set(e, -ECONNRESET, "the server is stopping: the upload was not finished");
+    if (n == -ENOMEM)
+        return n;
     if (n < 0) {
         *ret_gone = true;
         return nerr_set(e, (int)n, "the client went away before the end of the body");

@@ -497,47 +497,59 @@ static int wait_readable_locked(struct agent_fs_op *o, int64_t deadline_ms, stru
 }
 
 /* How long giving credit back may wait for the channel: a consumer that
- * polls (deadline already passed: an HTTP response on an epoll thread)
- * takes the channel only if it is free now, while bytes are still
- * buffered; once it has drained them, the agent may be waiting for that
- * very credit, so then it waits (briefly) for the channel. */
-static int64_t credit_deadline(int64_t deadline_ms, bool drained)
+ * polls (its deadline passed already: an HTTP response on an epoll
+ * thread) never waits, it only takes the channel if it is free now, and
+ * agent_fs_stream_poke() tries again later; one that waits for bytes
+ * waits a little for the channel too. */
+static int64_t credit_deadline(int64_t deadline_ms)
 {
     int64_t now = time_mono_ms();
 
-    return deadline_ms <= now && !drained ? now : now + AGENT_SHORT_SEND_MS;
+    return deadline_ms <= now ? now : now + AGENT_SHORT_SEND_MS;
 }
 
+/* How often a consumer waiting for bytes tries again to give back credit
+ * it could not send (the channel was busy): without it the agent, out of
+ * credit, would send nothing more and the wait would run to its end. */
+#define CREDIT_RETRY_MS 1000
+
 /* Lock c and wait for the next bytes of a download: 1 with the lock
- * held; otherwise unlocked, with what wait_readable_locked() said (after
- * a last try to give back credit still owed: the agent may be waiting for
- * it). */
+ * held; otherwise unlocked, with what wait_readable_locked() said. */
 static int lock_readable(struct agent_fs_op *o, int64_t deadline_ms, struct nerr *e)
 {
-    int r;
+    for (;;) {
+        int64_t now = time_mono_ms();
+        int64_t until = deadline_ms <= now ? deadline_ms : MIN(deadline_ms, now + CREDIT_RETRY_MS);
+        int r;
 
-    pthread_mutex_lock(&o->c->lock);
-    r = wait_readable_locked(o, deadline_ms, e);
-    if (r <= 0) {
+        pthread_mutex_lock(&o->c->lock);
+        r = wait_readable_locked(o, until, e);
+        if (r > 0)
+            return r;
         pthread_mutex_unlock(&o->c->lock);
-        if (r == -EAGAIN)
-            give_credit(o, credit_deadline(deadline_ms, true));
+        if (r != -EAGAIN)
+            return r;
+        give_credit(o, credit_deadline(deadline_ms));
+        if (time_mono_ms() >= deadline_ms)
+            return -EAGAIN;
     }
-    return r;
 }
 
 /* The consumer took n buffered bytes: unlock and give them back. */
 static void consumed_unlock(struct agent_fs_op *o, size_t n, int64_t deadline_ms)
 {
-    bool drained;
-
     o->head += n;
-    drained = o->head == o->tail;
-    if (drained)
+    if (o->head == o->tail)
         o->head = o->tail = 0;
     o->owed += (uint32_t)n;
     pthread_mutex_unlock(&o->c->lock);
-    give_credit(o, credit_deadline(deadline_ms, drained));
+    give_credit(o, credit_deadline(deadline_ms));
+}
+
+void agent_fs_stream_poke(struct agent_fs_stream *s)
+{
+    if (s->op.kind == KIND_DOWNLOAD || s->op.kind == KIND_DIRENTS)
+        give_credit(&s->op, time_mono_ms());
 }
 
 ssize_t agent_fs_stream_read(struct agent_fs_stream *s, void *buf, size_t len, int64_t deadline_ms,

@@ -61,22 +61,27 @@ struct agent_fs_stream;
 int agent_fs_stream_open(struct agent_conn *c, const struct ap_fs_req *req, int64_t deadline_ms,
                          struct agent_fs_stream **ret, struct nerr *e);
 
-/* Called from the reader thread (the connection's lock held: be quick,
- * never call back into this module) whenever the stream becomes readable
- * (bytes, an entry, its end or an error) or writable (upload credit came
- * back).  For consumers that poll without blocking (an HTTP response
- * reader).  Set it before the first read. */
+/* Called with the connection's lock held (be quick, never call back into
+ * this module, never take a lock held around calls into it) whenever the
+ * stream becomes readable (bytes, an entry, its end or an error) or
+ * writable (upload credit came back): from the reader thread, or from
+ * whichever thread found the channel broken.  For consumers that poll
+ * without blocking (an HTTP response reader).  Set it before the first
+ * read. */
 void agent_fs_stream_set_notify(struct agent_fs_stream *s, void (*fn)(void *user), void *user);
 
 /* Downloads.  Take up to len bytes of a READ_FILE: > 0 bytes; 0 the end
  * (the whole answer has come: the file's bytes are all delivered);
  * -EAGAIN nothing yet and deadline_ms already passed (pass 0 to never
  * wait); -errno the guest's error or the channel's.  Consumed bytes go
- * back to the agent as credit; a polling caller (deadline passed) waits
- * for a busy channel only once it has drained the buffer, and then at
- * most about a second (the agent may be waiting for that credit). */
+ * back to the agent as credit; a polling caller (deadline passed) never
+ * waits for a busy channel (see agent_fs_stream_poke). */
 ssize_t agent_fs_stream_read(struct agent_fs_stream *s, void *buf, size_t len, int64_t deadline_ms,
                              struct nerr *e);
+/* A polling consumer's retry: give back consumed bytes that could not go
+ * out when they were read (the channel was busy then); never waits.  Call
+ * it now and then (every second) while waiting for a notify. */
+void agent_fs_stream_poke(struct agent_fs_stream *s);
 /* The next READDIR entry: 1 and *name, *attr; 0 at the end; -EAGAIN, -errno
  * as agent_fs_stream_read. */
 int agent_fs_stream_next_dirent(struct agent_fs_stream *s, char name[AP_FS_NAME_MAX + 1],

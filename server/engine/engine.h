@@ -184,15 +184,19 @@ struct engine_file_stream;
 int engine_file_stream_open(struct engine *eng, const struct db_user *u, const char *name,
                             const struct ap_fs_req *req, struct engine_file_stream **ret,
                             struct nerr *e);
-/* fn(user) runs on the agent's reader thread when the stream may have
- * become readable or writable: quick, non-blocking, no calls into the
- * stream. */
+/* fn(user) runs when the stream may have become readable or writable, on
+ * the agent's reader thread (or the thread that found the channel
+ * broken): quick, non-blocking, no calls into the stream, and no lock
+ * that is held around calls into it. */
 void engine_file_stream_set_notify(struct engine_file_stream *s, void (*fn)(void *user),
                                    void *user);
 /* timeout_ms: 0 = do not wait (-EAGAIN when nothing is there yet);
  * < 0 = ENGINE_FILE_TIMEOUT_MS.  Bytes > 0, 0 at the end, -errno. */
 ssize_t engine_file_stream_read(struct engine_file_stream *s, void *buf, size_t len,
                                 int timeout_ms, struct nerr *e);
+/* A polling consumer, every second while it waits for a notify: gives
+ * back credit a busy channel kept from going out (never waits). */
+void engine_file_stream_poke(struct engine_file_stream *s);
 /* 1 and an entry, 0 at the end, -EAGAIN / -errno as above. */
 int engine_file_stream_next_dirent(struct engine_file_stream *s, char name[AP_FS_NAME_MAX + 1],
                                    struct ap_fs_attr *attr, int timeout_ms, struct nerr *e);

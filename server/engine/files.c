@@ -92,6 +92,11 @@ ssize_t engine_file_stream_read(struct engine_file_stream *s, void *buf, size_t 
     return n == -EAGAIN ? stream_stalled(-EAGAIN, timeout_ms, e) : n;
 }
 
+void engine_file_stream_poke(struct engine_file_stream *s)
+{
+    agent_fs_stream_poke(s->s);
+}
+
 int engine_file_stream_next_dirent(struct engine_file_stream *s, char name[AP_FS_NAME_MAX + 1],
                                    struct ap_fs_attr *attr, int timeout_ms, struct nerr *e)
 {
@@ -135,15 +140,25 @@ struct remove_ctx {
     const char *vm;
 };
 
+/* The requests live on the heap: remove_at() recurses once per level of
+ * the tree (up to AP_FS_PATH_MAX / 2 levels), so its frames stay small. */
 static int path_op(struct remove_ctx *x, uint8_t op, const char *path, struct agent_fs_reply *rep,
                    struct nerr *e)
 {
-    struct ap_fs_req req = {.op = op, .present = 1u << APF_PATH};
+    struct ap_fs_req *req;
+    int r;
 
     if (strlen(path) > AP_FS_PATH_MAX)
         return nerr_set(e, -ENAMETOOLONG, "%.64s...: path too long", path);
-    strcpy(req.path, path);
-    return engine_file_call(x->eng, x->u, x->vm, &req, rep, e);
+    req = calloc(1, sizeof(*req));
+    if (!req)
+        return -ENOMEM;
+    req->op = op;
+    req->present = 1u << APF_PATH;
+    strcpy(req->path, path);
+    r = engine_file_call(x->eng, x->u, x->vm, req, rep, e);
+    free(req);
+    return r;
 }
 
 static char *child_path(const char *dir, const char *name)
@@ -160,7 +175,7 @@ static char *child_path(const char *dir, const char *name)
 static int list_batch(struct remove_ctx *x, const char *dir, char ***ret, size_t *ret_n,
                       struct nerr *e)
 {
-    struct ap_fs_req req = {.op = APO_READDIR, .present = 1u << APF_PATH};
+    struct ap_fs_req *req = calloc(1, sizeof(*req));
     struct engine_file_stream *s = NULL;
     char name[AP_FS_NAME_MAX + 1];
     struct ap_fs_attr a;
@@ -168,11 +183,17 @@ static int list_batch(struct remove_ctx *x, const char *dir, char ***ret, size_t
     size_t n = 0;
     int r;
 
-    strcpy(req.path, dir); /* checked by the caller's LSTAT */
     names = calloc(REMOVE_BATCH, sizeof(*names));
-    if (!names)
+    if (!names || !req) {
+        free(names);
+        free(req);
         return -ENOMEM;
-    r = engine_file_stream_open(x->eng, x->u, x->vm, &req, &s, e);
+    }
+    req->op = APO_READDIR;
+    req->present = 1u << APF_PATH;
+    strcpy(req->path, dir); /* checked by the caller's LSTAT */
+    r = engine_file_stream_open(x->eng, x->u, x->vm, req, &s, e);
+    free(req);
     while (r >= 0 && n < REMOVE_BATCH) {
         r = engine_file_stream_next_dirent(s, name, &a, -1, e);
         if (r <= 0)
@@ -196,16 +217,14 @@ static int list_batch(struct remove_ctx *x, const char *dir, char ***ret, size_t
     return 0;
 }
 
-static int remove_at(struct remove_ctx *x, const char *path, struct nerr *e)
+static int remove_at(struct remove_ctx *x, const char *path, struct nerr *e);
+
+/* path is a directory: everything in it, then itself. */
+static int remove_dir(struct remove_ctx *x, const char *path, struct agent_fs_reply *rep,
+                      struct nerr *e)
 {
-    struct agent_fs_reply rep;
     int r;
 
-    r = path_op(x, APO_LSTAT, path, &rep, e);
-    if (r < 0)
-        return r;
-    if (!S_ISDIR(rep.attr.mode))
-        return path_op(x, APO_UNLINK, path, &rep, e);
     for (;;) {
         char **names = NULL;
         size_t n = 0;
@@ -231,7 +250,23 @@ static int remove_at(struct remove_ctx *x, const char *path, struct nerr *e)
         if (n < REMOVE_BATCH)
             break;
     }
-    return path_op(x, APO_RMDIR, path, &rep, e);
+    return path_op(x, APO_RMDIR, path, rep, e);
+}
+
+static int remove_at(struct remove_ctx *x, const char *path, struct nerr *e)
+{
+    struct agent_fs_reply *rep = calloc(1, sizeof(*rep)); /* 4 KiB: not per frame */
+    int r;
+
+    if (!rep)
+        return -ENOMEM;
+    r = path_op(x, APO_LSTAT, path, rep, e);
+    if (r >= 0 && !S_ISDIR(rep->attr.mode))
+        r = path_op(x, APO_UNLINK, path, rep, e);
+    else if (r >= 0)
+        r = remove_dir(x, path, rep, e);
+    free(rep);
+    return r;
 }
 
 int engine_file_remove_tree(struct engine *eng, const struct db_user *u, const char *name,

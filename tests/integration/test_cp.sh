@@ -191,6 +191,16 @@ diff -u "$T/tree.want" "$T/tree.got2" > "$T/tree.diff" || fail "tree via existin
 $(cat "$T/tree.diff")"
 ok "-r into existing directories both ways"
 
+# The guest is not trusted: its set-user/group-ID files land here as plain
+# executables, whoever copies them (root here), one by one or in a tree
+noid exec box -- sh -c 'printf x > /root/suid && chmod 4755 /root/suid &&
+    mkdir -p /root/st && printf y > /root/st/sgid && chmod 6750 /root/st/sgid'
+noid cp box:/root/suid "$W/suid"
+assert_eq 755 "$(stat -c %a "$W/suid")" "a setuid guest file downloaded"
+noid cp -r box:/root/st "$W/st"
+assert_eq 750 "$(stat -c %a "$W/st/sgid")" "a setuid+setgid guest file in a tree"
+ok "set-user/group-ID bits of guest files are not carried here"
+
 # ---- errors, as cp words them ----
 
 expect_fail() { # what expected-message command...
@@ -215,7 +225,8 @@ expect_fail "directory over a guest file" \
 # refused from the request's headers: the message must come through
 # whole, not a broken connection under a 64 MiB body still being sent
 for _ in 1 2 3; do
-    expect_fail "a big file into a missing guest directory" "box:/nodir/big.bin: " \
+    expect_fail "a big file into a missing guest directory" \
+        "noid cp: cannot create regular file 'box:/nodir/big.bin': No such file or directory" \
         noid cp "$W/big.bin" box:/nodir/big.bin
 done
 expect_fail "tree into a missing guest directory" "No such file or directory" \

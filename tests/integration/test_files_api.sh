@@ -247,6 +247,12 @@ assert_contains "$(body)" "recursive=1" "the 409 says how"
 assert_eq 1 "$(gexec 'cat /srv/d/full/sub/f')" "nothing removed by the 409"
 fcurl -X DELETE "$F/srv/d/full?recursive=1"
 assert_eq 204 "$S" "DELETE ?recursive=1"
+# a tree 1,500 levels deep (a path of about 3,000 bytes): one level of the
+# server's walk per level of the tree must not run its thread out of stack
+gexec 'p=/srv/deep; i=0; while [ $i -lt 1500 ]; do p=$p/a; i=$((i+1)); done; mkdir -p $p && touch $p/f'
+fcurl -X DELETE "$F/srv/deep?recursive=1"
+assert_eq 204 "$S" "DELETE ?recursive=1 of a tree 1,500 levels deep"
+assert_eq gone "$(gexec '[ -e /srv/deep ] && echo there || echo gone')" "the deep tree is gone"
 assert_eq "target" "$(gexec 'ls /srv/d')" "what is left"
 fcurl -X DELETE "$F/srv/d/full"
 assert_eq 404 "$S" "DELETE a missing path"
