@@ -12,19 +12,25 @@ struct agent_exec;
 struct ctl_wait;
 struct agent_fs_op;
 
+/* FS_CANCELs kept for the next frame when the channel was too busy to
+ * send them (the agent's own bound of transfers, FILES_MAX_XFERS). */
+#define AGENT_DEFERRED_CANCELS 64
+
 struct agent_conn {
     atomic_int refs;
     int fd;
     pthread_mutex_t wlock;
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    bool broken;                /* (lock) */
-    struct agent_exec *execs;   /* (lock) */
-    struct ctl_wait *ctls;      /* (lock) */
-    struct agent_fs_op *fs_ops; /* (lock) file requests in flight (agent_files.c) */
-    uint32_t next_stream;       /* (lock) */
-    struct buf in;              /* reader thread only */
-    int version;                /* protocol in use, set by the handshake, then fixed */
+    bool broken;                              /* (lock) */
+    struct agent_exec *execs;                 /* (lock) */
+    struct ctl_wait *ctls;                    /* (lock) */
+    struct agent_fs_op *fs_ops;               /* (lock) file requests in flight (agent_files.c) */
+    uint32_t cancels[AGENT_DEFERRED_CANCELS]; /* (lock) FS_CANCELs waiting for the channel */
+    size_t ncancels;                          /* (lock) */
+    uint32_t next_stream;                     /* (lock) */
+    struct buf in;                            /* reader thread only */
+    int version; /* protocol in use, set by the handshake, then fixed */
 };
 
 /* How long KILL, RESIZE, OUT_ACK and FS_CANCEL may wait for the channel:
@@ -44,6 +50,12 @@ void agent_conn_mark_broken_locked(struct agent_conn *c);
  * which nothing was sent leaves it usable. */
 int agent_conn_send(struct agent_conn *c, uint8_t type, uint32_t stream, const void *payload,
                     size_t len, int64_t deadline_ms);
+
+/* Send FS_CANCEL for stream with the next frame that gets the channel
+ * (this one could not: the channel stayed busy).  Without it the agent
+ * would keep the transfer (a slot, an fd, an atomic upload's temporary
+ * file) until the session ends. */
+void agent_conn_defer_cancel(struct agent_conn *c, uint32_t stream);
 
 /* A fresh stream id, used by no exec, control or file request; c->lock held. */
 uint32_t agent_conn_next_stream_locked(struct agent_conn *c);

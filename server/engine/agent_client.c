@@ -2,9 +2,9 @@
  *
  * Locks: c->lock protects the exec and control lists, every field of a
  * struct agent_exec marked (lock), c->broken and the condition variable;
- * c->wlock serialises whole frames on the socket.  Order: lock before wlock is
- * never needed — each is taken alone.  The reader thread holds a reference
- * and is detached; the last unref closes the socket.
+ * c->wlock serialises whole frames on the socket.  Order: wlock, then lock
+ * (agent_conn_send takes the deferred cancels); never lock, then wlock.  The reader thread holds a
+ * reference and is detached; the last unref closes the socket.
  *
  * The guest is untrusted, so nothing it does may hold a server thread or
  * grow server memory without bound:
@@ -84,21 +84,60 @@ void agent_conn_mark_broken_locked(struct agent_conn *c)
     agent_fs_notify_all_locked(c); /* file streams polled without waiting */
 }
 
+void agent_conn_defer_cancel(struct agent_conn *c, uint32_t stream)
+{
+    pthread_mutex_lock(&c->lock);
+    if (c->ncancels < AGENT_DEFERRED_CANCELS)
+        c->cancels[c->ncancels++] = stream;
+    else
+        log_warn("agent channel: more than %d cancels waiting for the channel; stream %u is "
+                 "left to the end of the session",
+                 AGENT_DEFERRED_CANCELS, stream);
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* wlock held: the deferred FS_CANCEL headers (taken off the list) and
+ * then this frame's header into out; returns the bytes used and how many
+ * cancels went in (to put back if nothing is sent). */
+static size_t take_prefix(struct agent_conn *c, uint8_t *out, uint8_t type, uint32_t stream,
+                          size_t len, uint32_t *taken, size_t *ret_ntaken)
+{
+    size_t n = 0, used = 0;
+
+    pthread_mutex_lock(&c->lock);
+    for (; n < c->ncancels; n++) {
+        taken[n] = c->cancels[n];
+        ap_header_encode(out + used, AP_FS_CANCEL, taken[n], 0);
+        used += AP_HEADER_LEN;
+    }
+    c->ncancels = 0;
+    pthread_mutex_unlock(&c->lock);
+    ap_header_encode(out + used, type, stream, (uint32_t)len);
+    *ret_ntaken = n;
+    return used + AP_HEADER_LEN;
+}
+
 int agent_conn_send(struct agent_conn *c, uint8_t type, uint32_t stream, const void *payload,
                     size_t len, int64_t deadline_ms)
 {
-    uint8_t hdr[AP_HEADER_LEN];
-    struct iovec iov[2] = {{hdr, AP_HEADER_LEN}, {(void *)payload, len}};
-    size_t total = AP_HEADER_LEN + len, done = 0;
+    /* the frame's header, after any deferred cancels: they go out with
+     * the next frame that gets the channel */
+    uint8_t hdr[AP_HEADER_LEN * (AGENT_DEFERRED_CANCELS + 1)];
+    uint32_t taken[AGENT_DEFERRED_CANCELS];
+    size_t ntaken = 0, hlen;
+    struct iovec iov[2] = {{hdr, 0}, {(void *)payload, len}};
+    size_t total, done = 0;
     bool finishing = false;
     struct timespec ts;
     int r = 0;
 
-    ap_header_encode(hdr, type, stream, (uint32_t)len);
     ts = time_mono_timespec(deadline_ms);
     r = pthread_mutex_clocklock(&c->wlock, CLOCK_MONOTONIC, &ts);
     if (r != 0)
         return -r; /* ETIMEDOUT: another writer held the channel all along */
+    hlen = take_prefix(c, hdr, type, stream, len, taken, &ntaken);
+    iov[0].iov_len = hlen;
+    total = hlen + len;
     while (done < total) {
         struct msghdr msg = {0};
         struct iovec v[2];
@@ -147,6 +186,9 @@ int agent_conn_send(struct agent_conn *c, uint8_t type, uint32_t stream, const v
         }
         done += (size_t)n;
     }
+    if (r < 0 && done == 0)
+        for (size_t i = 0; i < ntaken; i++) /* nothing went out: later */
+            agent_conn_defer_cancel(c, taken[i]);
     pthread_mutex_unlock(&c->wlock);
     if (r < 0 && (done > 0 || r != -ETIMEDOUT)) {
         pthread_mutex_lock(&c->lock);

@@ -332,8 +332,9 @@ static void op_finish(struct agent_fs_op *o)
         }
     cancel = !o->done && !c->broken;
     pthread_mutex_unlock(&c->lock);
-    if (cancel)
-        agent_conn_send(c, AP_FS_CANCEL, o->stream, NULL, 0, time_mono_ms() + AGENT_SHORT_SEND_MS);
+    if (cancel && agent_conn_send(c, AP_FS_CANCEL, o->stream, NULL, 0,
+                                  time_mono_ms() + AGENT_SHORT_SEND_MS) == -ETIMEDOUT)
+        agent_conn_defer_cancel(c, o->stream); /* with the next frame */
 }
 
 /* Wait (c->lock held) until ready(o) holds, the answer came, the channel

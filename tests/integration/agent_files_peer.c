@@ -6,10 +6,11 @@
  * (argv[2]) is made with MKDIR -p and checked with STAT, never looked at
  * on the host.
  *
- * Usage: agent-files-peer [--rate BYTES] SOCKET DIR.  Prints one line per
+ * Usage: agent-files-peer [--rate BYTES | --agent-pid PID] SOCKET DIR.  Prints one line per
  * check; exits 1 on the first failure. */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -470,6 +471,65 @@ static void check_polling(void)
            (int)notes);
 }
 
+/* --agent-pid PID (the agent runs on this host): a cancel the channel was
+ * too busy for goes out with a later frame.  A download holds its window
+ * in the agent unread; the agent is stopped and an upload fills the
+ * channel (its sender holds it, waiting for room); freeing the download
+ * then cannot send FS_CANCEL within its second.  Once the agent runs
+ * again, every one of its FILES_MAX_XFERS (64) transfer slots must be
+ * free: a cancel left unsent would keep one for the session's life. */
+#define AGENT_MAX_XFERS 64
+
+static void *upload_4m(void *arg)
+{
+    struct ap_fs_req w = {
+        .op = APO_WRITE_FILE, .flags = AP_WRITE_ATOMIC, .present = 1u << APF_FLAGS};
+    static uint8_t chunk[1 << 20];
+    struct agent_fs_stream *s;
+    struct nerr e = {0};
+    uint64_t count;
+
+    (void)arg;
+    set_path(&w, "busy");
+    if (agent_fs_stream_open(conn, &w, deadline(), &s, &e) < 0)
+        die("upload: %s", e.msg);
+    for (int i = 0; i < 4; i++)
+        if (agent_fs_stream_write(s, chunk, sizeof(chunk), deadline(), &e) < 0)
+            die("upload: %s", e.msg);
+    if (agent_fs_stream_finish(s, deadline(), &count, &e) < 0)
+        die("upload finish: %s", e.msg);
+    agent_fs_stream_free(s);
+    return NULL;
+}
+
+static void check_deferred_cancel(pid_t agent)
+{
+    struct ap_fs_req rd = {.op = APO_READ_FILE};
+    struct agent_fs_stream *held, *all[AGENT_MAX_XFERS];
+    struct nerr e = {0};
+    uint8_t b;
+    pthread_t th;
+
+    set_path(&rd, "big");
+    if (agent_fs_stream_open(conn, &rd, deadline(), &held, &e) < 0 ||
+        agent_fs_stream_read(held, &b, 1, deadline(), &e) != 1)
+        die("READ_FILE: %s", e.msg);
+    kill(agent, SIGSTOP);
+    pthread_create(&th, NULL, upload_4m, NULL);
+    sleep(1); /* the uploader fills the socket and waits for room, holding the channel */
+    agent_fs_stream_free(held); /* FS_CANCEL cannot go out now */
+    kill(agent, SIGCONT);
+    pthread_join(th, NULL);
+    for (int i = 0; i < AGENT_MAX_XFERS; i++)
+        if (agent_fs_stream_open(conn, &rd, deadline(), &all[i], &e) < 0 ||
+            agent_fs_stream_read(all[i], &b, 1, deadline(), &e) != 1)
+            die("transfer %d of %d: %s (a cancel never reached the agent?)", i + 1, AGENT_MAX_XFERS,
+                e.msg);
+    for (int i = 0; i < AGENT_MAX_XFERS; i++)
+        agent_fs_stream_free(all[i]);
+    printf("ok: a cancel the busy channel held back reached the agent with a later frame\n");
+}
+
 /* --rate BYTES: the channel's bulk rate for tests/bench/files.sh, with the
  * server's own client and no HTTP or FUSE in between: WRITE_FILE (atomic)
  * of BYTES to DIR/rate, then READ_FILE of it; prints "up MB/s down MB/s". */
@@ -517,6 +577,7 @@ int main(int argc, char **argv)
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     struct nerr e = {0};
     uint64_t rate_bytes = 0;
+    pid_t agent_pid = 0;
     int fd;
 
     if (argc == 5 && strcmp(argv[1], "--rate") == 0) {
@@ -524,8 +585,13 @@ int main(int argc, char **argv)
         argv += 2;
         argc -= 2;
     }
+    if (argc == 5 && strcmp(argv[1], "--agent-pid") == 0) {
+        agent_pid = (pid_t)atoi(argv[2]);
+        argv += 2;
+        argc -= 2;
+    }
     if (argc != 3)
-        die("usage: agent-files-peer [--rate BYTES] SOCKET DIR");
+        die("usage: agent-files-peer [--rate BYTES | --agent-pid PID] SOCKET DIR");
     dir = argv[2];
     snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", argv[1]);
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -547,6 +613,8 @@ int main(int argc, char **argv)
     check_every_op();
     check_concurrency_and_cancel();
     check_polling();
+    if (agent_pid > 0)
+        check_deferred_cancel(agent_pid);
     agent_conn_shutdown(conn);
     agent_conn_unref(conn);
     return 0;

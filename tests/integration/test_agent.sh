@@ -40,7 +40,8 @@ kill -0 "$APID" 2>/dev/null || fail "the agent exited"
 ok "file operations (v3): every op and its errnos, streaming both ways, malformed frames"
 
 mkdir "$T/files-host"
-out=$("$NOID_BUILD/tests/integration/agent-files-peer" "$T/agent.sock" "$T/files-host" 2>&1) ||
+out=$("$NOID_BUILD/tests/integration/agent-files-peer" --agent-pid "$APID" "$T/agent.sock" \
+    "$T/files-host" 2>&1) ||
     fail "the server's file client: $out"$'\n'"$(tail -n 20 "$T/agent.log")"
 printf '%s\n' "$out" | sed 's/^/  /' >&2
 kill -0 "$APID" 2>/dev/null || fail "the agent exited"
