@@ -156,6 +156,14 @@ struct pump {
     bool started;
 };
 
+/* Close what is left open of a pipe (-1: taken or never made). */
+static void close_pipe(int p[2])
+{
+    for (int i = 0; i < 2; i++)
+        if (p[i] >= 0)
+            close(p[i]);
+}
+
 static void *pump_run(void *arg)
 {
     struct pump *p = arg;
@@ -501,12 +509,8 @@ out:
     pump_join(&pump, false);
     if (tar > 0)
         tar_succeeded(tar);
-    for (int i = 0; i < 2; i++) {
-        if (tar_out[i] >= 0)
-            close(tar_out[i]);
-        if (sess_in[i] >= 0)
-            close(sess_in[i]);
-    }
+    close_pipe(tar_out);
+    close_pipe(sess_in);
     ws_client_free(wc);
     return ok ? 0 : (r < 0 ? r : -EIO);
 }
@@ -611,12 +615,8 @@ out:
     pump_join(&pump, false);
     if (tar > 0)
         tar_succeeded(tar);
-    for (int i = 0; i < 2; i++) {
-        if (sess_out[i] >= 0)
-            close(sess_out[i]);
-        if (tar_in[i] >= 0)
-            close(tar_in[i]);
-    }
+    close_pipe(sess_out);
+    close_pipe(tar_in);
     ws_client_free(wc);
     if (temp)
         rm_rf(temp);

@@ -226,16 +226,12 @@ const struct node *nodes_ref(struct nodes *t, enum node_kind kind, const char *u
     return n;
 }
 
-fuse_ino_t nodes_find(struct nodes *t, enum node_kind kind, const char *user, const char *vm,
-                      unsigned run, const char *ckpt)
+/* The inode of the node with key (consumed), 0 if none (or key NULL). */
+static fuse_ino_t find_ino(struct nodes *t, char *key)
 {
-    _cleanup_free_ char *key = NULL;
     struct node *n;
     fuse_ino_t ino = 0;
 
-    if (kind == NK_ROOT || (kind == NK_USER && !t->multi_user))
-        return FUSE_ROOT_ID;
-    key = make_key(kind, user, vm, run, ckpt, NULL);
     if (!key)
         return 0;
     pthread_mutex_lock(&t->lock);
@@ -243,7 +239,16 @@ fuse_ino_t nodes_find(struct nodes *t, enum node_kind kind, const char *user, co
     if (n)
         ino = n->ino;
     pthread_mutex_unlock(&t->lock);
+    free(key);
     return ino;
+}
+
+fuse_ino_t nodes_find(struct nodes *t, enum node_kind kind, const char *user, const char *vm,
+                      unsigned run, const char *ckpt)
+{
+    if (kind == NK_ROOT || (kind == NK_USER && !t->multi_user))
+        return FUSE_ROOT_ID;
+    return find_ino(t, make_key(kind, user, vm, run, ckpt, NULL));
 }
 
 void nodes_forget(struct nodes *t, fuse_ino_t ino, uint64_t count)
@@ -314,18 +319,7 @@ const struct node *nodes_ref_guest(struct nodes *t, const char *user, const char
 
 fuse_ino_t nodes_find_guest(struct nodes *t, const char *user, const char *vm, const char *gpath)
 {
-    _cleanup_free_ char *key = make_key(NK_GUEST, user, vm, 0, NULL, gpath);
-    struct node *n;
-    fuse_ino_t ino = 0;
-
-    if (!key)
-        return 0;
-    pthread_mutex_lock(&t->lock);
-    n = find_key_locked(t, key);
-    if (n)
-        ino = n->ino;
-    pthread_mutex_unlock(&t->lock);
-    return ino;
+    return find_ino(t, make_key(NK_GUEST, user, vm, 0, NULL, gpath));
 }
 
 int nodes_guest_path(struct nodes *t, const struct node *n, char out[GPATH_SIZE])

@@ -463,6 +463,30 @@ class Files:
             return ("err", struct.unpack(">I", p[:4])[0], p[4:].decode(), None)
 
 
+def refuse_bad_values(fs, P):
+    """Well-formed requests with bad values: FS_ERRNO each (P("/keep")
+    must exist)."""
+    import errno as E
+    fs.errno("relative path", E.EINVAL, O_STAT, (F_PATH, b"relative"))
+    fs.errno("path over AP_FS_PATH_MAX", E.ENAMETOOLONG, O_STAT, (F_PATH, b"/" + b"a" * 4095))
+    fs.errno("window under the minimum", E.EINVAL, O_READ_FILE, P("/keep"), (F_WINDOW, u32(1)))
+    fs.errno("PREAD over AP_FS_IO_MAX", E.E2BIG, O_PREAD, (F_HANDLE, u32(1)),
+             (F_OFFSET, u64(0)), (F_LENGTH, u64(2 * 1024 * 1024)))
+
+
+def refuse_malformed(fs, P):
+    """Malformed FS payloads: ERROR on stream 0 and a dropped session each;
+    after a new HELLO the agent serves again."""
+    for bad in (b"", bytes([99]), bytes([O_STAT]) + tlv(F_PATH, b"/a\0b"),
+                bytes([O_STAT]) + tlv(F_PATH, b"/a") + tlv(F_PATH, b"/b"),
+                bytes([O_FSTAT]) + tlv(F_HANDLE, b"abc")):
+        fs.ag.sock.sendall(frame(FS, 4242, bad))
+        r = fs.answer(0)
+        expect(r[0] == "error" and "malformed" in r[1], f"malformed FS {bad!r}: {r}")
+        fs.ag.hello(timeout=10)
+        fs.ok("after a malformed frame", O_STAT, P("/keep"))
+
+
 def files(path):
     import errno as E
     import stat as S
@@ -618,23 +642,12 @@ def files(path):
     print("ok: 50 requests in flight")
 
     # bad values: FS_ERRNO, the session goes on
-    fs.errno("relative path", E.EINVAL, O_STAT, (F_PATH, b"relative"))
-    fs.errno("path over AP_FS_PATH_MAX", E.ENAMETOOLONG, O_STAT, (F_PATH, b"/" + b"a" * 4095))
-    fs.errno("window under the minimum", E.EINVAL, O_READ_FILE, P("/keep"), (F_WINDOW, u32(1)))
-    fs.errno("PREAD over AP_FS_IO_MAX", E.E2BIG, O_PREAD, (F_HANDLE, u32(1)),
-             (F_OFFSET, u64(0)), (F_LENGTH, u64(2 * 1024 * 1024)))
+    refuse_bad_values(fs, P)
     fs.ok("still serving", O_STAT, P("/keep"))
     print("ok: bad values get FS_ERRNO and the session goes on")
 
     # a malformed FS payload is a session error; the agent keeps serving
-    for bad in (b"", bytes([99]), bytes([O_STAT]) + tlv(F_PATH, b"/a\0b"),
-                bytes([O_STAT]) + tlv(F_PATH, b"/a") + tlv(F_PATH, b"/b"),
-                bytes([O_FSTAT]) + tlv(F_HANDLE, b"abc")):
-        fs.ag.sock.sendall(frame(FS, 4242, bad))
-        r = fs.answer(0)
-        expect(r[0] == "error" and "malformed" in r[1], f"malformed FS {bad!r}: {r}")
-        fs.ag.hello(timeout=10)
-        fs.ok("after a malformed frame", O_STAT, P("/keep"))
+    refuse_malformed(fs, P)
     print("ok: malformed FS payloads refused (ERROR, session dropped); the agent keeps serving")
 
 
@@ -650,11 +663,7 @@ def fs_refusals(path):
     r = fs.upload(root + "/keep", b"kept")
     expect(r[0] == "ok", f"upload: {r}")
 
-    fs.errno("relative path", E.EINVAL, O_STAT, (F_PATH, b"relative"))
-    fs.errno("path over AP_FS_PATH_MAX", E.ENAMETOOLONG, O_STAT, (F_PATH, b"/" + b"a" * 4095))
-    fs.errno("window under the minimum", E.EINVAL, O_READ_FILE, P("/keep"), (F_WINDOW, u32(1)))
-    fs.errno("PREAD over AP_FS_IO_MAX", E.E2BIG, O_PREAD, (F_HANDLE, u32(1)),
-             (F_OFFSET, u64(0)), (F_LENGTH, u64(2 * 1024 * 1024)))
+    refuse_bad_values(fs, P)
     # an FS_DATA chunk over AP_FS_CHUNK_MAX ends its upload with E2BIG
     st = fs.send(O_WRITE_FILE, [P("/over"), (F_FLAGS, u32(4))])  # AP_WRITE_ATOMIC
     fs.ag.sock.sendall(frame(FS_DATA, st, b"x" * (64 * 1024 + 1)))
@@ -668,14 +677,7 @@ def fs_refusals(path):
     fs.errno("nothing left by the refused atomic upload", E.ENOENT, O_STAT, P("/over"))
     print("ok: bad values and an oversized FS_DATA get FS_ERRNO; the session goes on")
 
-    for bad in (b"", bytes([99]), bytes([O_STAT]) + tlv(F_PATH, b"/a\0b"),
-                bytes([O_STAT]) + tlv(F_PATH, b"/a") + tlv(F_PATH, b"/b"),
-                bytes([O_FSTAT]) + tlv(F_HANDLE, b"abc")):
-        fs.ag.sock.sendall(frame(FS, 4242, bad))
-        r = fs.answer(0)
-        expect(r[0] == "error" and "malformed" in r[1], f"malformed FS {bad!r}: {r}")
-        fs.ag.hello(timeout=10)
-        fs.ok("after a malformed frame", O_STAT, P("/keep"))
+    refuse_malformed(fs, P)
     print("ok: malformed FS payloads refused (ERROR, session dropped); the agent keeps serving")
 
 
