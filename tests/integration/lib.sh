@@ -14,6 +14,11 @@ GUEST_DIR="${NOID_GUEST_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/noid/guest}"
 
 T=""
 SERVER_PID=""
+# A command prefix that runs the server and its clients in a network
+# namespace (netns.sh sets it); empty: the current namespace.
+IT_NS=()
+# Shell code it_cleanup runs first (netns.sh: delete its namespaces).
+IT_PRE_CLEANUP=""
 URL=""
 PASSED=0
 IT_DONE=
@@ -47,6 +52,7 @@ it_cleanup() {
     local rc=$?
     trap - ERR
     set +e
+    [ -n "$IT_PRE_CLEANUP" ] && eval "$IT_PRE_CLEANUP"
     if [ -n "$SERVER_PID" ]; then
         kill -TERM "$SERVER_PID" 2>/dev/null
         wait "$SERVER_PID" 2>/dev/null
@@ -133,7 +139,7 @@ write_config() { # vm|novm [extra toml lines...]
 # Start the server on the current config; sets URL.
 start_server() {
     : > "$T/server.out"
-    "$SERVER_BIN" serve --config "$T/server.toml" "$@" > "$T/server.out" 2>> "$T/server.log" &
+    "${IT_NS[@]}" "$SERVER_BIN" serve --config "$T/server.toml" "$@" > "$T/server.out" 2>> "$T/server.log" &
     SERVER_PID=$!
     local i
     for i in $(seq 1 600); do
@@ -166,16 +172,16 @@ http() {
     local args=(-s -o "$T/http.body" -w '%{http_code}' -X "$method")
     [ -n "$token" ] && args+=(-H "Authorization: Bearer $token")
     [ -n "$body" ] && args+=(-H 'Content-Type: application/json' --data-binary "$body")
-    HTTP_STATUS=$(curl "${args[@]}" "$URL$path")
+    HTTP_STATUS=$("${IT_NS[@]}" curl "${args[@]}" "$URL$path")
     HTTP_BODY=$(cat "$T/http.body")
 }
 
 # The CLI, logged in as the user whose token is given
 cli_login() { # token
-    "$CLI_BIN" auth setup --url "$URL" --token "$1" > /dev/null
+    "${IT_NS[@]}" "$CLI_BIN" auth setup --url "$URL" --token "$1" > /dev/null
 }
 
-noid() { "$CLI_BIN" "$@"; }
+noid() { "${IT_NS[@]}" "$CLI_BIN" "$@"; }
 
 # State of a VM as the CLI shows it (running, dead, creating)
 vm_state() { noid info "$1" | awk '/^state:/ {print $2}'; }
