@@ -26,6 +26,9 @@
 #   * netd stopped: create still works, ip null / `ip: -`, one warning in
 #     the server log, no 172.16 address in the guest; netd started again:
 #     new VMs are networked and the running ones were not cut off
+#   * at the end exactly the TAPs of the running networked VMs exist (none
+#     left by the golden build, clone, restore, destroy), and the outside
+#     never saw a guest address
 . "$(dirname "$0")/lib.sh"
 . "$IT_DIR/netns.sh"
 it_setup
@@ -80,6 +83,9 @@ vx() {
 
 vm_ip() { noid info "$1" --json | json_get ip; }
 
+# The value of the "ip:" line of `noid info` (its fields are aligned)
+info_ip() { noid info "$1" | awk '$1 == "ip:" { print $2 }'; }
+
 # The TAP of a guest address: noid<N> for 172.16.0.0 + 4N + 2
 tap_of() {
     /usr/bin/python3 -c 'import ipaddress, sys
@@ -106,7 +112,7 @@ check_net() {
 a = ipaddress.ip_address(sys.argv[1])
 sys.exit(0 if a in ipaddress.ip_network("172.16.0.0/16") and int(a) % 4 == 2 else 1)' "$IP" ||
         fail "$what: VmInfo ip of $vm is '$IP', not a guest end in 172.16.0.0/16"
-    assert_contains "$(noid info "$vm")" "ip: $IP" "$what: noid info $vm"
+    assert_eq "$IP" "$(info_ip "$vm")" "$what: the ip line of noid info $vm"
     tap=$(tap_of "$IP")
     hostend=$(host_end_of "$IP")
     assert_contains "$(in_host ip -o -4 addr show dev "$tap" 2>&1)" "inet $hostend/30" \
@@ -277,7 +283,7 @@ noid create lonely > /dev/null
 assert_eq running "$(vm_state lonely)" "a VM created without netd runs"
 noid info lonely --json | /usr/bin/python3 -c 'import json, sys; sys.exit(0 if json.load(sys.stdin)["ip"] is None else 1)' ||
     fail "VmInfo ip of a VM created without netd is not null: $(noid info lonely --json)"
-assert_contains "$(noid info lonely)" "ip: -" "noid info of a VM without network"
+assert_eq - "$(info_ip lonely)" "the ip line of noid info for a VM without network"
 warnings=$(tail -c "+$log_from" "$T/server.log" | grep -ci netd || true)
 assert_eq 1 "$warnings" "server log lines about netd for a create without it: $(tail -c "+$log_from" "$T/server.log")"
 assert_not_contains "$(vx lonely ip -o -4 addr)" "172.16." "addresses in a VM without network"
@@ -292,6 +298,14 @@ check_outside a "running VM after netd restarted"
 check_listener a2 "$IP_A2" hi-from-a "a2's listener after netd restarted"
 noid destroy lonely > /dev/null
 ok "netd started again: new VMs networked, running VMs not cut off"
+
+# no TAP is left over from the golden build, clones, restores, destroys:
+# exactly those of the running networked VMs remain
+want=$(for vm in a a2 later; do tap_of "$(vm_ip "$vm")"; done | sort | paste -sd' ')
+have=$(in_host ip -o link show | awk -F': ' '$2 ~ /^noid[0-9]+(@|$)/ { sub(/@.*/, "", $2); print $2 }' |
+    sort | paste -sd' ')
+assert_eq "$want" "$have" "TAPs in the host namespace"
+ok "no TAP left over: $have"
 
 # every packet from a guest reached the outside MASQUERADEd
 if grep -q ' 172\.16\.' "$PEER_LOG"; then
