@@ -2,6 +2,7 @@
  * line here plus its field in struct server_config. */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <stddef.h>
@@ -9,7 +10,7 @@
 
 #include "kvfile.h"
 
-enum key_type { K_PATH, K_ABS_PATH, K_STRING, K_INT, K_BOOL };
+enum key_type { K_PATH, K_ABS_PATH, K_STRING, K_INT, K_BOOL, K_IPV4 };
 
 struct config_key {
     const char *name;
@@ -55,6 +56,8 @@ static const struct config_key keys[] = {
     {"max_checkpoints_per_vm", K_INT, OFF(max_checkpoints_per_vm), 0, 100000, NULL},
     {"max_checkpoints_per_user", K_INT, OFF(max_checkpoints_per_user), 0, 1000000, NULL},
     {"noidfs_mount", K_ABS_PATH, OFF(noidfs_mount), 0, 0, NULL},
+    {"netd_socket", K_ABS_PATH, OFF(netd_socket), 0, 0, NULL},
+    {"guest_dns", K_IPV4, OFF(guest_dns), 0, 0, NULL},
 };
 _Static_assert(ARRAY_SIZE(keys) <= ARRAY_SIZE(((struct server_config *)0)->lines),
                "lines[] too small for the key table");
@@ -100,8 +103,9 @@ int server_config_init(struct server_config *c)
     c->max_console_log_bytes = 16LL * 1024 * 1024;
     c->max_checkpoints_per_vm = 64;
     c->max_checkpoints_per_user = 512;
+    c->netd_socket = strdup("/run/noid/netd.sock");
     if (!c->source || !c->listen || !c->data_dir || !c->vmm || !c->accel || !c->qemu_bin ||
-        !c->firecracker_bin || !c->vmm_user)
+        !c->firecracker_bin || !c->vmm_user || !c->netd_socket)
         return -ENOMEM;
     return 0;
 }
@@ -159,6 +163,7 @@ static int config_set(void *user, const char *name, const char *raw, int line, s
     case K_PATH:
     case K_ABS_PATH:
     case K_STRING:
+    case K_IPV4:
         r = kv_value_string(raw, &s, e);
         if (r < 0) {
             nerr_prefix(e, name);
@@ -174,6 +179,14 @@ static int config_set(void *user, const char *name, const char *raw, int line, s
             nerr_set(e, -EINVAL, "%s: '%s' is not an absolute path", name, s);
             free(s);
             return -EINVAL;
+        }
+        if (k->type == K_IPV4) {
+            struct in_addr a;
+            if (inet_pton(AF_INET, s, &a) != 1) {
+                nerr_set(e, -EINVAL, "%s: '%s' is not an IPv4 address", name, s);
+                free(s);
+                return -EINVAL;
+            }
         }
         if (k->choices) {
             bool ok = false;
@@ -288,7 +301,8 @@ void server_config_free(struct server_config *c)
 {
     free(c->source);
     for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
-        if (keys[i].type == K_PATH || keys[i].type == K_ABS_PATH || keys[i].type == K_STRING)
+        if (keys[i].type == K_PATH || keys[i].type == K_ABS_PATH || keys[i].type == K_STRING ||
+            keys[i].type == K_IPV4)
             free(*(char **)((char *)c + keys[i].off));
     memset(c, 0, sizeof(*c));
 }

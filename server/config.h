@@ -51,6 +51,12 @@ struct server_config {
      * directories; NULL = no mount.  An absolute path. */
     char *noidfs_mount;
 
+    /* Networking (DESIGN.md §8): noid-netd's socket, and the resolver
+     * guests are given; NULL guest_dns = the host's first nameserver that a
+     * guest can reach (none: guests get no resolver). */
+    char *netd_socket;
+    char *guest_dns;
+
     /* Line of each key in the file (0 when defaulted), for later errors such
      * as "kernel does not exist". Indexed like the key table. */
     int lines[48];

@@ -66,6 +66,17 @@ static const char *const migrations[] = {
     "ALTER TABLE checkpoints ADD COLUMN mem_format TEXT;"
     "ALTER TABLE checkpoints ADD COLUMN ignore_shared INTEGER NOT NULL DEFAULT 1;"
     "ALTER TABLE checkpoints ADD COLUMN ram_block TEXT NOT NULL DEFAULT 'mem';",
+
+    /* v4: networking.  Whether a VM's VMM (and a checkpoint's saved state)
+     * has a NIC, since a restore must recreate the devices it was saved
+     * with; and the network noid-netd leased to the VM's current VMM. */
+    "ALTER TABLE vms ADD COLUMN nic INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE vms ADD COLUMN net_tap TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE vms ADD COLUMN net_ip TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE vms ADD COLUMN net_gateway TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE vms ADD COLUMN net_mac TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE vms ADD COLUMN net_prefix INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE checkpoints ADD COLUMN nic INTEGER NOT NULL DEFAULT 0;",
 };
 _Static_assert(ARRAY_SIZE(migrations) == DB_SCHEMA_VERSION, "one migration per schema version");
 

@@ -19,7 +19,7 @@
 #include "timeutil.h"
 #include "token.h"
 
-#define DB_SCHEMA_VERSION 3
+#define DB_SCHEMA_VERSION 4
 #define DB_ID_LEN 16 /* user ids and checkpoint ids: 16 lowercase hex */
 
 struct db;
@@ -63,6 +63,18 @@ struct db_vm {
     char ram_backing[16];   /* VM_RAM_*; "" for rows of schema v2 not seen running yet */
     char ram_path[VM_RAM_PATH_MAX];
     char pending_instance_id[33]; /* a VMM being started for this row, or "" */
+    /* The VMM has a virtio-net device (a VM started by a server older than
+     * networking has none, and a restore must match the saved devices). */
+    bool nic;
+    /* The network noid-netd leased to the current VMM (owner: its
+     * instance id); tap "" = none. */
+    struct db_vm_net {
+        char tap[16];
+        char ip[16];       /* the guest's address */
+        char gateway[16];  /* the host's end of the /30 */
+        char mac[18];
+        int prefix;
+    } net;
 };
 
 struct db_checkpoint {
@@ -84,6 +96,7 @@ struct db_checkpoint {
     char mem_format[8];     /* CP_MEM_* */
     bool ignore_shared;     /* QEMU's x-ignore-shared capability at the save */
     char ram_block[16];     /* name of the RAM block: "mem" (a backend), "" (none) */
+    bool nic;               /* the saved devices include a virtio-net NIC */
 };
 
 int db_open(const char *path, struct db **ret, struct nerr *e);

@@ -8,7 +8,7 @@
 
 #define CP_COLS                                                                                    \
     "c.id, c.vm_id, c.user_id, v.name, c.label, c.created_at, c.pause_ms, c.size_bytes, c.cpus, "  \
-    "c.mem_mib, c.vmm, c.mem_format, c.ignore_shared, c.ram_block"
+    "c.mem_mib, c.vmm, c.mem_format, c.ignore_shared, c.ram_block, c.nic"
 
 static void row_to_cp(sqlite3_stmt *st, void *out)
 {
@@ -30,6 +30,7 @@ static void row_to_cp(sqlite3_stmt *st, void *out)
     db_copy_text(st, 11, c->mem_format, sizeof(c->mem_format));
     c->ignore_shared = sqlite3_column_int(st, 12) != 0;
     db_copy_text(st, 13, c->ram_block, sizeof(c->ram_block));
+    c->nic = sqlite3_column_int(st, 14) != 0;
 }
 
 int db_checkpoint_insert(struct db *db, const struct db_checkpoint *c)
@@ -40,8 +41,8 @@ int db_checkpoint_insert(struct db *db, const struct db_checkpoint *c)
     pthread_mutex_lock(&db->lock);
     st = db_stmt(db, ST_CP_INSERT,
                  "INSERT INTO checkpoints (id, vm_id, user_id, label, created_at, pause_ms, "
-                 "size_bytes, cpus, mem_mib, vmm, mem_format, ignore_shared, ram_block) "
-                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+                 "size_bytes, cpus, mem_mib, vmm, mem_format, ignore_shared, ram_block, nic) "
+                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     if (!st)
         goto out;
     sqlite3_bind_text(st, 1, c->id, -1, SQLITE_STATIC);
@@ -60,6 +61,7 @@ int db_checkpoint_insert(struct db *db, const struct db_checkpoint *c)
     sqlite3_bind_text(st, 11, c->mem_format, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 12, c->ignore_shared);
     sqlite3_bind_text(st, 13, c->ram_block, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 14, c->nic);
     r = db_step_done(db, st);
 out:
     db_stmt_done(st);

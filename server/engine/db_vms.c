@@ -7,7 +7,8 @@
 
 #define VM_COLS                                                                                    \
     "id, user_id, name, pid, cpus, mem_mib, state, created_at, vmm, instance_id, restored_from, "     \
-    "ram_backing, ram_path, pending_instance_id"
+    "ram_backing, ram_path, pending_instance_id, nic, net_tap, net_ip, net_gateway, net_mac, "      \
+    "net_prefix"
 
 static void row_to_vm(sqlite3_stmt *st, void *out)
 {
@@ -27,6 +28,12 @@ static void row_to_vm(sqlite3_stmt *st, void *out)
     db_copy_text(st, 11, v->ram_backing, sizeof(v->ram_backing));
     db_copy_text(st, 12, v->ram_path, sizeof(v->ram_path));
     db_copy_text(st, 13, v->pending_instance_id, sizeof(v->pending_instance_id));
+    v->nic = sqlite3_column_int(st, 14) != 0;
+    db_copy_text(st, 15, v->net.tap, sizeof(v->net.tap));
+    db_copy_text(st, 16, v->net.ip, sizeof(v->net.ip));
+    db_copy_text(st, 17, v->net.gateway, sizeof(v->net.gateway));
+    db_copy_text(st, 18, v->net.mac, sizeof(v->net.mac));
+    v->net.prefix = sqlite3_column_int(st, 19);
 }
 
 int db_vm_insert(struct db *db, struct db_vm *vm)
@@ -37,8 +44,8 @@ int db_vm_insert(struct db *db, struct db_vm *vm)
     pthread_mutex_lock(&db->lock);
     st = db_stmt(db, ST_VM_INSERT,
                  "INSERT INTO vms (user_id, name, pid, cpus, mem_mib, state, created_at, vmm, "
-                 "instance_id, restored_from, ram_backing, ram_path, pending_instance_id) "
-                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+                 "instance_id, restored_from, ram_backing, ram_path, pending_instance_id, nic) "
+                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     if (!st)
         goto out;
     sqlite3_bind_text(st, 1, vm->user_id, -1, SQLITE_STATIC);
@@ -54,6 +61,7 @@ int db_vm_insert(struct db *db, struct db_vm *vm)
     sqlite3_bind_text(st, 11, vm->ram_backing, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 12, vm->ram_path, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 13, vm->pending_instance_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 14, vm->nic);
     r = db_step_done(db, st);
     if (r == 0)
         vm->id = sqlite3_last_insert_rowid(db->h);
@@ -139,7 +147,8 @@ int db_vm_save_runtime(struct db *db, const struct db_vm *vm)
     pthread_mutex_lock(&db->lock);
     st = db_stmt(db, ST_VM_SET_RUNTIME,
                  "UPDATE vms SET pid = ?, instance_id = ?, state = ?, restored_from = ?, "
-                 "ram_backing = ?, ram_path = ?, pending_instance_id = ? WHERE id = ?");
+                 "ram_backing = ?, ram_path = ?, pending_instance_id = ?, nic = ?, net_tap = ?, "
+                 "net_ip = ?, net_gateway = ?, net_mac = ?, net_prefix = ? WHERE id = ?");
     if (!st)
         goto out;
     sqlite3_bind_int64(st, 1, vm->pid);
@@ -149,7 +158,13 @@ int db_vm_save_runtime(struct db *db, const struct db_vm *vm)
     sqlite3_bind_text(st, 5, vm->ram_backing, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 6, vm->ram_path, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 7, vm->pending_instance_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 8, vm->id);
+    sqlite3_bind_int(st, 8, vm->nic);
+    sqlite3_bind_text(st, 9, vm->net.tap, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 10, vm->net.ip, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 11, vm->net.gateway, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 12, vm->net.mac, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 13, vm->net.prefix);
+    sqlite3_bind_int64(st, 14, vm->id);
     r = db_step_done(db, st);
 out:
     db_stmt_done(st);

@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,6 +116,15 @@ static int helper_argv(const char *vm_dir, const struct vmm_convert *c, char ***
             a = next;
         } else if (strcmp(a, "-incoming") == 0 && next) {
             a = next; /* added below */
+        } else if (strcmp(a, "-netdev") == 0 && next) {
+            a = next; /* the VM holds its TAP: the helper's NIC has no peer */
+        } else if (strcmp(a, "-device") == 0 && next &&
+                   strncmp(next, "virtio-net-device,", 18) == 0) {
+            const char *peer = strstr(next, ",netdev=" QEMU_NETDEV_ID);
+            r |= qemu_argv_add(&argv, &n, "-device");
+            r |= qemu_argv_add(&argv, &n, "%.*s", (int)(peer ? peer - next : (ptrdiff_t)strlen(next)),
+                               next);
+            a = next;
         } else {
             r |= qemu_argv_add(&argv, &n, "%s", a);
         }

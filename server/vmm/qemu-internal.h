@@ -10,6 +10,9 @@
 
 /* The memory backend every VM's RAM lives behind (QEMU's RAM block name). */
 #define QEMU_RAM_BACKEND_ID VMM_RAM_BLOCK
+/* The netdev a VM's NIC is attached to (its TAP).  build_argv names it last
+ * in the NIC's options, so the conversion helper can drop it. */
+#define QEMU_NETDEV_ID "net0"
 
 /* Append a printf-formatted argument to a NULL-terminated argv. */
 int qemu_argv_add(char ***argv, size_t *n, const char *fmt, ...) _printf_(3, 4);

@@ -172,7 +172,8 @@ static int build_argv(struct qemu *q, const struct vmm_boot *b, char ***ret)
         r |= qemu_argv_add(&argv, &n, "%s", b->initrd);
     }
     r |= qemu_argv_add(&argv, &n, "-append");
-    r |= qemu_argv_add(&argv, &n, "%s", q->cmdline);
+    r |= qemu_argv_add(&argv, &n, "%s%s%s", q->cmdline, b->cmdline_extra ? " " : "",
+                       b->cmdline_extra ? b->cmdline_extra : "");
     r |= qemu_argv_add(&argv, &n, "-nodefaults");
     r |= qemu_argv_add(&argv, &n, "-no-user-config");
     r |= qemu_argv_add(&argv, &n, "-nographic");
@@ -199,6 +200,19 @@ static int build_argv(struct qemu *q, const struct vmm_boot *b, char ***ret)
     r |= qemu_argv_add(&argv, &n, "socket,id=agent,path=%s,server=on,wait=off", VM_FILE_AGENT_SOCK);
     r |= qemu_argv_add(&argv, &n, "-device");
     r |= qemu_argv_add(&argv, &n, "virtserialport,chardev=agent,name=%s", AP_SERIAL_PORT_NAME);
+    /* the NIC comes after the devices VMs had before networking, so their
+     * saved states still line up with the devices a restore creates */
+    if (b->nic && b->tap) {
+        r |= qemu_argv_add(&argv, &n, "-netdev");
+        r |= qemu_argv_add(&argv, &n, "tap,id=" QEMU_NETDEV_ID ",ifname=%s,script=no,downscript=no",
+                           b->tap);
+        r |= qemu_argv_add(&argv, &n, "-device");
+        r |= qemu_argv_add(&argv, &n, "virtio-net-device,id=nic0,mac=%s,netdev=" QEMU_NETDEV_ID,
+                           b->mac);
+    } else if (b->nic) {
+        r |= qemu_argv_add(&argv, &n, "-device");
+        r |= qemu_argv_add(&argv, &n, "virtio-net-device,id=nic0,mac=%s", b->mac);
+    }
     /* serial console: output always lands in serial.log; input via the socket */
     r |= qemu_argv_add(&argv, &n, "-chardev");
     r |= qemu_argv_add(&argv, &n, "socket,id=con,path=%s,server=on,wait=off,logfile=%s,logappend=on",

@@ -64,6 +64,17 @@ struct vmm_boot {
      * comes from mem_file (or VM_FILE_MEMORY beside the state). */
     const char *restore_state;
     bool restore_ignore_shared;
+    /* A virtio-net NIC with MAC mac.  tap: the host TAP it is attached to
+     * (NULL: a NIC without a peer; the guest sees a link that carries
+     * nothing).  A restore must have the NIC exactly when the saved VM had
+     * one; its MAC then comes from the saved state (the agent sets the new
+     * one), and the TAP may be another than at the save. */
+    bool nic;
+    const char *mac;
+    const char *tap;
+    /* Appended to the kernel command line of a cold boot (the guest's
+     * ip=), NULL for none. */
+    const char *cmdline_extra;
 };
 
 struct vmm_proc {
@@ -76,6 +87,9 @@ struct vmm_save;
 
 struct vmm_ops {
     const char *name; /* "qemu", "firecracker" */
+    /* A NIC must have a TAP behind it (Firecracker); else a NIC may exist
+     * without one (vmm_boot.nic without tap). */
+    bool nic_needs_tap;
 
     /* Start a VMM for b; on success the VM runs (booting, or resumed) and
      * *ret holds its process.  On failure nothing is left running. */
