@@ -25,7 +25,7 @@ NETD_BIN="$BUILD/netd/noid-netd"
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
 fail() { echo "network.sh: $*" >&2; exit 1; }
 require_root() { :; }
-IT_PRE_CLEANUP=""
+IT_EXTRA_CLEANUP=""
 IT_NS=()
 . "$ROOT/tests/integration/netns.sh"
 trap 'netns_cleanup; bench_cleanup' EXIT
