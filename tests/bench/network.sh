@@ -6,8 +6,8 @@
 # one; nothing leaves the machine.
 #   * create from the golden snapshot with netd vs without it (the same
 #     server, netd stopped), medians of N, ratio; and the share of the
-#     network setup in it (the server's debug line
-#     `vm X: network noidN (ADDR) in N ms`)
+#     netd lease in it (the server's debug line
+#     `network: noidN (ADDR) for noid-INSTANCE in N ms`)
 #   * TCP throughput guest -> outside (busybox nc into the sink, through
 #     TAP, forwarding and NAT) vs host namespace -> outside with the same
 #     program over the same veth, ratio; and the other direction (busybox
@@ -169,22 +169,26 @@ def timed_create(name, networked):
     return secs
 
 
+log_path = os.path.join(tmp, "log")
+log_from = os.path.getsize(log_path)
 with_netd, without = [], []
 for i in range(reps):
     with_netd.append(timed_create(f"n{i}", True))
     stop_netd(netd)
     without.append(timed_create(f"x{i}", False))
     netd = start_netd()
-net_ms = [float(m) for m in re.findall(r"vm n\d+: network noid\d+ \([0-9.]+\) in ([0-9.]+) ms",
-                                        open(os.path.join(tmp, "log")).read())]
+# the server's debug line of each lease (only the creates with netd lease)
+with open(log_path) as f:
+    f.seek(log_from)
+    net_ms = [float(m) for m in re.findall(r"network: noid\d+ \([0-9.]+\) for noid-\w+ in (\d+) ms", f.read())]
 wm, xm = med(with_netd), med(without)
 print(f"create from golden with netd:    median {ms(wm)} of {reps}")
 print(f"create from golden without netd: median {ms(xm)} of {reps}")
 print(f"ratio with/without netd: {wm / xm:.2f}")
 if net_ms:
     nm = med(net_ms)
-    print(f"network setup in a create (server debug log): median {nm:.1f} ms of {len(net_ms)},"
+    print(f"netd lease in a create (server debug log): median {nm:.1f} ms of {len(net_ms)},"
           f" {nm / 1e3 / wm * 100:.0f}% of the create")
 else:
-    print("network setup in a create: the server logged no 'vm X: network noidN (ADDR) in N ms' line")
+    print("netd lease in a create: the server logged no 'network: noidN (ADDR) for noid-ID in N ms' line")
 PY

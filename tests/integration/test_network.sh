@@ -20,12 +20,14 @@
 #   * checkpoint + clone: the clone has its own address (and only that on
 #     eth0), reaches the outside, its copy of the listener answers the host
 #     on the new address; the original keeps its address and works
-#   * restore in place: VmInfo's ip is eth0's, outside and listener work
+#   * restore in place (a new VMM, so a new lease): VmInfo's ip is eth0's,
+#     outside and listener work
 #   * server restarted: running VMs keep address, TAP and traffic; a VM whose
 #     VMM was killed while the server was down has its TAP removed at start
 #   * netd stopped: create still works, ip null / `ip: -`, one warning in
-#     the server log, no 172.16 address in the guest; netd started again:
-#     new VMs are networked and the running ones were not cut off
+#     the server log for two creates, no 172.16 address in the guest; netd
+#     started again: new VMs are networked, the running ones were not cut
+#     off, and a checkpoint taken without network restores with one
 #   * at the end exactly the TAPs of the running networked VMs exist (none
 #     left by the golden build, clone, restore, destroy), and the outside
 #     never saw a guest address
@@ -280,15 +282,22 @@ ok "server restart: running VMs keep their network; the dead VM's TAP is removed
 stop_netd
 log_from=$(($(stat -c %s "$T/server.log") + 1))
 noid create lonely > /dev/null
-assert_eq running "$(vm_state lonely)" "a VM created without netd runs"
-noid info lonely --json | /usr/bin/python3 -c 'import json, sys; sys.exit(0 if json.load(sys.stdin)["ip"] is None else 1)' ||
-    fail "VmInfo ip of a VM created without netd is not null: $(noid info lonely --json)"
-assert_eq - "$(info_ip lonely)" "the ip line of noid info for a VM without network"
-warnings=$(tail -c "+$log_from" "$T/server.log" | grep -ci netd || true)
-assert_eq 1 "$warnings" "server log lines about netd for a create without it: $(tail -c "+$log_from" "$T/server.log")"
+noid create lonely2 > /dev/null
+for vm in lonely lonely2; do
+    assert_eq running "$(vm_state "$vm")" "$vm created without netd runs"
+    noid info "$vm" --json | /usr/bin/python3 -c 'import json, sys; sys.exit(0 if json.load(sys.stdin)["ip"] is None else 1)' ||
+        fail "VmInfo ip of $vm, created without netd, is not null: $(noid info "$vm" --json)"
+    assert_eq - "$(info_ip "$vm")" "the ip line of noid info for $vm, without network"
+done
+netd_lines=$(tail -c "+$log_from" "$T/server.log" | grep -i netd || true)
+assert_eq 1 "$(printf '%s\n' "$netd_lines" | grep -c .)" \
+    "server log lines about netd for two creates without it: $netd_lines"
+assert_contains "$netd_lines" warn "the line about netd's absence"
 assert_not_contains "$(vx lonely ip -o -4 addr)" "172.16." "addresses in a VM without network"
 assert_eq hi "$(vx lonely echo hi)" "exec in a VM without network"
-ok "netd absent: create works, ip null / 'ip: -', one warning"
+CP_L=$(noid checkpoint lonely 2> /dev/null)
+noid destroy lonely2 > /dev/null
+ok "netd absent: create works, ip null / 'ip: -', one warning for two creates"
 
 start_netd
 noid create later > /dev/null
@@ -296,12 +305,16 @@ check_net later "netd back"
 check_outside later "netd back"
 check_outside a "running VM after netd restarted"
 check_listener a2 "$IP_A2" hi-from-a "a2's listener after netd restarted"
-noid destroy lonely > /dev/null
 ok "netd started again: new VMs networked, running VMs not cut off"
+
+noid restore lonely "$CP_L" > /dev/null
+check_net lonely "restored with netd back"
+check_outside lonely "restored with netd back"
+ok "a VM checkpointed without network gets one when restored with netd running"
 
 # no TAP is left over from the golden build, clones, restores, destroys:
 # exactly those of the running networked VMs remain
-want=$(for vm in a a2 later; do tap_of "$(vm_ip "$vm")"; done | sort | paste -sd' ')
+want=$(for vm in a a2 later lonely; do tap_of "$(vm_ip "$vm")"; done | sort | paste -sd' ')
 have=$(in_host ip -o link show | awk -F': ' '$2 ~ /^noid[0-9]+(@|$)/ { sub(/@.*/, "", $2); print $2 }' |
     sort | paste -sd' ')
 assert_eq "$want" "$have" "TAPs in the host namespace"
