@@ -3,7 +3,7 @@
 # agent_peer.py:
 #  - basic: malformed frames each get an ERROR on stream 0 and the agent
 #    keeps serving; a new HELLO starts a new session; reconnecting works;
-#  - flow: protocol v2 (agent_proto.h): HELLO v1 gets HELLO_ACK v3; an exec
+#  - flow: protocol v2 (agent_proto.h): HELLO v1 to v4 get HELLO_ACK v4; an exec
 #    with an output window sends no more than the window until OUT_ACKs
 #    come, then all of its output and EXIT last; a held exec holds back no
 #    other; timeouts fire while output waits; RESIZE reaches a tty exec;

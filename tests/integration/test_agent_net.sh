@@ -45,6 +45,7 @@ if [ "${1:-}" = "--inner" ]; then
     addrs() { # the IPv4 addresses, space-separated
         local _n _s rest=
         read -r _n _s rest < <(ip -4 -br addr show dev veth0) || true
+        # shellcheck disable=SC2086 # unquoted on purpose: one space between
         echo $rest
     }
     routes() { ip -4 route show dev veth0 | sed 's/ *$//' | tr '\n' ';'; }
@@ -130,8 +131,10 @@ if [ "${1:-}" = "--inner" ]; then
 fi
 
 [ "$(id -u)" = 0 ] || { echo "SKIP: needs root (network namespaces)"; exit 77; }
-command -v unshare > /dev/null && command -v ip > /dev/null ||
-    { echo "SKIP: needs unshare and ip"; exit 77; }
+if ! command -v unshare > /dev/null || ! command -v ip > /dev/null; then
+    echo "SKIP: needs unshare and ip"
+    exit 77
+fi
 it_setup
 unshare -n -m --propagation private bash "$IT_DIR/test_agent_net.sh" --inner "$T" ||
     fail "the namespace part failed; agent log:"$'\n'"$(cat "$T/agent.log" 2>/dev/null || true)"
