@@ -34,8 +34,7 @@ static void print_vm(const struct wire_vm_info *v)
         printf("vmm:        %s\n", v->vmm);
     if (v->restored_from)
         printf("restored:   from %s\n", v->restored_from);
-    if (v->ip)
-        printf("ip:         %s\n", v->ip);
+    printf("ip:         %s\n", v->ip ? v->ip : "-");
 }
 
 int cmd_create(struct cli *c, int argc, char **argv)
@@ -129,8 +128,8 @@ int cmd_list(struct cli *c, int argc, char **argv)
         return 0;
     }
     n = json_object_array_length(arr);
-    printf("%-24s %-9s %4s %8s  %-20s %s\n", "NAME", "STATE", "CPUS", "MEM(MiB)", "CREATED",
-           "VMM");
+    printf("%-24s %-9s %4s %8s  %-20s %-11s %s\n", "NAME", "STATE", "CPUS", "MEM(MiB)",
+           "CREATED", "VMM", "IP");
     for (size_t i = 0; i < n; i++) {
         struct wire_vm_info v = {0};
         struct nerr e = {0};
@@ -138,8 +137,8 @@ int cmd_list(struct cli *c, int argc, char **argv)
             cli_print_error("unexpected entry in the list: %s", e.msg);
             continue;
         }
-        printf("%-24s %-9s %4lld %8lld  %-20s %s\n", v.name, v.state, v.cpus, v.mem_mib,
-               v.created_at, v.vmm ? v.vmm : "-");
+        printf("%-24s %-9s %4lld %8lld  %-20s %-11s %s\n", v.name, v.state, v.cpus, v.mem_mib,
+               v.created_at, v.vmm ? v.vmm : "-", v.ip ? v.ip : "-");
         wire_vm_info_free(&v);
     }
     if (n == 0)

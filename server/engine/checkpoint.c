@@ -536,6 +536,7 @@ int engine_checkpoint_create(struct engine *eng, const struct db_user *u, const 
     time_now_rfc3339(cp.created_at);
     cp.size_bytes = storage_dir_bytes(final);
     cp.cpus = vm.cpus;
+    cp.nic = vm.nic;
     cp.mem_mib = vm.mem_mib;
     snprintf(cp.vmm, sizeof(cp.vmm), "%s", vm.vmm);
     /* counted again with the insert: checkpoints of the user's other VMs

@@ -52,6 +52,8 @@ struct engine {
     bool pool_stopping;         /* (pool_lock) */
     struct console_log *console_log; /* serial.log cap (console_log.c); NULL unless serving */
     struct console_hubs *consoles;   /* console_hub.c; NULL unless serving */
+    char guest_dns[16];         /* vm_net.c: the guests' resolver, "" = none */
+    bool netd_absent;           /* vm_net.c (atomic): noid-netd was not running at the last try */
 };
 
 /* Paths (malloc'd).  Names must be validated before. */

@@ -25,6 +25,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "qemu.h"
+#include "vm_net.h"
 #include "spawn-util.h"
 
 char *engine_user_dir(struct engine *eng, const char *user_id)
@@ -357,6 +358,7 @@ int engine_open(struct server_config *cfg, enum engine_mode mode, struct engine 
         log_info("storage: %s (%s)", eng->storage_dir, storage_kind(eng->storage));
     }
     if (mode == ENGINE_SERVE) {
+        vm_net_init(eng);
         engine_reconcile(eng);
         disk_pool_clear(eng); /* sources may have changed while we were away */
         r = console_log_start(eng);

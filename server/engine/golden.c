@@ -10,7 +10,10 @@
  *   golden/serial.log    its console log up to then
  *
  * config.json records the kernel, rootfs and initrd (path, size, mtime,
- * sha256), cpus, mem_mib, the VMM, its version and accelerator.  When any of
+ * sha256), cpus, mem_mib, the VMM, its version and accelerator, and
+ * whether the template has a NIC ("nic").  The template's NIC has no TAP
+ * (no network exists at build time); every VM created from it gets its
+ * own lease and the agent configures the guest (vm_start_and_wait).  When any of
  * them changes the snapshot is invalid: create cold-boots and a rebuild is
  * started in the background.  The files are never modified in place (VMs
  * map memory.snap): a (re)build writes golden.build-<id>/ and swaps it in
@@ -37,9 +40,12 @@
 #include "timeutil.h"
 #include "test_hook.h"
 #include "vm-internal.h"
+#include "vm_net.h"
 
 #define GOLDEN_CONFIG "config.json"
-#define GOLDEN_FORMAT 1
+/* 2: the template has a NIC (golden creates get a network without a cold
+ * boot); snapshots of format 1 have none and are rebuilt */
+#define GOLDEN_FORMAT 2
 
 /* sha256 over the data extents of a file (offset + bytes of each), so a
  * 1 GiB sparse disk image costs only its data. */
@@ -236,7 +242,7 @@ bool engine_golden_ready(struct engine *eng)
 }
 
 /* Boot a template VM in dir, wait for its agent, pause it and save it. */
-static int build_template(struct engine *eng, const char *dir, struct nerr *e)
+static int build_template(struct engine *eng, const char *dir, bool *ret_nic, struct nerr *e)
 {
     struct vmm_backend *be = engine_backend(eng, eng->default_vmm);
     _cleanup_free_ char *disk = path_join(dir, VM_FILE_ROOTFS);
@@ -275,6 +281,11 @@ static int build_template(struct engine *eng, const char *dir, struct nerr *e)
     } else {
         b.ram = VMM_RAM_ANON;
     }
+    /* a NIC without a peer, where the backend allows one (Firecracker
+     * needs a TAP behind every NIC: its templates have none) */
+    b.nic = !be->ops->nic_needs_tap;
+    b.mac = VM_NET_UNLEASED_MAC;
+    *ret_nic = b.nic;
     r = be->ops->start(be, &b, &proc, e);
     if (r < 0)
         return r;
@@ -373,6 +384,7 @@ int engine_golden_ensure(struct engine *eng, bool force, struct nerr *e)
     json_object *rec, *cfg = NULL;
     const char *why = NULL;
     int64_t t0 = time_mono_ms();
+    bool nic = false;
     int r;
 
     if (!engine_backend(eng, eng->default_vmm))
@@ -391,10 +403,11 @@ int engine_golden_ensure(struct engine *eng, bool force, struct nerr *e)
     dir = new_build_dir(eng);
     if (!dir)
         return nerr_set(e, -EIO, "cannot create a build directory next to %s", eng->golden_dir);
-    r = build_template(eng, dir, e);
+    r = build_template(eng, dir, &nic, e);
     if (r >= 0) {
         cfg = current_inputs(eng, eng->cfg->default_cpus, eng->cfg->default_mem_mib, true);
         json_object_object_add(cfg, "source", json_object_new_string("build"));
+        json_object_object_add(cfg, "nic", json_object_new_boolean(nic));
         json_object_object_add(cfg, "ignore_shared", json_object_new_boolean(true));
         r = golden_install(eng, dir, cfg, e);
     }
@@ -482,6 +495,7 @@ int vm_create_from_golden(struct engine *eng, struct db_vm *vm, struct vm_rt *rt
     /* snapshots of servers that did not record it were all saved with it */
     ignore_shared = !json_object_object_get_ex(rec, "ignore_shared", &v) ||
                     json_object_get_boolean(v);
+    spec.nic = json_object_object_get_ex(rec, "nic", &v) && json_object_get_boolean(v);
     json_object_put(rec);
 
     dir = engine_vm_dir(eng, vm->user_id, vm->name);
@@ -604,6 +618,7 @@ int engine_golden_promote(struct engine *eng, const char *checkpoint_id, struct 
         json_object_object_add(cfg, "source", json_object_new_string(from));
         json_object_object_add(cfg, "ignore_shared", json_object_new_boolean(!list[0].has_format ||
                                                                  list[0].ignore_shared));
+        json_object_object_add(cfg, "nic", json_object_new_boolean(list[0].nic));
         r = golden_install(eng, dir, cfg, e);
     }
     if (r < 0)

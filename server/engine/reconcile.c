@@ -37,6 +37,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "vm-internal.h"
+#include "vm_net.h"
 
 /* Step 1: v2 checkpoints.  Those servers always set x-ignore-shared; RAM
  * was in memory.snap when the VM had a RAM file, else inside the state. */
@@ -123,6 +124,15 @@ static bool settle_vm(struct engine *eng, struct db_vm *vm)
     if (strcmp(vm->phase, VM_PHASE_RESTORING) == 0)
         changed = roll_back_restore(eng, vm) || changed;
     bool running = engine_vm_row_is_running(vm);
+    if (!running && vm->net.tap[0]) {
+        /* a dead VM's TAP: nobody will attach to it again (a restore
+         * leases a new one) */
+        log_info("reconcile: VM %s/%s is dead; giving back its network %s", vm->user_id,
+                 vm->name, vm->net.tap);
+        vm_net_release(eng, vm->net.tap, vm->instance_id);
+        memset(&vm->net, 0, sizeof(vm->net));
+        changed = true;
+    }
     if (running && !vm->ram_backing[0]) {
         learn_ram_backing(eng, vm);
         changed = changed || vm->ram_backing[0] != '\0';

@@ -103,6 +103,7 @@ static int start_from_checkpoint(struct engine *eng, struct db_vm *vm, struct vm
         return nerr_set(e, -ENODEV, "VMM '%s' is not available", vm->vmm);
     spec.restore_state = state;
     spec.restore_ignore_shared = cp->ignore_shared;
+    spec.nic = cp->nic;
     if (strcmp(cp->mem_format, CP_MEM_FILE) == 0) {
         if (!path_exists(mem))
             return nerr_set(e, -EIO, "checkpoint %s is damaged: its memory file is missing",

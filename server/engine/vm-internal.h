@@ -20,6 +20,7 @@ struct vm_start_spec {
     bool restore_ignore_shared; /* as the state was saved */
     enum vm_ram_source ram;
     const char *mem_file;       /* for VM_RAM_SEEDED and VM_RAM_TEMPLATE */
+    bool nic;                   /* the saved state has a NIC (so must the VMM) */
 };
 
 int vm_info_from_row(const struct db_vm *vm, struct wire_vm_info *ret);
@@ -46,8 +47,11 @@ char *vm_staging_dir(struct engine *eng, const struct db_vm *vm, const char *wha
 /* Fresh VM dir with a copy of the base rootfs; *ret_dir is malloc'd. */
 int vm_prepare_dir(struct engine *eng, const struct db_vm *vm, char **ret_dir, struct nerr *e);
 /* Start a VMM for vm in dir (cold boot when spec is NULL) and wait until
- * its agent answers; after a restore, refresh the guest's clock and
- * entropy.  Lifecycle lock held.  The new VMM's instance id is recorded in
+ * its agent answers; after a restore, refresh the guest's clock, entropy
+ * and network.  A cold boot always gets a NIC (a restore one when its state
+ * has one), and the NIC a network leased from noid-netd when it runs; the
+ * lease is the new VMM's and given back when the VMM goes.  Lifecycle lock
+ * held.  The new VMM's instance id is recorded in
  * the row as pending_instance_id before the process starts, so a crash at
  * any point can find it.  On success vm holds the new process (pid,
  * instance_id, ram_backing, ram_path; pending cleared) but the row is not

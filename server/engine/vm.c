@@ -32,6 +32,7 @@
 #include "noid-config.h"
 #include "timeutil.h"
 #include "vm-internal.h"
+#include "vm_net.h"
 
 bool engine_vm_row_is_running(const struct db_vm *vm)
 {
@@ -86,8 +87,13 @@ int vm_info_from_row(const struct db_vm *vm, struct wire_vm_info *ret)
     ret->restored_from = vm->restored_from[0] ? strdup(vm->restored_from) : NULL;
     ret->cpus = vm->cpus;
     ret->mem_mib = vm->mem_mib;
+    /* the address a running VM answers on; a dead VM's lease goes back at
+     * its destroy, restore or the next start */
+    if (vm->net.tap[0] && strcmp(ret->state ? ret->state : "", "running") == 0)
+        ret->ip = strdup(vm->net.ip);
     if (!ret->name || !ret->state || !ret->created_at || !ret->vmm ||
-        (vm->restored_from[0] && !ret->restored_from)) {
+        (vm->restored_from[0] && !ret->restored_from) ||
+        (vm->net.tap[0] && strcmp(ret->state ? ret->state : "", "running") == 0 && !ret->ip)) {
         wire_vm_info_free(ret);
         return -ENOMEM;
     }
@@ -151,6 +157,8 @@ int vm_kill_pending(struct engine *eng, const char *instance_id)
 
     if (ram)
         unlink(ram);
+    /* a network leased for it was never recorded: netd finds it by owner */
+    vm_net_release(eng, NULL, instance_id);
     return r;
 }
 
@@ -443,6 +451,9 @@ int vm_start_and_wait(struct engine *eng, struct db_vm *vm, struct vm_rt *rt, co
     struct vmm_boot b = {0};
     struct vmm_proc proc = {0};
     struct agent_conn *conn = NULL;
+    struct db_vm_net net = {0};
+    char ip_arg[128];
+    bool nic;
     int64_t t0 = time_mono_ms(), t_spawn;
     int r;
 
@@ -472,6 +483,32 @@ int vm_start_and_wait(struct engine *eng, struct db_vm *vm, struct vm_rt *rt, co
         b.restore_state = spec->restore_state;
         b.restore_ignore_shared = spec->restore_ignore_shared;
     }
+    /* a restore recreates the devices it was saved with: a NIC only if the
+     * saved VM had one (VMs of servers older than networking have none) */
+    nic = !spec || !spec->restore_state || spec->nic;
+    if (nic) {
+        r = vm_net_lease(eng, instance, &net, e);
+        if (r < 0)
+            goto fail;
+    }
+    if (nic && !net.tap[0] && be->ops->nic_needs_tap) {
+        if (spec && spec->restore_state) {
+            r = nerr_set(e, -ENODEV, "this VM was saved with a network interface, which %s "
+                                     "can only restore with noid-netd running",
+                         be->ops->name);
+            goto fail;
+        }
+        nic = false;
+    }
+    b.nic = nic;
+    b.tap = net.tap[0] ? net.tap : NULL;
+    b.mac = net.tap[0] ? net.mac : VM_NET_UNLEASED_MAC;
+    if (net.tap[0] && !b.restore_state) {
+        r = vm_net_cmdline(eng, &net, ip_arg, sizeof(ip_arg));
+        if (r < 0)
+            goto fail;
+        b.cmdline_extra = ip_arg;
+    }
 
     t_spawn = time_mono_ms();
     r = be->ops->start(be, &b, &proc, e);
@@ -487,6 +524,9 @@ int vm_start_and_wait(struct engine *eng, struct db_vm *vm, struct vm_rt *rt, co
         goto fail;
     if (spec && spec->restore_state) {
         r = vm_refresh_identity(conn, e);
+        /* the saved guest still has the address, MAC and routes it had */
+        if (r >= 0 && nic)
+            r = vm_net_tell_guest(eng, conn, &net, e);
         if (r < 0) {
             agent_conn_unref(conn);
             goto fail;
@@ -502,9 +542,12 @@ int vm_start_and_wait(struct engine *eng, struct db_vm *vm, struct vm_rt *rt, co
     snprintf(vm->instance_id, sizeof(vm->instance_id), "%s", instance);
     vm->pending_instance_id[0] = '\0';
     vm_set_ram(vm, b.ram, b.mem_file);
-    log_info("vm %s/%s: %s, agent answered after %lld ms", vm->user_id, vm->name,
+    vm->nic = nic;
+    vm->net = net;
+    log_info("vm %s/%s: %s, agent answered after %lld ms%s%s%s", vm->user_id, vm->name,
              spec && spec->restore_state ? "restored" : "booted",
-             (long long)(time_mono_ms() - t0));
+             (long long)(time_mono_ms() - t0), net.tap[0] ? "; network " : "",
+             net.tap[0] ? net.ip : "", net.tap[0] ? "" : nic ? "; no network" : "");
     return 0;
 fail:
     engine_vm_agent_drop(rt);
@@ -514,6 +557,8 @@ fail:
         vmm_proc_kill_instance(instance, 10000);
     if (own_file)
         unlink(own_file);
+    if (net.tap[0])
+        vm_net_release(eng, net.tap, instance);
     explain_failed_start(dir, e);
     kept = failed_log_keep(eng, vm, dir, spec && spec->restore_state ? "restore" : "boot",
                            nerr_msg(e));
@@ -536,6 +581,8 @@ void vm_teardown_runtime(struct engine *eng, const struct db_vm *vm, struct vm_r
         vm_kill_pending(eng, vm->pending_instance_id);
     if (strcmp(vm->ram_backing, VM_RAM_SHARED) == 0 && vm->ram_path[0])
         unlink(vm->ram_path);
+    if (vm->net.tap[0])
+        vm_net_release(eng, vm->net.tap, vm->instance_id);
 }
 
 int vm_teardown(struct engine *eng, const struct db_vm *vm, struct vm_rt *rt, struct nerr *e)

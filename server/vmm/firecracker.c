@@ -49,6 +49,7 @@
 /* CIDs 0-2 are reserved (hypervisor, local, host); the spec's minimum is 3. */
 #define FC_GUEST_CID 3
 #define FC_DRIVE_ID  "rootfs"
+#define FC_IFACE_ID  "eth0"
 /* Firecracker's --id: 1-64 characters, ASCII letters, digits and '-'. */
 #define FC_ID_PREFIX "noid-"
 #define FC_ID_MAX    64
@@ -223,7 +224,16 @@ static int cold_boot(struct firecracker *fc, struct fc_api *api, const struct vm
     json_object_object_add(o, "kernel_image_path", jstr(b->kernel));
     if (b->initrd)
         json_object_object_add(o, "initrd_path", jstr(b->initrd));
-    json_object_object_add(o, "boot_args", jstr(fc->boot_args));
+    if (b->cmdline_extra) {
+        _cleanup_free_ char *args = NULL;
+        if (asprintf(&args, "%s %s", fc->boot_args, b->cmdline_extra) < 0) {
+            json_object_put(o);
+            return -ENOMEM;
+        }
+        json_object_object_add(o, "boot_args", jstr(args));
+    } else {
+        json_object_object_add(o, "boot_args", jstr(fc->boot_args));
+    }
     r = fc_api_call(api, "PUT", "/boot-source", o, FC_API_TIMEOUT_MS, e);
     if (r < 0)
         return r;
@@ -251,6 +261,17 @@ static int cold_boot(struct firecracker *fc, struct fc_api *api, const struct vm
     if (r < 0)
         return r;
 
+    /* Firecracker has no NIC without a host device (ops.nic_needs_tap) */
+    if (b->nic && b->tap) {
+        o = json_object_new_object();
+        json_object_object_add(o, "iface_id", jstr(FC_IFACE_ID));
+        json_object_object_add(o, "host_dev_name", jstr(b->tap));
+        json_object_object_add(o, "guest_mac", jstr(b->mac));
+        r = fc_api_call(api, "PUT", "/network-interfaces/" FC_IFACE_ID, o, FC_API_TIMEOUT_MS, e);
+        if (r < 0)
+            return r;
+    }
+
     /* virtio-rng: the guest's entropy does not depend on the agent */
     r = fc_api_call(api, "PUT", "/entropy", json_object_new_object(), FC_API_TIMEOUT_MS, e);
     if (r < 0)
@@ -277,6 +298,15 @@ static int load_snapshot(struct fc_api *api, const struct vmm_boot *b, const cha
     json_object_object_add(o, "snapshot_path", jstr(b->restore_state));
     json_object_object_add(o, "mem_backend", mem);
     json_object_object_add(o, "resume_vm", json_object_new_boolean(true));
+    /* the saved NIC's TAP belonged to the VMM that was saved: this one has
+     * its own (the agent then gives the guest the new address) */
+    if (b->nic && b->tap) {
+        json_object *list = json_object_new_array(), *ov = json_object_new_object();
+        json_object_object_add(ov, "iface_id", jstr(FC_IFACE_ID));
+        json_object_object_add(ov, "host_dev_name", jstr(b->tap));
+        json_object_array_add(list, ov);
+        json_object_object_add(o, "network_overrides", list);
+    }
     return fc_api_call(api, "PUT", "/snapshot/load", o, FC_API_SNAPSHOT_TIMEOUT_MS, e);
 }
 
@@ -536,6 +566,7 @@ static const char *fc_version(struct vmm_backend *be)
 
 static const struct vmm_ops firecracker_ops = {
     .name = "firecracker",
+    .nic_needs_tap = true,
     .start = fc_start,
     .pause = fc_pause,
     .resume = fc_resume,

@@ -87,6 +87,9 @@ struct vmm_save;
 
 struct vmm_ops {
     const char *name; /* "qemu", "firecracker" */
+    /* A NIC must have a TAP behind it (Firecracker); else a NIC may exist
+     * without one (vmm_boot.nic without tap). */
+    bool nic_needs_tap;
 
     /* Start a VMM for b; on success the VM runs (booting, or resumed) and
      * *ret holds its process.  On failure nothing is left running. */

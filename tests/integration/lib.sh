@@ -17,8 +17,9 @@ SERVER_PID=""
 # A command prefix that runs the server and its clients in a network
 # namespace (netns.sh sets it); empty: the current namespace.
 IT_NS=()
-# Shell code it_cleanup runs first (netns.sh: delete its namespaces).
-IT_PRE_CLEANUP=""
+# Shell code it_cleanup runs once the server is stopped (netns.sh: delete
+# its namespaces, with whatever still runs in them).
+IT_EXTRA_CLEANUP=""
 URL=""
 PASSED=0
 IT_DONE=
@@ -52,11 +53,11 @@ it_cleanup() {
     local rc=$?
     trap - ERR
     set +e
-    [ -n "$IT_PRE_CLEANUP" ] && eval "$IT_PRE_CLEANUP"
     if [ -n "$SERVER_PID" ]; then
         kill -TERM "$SERVER_PID" 2>/dev/null
         wait "$SERVER_PID" 2>/dev/null
     fi
+    [ -n "$IT_EXTRA_CLEANUP" ] && eval "$IT_EXTRA_CLEANUP"
     if [ -n "$T" ]; then
         # VMs outlive the server by design: kill every VMM started for this test
         pkill -KILL -f -- "$T/" 2>/dev/null

@@ -58,9 +58,8 @@ netns_setup() {
     p="noidt$$"
     NETNS_OUT="$p-out"
     NETNS_HOST="$p-host"
-    # lib.sh's it_cleanup runs on EXIT; namespaces go first (they hold
-    # the server and its VMs, which it_cleanup would kill anyway)
-    IT_PRE_CLEANUP="${IT_PRE_CLEANUP:-} netns_cleanup;"
+    # lib.sh's it_cleanup runs this on EXIT, once the server is stopped
+    IT_EXTRA_CLEANUP="${IT_EXTRA_CLEANUP:-} netns_cleanup;"
     ip netns add "$NETNS_OUT" || fail "cannot create network namespace $NETNS_OUT"
     ip netns add "$NETNS_HOST" || fail "cannot create network namespace $NETNS_HOST"
     ip -n "$NETNS_OUT" link set lo up

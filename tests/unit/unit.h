@@ -21,6 +21,8 @@ Suite *suite_guestfs_path(void);
 Suite *suite_http_range(void);
 Suite *suite_kvfile(void);
 Suite *suite_names(void);
+Suite *suite_netd_client(void);
+Suite *suite_netd_request(void);
 Suite *suite_noidfs_rest(void);
 Suite *suite_timeutil(void);
 Suite *suite_ratelimit(void);

@@ -21,6 +21,8 @@ static const struct {
     {"http_range", suite_http_range},
     {"kvfile", suite_kvfile},
     {"names", suite_names},
+    {"netd_client", suite_netd_client},
+    {"netd_request", suite_netd_request},
     {"noidfs_rest", suite_noidfs_rest},
     {"timeutil", suite_timeutil},
     {"ratelimit", suite_ratelimit},

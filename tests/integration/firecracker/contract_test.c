@@ -179,6 +179,21 @@ static bool report_has_request(const struct report *r, const char *method, const
     return false;
 }
 
+/* The body of the last accepted request method path, as JSON text ("" if
+ * none). */
+static const char *report_request_body(const struct report *r, const char *method,
+                                       const char *path)
+{
+    for (size_t i = r->n; i-- > 0;) {
+        json_object *rec = r->recs[i], *body;
+        if (jstreq(rec, "kind", "request") && jstreq(rec, "outcome", "ok") &&
+            jstreq(rec, "method", method) && jstreq(rec, "path", path) &&
+            json_object_object_get_ex(rec, "body", &body))
+            return json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN);
+    }
+    return "";
+}
+
 /* The last record of a kind from process id (NULL: any). */
 static json_object *report_last(const struct report *r, const char *kind, const char *id)
 {
@@ -280,6 +295,11 @@ static void scenario(struct env *env, struct vmm_backend *be, const char *report
         .cpus = 2,
         .mem_mib = 256,
         .ram = VMM_RAM_ANON,
+        /* a network leased from noid-netd (the fake never opens the TAP) */
+        .nic = true,
+        .tap = "noid7",
+        .mac = "AA:FC:00:00:00:07",
+        .cmdline_extra = "ip=172.16.0.30::172.16.0.29:255.255.255.252::eth0:off",
     };
     struct vmm_boot warm = {
         .vm_dir = vm2,
@@ -290,6 +310,10 @@ static void scenario(struct env *env, struct vmm_backend *be, const char *report
         .ram = VMM_RAM_PRIVATE_FILE,
         .mem_file = mem,
         .restore_state = state,
+        /* a clone gets its own TAP behind the saved NIC */
+        .nic = true,
+        .tap = "noid8",
+        .mac = "AA:FC:00:00:00:08",
     };
     struct vmm_proc p1 = {0}, p2 = {0}, p3 = {0};
     struct nerr e = {0};
@@ -364,6 +388,8 @@ check_report:
         {"PUT", "/drives/rootfs", "path_on_host", VM_FILE_ROOTFS},
         {"PUT", "/vsock", "uds_path", VM_FILE_VSOCK},
         {"PUT", "/entropy", NULL, NULL},
+        {"PUT", "/network-interfaces/eth0", "host_dev_name", "noid7"},
+        {"PUT", "/network-interfaces/eth0", "guest_mac", "AA:FC:00:00:00:07"},
         {"PUT", "/actions", "action_type", "InstanceStart"},
         {"PATCH", "/vm", "state", "Paused"},
         {"PUT", "/snapshot/create", "snapshot_type", "Full"},
@@ -374,6 +400,17 @@ check_report:
         CHECK(report_has_request(&rep, need[i][0], need[i][1], need[i][2], need[i][3]),
               "expected request never arrived (or was refused): %s %s %s=%s", need[i][0],
               need[i][1], need[i][2] ? need[i][2] : "", need[i][3] ? need[i][3] : "");
+    /* the guest's address reaches its kernel command line; the clone's
+     * saved NIC is put on the clone's own TAP */
+    CHECK(strstr(report_request_body(&rep, "PUT", "/boot-source"),
+                 "ip=172.16.0.30::172.16.0.29:255.255.255.252::eth0:off"),
+          "boot_args lack the guest's ip=: %s", report_request_body(&rep, "PUT", "/boot-source"));
+    CHECK(strstr(report_request_body(&rep, "PUT", "/snapshot/load"), "\"network_overrides\":[{") &&
+              strstr(report_request_body(&rep, "PUT", "/snapshot/load"), "\"iface_id\":\"eth0\"") &&
+              strstr(report_request_body(&rep, "PUT", "/snapshot/load"),
+                     "\"host_dev_name\":\"noid8\""),
+          "the restore did not move the NIC to its own TAP: %s",
+          report_request_body(&rep, "PUT", "/snapshot/load"));
     CHECK(report_count(&rep, "vsock") >= 2, "expected 2 vsock handshakes, saw %zu",
           report_count(&rep, "vsock"));
     for (size_t i = 0; i < rep.n; i++)
