@@ -16,7 +16,9 @@
 #include <unistd.h>
 
 #include "agent_proto.h"
+#include "alog.h"
 #include "macro.h"
+#include "net.h"
 
 #define CONTROL_RNDADDENTROPY _IOW('R', 0x03, int[2])
 #define CONTROL_RNDRESEEDCRNG _IO('R', 0x07)
@@ -74,4 +76,16 @@ int control_add_entropy(const uint8_t *bytes, size_t len)
     if (ioctl(fd, CONTROL_RNDRESEEDCRNG) < 0 && errno != ENOTTY && errno != EINVAL)
         return -errno;
     return 0;
+}
+
+int control_set_network(const struct ap_net *n, char *msg, size_t msg_size)
+{
+    if (control_dry_run) {
+        char desc[160];
+
+        net_describe(n, true, desc, sizeof(desc));
+        alog_info("network: dry run: SET_NETWORK %s", desc);
+        return 0;
+    }
+    return net_apply(n, true, msg, msg_size);
 }

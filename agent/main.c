@@ -15,6 +15,13 @@
  * yet the agent logs once and looks again every MAIN_DISCOVERY_RETRY_MS
  * (exiting instead would make busybox init respawn it in a tight loop).
  *
+ * Cold-boot network: before the channel is opened, the ip= of the kernel
+ * command line is applied (net.h), so the guest's network is up by the
+ * time the host's first HELLO is answered.  Only in a guest, i.e. with the
+ * default channel discovery, or when --cmdline names a file (tests, with
+ * --dry-run-control): an agent run on a host for tests must never touch
+ * the host's NIC because of the host's own command line.
+ *
  * The agent exits only on SIGTERM/SIGINT (killing its execs) or when the
  * --fd stream ends; never because of what the host sent. */
 #include <errno.h>
@@ -34,6 +41,7 @@
 #include "exec.h"
 #include "files.h"
 #include "macro.h"
+#include "net.h"
 #include "session.h"
 #include "util.h"
 
@@ -48,6 +56,7 @@ struct options {
     const char *unix_path;
     int fd;
     const char *log_file;
+    const char *cmdline; /* NULL: /proc/cmdline, in a guest only */
     bool verbose;
     bool dry_run_control;
 };
@@ -57,16 +66,20 @@ static void usage(FILE *f)
     fprintf(f,
             "Usage: noid-agent [OPTIONS]\n"
             "Serve the noid host inside a guest: run commands, move their bytes, set the\n"
-            "clock and entropy (protocol versions %d to %d).\n"
+            "clock, entropy and network (protocol versions %d to %d).\n"
             "\n"
             "By default the agent uses the virtio-serial port '%s' (QEMU),\n"
-            "else listens on vsock port %d (Firecracker).\n"
+            "else listens on vsock port %d (Firecracker), and first applies the ip= of\n"
+            "the kernel command line (/proc/cmdline) to the guest's NIC.\n"
             "\n"
             "  --unix-listen PATH  listen on a unix socket instead (testing on a host)\n"
             "  --fd N              use the already connected fd N; exit when it ends\n"
             "  --log-file PATH     append log lines to PATH instead of stderr\n"
-            "  --dry-run-control   answer SET_TIME and ADD_ENTROPY without changing the\n"
-            "                      clock or the entropy pool (tests on a host)\n"
+            "  --cmdline PATH      take ip= from PATH instead of /proc/cmdline, also with\n"
+            "                      --unix-listen or --fd (which skip ip= otherwise)\n"
+            "  --dry-run-control   answer SET_TIME, ADD_ENTROPY and SET_NETWORK and parse\n"
+            "                      ip= without changing the clock, the entropy pool or\n"
+            "                      the network (tests on a host)\n"
             "  -v, --verbose       also log every exec start and exit\n"
             "  -h, --help          show this help\n"
             "  -V, --version       show the version\n",
@@ -78,10 +91,15 @@ static void usage(FILE *f)
 static int parse_args(int argc, char **argv, struct options *o)
 {
     static const struct option longopts[] = {
-        {"unix-listen", required_argument, NULL, 'u'}, {"fd", required_argument, NULL, 'f'},
-        {"log-file", required_argument, NULL, 'l'},    {"dry-run-control", no_argument, NULL, 'D'},
-        {"verbose", no_argument, NULL, 'v'},           {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},           {0},
+        {"unix-listen", required_argument, NULL, 'u'},
+        {"fd", required_argument, NULL, 'f'},
+        {"log-file", required_argument, NULL, 'l'},
+        {"dry-run-control", no_argument, NULL, 'D'},
+        {"cmdline", required_argument, NULL, 'c'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {0},
     };
     int c;
 
@@ -103,6 +121,9 @@ static int parse_args(int argc, char **argv, struct options *o)
         }
         case 'l':
             o->log_file = optarg;
+            break;
+        case 'c':
+            o->cmdline = optarg;
             break;
         case 'v':
             o->verbose = true;
@@ -314,6 +335,10 @@ static int run(const struct options *o)
         alog_error("cannot allocate the session: %s", strerror(-r));
         return 1;
     }
+    if (o->cmdline)
+        net_boot_from_cmdline(o->cmdline, o->dry_run_control);
+    else if (!o->unix_path && o->fd < 0)
+        net_boot_from_cmdline("/proc/cmdline", o->dry_run_control);
     r = wait_for_channel(o, &c, sfd, &s.execs);
     if (r == -EINTR)
         return 0;

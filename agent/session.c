@@ -7,8 +7,9 @@
  *    (its execs killed), and garbage is skipped up to the next magic.  One
  *    ERROR per run of garbage, not one per skipped byte;
  *  - a well-formed request that cannot be served (duplicate stream, too many
- *    execs, an EXEC over a bound, a failing clock_settime): ERROR on that
- *    request's stream, the session goes on;
+ *    execs, an EXEC over a bound, a failing clock_settime, a SET_NETWORK
+ *    payload that does not decode or that the kernel refuses): ERROR on
+ *    that request's stream, the session goes on;
  *  - STDIN/KILL/RESIZE/OUT_ACK for a stream with no running exec: ignored,
  *    since an exec may end while the host is still talking to it;
  *  - an OUT_ACK for more output than is outstanding: clamped (exec.c).
@@ -19,7 +20,7 @@
  * The agent never exits on bad input.
  *
  * Versions: any HELLO version AP_VERSION_BASE..AP_VERSION is served the
- * same way (a v1 host simply never uses the v2 additions); the answer is
+ * same way (a v1 host simply never uses the later additions); the answer is
  * always HELLO_ACK{AP_VERSION}. */
 #include "session.h"
 
@@ -34,6 +35,7 @@
 #include "alog.h"
 #include "control.h"
 #include "macro.h"
+#include "net.h"
 #include "util.h"
 
 #ifndef NOID_AGENT_VERSION
@@ -323,6 +325,34 @@ static void session_on_add_entropy(struct session *s, const struct ap_frame *f)
     outq_push(&s->out, AP_OK, f->stream, NULL, 0);
 }
 
+static void session_on_set_network(struct session *s, const struct ap_frame *f)
+{
+    struct ap_net n;
+    char msg[NET_MSG_MAX];
+    int r;
+
+    /* a payload that does not decode is refused on its stream, not taken
+     * for a broken channel: the frame itself was well delimited */
+    if (f->len != AP_NET_LEN) {
+        session_error(s, f->stream, "set network: payload of %" PRIu32 " bytes, want %d", f->len,
+                      AP_NET_LEN);
+        return;
+    }
+    if (ap_net_decode(f->payload, f->len, &n) < 0) {
+        session_error(s, f->stream,
+                      "set network: invalid settings (flag bits, prefix, MAC, address or a "
+                      "gateway outside the subnet)");
+        return;
+    }
+    r = control_set_network(&n, msg, sizeof(msg));
+    if (r < 0) {
+        alog_warn("set network: %s", msg);
+        session_error(s, f->stream, "set network: %s", msg);
+        return;
+    }
+    outq_push(&s->out, AP_OK, f->stream, NULL, 0);
+}
+
 static void session_dispatch(struct session *s, const struct ap_frame *f)
 {
     if (f->type >= AP_HELLO_ACK) {
@@ -338,7 +368,7 @@ static void session_dispatch(struct session *s, const struct ap_frame *f)
          * FS_CANCEL have nothing
          * to act on; the rest get told. */
         if (f->type == AP_EXEC || f->type == AP_SET_TIME || f->type == AP_ADD_ENTROPY ||
-            f->type == AP_PING || f->type == AP_FS)
+            f->type == AP_SET_NETWORK || f->type == AP_PING || f->type == AP_FS)
             session_error(s, f->stream, "no session: send HELLO first");
         return;
     }
@@ -367,6 +397,9 @@ static void session_dispatch(struct session *s, const struct ap_frame *f)
         break;
     case AP_ADD_ENTROPY:
         session_on_add_entropy(s, f);
+        break;
+    case AP_SET_NETWORK:
+        session_on_set_network(s, f);
         break;
     case AP_FS:
         session_on_fs(s, f);

@@ -44,19 +44,19 @@ static uint64_t get64(const uint8_t *p)
 
 bool ap_type_is_known(uint8_t t)
 {
-    return (t >= AP_HELLO && t <= AP_FS_CANCEL) || (t >= AP_HELLO_ACK && t <= AP_FS_DIRENTS);
+    return (t >= AP_HELLO && t <= AP_SET_NETWORK) || (t >= AP_HELLO_ACK && t <= AP_FS_DIRENTS);
 }
 
 const char *ap_type_name(uint8_t t)
 {
-    static const char *const host[] = {"?",      "HELLO",    "EXEC",        "STDIN", "KILL",
-                                       "RESIZE", "SET_TIME", "ADD_ENTROPY", "PING",  "OUT_ACK",
-                                       "FS",     "FS_DATA",  "FS_CANCEL"};
+    static const char *const host[] = {"?",      "HELLO",    "EXEC",        "STDIN",      "KILL",
+                                       "RESIZE", "SET_TIME", "ADD_ENTROPY", "PING",       "OUT_ACK",
+                                       "FS",     "FS_DATA",  "FS_CANCEL",   "SET_NETWORK"};
     static const char *const agent[] = {"HELLO_ACK", "STARTED",  "STDOUT",    "STDERR", "EXIT",
                                         "WINDOW",    "OK",       "ERROR",     "PONG",   "FS_REPLY",
                                         "FS_ERRNO",  "FS_RDATA", "FS_DIRENTS"};
 
-    if (t >= AP_HELLO && t <= AP_FS_CANCEL)
+    if (t >= AP_HELLO && t <= AP_SET_NETWORK)
         return host[t];
     if (t >= AP_HELLO_ACK && t <= AP_FS_DIRENTS)
         return agent[t - AP_HELLO_ACK];
@@ -182,6 +182,59 @@ int ap_u64_decode(const uint8_t *p, size_t len, uint64_t *ret)
     if (len != 8)
         return -EBADMSG;
     *ret = ((uint64_t)get32(p) << 32) | get32(p + 4);
+    return 0;
+}
+
+bool ap_net_in_subnet(const uint8_t a[4], const uint8_t b[4], uint8_t prefix)
+{
+    uint32_t mask = prefix == 0 ? 0 : prefix >= 32 ? UINT32_MAX : ~(UINT32_MAX >> prefix);
+
+    return ((get32(a) ^ get32(b)) & mask) == 0;
+}
+
+void ap_net_encode(const struct ap_net *n, uint8_t out[AP_NET_LEN])
+{
+    memset(out, 0, AP_NET_LEN);
+    if (!n->up)
+        return;
+    out[0] = AP_NET_FLAG_UP;
+    memcpy(out + 1, n->mac, 6);
+    memcpy(out + 7, n->addr, 4);
+    out[11] = n->prefix;
+    memcpy(out + 12, n->gateway, 4);
+    memcpy(out + 16, n->dns, 4);
+}
+
+int ap_net_decode(const uint8_t *p, size_t len, struct ap_net *ret)
+{
+    static const uint8_t zero[AP_NET_LEN];
+    struct ap_net n = {0};
+
+    if (len != AP_NET_LEN || (p[0] & ~AP_NET_FLAG_UP) != 0)
+        return -EINVAL;
+    if (!(p[0] & AP_NET_FLAG_UP)) {
+        /* nothing to configure: stray bytes are a host bug, not a hint */
+        if (memcmp(p + 1, zero, AP_NET_LEN - 1) != 0)
+            return -EINVAL;
+        *ret = n;
+        return 0;
+    }
+    n.up = true;
+    memcpy(n.mac, p + 1, 6);
+    memcpy(n.addr, p + 7, 4);
+    n.prefix = p[11];
+    memcpy(n.gateway, p + 12, 4);
+    memcpy(n.dns, p + 16, 4);
+    /* a multicast source MAC is invalid on Ethernet; the kernel would
+     * refuse it too, but only after the addresses were flushed */
+    if ((n.mac[0] & 1) || memcmp(n.mac, zero, 6) == 0)
+        return -EINVAL;
+    if (n.prefix == 0 || n.prefix > 32 || get32(n.addr) == 0)
+        return -EINVAL;
+    if (get32(n.gateway) != 0 &&
+        (!ap_net_in_subnet(n.gateway, n.addr, n.prefix) || get32(n.gateway) == get32(n.addr)))
+        return -EINVAL;
+    *ret = n;
     return 0;
 }
 

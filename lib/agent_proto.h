@@ -31,6 +31,9 @@
  * FS_DIRENTS; OUT_ACK and WINDOW on file streams).  A host that got
  * HELLO_ACK{1 or 2} must not send any of them (exec keeps working); it
  * answers its own file requests with "the guest agent is too old".
+ * Additions of version 4: the control frame SET_NETWORK (struct ap_net), so
+ * a restored or cloned guest drops the address, MAC and routes of its
+ * snapshot.  A host that got HELLO_ACK{1..3} must not send it.
  *
  * Exec: the host picks a fresh stream id and sends EXEC (TLV payload, see
  * struct ap_exec_req).  The agent answers STARTED{pid}, then STDOUT/STDERR
@@ -64,12 +67,12 @@
  *
  * File operations (v3) are described in the block before enum ap_fs_op.
  *
- * Control requests (SET_TIME, ADD_ENTROPY, PING) also use a fresh stream id
- * and get OK or ERROR (PONG for PING) on it.  Like every request but HELLO,
- * a PING outside a session gets ERROR ("no session"): a host that pings
- * during a long exec learns that the agent it talked to is gone (killed and
- * restarted by init, which keeps a virtio-serial channel open).  Agents of
- * version 1 answered PING with PONG even then.
+ * Control requests (SET_TIME, ADD_ENTROPY, SET_NETWORK, PING) also use a
+ * fresh stream id and get OK or ERROR (PONG for PING) on it.  Like every
+ * request but HELLO, a PING outside a session gets ERROR ("no session"): a
+ * host that pings during a long exec learns that the agent it talked to is
+ * gone (killed and restarted by init, which keeps a virtio-serial channel
+ * open).  Agents of version 1 answered PING with PONG even then.
  *
  * A malformed frame is a session error: the receiver sends ERROR on stream 0,
  * drops the session and resynchronises on the next magic.  It never exits.
@@ -83,7 +86,7 @@
 
 /* The newest protocol this code speaks, and the oldest, which is what a
  * host puts in its HELLO (see "Versions" above). */
-#define AP_VERSION      3
+#define AP_VERSION      4
 #define AP_VERSION_BASE 1
 /* virtio-serial port name (QEMU) and vsock port (Firecracker) of the agent. */
 #define AP_SERIAL_PORT_NAME "org.noid.agent"
@@ -110,10 +113,11 @@ enum ap_type {
     AP_SET_TIME = 6,
     AP_ADD_ENTROPY = 7,
     AP_PING = 8,
-    AP_OUT_ACK = 9,    /* v2 */
-    AP_FS = 10,        /* v3: a file request (struct ap_fs_req) */
-    AP_FS_DATA = 11,   /* v3: upload bytes of a WRITE_FILE; empty = end */
-    AP_FS_CANCEL = 12, /* v3: end a streaming file request early */
+    AP_OUT_ACK = 9,      /* v2 */
+    AP_FS = 10,          /* v3: a file request (struct ap_fs_req) */
+    AP_FS_DATA = 11,     /* v3: upload bytes of a WRITE_FILE; empty = end */
+    AP_FS_CANCEL = 12,   /* v3: end a streaming file request early */
+    AP_SET_NETWORK = 13, /* v4: configure the guest's NIC (struct ap_net) */
     /* agent -> host */
     AP_HELLO_ACK = 32,
     AP_STARTED = 33,
@@ -184,6 +188,39 @@ int ap_u64_decode(const uint8_t *p, size_t len, uint64_t *ret);
 /* RESIZE{rows, cols} */
 void ap_resize_encode(uint16_t rows, uint16_t cols, uint8_t out[4]);
 int ap_resize_decode(const uint8_t *p, size_t len, uint16_t *rows, uint16_t *cols);
+
+/* SET_NETWORK{struct ap_net} (v4): the guest's one NIC, as the host leased
+ * it.  up: the NIC gets mac, exactly the IPv4 address addr/prefix, a default
+ * route via gateway (unless 0.0.0.0) and, unless dns is 0.0.0.0, an
+ * /etc/resolv.conf naming dns; its neighbour (ARP) entries are flushed, so a
+ * clone never talks to its original's gateway MAC.  !up: the NIC loses its
+ * IPv4 addresses, routes and neighbours and goes down (a VM without a
+ * lease).  Answered OK once the guest kernel took all of it, else ERROR with
+ * the failing step; a payload that does not decode is answered ERROR too
+ * (the session goes on).
+ *
+ * Payload, AP_NET_LEN bytes: u8 flags (bit 0 = up, other bits 0), mac[6],
+ * addr[4], u8 prefix, gateway[4], dns[4]; addresses in network order.  When
+ * up is false every other byte is 0 (ap_net_encode() writes them so). */
+struct ap_net {
+    bool up; /* false: no IPv4 address or route on the NIC, link down */
+    uint8_t mac[6];
+    uint8_t addr[4];    /* guest address */
+    uint8_t prefix;     /* 1..32 */
+    uint8_t gateway[4]; /* 0.0.0.0 = no default route */
+    uint8_t dns[4];     /* 0.0.0.0 = no resolver */
+};
+#define AP_NET_LEN     20 /* u8 flags, mac[6], addr[4], prefix, gateway[4], dns[4] */
+#define AP_NET_FLAG_UP 0x01u
+void ap_net_encode(const struct ap_net *n, uint8_t out[AP_NET_LEN]);
+/* Returns 0, or -EINVAL for: a length other than AP_NET_LEN, unknown flag
+ * bits; when up: prefix 0 or over 32, a multicast or all-zero MAC, addr
+ * 0.0.0.0, a gateway (when set) outside addr/prefix or equal to addr (so a
+ * /32 has no gateway); when down: any non-zero byte after the flags.  *ret
+ * is untouched on failure. */
+int ap_net_decode(const uint8_t *p, size_t len, struct ap_net *ret);
+/* Whether a is inside b/prefix (prefix 0..32). */
+bool ap_net_in_subnet(const uint8_t a[4], const uint8_t b[4], uint8_t prefix);
 
 /* EXEC payload: a sequence of TLVs {u16 tag, u32 len, bytes}. */
 enum ap_exec_tag {

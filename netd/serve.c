@@ -49,18 +49,24 @@ int serve_listen(const char *path, uid_t server_uid, int *ret_fd, ino_t *ret_ino
             return nerr_set(e, -EEXIST, "%s exists and is not a socket", path);
         if (socket_is_live(&sa))
             return nerr_set(e, -EADDRINUSE, "another noid-netd is serving %s", path);
-        if (unlink(path) < 0 && errno != ENOENT)
-            return nerr_set(e, -errno, "cannot remove the stale socket %s: %m", path);
+        if (unlink(path) < 0 && errno != ENOENT) {
+            r = -errno;
+            return nerr_set(e, r, "cannot remove the stale socket %s: %s", path, strerror(-r));
+        }
     }
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return nerr_set(e, -errno, "cannot create a socket: %m");
+    if (fd < 0) {
+        r = -errno;
+        return nerr_set(e, r, "cannot create a socket: %s", strerror(-r));
+    }
     /* born 0600: no moment where another uid could connect */
     old_umask = umask(0177);
     r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+    if (r < 0)
+        r = -errno;
     umask(old_umask);
     if (r < 0)
-        return nerr_set(e, -errno, "cannot bind %s: %m", path);
+        return nerr_set(e, r, "cannot bind %s: %s", path, strerror(-r));
     if (chown(path, server_uid, (gid_t)-1) < 0 || chmod(path, 0600) < 0 || stat(path, &st) < 0) {
         r = -errno;
         unlink(path);

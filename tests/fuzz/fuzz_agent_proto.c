@@ -2,7 +2,8 @@
  * byte stream as it arrives on the channel; it is framed with the same loop
  * the host and the agent use (parse, resync on error) and every payload is
  * handed to its decoder (file requests are encoded again once decoded:
- * what the decoder accepts, the encoder must accept). */
+ * what the decoder accepts, the encoder must accept; a SET_NETWORK payload
+ * the decoder accepts encodes back to the same bytes). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +55,19 @@ static void decode_fs(const struct ap_frame *f)
     }
 }
 
+/* SET_NETWORK: decode, and an accepted payload is canonical */
+static void decode_net(const struct ap_frame *f)
+{
+    struct ap_net n;
+    uint8_t again[AP_NET_LEN];
+
+    if (ap_net_decode(f->payload, f->len, &n) < 0)
+        return;
+    ap_net_encode(&n, again);
+    if (f->len != AP_NET_LEN || memcmp(again, f->payload, AP_NET_LEN) != 0)
+        __builtin_trap();
+}
+
 static void decode_payload(const struct ap_frame *f)
 {
     struct ap_hello h;
@@ -86,6 +100,9 @@ static void decode_payload(const struct ap_frame *f)
         break;
     case AP_RESIZE:
         ap_resize_decode(f->payload, f->len, &rows, &cols);
+        break;
+    case AP_SET_NETWORK:
+        decode_net(f);
         break;
     default:
         decode_fs(f);

@@ -599,8 +599,8 @@ int main(int argc, char **argv)
         die("connect %s: %s", argv[1], strerror(errno));
     if (agent_conn_open(fd, 10000, &conn, &e) < 0)
         die("handshake: %s", e.msg);
-    if (agent_conn_version(conn) != 3)
-        die("protocol v%d, want 3", agent_conn_version(conn));
+    if (agent_conn_version(conn) != AP_VERSION)
+        die("protocol v%d, want %d", agent_conn_version(conn), AP_VERSION);
     if (rate_bytes) {
         measure_rate(rate_bytes);
         return 0;

@@ -9,6 +9,12 @@ answer.
   agent_peer.py SOCK files DIR  protocol v3: every file operation and its
                              errno cases under DIR, streaming both ways with
                              flow control, malformed file frames
+  agent_peer.py SOCK net     protocol v4: SET_NETWORK against an agent with
+                             --dry-run-control: valid settings get OK,
+                             malformed ones ERROR, the session goes on
+  agent_peer.py SOCK set-network up MAC ADDR/PREFIX GW DNS | down
+                             send one SET_NETWORK (GW, DNS: 0.0.0.0 = none);
+                             prints "ok" or the ERROR, exits 0 / 1
 
 No check depends on timing: "the agent holds output back" is shown by the
 child being blocked in write() (its /proc/PID/syscall) while the host has
@@ -234,15 +240,14 @@ def flow(path):
     ag.hello(timeout=10)
     ag.ping()
     print("ok: PING outside a session gets ERROR, inside one PONG")
-    expect(hello_version(ag, 1) == 3, "HELLO v1 is answered with HELLO_ACK v3")
-    expect(hello_version(ag, 2) == 3, "HELLO v2 is answered with HELLO_ACK v3")
-    expect(hello_version(ag, 3) == 3, "HELLO v3 is answered with HELLO_ACK v3")
-    expect(hello_version(ag, 4) is None, "HELLO v4 is refused")
-    expect(hello_version(ag, 1) == 3, "a session after a refused HELLO")
+    for v in (1, 2, 3, 4):
+        expect(hello_version(ag, v) == 4, f"HELLO v{v} is answered with HELLO_ACK v4")
+    expect(hello_version(ag, 5) is None, "HELLO v5 is refused")
+    expect(hello_version(ag, 1) == 4, "a session after a refused HELLO")
     code, out = ag.run(["echo", "v1 exec"])
     expect(code == 0 and out == b"v1 exec\n", f"exec without a window: {code} {out!r}")
     ag.sock.close()
-    print("ok: versions: HELLO v1, v2 and v3 get HELLO_ACK v3; v4 refused; windowless exec")
+    print("ok: versions: HELLO v1 to v4 get HELLO_ACK v4; v5 refused; windowless exec")
 
     pr = Peer(path)
     big = pr.exec(["head", "-c", str(8 * MIB), "/dev/zero"], window=64 * 1024)
@@ -681,5 +686,93 @@ def fs_refusals(path):
     print("ok: malformed FS payloads refused (ERROR, session dropped); the agent keeps serving")
 
 
-{"basic": basic, "flow": flow, "files": files,
- "fs-refusals": fs_refusals}[sys.argv[2] if len(sys.argv) > 2 else "basic"](sys.argv[1])
+# ---- SET_NETWORK (protocol v4, agent_proto.h struct ap_net) ----
+
+SET_NETWORK, OK_ = 13, 38
+
+
+def net_payload(up=True, mac="aa:fc:00:00:00:01", addr="172.16.0.2", prefix=30,
+                gw="172.16.0.1", dns="192.0.2.1", flags=None):
+    """The AP_NET_LEN (20) bytes of a SET_NETWORK; flags overrides bit 0."""
+    if not up and flags is None:
+        return bytes(20)
+    quad = lambda a: bytes(int(x) for x in a.split("."))  # noqa: E731
+    return (bytes([1 if flags is None else flags]) + bytes.fromhex(mac.replace(":", ""))
+            + quad(addr) + bytes([prefix]) + quad(gw) + quad(dns))
+
+
+def set_network(ag, payload, timeout=15):
+    """Send SET_NETWORK; ("ok", b"") or ("error", message)."""
+    ag.stream += 1
+    st = ag.stream
+    ag.sock.sendall(frame(SET_NETWORK, st, payload))
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        f = ag._frame(end - time.monotonic())
+        if f is None:
+            break
+        ftype, stream, p = f
+        if stream == st and ftype == OK_:
+            return "ok", b""
+        if stream == st and ftype == ERROR:
+            return "error", p
+        expect(not (ftype == ERROR and stream == 0), f"session error: {p!r}")
+    expect(False, f"no answer to SET_NETWORK on stream {st}")
+
+
+def net(path):
+    ag = Agent(path)
+    r = set_network(ag, net_payload())
+    expect(r[0] == "error" and b"no session" in r[1], f"SET_NETWORK before HELLO: {r}")
+    print("ok: SET_NETWORK outside a session gets ERROR (no session)")
+    ag.hello(timeout=10)
+    for what, p in [("up, gateway and dns", net_payload()),
+                    ("up, no gateway, no dns", net_payload(gw="0.0.0.0", dns="0.0.0.0")),
+                    ("up, /32 without gateway", net_payload(prefix=32, gw="0.0.0.0")),
+                    ("up, /24", net_payload(addr="10.1.2.3", prefix=24, gw="10.1.2.254")),
+                    ("down", net_payload(up=False))]:
+        r = set_network(ag, p)
+        expect(r == ("ok", b""), f"SET_NETWORK {what}: {r}")
+    print("ok: valid SET_NETWORK payloads (up with and without gateway and dns, down) get OK")
+
+    bad = [("19 bytes", net_payload()[:19]),
+           ("21 bytes", net_payload() + b"\0"),
+           ("empty", b""),
+           ("unknown flag bit", net_payload(flags=0x03)),
+           ("flag bits without up", net_payload(flags=0x80)),
+           ("prefix 33", net_payload(prefix=33)),
+           ("prefix 0", net_payload(prefix=0, gw="0.0.0.0")),
+           ("gateway outside the subnet", net_payload(gw="172.16.0.5")),
+           ("gateway = address", net_payload(gw="172.16.0.2")),
+           ("/32 with a gateway", net_payload(prefix=32, gw="172.16.0.1")),
+           ("multicast MAC", net_payload(mac="01:00:5e:00:00:01")),
+           ("zero MAC", net_payload(mac="00:00:00:00:00:00")),
+           ("address 0.0.0.0", net_payload(addr="0.0.0.0", gw="0.0.0.0")),
+           ("down with settings", bytes(11) + b"\x18" + bytes(8))]
+    for what, p in bad:
+        r = set_network(ag, p)
+        expect(r[0] == "error" and b"set network" in r[1], f"SET_NETWORK {what}: {r}")
+        ag.ping()
+    code, out = ag.run(["echo", "still"])
+    expect(code == 0 and out == b"still\n", f"exec after refused SET_NETWORKs: {code} {out!r}")
+    print(f"ok: {len(bad)} malformed SET_NETWORK payloads get ERROR on their stream; "
+          "the session goes on")
+
+
+def set_network_cmd(path):
+    args = sys.argv[3:]
+    if args == ["down"]:
+        p = net_payload(up=False)
+    else:
+        expect(len(args) == 5 and args[0] == "up", "usage: set-network up MAC ADDR/PREFIX GW DNS")
+        addr, prefix = args[2].split("/")
+        p = net_payload(mac=args[1], addr=addr, prefix=int(prefix), gw=args[3], dns=args[4])
+    ag = Agent(path)
+    ag.hello(timeout=30)
+    r = set_network(ag, p)
+    print("ok" if r[0] == "ok" else f"ERROR: {r[1].decode(errors='replace')}")
+    sys.exit(0 if r[0] == "ok" else 1)
+
+
+{"basic": basic, "flow": flow, "files": files, "fs-refusals": fs_refusals, "net": net,
+ "set-network": set_network_cmd}[sys.argv[2] if len(sys.argv) > 2 else "basic"](sys.argv[1])

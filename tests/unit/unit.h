@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
+Suite *suite_agent_net(void);
 Suite *suite_agent_proto(void);
 Suite *suite_buf(void);
 Suite *suite_client_login(void);

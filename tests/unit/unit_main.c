@@ -8,6 +8,7 @@ static const struct {
     const char *name;
     Suite *(*make)(void);
 } suites[] = {
+    {"agent_net", suite_agent_net},
     {"agent_proto", suite_agent_proto},
     {"buf", suite_buf},
     {"client_login", suite_client_login},
