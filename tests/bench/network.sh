@@ -8,10 +8,10 @@
 #     server, netd stopped), medians of N, ratio; and the share of the
 #     netd lease in it (the server's debug line
 #     `network: noidN (ADDR) for noid-INSTANCE in N ms`)
-#   * TCP throughput guest -> outside (busybox nc into the sink, through
-#     TAP, forwarding and NAT) vs host namespace -> outside with the same
-#     program over the same veth, ratio; and the other direction (busybox
-#     wget of /bytes) the same way
+#   * TCP throughput guest -> outside (busybox dd on a busybox nc
+#     connection into the sink, through TAP, forwarding and NAT) vs host
+#     namespace -> outside with the same programs over the same veth,
+#     ratio; and the other direction (busybox wget of /bytes) the same way
 # N = NOID_BENCH_REPS (default 5); NOID_BENCH_NET_MIB MiB per transfer
 # (default 32).  Needs root, the guest image and noid-netd.
 . "$(dirname "$0")/lib.sh"
@@ -28,10 +28,14 @@ require_root() { :; }
 IT_EXTRA_CLEANUP=""
 IT_NS=()
 . "$ROOT/tests/integration/netns.sh"
-trap 'netns_cleanup; bench_cleanup' EXIT
+# the server stops before its namespace goes (and with it netd and the peer)
+trap 'bench_cleanup; netns_cleanup' EXIT
 netns_setup > /dev/null 2>&1
 
+# the peer and netd are never waited for (the cleanup kills them): out of
+# the job table, so their end prints nothing
 in_out /usr/bin/python3 "$ROOT/tests/integration/outside_peer.py" --log "$T/peer.log" > "$T/peer.out" 2>&1 &
+disown
 for _ in $(seq 100); do grep -qx ready "$T/peer.out" && break; sleep 0.1; done
 grep -qx ready "$T/peer.out" || fail "outside_peer.py did not start: $(cat "$T/peer.out")"
 
@@ -39,6 +43,7 @@ grep -qx ready "$T/peer.out" || fail "outside_peer.py did not start: $(cat "$T/p
 # exec execs it) and can be signalled
 ip netns exec "$NETNS_HOST" "$NETD_BIN" --socket "$T/netd.sock" --server-uid 0 2>> "$T/netd.log" &
 NETD=$!
+disown
 for _ in $(seq 100); do [ -S "$T/netd.sock" ] && break; sleep 0.1; done
 [ -S "$T/netd.sock" ] || fail "noid-netd did not start: $(tail -n 5 "$T/netd.log")"
 
@@ -94,43 +99,59 @@ def mbps(n, secs):
 
 
 # The same shell lines run in the guest and in the host namespace (there
-# with the host's busybox applets): an upload into the outside's sink (it
-# answers "BYTES SECONDS", from accept to EOF) and a download of /bytes
-# timed by the client (/proc/uptime: 10 ms steps, transfers take seconds).
+# with the host's busybox applets).  Upload: nc connects to the outside's
+# sink and runs dd on the connection (dd writes 64 KiB at a time; `dd | nc`
+# would measure nc's 1 KiB writes), the sink logs the bytes and the
+# seconds from accept to EOF.  Download: wget of /bytes, timed by the
+# client with the kernel's clock ("now at N nsecs" of /proc/timer_list).
 def upload(bb):
-    count = nbytes >> 16
-    return f"{bb}dd if=/dev/zero bs=64k count={count} 2>/dev/null | {bb}nc 192.0.2.1 5001"
+    return f"{bb}nc 192.0.2.1 5001 -e {bb}dd if=/dev/zero bs=64k count={nbytes >> 16}"
+
+
+NOW = "sed -n '3{s/^now at //;s/ nsecs$//;p;q}' /proc/timer_list"
 
 
 def download(bb):
-    return (f"read a _ < /proc/uptime; {bb}wget -q -O /dev/null 'http://192.0.2.1/bytes?n={nbytes}'"
-            " && read b _ < /proc/uptime && echo $a $b")
+    return (f"a=$({NOW}); {bb}wget -q -O /dev/null 'http://192.0.2.1/bytes?n={nbytes}'"
+            f" && b=$({NOW}) && echo $a $b")
 
 
-def series(run, line):
+def sink_lines():
+    with open(os.path.join(tmp, "peer.log")) as f:
+        return [line.split() for line in f if line.startswith("sink ")]
+
+
+def series(run, line, is_upload):
     """Median MB/s over reps runs of an upload or download line."""
     rates = []
     for _ in range(reps):
+        before = len(sink_lines())
         out = run(line).split()
-        if "nc" in line:
-            n, secs = int(out[0]), float(out[1])
+        if is_upload:
+            for _ in range(100):  # the sink logs once it has seen EOF
+                lines = sink_lines()
+                if len(lines) > before:
+                    break
+                time.sleep(0.05)
+            _, _, _, n, secs = lines[-1]
+            n, secs = int(n), float(secs)
             assert n == nbytes, (n, nbytes)
         else:
-            n, secs = nbytes, float(out[1]) - float(out[0])
-        rates.append(mbps(n, max(secs, 0.01)))
+            n, secs = nbytes, (int(out[1]) - int(out[0])) / 1e9
+        rates.append(mbps(n, secs))
     return med(rates)
 
 
 # ---------- throughput: guest -> outside vs host namespace -> outside ----------
 vm = call("POST", "/v1/vms", {"name": "tp"})
 assert vm.get("ip"), f"the VM has no network: {vm}"
-gu = series(lambda c: guest("tp", c), upload(""))
-hu = series(host, upload(busybox + " "))
-gd = series(lambda c: guest("tp", c), download(""))
-hd = series(host, download(busybox + " "))
+gu = series(lambda c: guest("tp", c), upload(""), True)
+hu = series(host, upload(busybox + " "), True)
+gd = series(lambda c: guest("tp", c), download(""), False)
+hd = series(host, download(busybox + " "), False)
 call("DELETE", "/v1/vms/tp")
-print(f"TCP guest -> outside (nc into a sink, {mib} MiB):     median {gu:.1f} MB/s of {reps}")
-print(f"TCP host namespace -> outside (same nc, same veth): median {hu:.1f} MB/s of {reps}")
+print(f"TCP guest -> outside (dd into a sink, {mib} MiB):     median {gu:.1f} MB/s of {reps}")
+print(f"TCP host namespace -> outside (same dd, same veth): median {hu:.1f} MB/s of {reps}")
 print(f"ratio guest/host upload: {gu / hu:.2f}")
 print(f"TCP outside -> guest (wget /bytes, {mib} MiB):        median {gd:.1f} MB/s of {reps}")
 print(f"TCP outside -> host namespace (same wget):          median {hd:.1f} MB/s of {reps}")

@@ -207,15 +207,19 @@ TAP_B=$(tap_of "$IP_B")
 [ "$(host_end_of "$IP_A")" != "$(host_end_of "$IP_B")" ] || fail "a and b share a subnet"
 start_listener b hi-from-b
 check_listener b "$IP_B" hi-from-b "b's listener up"
+# the same nc line reaches the outside (the sink answers "0 SECONDS" to a
+# connection that sends nothing): its failure below is the drop
+out=$(vx a nc -w 3 192.0.2.1 5001)
+[[ "$out" == "0 "* ]] || fail "nc from a to the outside's sink: got '$out'"
 rc=0
-out=$(vx a nc -w 3 "$IP_B" 8080 2>&1) || rc=$?
+out=$(vx a nc -w 2 "$IP_B" 8080 2>&1) || rc=$?
 assert_not_contains "$out" hi-from-b "a connecting to b's listener"
 [ "$rc" -ne 0 ] || fail "nc from a to b's listener succeeded: $out"
 rc=0
-vx a ping -c 1 -W 2 "$IP_B" > /dev/null 2>&1 || rc=$?
+vx a ping -c 1 -W 1 "$IP_B" > /dev/null 2>&1 || rc=$?
 [ "$rc" -ne 0 ] || fail "a can ping b"
 rc=0
-vx b ping -c 1 -W 2 "$IP_A" > /dev/null 2>&1 || rc=$?
+vx b ping -c 1 -W 1 "$IP_A" > /dev/null 2>&1 || rc=$?
 [ "$rc" -ne 0 ] || fail "b can ping a"
 check_listener b "$IP_B" hi-from-b "b's listener still up"
 check_outside b "second VM"
@@ -325,4 +329,5 @@ if grep -q ' 172\.16\.' "$PEER_LOG"; then
     fail "the outside saw guest addresses: $(grep ' 172\.16\.' "$PEER_LOG" | head -n 3)"
 fi
 ok "the outside never saw a guest address"
+stop_netd
 it_done
