@@ -14,8 +14,8 @@
 #   * the host reaches a listener in the guest (nc -ll, left running)
 #   * two VMs get different /30s; traffic between them is dropped both ways
 #     (the listener answers the host meanwhile)
-#   * a cold-booted VM (another size) gets its address from the kernel,
-#     with the MAC AA:FC:00:00:hi:lo of its TAP number
+#   * a cold-booted VM (another size) gets its address from the kernel
+#     command line (ip=), with the MAC AA:FC:00:00:hi:lo of its TAP number
 #   * destroy removes the TAP
 #   * checkpoint + clone: the clone has its own address (and only that on
 #     eth0), reaches the outside, its copy of the listener answers the host
@@ -234,6 +234,8 @@ TAP_C=$(tap_of "$IP_C")
 n=${TAP_C#noid}
 mac=$(printf 'aa:fc:00:00:%02x:%02x' $((n >> 8)) $((n & 255)))
 assert_eq "$mac" "$(vx cold cat /sys/class/net/eth0/address)" "MAC of the cold-booted VM"
+assert_contains "$(vx cold cat /proc/cmdline)" " ip=$IP_C::$(host_end_of "$IP_C"):255.255.255.252:" \
+    "the cold boot's kernel command line"
 check_outside cold "cold boot"
 ok "a cold-booted VM gets its address from the kernel ($IP_C, MAC $mac)"
 
