@@ -48,14 +48,14 @@ if [ "${NOID_TEST_QUICK:-0}" != 1 ]; then
     meson test -C build-asan --print-errorlogs --num-processes 2 --suite unit --suite fuzz
     meson test -C build-asan --print-errorlogs foundation vm checkpoint-plain checkpoint-paths crash \
         hostile-clients hostile-guest console-log stream noidfs noidfs-fs files-api \
-        agent-vm firecracker-contract
+        agent-vm firecracker-contract netd agent-net
     unset ASAN_OPTIONS UBSAN_OPTIONS
 
     step "libFuzzer (${FUZZ_SECONDS}s per target)"
     CC=clang setup_dir build-fuzz -Dfuzz=true -Db_sanitize=address,undefined \
         -Db_lundef=false -Dbuildtype=debug
     ninja -C build-fuzz
-    for target in config wire agent_proto textutil ws http_range; do
+    for target in config wire agent_proto textutil ws http_range netd_request agent_net_cmdline; do
         work=$(mktemp -d)
         cp -r "tests/fuzz/corpus/$target/." "$work/"
         "build-fuzz/tests/fuzz/fuzz-$target" -max_total_time="$FUZZ_SECONDS" \
