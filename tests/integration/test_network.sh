@@ -7,7 +7,8 @@
 # (netns.sh); nothing can leave the machine.
 #   * a VM created from golden has a network at once: `ip` in VmInfo and
 #     `noid info` (172.16.0.0/16, the guest end of a /30), the same address
-#     on eth0 in the guest, default route via the host end, the TAP
+#     on eth0 in the guest (and only it) with the MAC of its TAP number
+#     (as for every VM below), default route via the host end, the TAP
 #     noid<N> with the host end in the host namespace, resolv.conf from
 #     guest_dns; `wget http://outside.noid.test/hello` by name works, and
 #     the outside sees only 192.0.2.2 (MASQUERADE), for HTTP and DNS
@@ -15,7 +16,7 @@
 #   * two VMs get different /30s; traffic between them is dropped both ways
 #     (the listener answers the host meanwhile)
 #   * a cold-booted VM (another size) gets its address from the kernel
-#     command line (ip=), with the MAC AA:FC:00:00:hi:lo of its TAP number
+#     command line (ip=)
 #   * destroy removes the TAP
 #   * checkpoint + clone: the clone has its own address (and only that on
 #     eth0), reaches the outside, its copy of the listener answers the host
@@ -99,6 +100,12 @@ host_end_of() {
     /usr/bin/python3 -c 'import ipaddress, sys; print(ipaddress.ip_address(sys.argv[1]) - 1)' "$1"
 }
 
+# The guest MAC of a TAP: aa:fc:00:00:<N high byte>:<N low byte>
+mac_of() {
+    local n=${1#noid}
+    printf 'aa:fc:00:00:%02x:%02x\n' $((n >> 8)) $((n & 255))
+}
+
 tap_exists() { in_host ip link show dev "$1" > /dev/null 2>&1; }
 
 # IPv4 addresses on the guest's eth0, "ADDR/LEN" one per line
@@ -121,6 +128,7 @@ sys.exit(0 if a in ipaddress.ip_network("172.16.0.0/16") and int(a) % 4 == 2 els
         "$what: host end of $vm on its TAP $tap"
     addrs=$(guest_addrs "$vm")
     assert_eq "$IP/30" "$addrs" "$what: addresses on eth0 in $vm"
+    assert_eq "$(mac_of "$tap")" "$(vx "$vm" cat /sys/class/net/eth0/address)" "$what: MAC of $vm"
     assert_contains "$(vx "$vm" ip -4 route show default)" "default via $hostend" \
         "$what: default route in $vm"
 }
@@ -231,13 +239,10 @@ assert_eq "" "$(noid info cold --json | json_get restored_from)" "a 384 MiB VM c
 check_net cold "cold boot"
 IP_C=$IP
 TAP_C=$(tap_of "$IP_C")
-n=${TAP_C#noid}
-mac=$(printf 'aa:fc:00:00:%02x:%02x' $((n >> 8)) $((n & 255)))
-assert_eq "$mac" "$(vx cold cat /sys/class/net/eth0/address)" "MAC of the cold-booted VM"
 assert_contains "$(vx cold cat /proc/cmdline)" " ip=$IP_C::$(host_end_of "$IP_C"):255.255.255.252:" \
     "the cold boot's kernel command line"
 check_outside cold "cold boot"
-ok "a cold-booted VM gets its address from the kernel ($IP_C, MAC $mac)"
+ok "a cold-booted VM gets its address from the kernel ($IP_C, MAC $(mac_of "$TAP_C"))"
 
 noid destroy cold > /dev/null
 ! tap_exists "$TAP_C" || fail "destroy left the TAP $TAP_C"
