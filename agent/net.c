@@ -18,6 +18,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <net/if.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -34,7 +35,6 @@
 
 #define NET_SYS_CLASS   "/sys/class/net"
 #define NET_RESOLV_CONF "/etc/resolv.conf"
-#define NET_RESOLV_TMP  "/etc/.resolv.conf.noid-agent"
 #define NET_FLUSH_ARENA (32u * 1024)
 #define NET_CMDLINE_MAX 8192 /* the kernel's own limit is 2048 on x86 */
 #define NET_NAME_MAX    (IF_NAMESIZE - 1)
@@ -105,9 +105,10 @@ static int net_sys_ifindex(const char *name, bool *ret_is_nic)
     return (int)index;
 }
 
-/* Find the NIC (see net.h): want if an interface of that name exists,
- * else the NIC with the lowest ifindex.  Returns its ifindex or -ENODEV. */
-static int net_find_nic(const char *want, char ret_name[NET_NAME_MAX + 1])
+/* Walk /sys/class/net for the NIC: want if an interface of that name
+ * exists, else the NIC with the lowest ifindex.  Returns its ifindex or
+ * -ENODEV. */
+static int net_scan_nic(const char *want, char ret_name[NET_NAME_MAX + 1])
 {
     DIR *d;
     struct dirent *de;
@@ -138,6 +139,32 @@ static int net_find_nic(const char *want, char ret_name[NET_NAME_MAX + 1])
     }
     closedir(d);
     return best;
+}
+
+/* The NIC found last (ifindex 0: none yet).  A guest restored from a
+ * snapshot has its agent's memory too, so it starts with the NIC its
+ * template found at boot: under TCG every kernel path a restored guest runs
+ * for the first time is translated anew, and the walk of /sys/class/net
+ * cost ~50 ms of each SET_NETWORK.  A NIC that went away fails the first
+ * netlink request with ENODEV, and net_apply() looks again. */
+static int net_nic_index;
+static char net_nic_name[NET_NAME_MAX + 1];
+
+/* Find the NIC (see net.h), the remembered one first. */
+static int net_find_nic(const char *want, char ret_name[NET_NAME_MAX + 1])
+{
+    int index;
+
+    if (net_nic_index > 0) {
+        snprintf(ret_name, NET_NAME_MAX + 1, "%s", net_nic_name);
+        return net_nic_index;
+    }
+    index = net_scan_nic(want, ret_name);
+    if (index > 0) {
+        net_nic_index = index;
+        snprintf(net_nic_name, sizeof(net_nic_name), "%s", ret_name);
+    }
+    return index;
 }
 
 /* The interface's current MAC.  Returns 0 or -errno. */
@@ -330,26 +357,57 @@ static int net_default_route(struct rtnl *nl, int ifindex, const uint8_t gateway
     return rtnl_call(nl, &req.h);
 }
 
+/* The file to write for /etc/resolv.conf, and the temporary name beside
+ * it.  A symlink is followed one step and the file it names replaced, not
+ * the link: the noid guest's points into /run, where a write costs nothing,
+ * while a rename on the root disk costs ~40 ms under TCG (ext4 starts
+ * writing the new file out at once) — most of a SET_NETWORK. */
+static int net_resolv_conf_paths(char *path, size_t size, char *tmp, size_t tmp_size)
+{
+    char link[PATH_MAX];
+    struct stat st;
+    const char *slash;
+    ssize_t n;
+
+    snprintf(path, size, "%s", NET_RESOLV_CONF);
+    if (lstat(NET_RESOLV_CONF, &st) == 0 && S_ISLNK(st.st_mode)) {
+        n = readlink(NET_RESOLV_CONF, link, sizeof(link) - 1);
+        if (n <= 0)
+            return n < 0 ? -errno : -EINVAL;
+        link[n] = '\0';
+        if ((size_t)n + sizeof("/etc/") > size)
+            return -ENAMETOOLONG;
+        memcpy(path, link[0] == '/' ? "" : "/etc/", link[0] == '/' ? 0 : 5);
+        memcpy(path + (link[0] == '/' ? 0 : 5), link, (size_t)n + 1);
+    }
+    slash = strrchr(path, '/');
+    snprintf(tmp, tmp_size, "%.*s/.resolv.conf.noid-agent", (int)(slash - path), path);
+    return 0;
+}
+
 /* Make /etc/resolv.conf name dns, replacing the file in one rename (a
  * reader sees the old or the new file, never a part).  No fsync: the file
  * is written again at every boot and after every restore.  Left alone when
  * it already says exactly this (no disk write at every boot). */
 static int net_write_resolv_conf(const uint8_t dns[4])
 {
-    char want[64], have[64];
+    char want[64], have[64], path[PATH_MAX], tmp[PATH_MAX + 32];
     _cleanup_close_ int fd = -1;
     ssize_t n;
     int len, r;
 
     len = snprintf(want, sizeof(want), "nameserver %u.%u.%u.%u\n", dns[0], dns[1], dns[2], dns[3]);
-    fd = open(NET_RESOLV_CONF, O_RDONLY | O_CLOEXEC);
+    r = net_resolv_conf_paths(path, sizeof(path), tmp, sizeof(tmp));
+    if (r < 0)
+        return r;
+    fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd >= 0) {
         n = read(fd, have, sizeof(have));
         if (n == len && memcmp(have, want, (size_t)len) == 0)
             return 0;
         close(fd);
     }
-    fd = open(NET_RESOLV_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0)
         return -errno;
     /* no umask games: the file is for every user */
@@ -357,11 +415,11 @@ static int net_write_resolv_conf(const uint8_t dns[4])
         r = -errno;
     else if ((n = write(fd, want, (size_t)len)) != len)
         r = n < 0 ? -errno : -EIO;
-    else if (rename(NET_RESOLV_TMP, NET_RESOLV_CONF) < 0)
+    else if (rename(tmp, path) < 0)
         r = -errno;
     else
         return 0;
-    unlink(NET_RESOLV_TMP);
+    unlink(tmp);
     return r;
 }
 
@@ -469,12 +527,41 @@ int net_apply(const struct ap_net *n, bool set_mac, char *msg, size_t msg_size)
     if (r < 0)
         return net_fail(msg, msg_size, NULL, r, "open an rtnetlink socket");
     r = net_configure(&nl, name, ifindex, n, set_mac, msg, msg_size);
+    if (r == -ENODEV) { /* the remembered NIC is gone: look once more */
+        net_nic_index = 0;
+        ifindex = net_find_nic(net_dev_pref, name);
+        r = ifindex < 0 ? ifindex : net_configure(&nl, name, ifindex, n, set_mac, msg, msg_size);
+    }
     rtnl_close(&nl);
     if (r < 0)
         return r;
     net_describe(n, set_mac, desc, sizeof(desc));
     alog_info("network: %s: %s", name, desc);
     return 0;
+}
+
+/* A boot without ip= (the golden template): the NIC's link goes up without
+ * an address.  The guests restored from the template then find it up: the
+ * first link up of a virtio NIC (its receive ring filled) is the dearest
+ * step of SET_NETWORK under TCG, and the template pays it once for all. */
+static void net_boot_link_up(void)
+{
+    char name[NET_NAME_MAX + 1] = "";
+    struct rtnl nl;
+    int ifindex, r;
+
+    ifindex = net_find_nic(net_dev_pref, name);
+    if (ifindex < 0)
+        return; /* no NIC: nothing to prepare */
+    r = rtnl_open(&nl, NET_TIMEOUT_MS);
+    if (r >= 0) {
+        r = net_link_up(&nl, ifindex, true);
+        rtnl_close(&nl);
+    }
+    if (r < 0)
+        alog_warn("network: cannot bring %s up: %s", name, strerror(-r));
+    else
+        alog_info("network: %s up without an address (no ip= on the kernel command line)", name);
 }
 
 /* Read the kernel command line into buf.  Returns its length or -errno. */
@@ -508,6 +595,8 @@ void net_boot_from_cmdline(const char *cmdline_path, bool dry_run)
     if (r == 0) {
         if (why)
             alog_info("network: kernel command line says %s; the network is left alone", why);
+        else if (!dry_run)
+            net_boot_link_up();
         return;
     }
     if (r < 0) {

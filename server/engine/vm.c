@@ -523,10 +523,16 @@ int vm_start_and_wait(struct engine *eng, struct db_vm *vm, struct vm_rt *rt, co
     if (r < 0)
         goto fail;
     if (spec && spec->restore_state) {
+        int64_t t_agent = time_mono_ms(), t_identity;
         r = vm_refresh_identity(conn, e);
+        t_identity = time_mono_ms();
         /* the saved guest still has the address, MAC and routes it had */
         if (r >= 0 && nic)
             r = vm_net_tell_guest(eng, conn, &net, e);
+        log_debug("vm %s/%s: agent connected after %lld ms; clock and entropy %lld ms, "
+                  "network %lld ms",
+                  vm->user_id, vm->name, (long long)(t_agent - t0),
+                  (long long)(t_identity - t_agent), (long long)(time_mono_ms() - t_identity));
         if (r < 0) {
             agent_conn_unref(conn);
             goto fail;

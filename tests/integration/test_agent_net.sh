@@ -108,6 +108,17 @@ if [ "${1:-}" = "--inner" ]; then
     [ ! -e /etc/.resolv.conf.noid-agent ] || fail "the temporary resolv.conf was left behind"
     ok "SET_NETWORK with unchanged settings still flushes ARP; dns rewrites resolv.conf"
 
+    # the noid guest's /etc/resolv.conf is a symlink into /run: the file
+    # it names is written, the link stays
+    rm /etc/resolv.conf
+    ln -s /run/resolv.conf /etc/resolv.conf
+    out=$("${PEER[@]}" up aa:fc:00:00:00:05 172.16.0.6/30 172.16.0.5 192.0.2.54) ||
+        fail "SET_NETWORK with a symlinked resolv.conf: $out"
+    [ -L /etc/resolv.conf ] || fail "the resolv.conf symlink was replaced by a file"
+    assert_eq "nameserver 192.0.2.54" "$(cat /run/resolv.conf)" "resolv.conf's target"
+    [ ! -e /run/.resolv.conf.noid-agent ] || fail "the temporary resolv.conf was left behind"
+    ok "a symlinked resolv.conf: its target is written, the link kept"
+
     # a gateway the kernel refuses (the subnet's broadcast address): ERROR
     # with the step and the kernel's reason, the agent serves on
     out=$("${PEER[@]}" up aa:fc:00:00:00:05 172.16.0.6/30 172.16.0.7 0.0.0.0) &&
