@@ -623,6 +623,11 @@ void net_boot_from_cmdline(const char *cmdline_path, bool dry_run)
                   " (%s); a restarted agent would apply ip= again",
                   strerror(errno));
     r = net_apply(&c.net, false, msg, sizeof(msg));
-    if (r < 0)
+    if (r < 0) {
         alog_error("network: ip= of the kernel command line (%s): %s", desc, msg);
+        /* a respawned agent tries again: nothing else would configure a
+         * cold-booted guest */
+        if (marker >= 0)
+            unlink(NET_BOOT_MARKER);
+    }
 }

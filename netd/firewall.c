@@ -164,10 +164,23 @@ int firewall_ensure(const char *uplink, struct firewall_result *ret, struct nerr
          "FORWARD",
          false,
          {"-o", "noid+", "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"}},
+        /* the clamp only for VM traffic: other forwarded traffic of the
+         * host (containers, other VMs) is not ours to change */
         {"mangle",
          "FORWARD",
          false,
-         {"-p", "tcp", "--tcp-flags", "SYN,RST", "SYN", "-j", "TCPMSS", "--clamp-mss-to-pmtu"}},
+         {"-i", "noid+", "-p", "tcp", "--tcp-flags", "SYN,RST", "SYN", "-j", "TCPMSS",
+          "--clamp-mss-to-pmtu"}},
+        {"mangle",
+         "FORWARD",
+         false,
+         {"-o", "noid+", "-p", "tcp", "--tcp-flags", "SYN,RST", "SYN", "-j", "TCPMSS",
+          "--clamp-mss-to-pmtu"}},
+        /* a guest sends only from its own /30: a strict reverse-path check
+         * on every noid TAP, whatever rp_filter says (Debian's default is
+         * loose), so no guest can pose as another VM, the host or anyone
+         * outside */
+        {"raw", "PREROUTING", true, {"-i", "noid+", "-m", "rpfilter", "--invert", "-j", "DROP"}},
     };
     struct firewall_result res = {0};
     int first = 0;

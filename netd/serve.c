@@ -67,8 +67,15 @@ int serve_listen(const char *path, uid_t server_uid, int *ret_fd, ino_t *ret_ino
     umask(old_umask);
     if (r < 0)
         return nerr_set(e, r, "cannot bind %s: %s", path, strerror(-r));
-    if (chown(path, server_uid, (gid_t)-1) < 0 || chmod(path, 0600) < 0 || stat(path, &st) < 0) {
+    /* never through a symlink: whoever may write the socket's directory
+     * could swap the socket for a link and have root chown its target (the
+     * umask already made it 0600) */
+    if (fchownat(AT_FDCWD, path, server_uid, (gid_t)-1, AT_SYMLINK_NOFOLLOW) < 0 ||
+        lstat(path, &st) < 0)
         r = -errno;
+    else
+        r = S_ISSOCK(st.st_mode) ? 0 : -EEXIST; /* swapped under us */
+    if (r < 0) {
         unlink(path);
         return nerr_set(e, r, "cannot give %s to uid %u: %s", path, (unsigned)server_uid,
                         strerror(-r));

@@ -2,8 +2,12 @@
 #include "vmnet.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
+
+#include "macro.h"
 
 #include "netlink.h"
 #include "request.h"
@@ -38,10 +42,29 @@ static bool owned_by(const struct nl_link *l, const char *owner)
     return o && streq(o, owner);
 }
 
+/* No IPv6 on a TAP: a guest's router advertisement would otherwise give
+ * the host an address and a default route through that guest.  0 also
+ * when the kernel has no IPv6. */
+static int disable_ipv6(const char *tap)
+{
+    char path[96];
+    _cleanup_close_ int fd = -1;
+
+    snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/disable_ipv6", tap);
+    fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : -errno;
+    return write(fd, "1", 1) == 1 ? 0 : -errno;
+}
+
 /* Address and link state of an existing TAP: both idempotent. */
 static int configure(struct vmnet *v, int ifindex, const struct netd_addrs *a, struct nerr *e)
 {
-    int r = nl_addr_add(v->nl, ifindex, a->host_addr, a->prefix);
+    int r = disable_ipv6(a->tap);
+
+    if (r < 0)
+        return nerr_set(e, r, "cannot turn IPv6 off on %s: %s", a->tap, strerror(-r));
+    r = nl_addr_add(v->nl, ifindex, a->host_addr, a->prefix);
 
     if (r < 0 && r != -EEXIST)
         return nerr_set(e, r, "cannot give %s the address %s/%d: %s", a->tap, a->host_ip, a->prefix,

@@ -129,6 +129,7 @@ unsigned api_status_for_errno(int r)
     case EOPNOTSUPP:
         return 501;
     case ENODEV:
+    case EADDRNOTAVAIL: /* noid-netd gave the VM no network */
         return 503;
     case ETIMEDOUT:
         return 504;

@@ -531,6 +531,10 @@ int vm_create_from_golden(struct engine *eng, struct db_vm *vm, struct vm_rt *rt
          * failed create: fall back to a cold boot */
         struct nerr ge = {0};
         r = vm_start_and_wait(eng, vm, rt, dir, &spec, &ge);
+        if (r == -EADDRNOTAVAIL) { /* noid-netd refused: a cold boot would get the same */
+            nerr_set(e, r, "%s", nerr_msg(&ge));
+            goto fail;
+        }
         if (r < 0) {
             log_warn("golden: starting %s/%s from the snapshot failed (%s); cold boot",
                      vm->user_id, vm->name, nerr_msg(&ge));

@@ -78,9 +78,14 @@ static int netd_call(const char *sock, json_object *req, json_object **ret, stru
     r = unix_connect(slash == dir ? "/" : dir, name, &fd);
     if (r < 0)
         return nerr_set(e, r, "cannot reach noid-netd at %s: %s", sock, strerror(-r));
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    /* the caller holds a VM's lifecycle lock: never wait on netd unbounded */
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0)
+        return nerr_set(e, -errno, "cannot set a timeout on noid-netd's socket: %s",
+                        strerror(errno));
     text = json_object_to_json_string_length(req, JSON_C_TO_STRING_PLAIN, &len);
+    if (!text)
+        return -ENOMEM;
     r = fd_write_all(fd, text, len);
     if (r >= 0)
         r = fd_write_all(fd, "\n", 1);
@@ -138,6 +143,8 @@ int netd_setup(const char *sock, const char *owner, struct netd_lease *ret, stru
     const char *tap, *host, *guest, *mac;
     int r;
 
+    if (!req)
+        return -ENOMEM;
     json_object_object_add(req, "op", json_object_new_string("setup"));
     json_object_object_add(req, "owner", json_object_new_string(owner));
     r = netd_call(sock, req, &rep, e);
@@ -175,6 +182,8 @@ int netd_teardown(const char *sock, const char *tap, const char *owner, struct n
     json_object *req = json_object_new_object(), *rep = NULL;
     int r;
 
+    if (!req)
+        return -ENOMEM;
     json_object_object_add(req, "op", json_object_new_string("teardown"));
     if (tap)
         json_object_object_add(req, "tap", json_object_new_string(tap));

@@ -126,12 +126,14 @@ static bool settle_vm(struct engine *eng, struct db_vm *vm)
     bool running = engine_vm_row_is_running(vm);
     if (!running && vm->net.tap[0]) {
         /* a dead VM's TAP: nobody will attach to it again (a restore
-         * leases a new one) */
+         * leases a new one).  Kept in the row when netd refused, so the
+         * next start tries again. */
         log_info("reconcile: VM %s/%s is dead; giving back its network %s", vm->user_id,
                  vm->name, vm->net.tap);
-        vm_net_release(eng, vm->net.tap, vm->instance_id);
-        memset(&vm->net, 0, sizeof(vm->net));
-        changed = true;
+        if (vm_net_release(eng, vm->net.tap, vm->instance_id) >= 0) {
+            memset(&vm->net, 0, sizeof(vm->net));
+            changed = true;
+        }
     }
     if (running && !vm->ram_backing[0]) {
         learn_ram_backing(eng, vm);
@@ -182,6 +184,9 @@ static int kill_if_orphan(int64_t pid, const char *cmdline, size_t len, void *ud
         return 0;
     log_warn("reconcile: stopping VMM pid %lld (noid-%s): no VM row names it", (long long)pid, id);
     vmm_proc_kill(pid, id, 10000);
+    /* its network too (the old VMM of a restore cut short after the
+     * commit): netd finds the TAP by its owner */
+    vm_net_release(s->eng, NULL, id);
     return 0;
 }
 

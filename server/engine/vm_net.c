@@ -67,8 +67,9 @@ int vm_net_lease(struct engine *eng, const char *instance, struct db_vm_net *ret
         return 0;
     }
     if (r < 0) {
-        nerr_set(e, r == -EIO ? -ENODEV : r, "%s", nerr_msg(&ne));
-        return r == -EIO ? -ENODEV : r;
+        /* netd may have made the TAP and then been too slow to say so */
+        vm_net_release(eng, NULL, instance);
+        return nerr_set(e, -EADDRNOTAVAIL, "no network for the VM: %s", nerr_msg(&ne));
     }
     if (__atomic_exchange_n(&eng->netd_absent, false, __ATOMIC_RELAXED))
         log_info("network: noid-netd answers again at %s", eng->cfg->netd_socket);
@@ -82,21 +83,23 @@ int vm_net_lease(struct engine *eng, const char *instance, struct db_vm_net *ret
     return 1;
 }
 
-void vm_net_release(struct engine *eng, const char *tap, const char *owner)
+int vm_net_release(struct engine *eng, const char *tap, const char *owner)
 {
     struct nerr e = {0};
-
     int r;
 
     if ((!tap || !tap[0]) && (!owner || !owner[0]))
-        return;
+        return 0;
     r = netd_teardown(eng->cfg->netd_socket, tap && tap[0] ? tap : NULL, owner, &e);
-    if (r == -ENOENT || r == -ECONNREFUSED) /* netd is not running: its next start sweeps */
+    if (r == -ENOENT || r == -ECONNREFUSED) { /* netd is not running: its next start sweeps */
         log_debug("network: %s", nerr_msg(&e));
-    else if (r < 0)
+        return 0;
+    }
+    if (r < 0)
         log_warn("network: cannot give back %s of noid-%s: %s (noid-netd removes TAPs nobody "
                  "holds when it starts)",
                  tap && tap[0] ? tap : "the TAP", owner ? owner : "?", nerr_msg(&e));
+    return r;
 }
 
 static void netmask_of(int prefix, char out[16])

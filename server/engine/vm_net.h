@@ -17,13 +17,17 @@ void vm_net_init(struct engine *eng);
 
 /* Lease a network for the VMM instance about to start.  1 with *ret
  * filled; 0 when noid-netd is not running (the VM goes without a network:
- * one warning per outage); -errno when netd refused (its reason in e). */
+ * one warning per outage); -EADDRNOTAVAIL when netd refused, did not
+ * answer in time or answered nonsense (the reason in e): the create or
+ * restore fails (503) rather than run a VM without the network it should
+ * have.  Whatever netd may have set up by then for instance is given back. */
 int vm_net_lease(struct engine *eng, const char *instance, struct db_vm_net *ret, struct nerr *e);
 
 /* Give back the lease of owner (tap "" or NULL: whatever owner holds).
- * Failures are logged, never returned: the VM is going anyway, and netd
- * removes TAPs nobody holds at its next start. */
-void vm_net_release(struct engine *eng, const char *tap, const char *owner);
+ * Failures are logged: the VM is going anyway, and netd removes TAPs
+ * nobody holds at its next start.  0 when the TAP is gone or netd is not
+ * running (its start sweeps), -errno when netd refused or did not answer. */
+int vm_net_release(struct engine *eng, const char *tap, const char *owner);
 
 /* The kernel command line argument of a cold boot with net:
  * "ip=<guest>::<gateway>:<netmask>::eth0:off[:<dns>]". */

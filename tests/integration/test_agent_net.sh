@@ -21,7 +21,13 @@
 . "$(dirname "$0")/lib.sh"
 
 if [ "${1:-}" = "--inner" ]; then
-    # inside the namespaces: $2 is the test's directory
+    # inside the namespaces: $2 is the test's directory.  Never in the
+    # machine's own: what follows mounts over /sys, /run and /etc and adds
+    # interfaces and routes.
+    for ns in net mnt; do
+        [ "$(readlink "/proc/self/ns/$ns")" != "$(readlink "/proc/1/ns/$ns")" ] ||
+            fail "--inner runs only in the namespaces the test makes (same $ns namespace as init)"
+    done
     T=$2
     AGENT="$NOID_BUILD/agent/noid-agent"
     PEER=(/usr/bin/python3 "$IT_DIR/agent_peer.py" "$T/agent.sock" set-network)

@@ -105,8 +105,10 @@ mkdir -p "$cps/old/$LEG"
 /usr/bin/python3 "$IT_DIR/qmp_save.py" "$vmdir" "$cps/old/$LEG/vmstate.snap" --ignore-shared
 cp --sparse=always "$vmdir/rootfs.ext4" "$cps/old/$LEG/rootfs.ext4"
 old_id=$(q "select id from vms where name='old'")
-q "insert into checkpoints (id, vm_id, user_id, label, created_at, pause_ms, size_bytes, cpus, mem_mib, vmm)
-   values ('$LEG', $old_id, '$uid', 'v2', '2026-01-01T00:00:00Z', 700, 0, 1, 256, 'qemu')"
+# (the state comes from a VM of this server, which has a NIC: the row says
+# so, as a v4 server would have written it; a real v2 state has none)
+q "insert into checkpoints (id, vm_id, user_id, label, created_at, pause_ms, size_bytes, cpus, mem_mib, vmm, nic)
+   values ('$LEG', $old_id, '$uid', 'v2', '2026-01-01T00:00:00Z', 700, 0, 1, 256, 'qemu', 1)"
 # (2) a v2 checkpoint with a memory file: take one now and forget its format
 mark g legacy-file-before
 CPF=$(noid checkpoint g 2>/dev/null)

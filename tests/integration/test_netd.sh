@@ -172,6 +172,7 @@ assert_contains "$d" "alias noid:vm-a" "noid0's alias names its owner"
 assert_contains "$(ip -n "$NS" link show dev noid0 | head -1)" ",UP" "noid0 is up"
 assert_eq "172.16.0.1/30" "$(ip -n "$NS" -o -4 addr show dev noid0 | awk '{print $4}')" "noid0 address"
 assert_eq 0 "$(ns_cat /sys/class/net/noid0/owner)" "noid0 owner uid"
+assert_eq 1 "$(ns_cat /proc/sys/net/ipv6/conf/noid0/disable_ipv6)" "noid0 has no IPv6"
 assert_contains "$(netd_log)" "setup for vm-a" "setup logged"
 
 r=$(req '{"op":"setup","owner":"vm-b"}')
@@ -266,13 +267,15 @@ wait "$NETD_PID" 2>/dev/null || true
 start_netd "$SOCK" --server-uid 0
 assert_eq true "$(jget "$(req '{"op":"teardown","owner":"none"}')" ok)" "netd on a replaced stale socket"
 # three starts now
-assert_contains "$(netd_log)" "iptables: 0 rule(s) added, 5 already present" "rules found at a restart"
+assert_contains "$(netd_log)" "iptables: 0 rule(s) added, 7 already present" "rules found at a restart"
 for rule in \
     "-A POSTROUTING -s 172.16.0.0/16 -o uplink0 -j MASQUERADE" \
     "-A FORWARD -i noid+ -o noid+ -j DROP" \
     "-A FORWARD -i noid+ -j ACCEPT" \
     "-A FORWARD -o noid+ -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT" \
-    "-A FORWARD -p tcp -m tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu"; do
+    "-A FORWARD -i noid+ -p tcp -m tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu" \
+    "-A FORWARD -o noid+ -p tcp -m tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu" \
+    "-A PREROUTING -i noid+ -m rpfilter --invert -j DROP"; do
     assert_eq 1 "$(count_rule "$rule")" "count of rule '$rule' after 3 starts"
 done
 assert_eq "-A FORWARD -i noid+ -o noid+ -j DROP" "$(in_host iptables -S FORWARD | sed -n 2p)" \

@@ -233,6 +233,29 @@ check_listener b "$IP_B" hi-from-b "b's listener still up"
 check_outside b "second VM"
 ok "two VMs: subnets $IP_A and $IP_B; VM-to-VM traffic dropped both ways"
 
+# ---- a guest sends only from its own address ----
+# root in a takes b's address and one from nowhere: the host drops both
+# (strict reverse-path check on the TAPs); its own still works.  A failed
+# ping proves nothing (the reply to a forged source goes astray anyway):
+# the outside counts the echo requests that reach it (a counting rule in
+# the test's own outside namespace).
+in_out iptables -I INPUT -p icmp --icmp-type echo-request
+echo_requests() { in_out iptables -L INPUT -v -x -n | awk 'NR == 3 {print $1}'; }
+vx a ip addr add "$IP_B/32" dev eth0
+vx a ip addr add 10.77.0.1/32 dev eth0
+for spoofed in "$IP_B" 10.77.0.1; do
+    before=$(echo_requests)
+    vx a ping -c 1 -W 2 -I "$spoofed" 192.0.2.1 > /dev/null 2>&1 || true
+    assert_eq "$before" "$(echo_requests)" "echo requests at the outside after a ping from $spoofed"
+done
+before=$(echo_requests)
+vx a ping -c 1 -W 5 -I "$IP_A" 192.0.2.1 > /dev/null || fail "a cannot ping from its own address"
+assert_eq $((before + 1)) "$(echo_requests)" "echo requests at the outside after a ping from $IP_A"
+vx a ip addr del "$IP_B/32" dev eth0
+vx a ip addr del 10.77.0.1/32 dev eth0
+check_listener b "$IP_B" hi-from-b "b's listener after a posed as b"
+ok "a guest posing as another VM or as an outside address is dropped"
+
 # ---- a cold boot (another size: the golden snapshot does not fit) ----
 noid create cold --mem 384 > /dev/null
 assert_eq "" "$(noid info cold --json | json_get restored_from)" "a 384 MiB VM cold-boots"
