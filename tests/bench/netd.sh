@@ -45,7 +45,7 @@ for _ in $(seq 200); do grep -q 'serving ' "$T/netd.log" && break; sleep 0.01; d
 grep -q 'serving ' "$T/netd.log" || { cat "$T/netd.log" >&2; exit 1; }
 started=$(date +%s%N)
 awk -v a="$start" -v b="$started" \
-    'BEGIN { printf "netd start-up (orphan sweep, 5 iptables rules checked and added): %.0f ms\n", (b - a) / 1e6 }'
+    'BEGIN { printf "netd start-up (orphan sweep, 7 iptables rules checked and added): %.0f ms\n", (b - a) / 1e6 }'
 
 ip netns exec "$NS" /usr/bin/python3 - "$T/netd.sock" "$N" <<'PY'
 import json, socket, statistics, subprocess, sys, time
