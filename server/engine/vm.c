@@ -550,10 +550,11 @@ int vm_start_and_wait(struct engine *eng, struct db_vm *vm, struct vm_rt *rt, co
     vm_set_ram(vm, b.ram, b.mem_file);
     vm->nic = nic;
     vm->net = net;
-    log_info("vm %s/%s: %s, agent answered after %lld ms%s%s%s", vm->user_id, vm->name,
+    log_info("vm %s/%s: %s, agent answered after %lld ms; %s%s", vm->user_id, vm->name,
              spec && spec->restore_state ? "restored" : "booted",
-             (long long)(time_mono_ms() - t0), net.tap[0] ? "; network " : "",
-             net.tap[0] ? net.ip : "", net.tap[0] ? "" : nic ? "; no network" : "");
+             (long long)(time_mono_ms() - t0),
+             net.tap[0] ? "network " : nic ? "no network" : "no NIC (saved without one)",
+             net.tap[0] ? net.ip : "");
     return 0;
 fail:
     engine_vm_agent_drop(rt);
