@@ -18,7 +18,7 @@ ensure_vmm_user() {
 }
 
 BUILD=(
-    meson ninja-build pkg-config gcc clang musl-tools
+    meson ninja-build pkg-config gcc clang musl-tools help2man
     libmicrohttpd-dev libsqlite3-dev libssl-dev libcurl4-openssl-dev libjson-c-dev
     libbtrfsutil-dev libinih-dev libfuse3-dev check libsubunit-dev libclang-rt-14-dev
 )
