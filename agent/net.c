@@ -368,6 +368,7 @@ static int net_resolv_conf_paths(char *path, size_t size, char *tmp, size_t tmp_
     struct stat st;
     const char *slash;
     ssize_t n;
+    int len;
 
     snprintf(path, size, "%s", NET_RESOLV_CONF);
     if (lstat(NET_RESOLV_CONF, &st) == 0 && S_ISLNK(st.st_mode)) {
@@ -375,10 +376,9 @@ static int net_resolv_conf_paths(char *path, size_t size, char *tmp, size_t tmp_
         if (n <= 0)
             return n < 0 ? -errno : -EINVAL;
         link[n] = '\0';
-        if ((size_t)n + sizeof("/etc/") > size)
+        len = snprintf(path, size, "%s%s", link[0] == '/' ? "" : "/etc/", link);
+        if (len < 0 || (size_t)len >= size)
             return -ENAMETOOLONG;
-        memcpy(path, link[0] == '/' ? "" : "/etc/", link[0] == '/' ? 0 : 5);
-        memcpy(path + (link[0] == '/' ? 0 : 5), link, (size_t)n + 1);
     }
     slash = strrchr(path, '/');
     snprintf(tmp, tmp_size, "%.*s/.resolv.conf.noid-agent", (int)(slash - path), path);

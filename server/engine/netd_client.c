@@ -35,16 +35,30 @@ bool netd_tap_name_valid(const char *s)
     return true;
 }
 
-bool netd_mac_valid(const char *s)
+/* The value of a hex digit, -1 for anything else. */
+static int hex_value(char c)
 {
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
+        return (c | 0x20) - 'a' + 10;
+    return -1;
+}
+
+bool netd_mac_parse(const char *s, uint8_t out[6])
+{
+    uint8_t mac[6];
+
     if (strlen(s) != 17)
         return false;
-    for (int i = 0; i < 17; i++) {
-        char c = s[i];
-        bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-        if (i % 3 == 2 ? c != ':' : !hex)
+    for (int i = 0; i < 6; i++) {
+        int hi = hex_value(s[3 * i]), lo = hex_value(s[3 * i + 1]);
+        if (hi < 0 || lo < 0 || (i < 5 && s[3 * i + 2] != ':'))
             return false;
+        mac[i] = (uint8_t)(hi << 4 | lo);
     }
+    if (out)
+        memcpy(out, mac, sizeof(mac));
     return true;
 }
 
@@ -159,7 +173,7 @@ int netd_setup(const char *sock, const char *owner, struct netd_lease *ret, stru
     guest = field(rep, "guest_ip");
     mac = field(rep, "mac");
     if (!tap || !netd_tap_name_valid(tap) || !host || !ipv4_valid(host) || !guest ||
-        !ipv4_valid(guest) || !mac || !netd_mac_valid(mac) ||
+        !ipv4_valid(guest) || !mac || !netd_mac_parse(mac, NULL) ||
         !json_object_object_get_ex(rep, "prefix", &v) ||
         !json_object_is_type(v, json_type_int) || json_object_get_int(v) < 1 ||
         json_object_get_int(v) > 30) {

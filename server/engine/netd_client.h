@@ -9,6 +9,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "nerr.h"
 
@@ -37,4 +38,6 @@ int netd_teardown(const char *sock, const char *tap, const char *owner, struct n
 
 /* Whether a reply field is what netd may send (used on every reply). */
 bool netd_tap_name_valid(const char *s);
-bool netd_mac_valid(const char *s);
+/* "AA:FC:00:00:00:05" exactly (hex pairs, colons); its bytes into out
+ * unless NULL. */
+bool netd_mac_parse(const char *s, uint8_t out[6]);

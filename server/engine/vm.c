@@ -79,21 +79,22 @@ static void release_dead_ram(struct engine *eng, const struct db_vm *vm)
 
 int vm_info_from_row(const struct db_vm *vm, struct wire_vm_info *ret)
 {
+    const char *state = vm_state(vm);
+    /* the address a running VM answers on; a dead VM's lease goes back at
+     * its destroy, restore or the next start */
+    bool has_ip = vm->net.tap[0] && strcmp(state, "running") == 0;
+
     memset(ret, 0, sizeof(*ret));
     ret->name = strdup(vm->name);
-    ret->state = strdup(vm_state(vm));
+    ret->state = strdup(state);
     ret->created_at = strdup(vm->created_at);
     ret->vmm = strdup(vm->vmm);
     ret->restored_from = vm->restored_from[0] ? strdup(vm->restored_from) : NULL;
     ret->cpus = vm->cpus;
     ret->mem_mib = vm->mem_mib;
-    /* the address a running VM answers on; a dead VM's lease goes back at
-     * its destroy, restore or the next start */
-    if (vm->net.tap[0] && strcmp(ret->state ? ret->state : "", "running") == 0)
-        ret->ip = strdup(vm->net.ip);
+    ret->ip = has_ip ? strdup(vm->net.ip) : NULL;
     if (!ret->name || !ret->state || !ret->created_at || !ret->vmm ||
-        (vm->restored_from[0] && !ret->restored_from) ||
-        (vm->net.tap[0] && strcmp(ret->state ? ret->state : "", "running") == 0 && !ret->ip)) {
+        (vm->restored_from[0] && !ret->restored_from) || (has_ip && !ret->ip)) {
         wire_vm_info_free(ret);
         return -ENOMEM;
     }

@@ -120,17 +120,6 @@ int vm_net_cmdline(struct engine *eng, const struct db_vm_net *net, char *out, s
     return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
-static int parse_mac(const char *s, uint8_t out[6])
-{
-    unsigned v[6];
-
-    if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5]) != 6)
-        return -EINVAL;
-    for (int i = 0; i < 6; i++)
-        out[i] = (uint8_t)v[i];
-    return 0;
-}
-
 int vm_net_tell_guest(struct engine *eng, struct agent_conn *conn, const struct db_vm_net *net,
                       struct nerr *e)
 {
@@ -145,7 +134,7 @@ int vm_net_tell_guest(struct engine *eng, struct agent_conn *conn, const struct 
     if (net->tap[0]) {
         n.up = true;
         n.prefix = (uint8_t)net->prefix;
-        if (parse_mac(net->mac, n.mac) < 0 || inet_pton(AF_INET, net->ip, n.addr) != 1 ||
+        if (!netd_mac_parse(net->mac, n.mac) || inet_pton(AF_INET, net->ip, n.addr) != 1 ||
             inet_pton(AF_INET, net->gateway, n.gateway) != 1)
             return nerr_set(e, -EINVAL, "the VM's network record is damaged");
         if (eng->guest_dns[0])

@@ -28,7 +28,8 @@ from collections import defaultdict
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bench"))
 from agentproto import (  # noqa: E402
-    Agent, frame, tlv, EXEC, ERROR, EXIT, HELLO_ACK, PING, PONG, STARTED, STDERR, STDIN, STDOUT)
+    Agent, frame, tlv, EXEC, ERROR, EXIT, HELLO_ACK, OK, PING, PONG, STARTED, STDERR, STDIN,
+    STDOUT)
 
 HELLO, RESIZE, OUT_ACK = 1, 5, 9
 APT_OUT_WINDOW = 9
@@ -688,7 +689,7 @@ def fs_refusals(path):
 
 # ---- SET_NETWORK (protocol v4, agent_proto.h struct ap_net) ----
 
-SET_NETWORK, OK_ = 13, 38
+SET_NETWORK = 13
 
 
 def net_payload(up=True, mac="aa:fc:00:00:00:01", addr="172.16.0.2", prefix=30,
@@ -712,7 +713,7 @@ def set_network(ag, payload, timeout=15):
         if f is None:
             break
         ftype, stream, p = f
-        if stream == st and ftype == OK_:
+        if stream == st and ftype == OK:
             return "ok", b""
         if stream == st and ftype == ERROR:
             return "error", p

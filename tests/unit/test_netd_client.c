@@ -141,10 +141,10 @@ START_TEST(validators)
     ck_assert(!netd_tap_name_valid("noid-1"));
     ck_assert(!netd_tap_name_valid("noid1 "));
     ck_assert(!netd_tap_name_valid("tap0"));
-    ck_assert(netd_mac_valid("AA:FC:00:00:3f:ff"));
-    ck_assert(!netd_mac_valid("AA:FC:00:00:3f:f"));
-    ck_assert(!netd_mac_valid("AA:FC:00:00:3f:fg"));
-    ck_assert(!netd_mac_valid("AA:FC:00:00:3f:ff:"));
+    ck_assert(netd_mac_parse("AA:FC:00:00:3f:ff", NULL));
+    ck_assert(!netd_mac_parse("AA:FC:00:00:3f:f", NULL));
+    ck_assert(!netd_mac_parse("AA:FC:00:00:3f:fg", NULL));
+    ck_assert(!netd_mac_parse("AA:FC:00:00:3f:ff:", NULL));
 }
 END_TEST
 
