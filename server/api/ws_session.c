@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "macro.h"
 #include "timeutil.h"
 #include "wire.h"
@@ -173,9 +174,13 @@ static void *session_main(void *arg)
 {
     struct api_ws_session *s = arg;
     int64_t t0 = time_mono_ns();
+    enum metrics_ws_kind kind =
+        strcmp(s->kind, "console") == 0 ? METRICS_WS_CONSOLE : METRICS_WS_EXEC;
 
     log_info("ws %s %s/%s from %s: open", s->kind, s->user.name, s->vm_name, s->client_ip);
+    metrics_ws_session_begin(kind);
     s->body(s);
+    metrics_ws_session_end(kind);
     log_info("ws %s %s/%s: closed (sent %u) after %.3f s", s->kind, s->user.name, s->vm_name,
              ws_sent_close_code(s->ws), (double)(time_mono_ns() - t0) / 1e9);
     MHD_upgrade_action(s->urh, MHD_UPGRADE_ACTION_CLOSE);
@@ -263,6 +268,7 @@ void api_ws_upgrade(struct api_request *rq, const char *kind, const char *vm_nam
         return;
     }
     if (full) {
+        metrics_refusal(METRICS_LIMIT_WS_SESSIONS);
         api_reply_error(rq, 503,
                         "too many WebSocket sessions (max_ws_sessions = %lld); try "
                         "again later",
@@ -274,6 +280,7 @@ void api_ws_upgrade(struct api_request *rq, const char *kind, const char *vm_nam
         pthread_mutex_lock(&srv->ws_lock);
         srv->ws_sessions--;
         pthread_mutex_unlock(&srv->ws_lock);
+        metrics_refusal(r == -EDQUOT ? METRICS_LIMIT_USER_REQUESTS : METRICS_LIMIT_SERVER_REQUESTS);
         if (r == -EDQUOT)
             api_reply_error(rq, 429,
                             "you have %d long requests (exec, create, console, ...) "

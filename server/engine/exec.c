@@ -20,6 +20,7 @@
 #include "encoding.h"
 #include "engine-internal.h"
 #include "log.h"
+#include "metrics.h"
 #include "timeutil.h"
 #include "vm-internal.h"
 
@@ -211,5 +212,6 @@ out:
     buf_free(&cap.out);
     buf_free(&cap.err);
     free(stdin_bytes);
+    metrics_exec_done(METRICS_EXEC_HTTP, r, timed_out, t_begin);
     return r;
 }
