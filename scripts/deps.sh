@@ -28,6 +28,7 @@ RUN=(
 )
 TEST=(
     curl sqlite3 python3 python3-yaml python3-websockets wrk tmux procps file rsync git
+    prometheus
 )
 
 missing=()

@@ -21,6 +21,8 @@ IT_NS=()
 # its namespaces, with whatever still runs in them).
 IT_EXTRA_CLEANUP=""
 URL=""
+# http://ADDR of the server's metrics listener; empty when it has none
+METRICS_URL=""
 PASSED=0
 IT_DONE=
 
@@ -137,15 +139,20 @@ write_config() { # vm|novm [extra toml lines...]
     } >> "$T/server.toml"
 }
 
-# Start the server on the current config; sets URL.
+# Start the server on the current config; sets URL (and METRICS_URL).
+# Unless the config says where, metrics go to a free port, not to the
+# default 127.0.0.1:7655 that other servers on this machine may hold.
 start_server() {
+    local metrics=()
+    grep -q '^metrics_listen' "$T/server.toml" || metrics=(--metrics-listen 127.0.0.1:0)
     : > "$T/server.out"
-    "${IT_NS[@]}" "$SERVER_BIN" serve --config "$T/server.toml" "$@" > "$T/server.out" 2>> "$T/server.log" &
+    "${IT_NS[@]}" "$SERVER_BIN" serve --config "$T/server.toml" "${metrics[@]}" "$@" > "$T/server.out" 2>> "$T/server.log" &
     SERVER_PID=$!
     local i
     for i in $(seq 1 600); do
         if grep -q '^noid-server listening on ' "$T/server.out"; then
             URL="http://$(sed -n 's/^noid-server listening on //p' "$T/server.out")"
+            METRICS_URL=$(sed -n 's|^noid-server metrics on |http://|p' "$T/server.out")
             return 0
         fi
         kill -0 "$SERVER_PID" 2>/dev/null || fail "server exited during start"
