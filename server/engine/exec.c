@@ -197,6 +197,7 @@ int engine_vm_exec(struct engine *eng, const struct db_user *u, const char *name
     x = NULL;
 
     exec_result_from_exit(&ex, timed_out, ret);
+    timed_out = ret->timed_out; /* the agent's own kill at the timeout, too */
     ret->truncated = cap.truncated;
     ret->out = (uint8_t *)buf_steal(&cap.out, &ret->out_len);
     ret->err = (uint8_t *)buf_steal(&cap.err, &ret->err_len);

@@ -149,7 +149,7 @@ int engine_exec_stream_wait(struct engine_exec_stream *s, int timeout_ms,
     if (r >= 0) {
         s->ended = true;
         exec_result_from_exit(&ex, false, ret);
-        stream_count(s, 0, false);
+        stream_count(s, 0, ret->timed_out);
         return 1;
     }
     if (r != -ETIMEDOUT) {
