@@ -228,13 +228,12 @@ static void rtnl_take_ext_ack(struct rtnl *nl, const struct rtnl_nlmsghdr *m)
         snprintf(nl->err, sizeof(nl->err), "%.*s", (int)strnlen(msg, len), msg);
 }
 
-/* Read answers to the current request.  A dump's messages go to cb (when
- * cb is not NULL); the end is an NLMSG_ERROR (an ACK, error 0 or not) or,
- * for a dump, NLMSG_DONE.  Returns 0, -errno of the kernel, or the first
- * negative cb result. */
+/* Read answers to the current request.  The messages of a get or a dump
+ * go to cb (when cb is not NULL); the end is an NLMSG_ERROR (an ACK, error
+ * 0 or not) or, for a dump, NLMSG_DONE.  Returns 0, -errno of the kernel,
+ * or the first negative cb result. */
 static int rtnl_read_answer(struct rtnl *nl, rtnl_msg_cb cb, void *ud)
 {
-    const uint8_t *buf = nl->rx;
     int cb_r = 0;
 
     for (;;) {
@@ -244,7 +243,7 @@ static int rtnl_read_answer(struct rtnl *nl, rtnl_msg_cb cb, void *ud)
         if (n < 0)
             return (int)n;
         while (off + sizeof(struct rtnl_nlmsghdr) <= (size_t)n) {
-            const struct rtnl_nlmsghdr *m = (const void *)(buf + off);
+            const struct rtnl_nlmsghdr *m = (const void *)(nl->rx + off);
 
             if (m->nlmsg_len < sizeof(*m) || m->nlmsg_len > (size_t)n - off)
                 break; /* a truncated message: the rest of the datagram is void */
