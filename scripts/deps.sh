@@ -24,7 +24,7 @@ BUILD=(
 )
 RUN=(
     qemu-system-x86 btrfs-progs e2fsprogs busybox-static iproute2 iptables fuse3
-    lz4 cpio xz-utils zstd
+    lz4 cpio xz-utils zstd mmdebstrap
 )
 TEST=(
     curl sqlite3 python3 python3-yaml python3-websockets wrk tmux procps file rsync git

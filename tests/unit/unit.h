@@ -29,6 +29,7 @@ Suite *suite_prom_text(void);
 Suite *suite_timeutil(void);
 Suite *suite_ratelimit(void);
 Suite *suite_routes(void);
+Suite *suite_rtnl(void);
 Suite *suite_textutil(void);
 Suite *suite_token(void);
 Suite *suite_wire(void);
