@@ -3,6 +3,8 @@
 #   1. install missing Debian packages (scripts/deps.sh)
 #   2. build with warnings as errors (build/)
 #   3. build the guest image (scripts/build-guest.sh; cached between runs)
+#      and install the OpenAPI validator (npm ci in tests/openapi, from the
+#      npm registry, at the versions package-lock.json pins)
 #   4. meson test: unit, fuzz-corpus replay, integration (real VMs)
 #   5. the same unit/fuzz/API tests in an ASan+UBSan build (build-asan/)
 #   6. a short bounded libFuzzer run of every fuzz target (build-fuzz/, clang)
@@ -35,6 +37,9 @@ ninja -C build
 
 step "guest image"
 scripts/build-guest.sh --agent "$ROOT/build/agent/noid-agent"
+
+step "OpenAPI validator (tests/openapi)"
+(cd tests/openapi && npm ci --no-audit --no-fund --loglevel=error)
 
 step "tests"
 meson test -C build --print-errorlogs --num-processes 2
