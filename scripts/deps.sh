@@ -27,9 +27,13 @@ RUN=(
     lz4 cpio xz-utils zstd mmdebstrap
 )
 TEST=(
-    curl sqlite3 python3 python3-yaml python3-websockets wrk tmux procps file rsync git
-    prometheus
+    curl sqlite3 python3 python3-yaml python3-jsonschema python3-websockets wrk tmux procps
+    file rsync git prometheus
 )
+# node and npm run the OpenAPI validator (tests/openapi, installed by
+# scripts/test.sh with npm ci): Debian's only when none is installed
+command -v node > /dev/null || TEST+=(nodejs)
+command -v npm > /dev/null || TEST+=(npm)
 
 missing=()
 for p in "${BUILD[@]}" "${RUN[@]}" "${TEST[@]}"; do

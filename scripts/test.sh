@@ -4,6 +4,8 @@
 #   2. build with warnings as errors (build/)
 #   3. build the guest images (scripts/build-guest.sh: the default Debian
 #      guest and the small busybox one; cached between runs)
+#      and install the OpenAPI validator (npm ci in tests/openapi, from the
+#      npm registry, at the versions package-lock.json pins)
 #   4. meson test: unit, fuzz-corpus replay, integration (real VMs)
 #   5. the same unit/fuzz/API tests in an ASan+UBSan build (build-asan/)
 #   6. a short bounded libFuzzer run of every fuzz target (build-fuzz/, clang)
@@ -37,6 +39,9 @@ ninja -C build
 step "guest images"
 scripts/build-guest.sh --agent "$ROOT/build/agent/noid-agent"
 scripts/build-guest.sh --small --agent "$ROOT/build/agent/noid-agent"
+
+step "OpenAPI validator (tests/openapi)"
+(cd tests/openapi && npm ci --no-audit --no-fund --loglevel=error)
 
 step "tests"
 meson test -C build --print-errorlogs --num-processes 2

@@ -137,17 +137,19 @@ static const char *header(struct api_request *rq, const char *name)
     return MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, name);
 }
 
-/* 0 and the accept key, or the reply already given (400, 426). */
-static int check_handshake(struct api_request *rq, char accept[WS_ACCEPT_LEN + 1])
+/* 0 and the accept key, or the reply already given (400, 426).  kind:
+ * "exec" or "console" (only exec has a plain HTTP twin to point to). */
+static int check_handshake(struct api_request *rq, const char *kind, char accept[WS_ACCEPT_LEN + 1])
 {
     const char *upgrade = header(rq, "Upgrade"), *conn = header(rq, "Connection");
     const char *version = header(rq, "Sec-WebSocket-Version"),
                *key = header(rq, "Sec-WebSocket-Key");
 
     if (!upgrade || !header_has_token(upgrade, "websocket")) {
-        api_reply_error(rq, 400,
-                        "this endpoint speaks WebSocket: send 'Upgrade: websocket' "
-                        "(or POST /v1/vms/{name}/exec for a plain HTTP exec)");
+        api_reply_error(rq, 400, "this endpoint speaks WebSocket: send 'Upgrade: websocket'%s",
+                        strcmp(kind, "exec") == 0
+                            ? " (or POST /v1/vms/{name}/exec for a plain HTTP exec)"
+                            : "");
         return -EINVAL;
     }
     if (!conn || !header_has_token(conn, "upgrade")) {
@@ -254,7 +256,7 @@ void api_ws_upgrade(struct api_request *rq, const char *kind, const char *vm_nam
     bool full, stopping;
     int r;
 
-    if (check_handshake(rq, accept) < 0)
+    if (check_handshake(rq, kind, accept) < 0)
         return;
     pthread_mutex_lock(&srv->ws_lock);
     stopping = srv->ws_stopping;
