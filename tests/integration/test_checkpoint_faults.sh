@@ -9,9 +9,10 @@ it_setup
 require_guest
 require_root
 
-# ---- disk full: storage on a 600 MiB ext4 image ----
+# ---- disk full: storage on a 1.5 GiB ext4 image (the VM's disk, the
+# pool's two ready copies and a checkpoint fit; the filler takes the rest) ----
 mkdir -p "$T/data/storage"
-truncate -s 600M "$T/small.img"
+truncate -s 1500M "$T/small.img"
 mkfs.ext4 -q "$T/small.img"
 mount -o loop "$T/small.img" "$T/data/storage"
 write_config vm 'golden = false'

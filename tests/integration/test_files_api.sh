@@ -39,7 +39,28 @@ F="$URL/v1/vms/box/files"
 # curl on the files API as alice: fcurl [curl args...] URL -> status in
 # $S, body in $T/f.body, headers in $T/f.hdr
 fcurl() {
-    S=$(curl -s -o "$T/f.body" -D "$T/f.hdr" -w '%{http_code}' -H "Authorization: Bearer $A" "$@")
+    local out method=GET url= a b
+    rm -f "$T/f.body" # curl writes no file for an empty body
+    out=$(curl -s -o "$T/f.body" -D "$T/f.hdr" -w '%{http_code}\t%{content_type}' -H "Authorization: Bearer $A" "$@")
+    S=${out%%$'\t'*}
+    # what curl sent, for the OpenAPI check of lib.sh (http_record)
+    for a in "$@"; do
+        case "$a" in
+        -T) [ "$method" = GET ] && method=PUT ;;
+        -I | --head) method=HEAD ;;
+        -d | --data | --data-binary) [ "$method" = GET ] && method=POST ;;
+        http://*) url=$a ;;
+        esac
+    done
+    for ((a = 1; a < $#; a++)); do
+        [ "${!a}" = -X ] && { b=$((a + 1)); method=${!b}; }
+    done
+    # (bodies over 1 MiB are file contents, not JSON: not worth copying)
+    if [ -n "$url" ] && [ "$(stat -c %s "$T/f.body" 2> /dev/null || echo 0)" -le 1048576 ]; then
+        [ -f "$T/f.body" ] || : > "$T/f.body"
+        http_record "$method" "${url#"$URL"}" "$S" "${out#*$'\t'}" "$T/f.body"
+    fi
+    return 0
 }
 body() { cat "$T/f.body"; }
 hdr() { # NAME -> the value of a response header (last one), CR stripped
