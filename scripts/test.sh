@@ -3,6 +3,7 @@
 #   1. install missing Debian packages (scripts/deps.sh)
 #   2. build with warnings as errors (build/)
 #   3. build the guest image (scripts/build-guest.sh; cached between runs)
+#      and the Debian root test_install.sh installs into (cached too)
 #   4. meson test: unit, fuzz-corpus replay, integration (real VMs)
 #   5. the same unit/fuzz/API tests in an ASan+UBSan build (build-asan/)
 #   6. a short bounded libFuzzer run of every fuzz target (build-fuzz/, clang)
@@ -35,6 +36,9 @@ ninja -C build
 
 step "guest image"
 scripts/build-guest.sh --agent "$ROOT/build/agent/noid-agent"
+
+step "throw-away Debian root for test_install.sh (cached)"
+tests/integration/install_root.sh ensure
 
 step "tests"
 meson test -C build --print-errorlogs --num-processes 2
