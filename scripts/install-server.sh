@@ -113,7 +113,7 @@ act() {
         printf '\n'
         return 0
     fi
-    "$@"
+    "$@" || die "failed (status $?): $*"
 }
 # run a command with its output in a log; show the log's end when it fails
 run_logged() { # what cmd...
@@ -146,14 +146,12 @@ put_file() { # path mode owner group
         printf '          would write: %s (mode %s, %s:%s)\n' "$path" "$mode" "$owner" "$group"
         return 0
     fi
-    mkdir -p "$dir"
+    # checked step by step: this runs in an `if`, where set -e does not act
     local new
-    new=$(mktemp "$dir/.${path##*/}.XXXXXX")
+    mkdir -p "$dir" && new=$(mktemp "$dir/.${path##*/}.XXXXXX") || die "cannot write in $dir"
     TMPS+=("$new")
-    cat "$tmp" > "$new"
-    chmod "$mode" "$new"
-    chown "$owner:$group" "$new"
-    mv -f "$new" "$path"
+    { cat "$tmp" > "$new" && chmod "$mode" "$new" && chown "$owner:$group" "$new" &&
+        mv -f "$new" "$path"; } || die "cannot write $path"
     return 0
 }
 
@@ -170,12 +168,12 @@ put_copy() { # src dst
         printf '          would copy: %s -> %s\n' "$src" "$dst"
         return 0
     fi
-    mkdir -p "$(dirname "$dst")"
-    new=$(mktemp "$(dirname "$dst")/.${dst##*/}.XXXXXX")
+    # checked step by step: this runs in an `if`, where set -e does not act
+    mkdir -p "$(dirname "$dst")" && new=$(mktemp "$(dirname "$dst")/.${dst##*/}.XXXXXX") ||
+        die "cannot write in $(dirname "$dst")"
     TMPS+=("$new")
-    cp --sparse=always --preserve=mode,timestamps "$src" "$new"
-    chown root:root "$new"
-    mv -f "$new" "$dst"
+    { cp --sparse=always --preserve=mode,timestamps "$src" "$new" && chown root:root "$new" &&
+        mv -f "$new" "$dst"; } || die "cannot copy $src to $dst"
     return 0
 }
 
@@ -432,6 +430,8 @@ step_services() {
         say services "not started: systemd is not running here (start ${UNITS[*]} once it is)"
         return
     fi
+    local since
+    since=$(date +%s)
     for u in "${UNITS[@]}"; do
         active=$(systemctl is-active "$u" 2> /dev/null || true)
         if [ "$active" != active ]; then
@@ -443,6 +443,24 @@ step_services() {
             did+=("restart $u")
         fi
     done
+    # noid-netd is Type=notify (start waits for it); noid-server is simple:
+    # wait until it says it listens, or fails
+    if [ "$DRY" = 0 ] && [ ${#did[@]} -gt 0 ]; then
+        local line=""
+        for _ in $(seq 1 300); do
+            line=$(journalctl -u noid-server.service --since "@$since" -o cat --no-pager 2> /dev/null |
+                grep -m 1 '^noid-server listening on ' || true)
+            [ -n "$line" ] && break
+            if systemctl is-failed --quiet noid-server.service ||
+                [ "$(systemctl is-active noid-server.service)" = inactive ]; then
+                journalctl -u noid-server.service --since "@$since" -o cat --no-pager -n 20 >&2 || true
+                die "noid-server did not start (journalctl -u noid-server)"
+            fi
+            sleep 0.2
+        done
+        [ -n "$line" ] || die "noid-server did not say it listens within 60 s (journalctl -u noid-server)"
+        did+=("(${line#noid-server })")
+    fi
     if [ ${#did[@]} -eq 0 ]; then
         say services "up to date (${UNITS[*]} running)"
     else

@@ -96,6 +96,21 @@ api POST /v1/vms '{"name":"box"}' > "$OUT/vm"
 api POST /v1/vms/box/exec '{"command":["sh","-c","echo hello from $(uname -s)"]}' > "$OUT/exec"
 api DELETE /v1/vms/box > /dev/null
 journalctl -u noid-server -u noid-netd -o cat --no-pager > "$OUT/journal" 2>&1
+# the hardening in effect on each daemon: no new privileges, its capability
+# bounding set, /usr and /etc read-only in its mount namespace, the data
+# dir writable for the server
+for u in noid-server noid-netd; do
+    pid=$(systemctl show -p MainPID --value "$u")
+    printf '%s %s\n' "$u" "$(awk '$1 == "NoNewPrivs:" || $1 == "CapBnd:" {printf "%s %s ", $1, $2}' "/proc/$pid/status")"
+    for d in /usr /etc /var/lib/noid; do
+        if nsenter -t "$pid" -m -- touch "$d/.hardening-probe" 2> /dev/null; then
+            nsenter -t "$pid" -m -- rm -f "$d/.hardening-probe"
+            echo "$u $d writable"
+        else
+            echo "$u $d read-only"
+        fi
+    done
+done > "$OUT/hardening" 2>&1
 step "service checks done"
 
 # again: a dry run after the install, then a second real run; both change nothing

@@ -25,6 +25,7 @@ it_setup
 
 mkdir -p "$T/upper" "$T/work" "$T/root" "$T/out"
 mount -t overlay overlay -o "lowerdir=$LOWER,upperdir=$T/upper,workdir=$T/work" "$T/root"
+# shellcheck disable=SC2034 # lib.sh's it_cleanup runs it
 IT_EXTRA_CLEANUP='umount -l "$T/root"'
 
 # the driver runs once the container has booted, then powers it off
@@ -132,6 +133,20 @@ assert_contains "$journal" "noid-netd $version serving /run/noid/netd.sock" "net
 assert_contains "$(cat "$T/out/iptables")" "-A FORWARD -i noid+ -o noid+ -j DROP" "netd's rules (in the container's namespace)"
 assert_contains "$(cat "$T/out/vm")" '"ip":"172.16.' "the VM got a network from netd under the hardened units"
 ok "the hardened services: golden ready, a VM with a network from netd, exec in it"
+
+hardening=$(cat "$T/out/hardening")
+# noid-server: no capabilities at all; noid-netd: CHOWN, NET_ADMIN, NET_RAW, SYS_MODULE
+assert_contains "$hardening" "noid-server CapBnd: 0000000000000000 NoNewPrivs: 1" "noid-server's privileges"
+assert_contains "$hardening" "noid-netd CapBnd: " "noid-netd's capabilities"
+# CAP_SYS_MODULE (0x10000) only where the container itself has it (nspawn drops it)
+netd_caps=$((16#$(sed -n 's/^noid-netd CapBnd: \([0-9a-f]*\) .*/\1/p' <<< "$hardening")))
+assert_eq $((0x3001)) $((netd_caps & ~0x10000)) "noid-netd's capability bounding set (CHOWN, NET_ADMIN, NET_RAW)"
+assert_contains "$hardening" "noid-netd CapBnd: $(printf '%016x' "$netd_caps") NoNewPrivs: 1" "noid-netd: no new privileges"
+for line in "noid-server /usr read-only" "noid-server /etc read-only" "noid-server /var/lib/noid writable" \
+    "noid-netd /usr read-only" "noid-netd /etc read-only"; do
+    assert_contains "$hardening" "$line" "hardening"
+done
+ok "hardening in effect: no new privileges, capability sets, read-only system for both daemons"
 
 # the second time: nothing changes
 assert_eq 0 "$(cat "$T/out/dry2.rc")" "dry run after the install: status"
