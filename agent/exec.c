@@ -11,8 +11,9 @@
  * as a shell would.
  *
  * Environment (documented for the host): PATH (a Debian root's default),
- * HOME (/root for root), TERM=xterm-256color with a tty and TERM=dumb
- * without, then the request's NAME=VALUE entries, which replace a base entry
+ * HOME (/root for root), LANG=C.UTF-8 (built into Debian's libc, so no
+ * locale package is needed and tools print UTF-8), TERM=xterm-256color with
+ * a tty and TERM=dumb without, then the request's NAME=VALUE entries, which replace a base entry
  * of the same name.  Working directory: the request's cwd (the exec fails
  * with 127 if it cannot be entered), else HOME, else "/".
  *
@@ -118,11 +119,12 @@ static char **exec_build_env(const struct ap_exec_req *req)
     static char term_tty[] = "TERM=xterm-256color";
     static char term_dumb[] = "TERM=dumb";
     static char path[] = EXEC_BASE_PATH;
+    static char lang[] = "LANG=C.UTF-8";
     static char home_buf[512];
     char **env;
     size_t n = 0;
 
-    env = calloc(4 + req->nenv + 1, sizeof(char *));
+    env = calloc(5 + req->nenv + 1, sizeof(char *));
     if (!env)
         return NULL;
     env[n++] = path;
@@ -132,6 +134,7 @@ static char **exec_build_env(const struct ap_exec_req *req)
         snprintf(home_buf, sizeof(home_buf), "HOME=%s", getenv("HOME"));
         env[n++] = home_buf;
     }
+    env[n++] = lang;
     env[n++] = req->tty ? term_tty : term_dumb;
     for (size_t i = 0; i < req->nenv; i++) {
         const char *eq = strchr(req->env[i], '=');

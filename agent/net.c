@@ -31,7 +31,8 @@
 #include "alog.h"
 #include "macro.h"
 #include "net_cmdline.h"
-#include "net_rtnl.h"
+#include "rtnl.h"
+#include "rtnl_link.h"
 
 #define NET_SYS_CLASS   "/sys/class/net"
 #define NET_RESOLV_CONF "/etc/resolv.conf"
@@ -294,53 +295,6 @@ static int net_flush(struct rtnl *nl, int ifindex, uint16_t get_type, uint16_t d
 
 /* ---- configuring ---- */
 
-/* Set or clear IFF_UP. */
-static int net_link_up(struct rtnl *nl, int ifindex, bool up)
-{
-    struct rtnl_ifinfomsg ifi = {.ifi_family = AF_UNSPEC,
-                                 .ifi_index = ifindex,
-                                 .ifi_flags = up ? IFF_UP : 0,
-                                 .ifi_change = IFF_UP};
-    struct rtnl_req req;
-
-    rtnl_req_init(&req, RTNL_RTM_NEWLINK, 0, &ifi, sizeof(ifi));
-    return rtnl_call(nl, &req.h);
-}
-
-static int net_link_mac(struct rtnl *nl, int ifindex, const uint8_t mac[6])
-{
-    struct rtnl_ifinfomsg ifi = {.ifi_family = AF_UNSPEC, .ifi_index = ifindex};
-    struct rtnl_req req;
-
-    rtnl_req_init(&req, RTNL_RTM_NEWLINK, 0, &ifi, sizeof(ifi));
-    rtnl_req_attr(&req, RTNL_IFLA_ADDRESS, mac, 6);
-    return rtnl_call(nl, &req.h);
-}
-
-static int net_addr_add(struct rtnl *nl, int ifindex, const uint8_t addr[4], uint8_t prefix)
-{
-    struct rtnl_ifaddrmsg ifa = {.ifa_family = AF_INET,
-                                 .ifa_prefixlen = prefix,
-                                 .ifa_scope = RTNL_RT_SCOPE_UNIVERSE,
-                                 .ifa_index = (uint32_t)ifindex};
-    struct rtnl_req req;
-
-    rtnl_req_init(&req, RTNL_RTM_NEWADDR, RTNL_NLM_F_CREATE | RTNL_NLM_F_REPLACE, &ifa,
-                  sizeof(ifa));
-    rtnl_req_attr(&req, RTNL_IFA_LOCAL, addr, 4);
-    rtnl_req_attr(&req, RTNL_IFA_ADDRESS, addr, 4);
-    if (prefix <= 30) {
-        /* /31 and /32 have no broadcast address */
-        uint8_t brd[4];
-        uint32_t host = UINT32_MAX >> prefix;
-
-        for (int i = 0; i < 4; i++)
-            brd[i] = (uint8_t)(addr[i] | (host >> (24 - 8 * i)));
-        rtnl_req_attr(&req, RTNL_IFA_BROADCAST, brd, 4);
-    }
-    return rtnl_call(nl, &req.h);
-}
-
 static int net_default_route(struct rtnl *nl, int ifindex, const uint8_t gateway[4])
 {
     struct rtnl_rtmsg rt = {.rtm_family = AF_INET,
@@ -478,26 +432,26 @@ static int net_configure(struct rtnl *nl, const char *name, int ifindex, const s
     alog_debug("network: %s: flushed %d route(s), %d neighbour(s), %d address(es)", name, routes,
                neighs, addrs);
     if (!n->up) {
-        r = net_link_up(nl, ifindex, false);
+        r = rtnl_link_set_up(nl, ifindex, false);
         if (r < 0)
             return net_fail(msg, msg_size, nl, r, "take %s down", name);
         return 0;
     }
     if (set_mac && (net_sys_mac(name, mac) < 0 || memcmp(mac, n->mac, 6) != 0)) {
-        r = net_link_mac(nl, ifindex, n->mac);
+        r = rtnl_link_set_mac(nl, ifindex, n->mac);
         if (r == -EBUSY) {
             /* a driver without live MAC change wants the link down */
-            r = net_link_up(nl, ifindex, false);
+            r = rtnl_link_set_up(nl, ifindex, false);
             if (r >= 0)
-                r = net_link_mac(nl, ifindex, n->mac);
+                r = rtnl_link_set_mac(nl, ifindex, n->mac);
         }
         if (r < 0)
             return net_fail(msg, msg_size, nl, r, "set the MAC of %s", name);
     }
-    r = net_addr_add(nl, ifindex, n->addr, n->prefix);
+    r = rtnl_addr_add(nl, ifindex, n->addr, n->prefix, true);
     if (r < 0)
         return net_fail(msg, msg_size, nl, r, "add the address to %s", name);
-    r = net_link_up(nl, ifindex, true);
+    r = rtnl_link_set_up(nl, ifindex, true);
     if (r < 0)
         return net_fail(msg, msg_size, nl, r, "bring %s up", name);
     if (memcmp(n->gateway, zero, 4) != 0) {
@@ -523,7 +477,7 @@ int net_apply(const struct ap_net *n, bool set_mac, char *msg, size_t msg_size)
     if (ifindex < 0)
         return net_fail(msg, msg_size, NULL, ifindex,
                         "no network interface with a device in " NET_SYS_CLASS);
-    r = rtnl_open(&nl, NET_TIMEOUT_MS);
+    r = rtnl_open(&nl, NET_TIMEOUT_MS, RTNL_TIMEOUT_TOTAL);
     if (r < 0)
         return net_fail(msg, msg_size, NULL, r, "open an rtnetlink socket");
     r = net_configure(&nl, name, ifindex, n, set_mac, msg, msg_size);
@@ -553,9 +507,9 @@ static void net_boot_link_up(void)
     ifindex = net_find_nic(net_dev_pref, name);
     if (ifindex < 0)
         return; /* no NIC: nothing to prepare */
-    r = rtnl_open(&nl, NET_TIMEOUT_MS);
+    r = rtnl_open(&nl, NET_TIMEOUT_MS, RTNL_TIMEOUT_TOTAL);
     if (r >= 0) {
-        r = net_link_up(&nl, ifindex, true);
+        r = rtnl_link_set_up(&nl, ifindex, true);
         rtnl_close(&nl);
     }
     if (r < 0)

@@ -1,6 +1,6 @@
 /* net.h — configure the guest's one NIC (DESIGN.md §6, §8): the MAC, its
  * only IPv4 address, the default route, the neighbour table and
- * /etc/resolv.conf, through rtnetlink (net_rtnl.h).
+ * /etc/resolv.conf, through rtnetlink (lib/rtnl.h, lib/rtnl_link.h).
  *
  * Two callers, one code path:
  *  - SET_NETWORK (protocol v4, control.c), after every restore, clone or

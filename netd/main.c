@@ -18,16 +18,19 @@
 #include "firewall.h"
 #include "log.h"
 #include "macro.h"
-#include "netlink.h"
 #include "noid-config.h"
 #include "notify.h"
 #include "route.h"
+#include "rtnl.h"
 #include "serve.h"
 #include "vmnet.h"
 
 #define DEFAULT_SOCKET "/run/noid/netd.sock"
 /* the user noid-server runs as, when the admin made one */
 #define DEFAULT_SERVER_USER "noid"
+/* Each rtnetlink call: the kernel answers at once, this only bounds a
+ * wedged kernel */
+#define NETD_RTNL_TIMEOUT_MS 5000
 
 static void usage(FILE *f)
 {
@@ -122,7 +125,7 @@ int main(int argc, char **argv)
         {"version", no_argument, NULL, 'V'},        {0},
     };
     const char *socket_path = DEFAULT_SOCKET;
-    struct vmnet v = {.nl = -1, .max_taps = NETD_MAX_TAPS};
+    struct vmnet v = {.nl = RTNL_CLOSED, .max_taps = NETD_MAX_TAPS};
     bool uid_given = false;
     _cleanup_close_ int listen_fd = -1, sig_fd = -1;
     struct nerr e = {0};
@@ -188,7 +191,7 @@ int main(int argc, char **argv)
         log_error("cannot set up signal handling: %m");
         return 1;
     }
-    r = nl_open(&v.nl);
+    r = rtnl_open(&v.nl, NETD_RTNL_TIMEOUT_MS, RTNL_TIMEOUT_EACH);
     if (r < 0) {
         log_error("cannot open a rtnetlink socket: %s", strerror(-r));
         return 1;
@@ -198,7 +201,7 @@ int main(int argc, char **argv)
     r = serve_listen(socket_path, v.server_uid, &listen_fd, &sock_ino, &e);
     if (r < 0) {
         log_error("%s", nerr_msg(&e));
-        close(v.nl);
+        rtnl_close(&v.nl);
         return 1;
     }
 
@@ -236,6 +239,6 @@ int main(int argc, char **argv)
     if (stat(socket_path, &st) == 0 && st.st_ino == sock_ino)
         unlink(socket_path);
     (void)notify_systemd("STOPPING=1");
-    close(v.nl);
+    rtnl_close(&v.nl);
     return 0;
 }

@@ -1,6 +1,7 @@
 /* vmnet.c — see vmnet.h. */
 #include "vmnet.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -9,8 +10,8 @@
 
 #include "macro.h"
 
-#include "netlink.h"
 #include "request.h"
+#include "rtnl_link.h"
 #include "tap.h"
 
 /* Indexes tried when a name turns out to be taken under us (a link made
@@ -18,7 +19,7 @@
 #define SETUP_TRIES 8
 
 /* A TAP netd may act on: named noid<N> (N below every bound) and TUN/TAP. */
-static bool is_noid_tap(const struct nl_link *l)
+static bool is_noid_tap(const struct rtnl_link *l)
 {
     uint32_t n;
 
@@ -26,7 +27,7 @@ static bool is_noid_tap(const struct nl_link *l)
 }
 
 /* The owner an alias names, or NULL */
-static const char *alias_owner(const struct nl_link *l)
+static const char *alias_owner(const struct rtnl_link *l)
 {
     size_t plen = strlen(NETD_ALIAS_PREFIX);
 
@@ -35,7 +36,7 @@ static const char *alias_owner(const struct nl_link *l)
     return l->alias + plen;
 }
 
-static bool owned_by(const struct nl_link *l, const char *owner)
+static bool owned_by(const struct rtnl_link *l, const char *owner)
 {
     const char *o = alias_owner(l);
 
@@ -60,16 +61,19 @@ static int disable_ipv6(const char *tap)
 /* Address and link state of an existing TAP: both idempotent. */
 static int configure(struct vmnet *v, int ifindex, const struct netd_addrs *a, struct nerr *e)
 {
+    uint32_t wire_addr;
     int r = disable_ipv6(a->tap);
 
     if (r < 0)
         return nerr_set(e, r, "cannot turn IPv6 off on %s: %s", a->tap, strerror(-r));
-    r = nl_addr_add(v->nl, ifindex, a->host_addr, a->prefix);
+    /* the address as on the wire */
+    wire_addr = htonl(a->host_addr);
+    r = rtnl_addr_add(&v->nl, ifindex, (const uint8_t *)&wire_addr, (unsigned)a->prefix, false);
 
     if (r < 0 && r != -EEXIST)
         return nerr_set(e, r, "cannot give %s the address %s/%d: %s", a->tap, a->host_ip, a->prefix,
                         strerror(-r));
-    r = nl_link_set_up(v->nl, ifindex);
+    r = rtnl_link_set_up(&v->nl, ifindex, true);
     if (r < 0)
         return nerr_set(e, r, "cannot bring %s up: %s", a->tap, strerror(-r));
     return 0;
@@ -79,8 +83,8 @@ static int configure(struct vmnet *v, int ifindex, const struct netd_addrs *a, s
 static int create(struct vmnet *v, uint32_t n, const char *owner, struct netd_addrs *a,
                   struct nerr *e)
 {
-    char alias[NL_ALIAS_MAX];
-    struct nl_link l;
+    char alias[RTNL_ALIAS_MAX];
+    struct rtnl_link l;
     int r;
 
     netd_addrs_of(n, a);
@@ -90,32 +94,32 @@ static int create(struct vmnet *v, uint32_t n, const char *owner, struct netd_ad
     if (r < 0)
         return nerr_set(e, r, "cannot create TAP %s through /dev/net/tun: %s", a->tap,
                         strerror(-r));
-    r = nl_link_by_name(v->nl, a->tap, &l);
+    r = rtnl_link_by_name(&v->nl, a->tap, &l);
     if (r < 0) {
         nerr_set(e, r, "TAP %s vanished after its creation: %s", a->tap, strerror(-r));
         return r;
     }
     snprintf(alias, sizeof(alias), NETD_ALIAS_PREFIX "%s", owner);
-    r = nl_link_set_alias(v->nl, l.ifindex, alias);
+    r = rtnl_link_set_alias(&v->nl, l.ifindex, alias);
     if (r < 0)
         nerr_set(e, r, "cannot set the alias of %s: %s", a->tap, strerror(-r));
     else
         r = configure(v, l.ifindex, a, e);
     if (r < 0)
-        (void)nl_link_del(v->nl, l.ifindex);
+        (void)rtnl_link_del(&v->nl, l.ifindex);
     return r;
 }
 
 int vmnet_setup(struct vmnet *v, const char *owner, struct netd_addrs *ret, struct nerr *e)
 {
-    _cleanup_free_ struct nl_link *links = NULL;
+    _cleanup_free_ struct rtnl_link *links = NULL;
     struct netd_indexset used;
     struct netd_addrs a;
     size_t nlinks = 0;
     uint32_t n;
     int r;
 
-    r = nl_links(v->nl, &links, &nlinks);
+    r = rtnl_links(&v->nl, &links, &nlinks);
     if (r < 0)
         return nerr_set(e, r, "cannot list the network links: %s", strerror(-r));
     netd_indexset_clear(&used);
@@ -155,9 +159,9 @@ int vmnet_setup(struct vmnet *v, const char *owner, struct netd_addrs *ret, stru
 }
 
 /* Delete l, a noid TAP; a link already gone counts as removed by us. */
-static int remove_tap(struct vmnet *v, const struct nl_link *l, bool *ret_gone, struct nerr *e)
+static int remove_tap(struct vmnet *v, const struct rtnl_link *l, bool *ret_gone, struct nerr *e)
 {
-    int r = nl_link_del(v->nl, l->ifindex);
+    int r = rtnl_link_del(&v->nl, l->ifindex);
 
     if (r == -ENODEV) {
         *ret_gone = true;
@@ -172,8 +176,8 @@ static int remove_tap(struct vmnet *v, const struct nl_link *l, bool *ret_gone, 
 static int teardown_by_name(struct vmnet *v, const char *tap, const char *owner, bool *ret_gone,
                             struct nerr *e)
 {
-    struct nl_link l;
-    int r = nl_link_by_name(v->nl, tap, &l);
+    struct rtnl_link l;
+    int r = rtnl_link_by_name(&v->nl, tap, &l);
 
     if (r == -ENODEV) {
         *ret_gone = true;
@@ -191,12 +195,12 @@ static int teardown_by_name(struct vmnet *v, const char *tap, const char *owner,
 static int teardown_by_owner(struct vmnet *v, const char *owner, char ret_tap[NETD_TAP_NAME_MAX],
                              bool *ret_gone, struct nerr *e)
 {
-    _cleanup_free_ struct nl_link *links = NULL;
+    _cleanup_free_ struct rtnl_link *links = NULL;
     size_t nlinks = 0;
     bool found = false;
     int r;
 
-    r = nl_links(v->nl, &links, &nlinks);
+    r = rtnl_links(&v->nl, &links, &nlinks);
     if (r < 0)
         return nerr_set(e, r, "cannot list the network links: %s", strerror(-r));
     *ret_gone = true;
@@ -231,11 +235,11 @@ int vmnet_teardown(struct vmnet *v, const char *tap, const char *owner,
 
 int vmnet_sweep_orphans(struct vmnet *v, vmnet_orphan_cb cb, void *data)
 {
-    _cleanup_free_ struct nl_link *links = NULL;
+    _cleanup_free_ struct rtnl_link *links = NULL;
     size_t nlinks = 0;
     int r, removed = 0;
 
-    r = nl_links(v->nl, &links, &nlinks);
+    r = rtnl_links(&v->nl, &links, &nlinks);
     if (r < 0)
         return r;
     for (size_t i = 0; i < nlinks; i++) {
@@ -243,7 +247,7 @@ int vmnet_sweep_orphans(struct vmnet *v, vmnet_orphan_cb cb, void *data)
         if (!is_noid_tap(&links[i]) || links[i].carrier)
             continue;
         owner = alias_owner(&links[i]);
-        r = nl_link_del(v->nl, links[i].ifindex);
+        r = rtnl_link_del(&v->nl, links[i].ifindex);
         if (r == -ENODEV)
             continue;
         if (r == 0)

@@ -16,9 +16,10 @@
 
 #include "alloc.h"
 #include "nerr.h"
+#include "rtnl.h"
 
 struct vmnet {
-    int nl;           /* NETLINK_ROUTE socket (netlink.h) */
+    struct rtnl nl;   /* NETLINK_ROUTE socket (rtnl_link.h) */
     uid_t server_uid; /* owner of every TAP created */
     uint32_t max_taps;
 };

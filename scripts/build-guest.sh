@@ -1,27 +1,37 @@
 #!/usr/bin/env bash
 # build-guest.sh — build the noid guest image from Debian packages only
-# (DESIGN.md §6): the cloud kernel, its modules, busybox-static and our
-# static noid-agent.  Nothing is mounted, no loop device is used, nothing is
-# fetched except the .debs through apt-get, and root is not required for the
-# image itself (only apt-get may want it).
+# (DESIGN.md §6).  Two flavours share the kernel and the initramfs:
+#   debian (default)  a Debian 12 root file system made with mmdebstrap from
+#                     the Debian archive: apt, dpkg, bash, coreutils, curl,
+#                     python3 ... and the static noid-agent; needs root
+#   small (--small)   busybox-static and the agent in a few MiB: fast to
+#                     build, for tests that need nothing but a shell
+# Nothing is mounted and no loop device is used; nothing is fetched except
+# Debian packages (apt-get download for the kernel and busybox, mmdebstrap
+# for the Debian root).
 #
 # Output directory (first of: --out DIR, $NOID_GUEST_DIR,
-# ${XDG_CACHE_HOME:-$HOME/.cache}/noid/guest):
+# ${XDG_CACHE_HOME:-$HOME/.cache}/noid/guest, or .../guest-small for --small):
 #   vmlinux       the uncompressed ELF kernel (PVH boot under QEMU, Firecracker)
 #   vmlinuz       the Debian bzImage it came from
 #   initrd.cpio   uncompressed newc initramfs: busybox + the virtio/vsock/net
 #                 modules + /init (scripts/guest/initramfs-init)
-#   rootfs.ext4   sparse ext4 image made with mkfs.ext4 -d: busybox userland,
-#                 busybox init (scripts/guest/rootfs/), the agent, modules
-#   build.json    kernel release, package versions, sha256 of every output,
-#                 and the recommended kernel command line
+#   rootfs.ext4   sparse ext4 image made with mkfs.ext4 -d: the flavour's
+#                 userland, busybox init (scripts/guest/common + the
+#                 flavour's scripts/guest/<flavour>), the agent, modules
+#   build.json    flavour, kernel release, package versions, sha256 of every
+#                 output, and the recommended kernel command line
 #   debs/         the downloaded .debs (a cache, reused across runs)
-#   work/         staging trees (kept so unchanged steps can be skipped)
+#   work/         staging trees and the Debian base tarball (kept so that
+#                 unchanged steps can be skipped)
 #
 # Every step records a stamp of its inputs (package files, the agent's and
 # the guest files' content, this script, options) and is skipped when the
 # stamp and its outputs are still there: a rebuild with cached .debs does
-# only what changed.  One line is printed per step.
+# only what changed.  The Debian base (the slow, downloading step) depends
+# only on its own package list and options, not on the agent or this
+# script's other parts: a new agent costs an unpack and a mkfs, not a
+# download.  One line is printed per step; mmdebstrap shows its own progress.
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -43,26 +53,45 @@ ROOTFS_MODULE_DIRS="drivers/virtio drivers/block drivers/char drivers/net net fs
 # Every VM disk is a copy of the image, so what no sandbox needs stays out:
 # hardware NIC drivers and the network/cluster file systems.
 ROOTFS_MODULE_PRUNE="drivers/net/ethernet drivers/net/wwan drivers/net/hyperv drivers/net/vmxnet3 drivers/net/xen-netback fs/nfs fs/nfsd fs/nfs_common fs/lockd fs/smb fs/xfs fs/btrfs fs/ocfs2 fs/ceph fs/gfs2 fs/dlm fs/afs fs/coda fs/orangefs fs/jfs fs/reiserfs fs/nilfs2 fs/f2fs fs/ubifs net/sunrpc net/ceph net/rds"
+# The Debian root: suite, variant and what a sandbox user expects to find.
+# busybox-static provides PID 1 (busybox init, see scripts/guest/debian/
+# etc/inittab); kmod makes modprobe work; locales gives en_US.UTF-8 (C.UTF-8
+# is built into Debian's libc and is the default LANG).
+DEBIAN_SUITE=bookworm
+DEBIAN_VARIANT=minbase
+DEBIAN_PACKAGES="busybox-static bash coreutils ca-certificates curl procps iproute2 iputils-ping less locales kmod netbase python3 xz-utils"
+# Every VM disk starts as a copy of the image: no manuals, info pages or
+# translations (as in Debian's container images).  The exclusions stay in
+# the guest's /etc/dpkg/dpkg.cfg.d, so packages installed later follow them.
+DEBIAN_DPKG_EXCLUDES="path-exclude=/usr/share/man/* path-exclude=/usr/share/info/* path-exclude=/usr/share/doc/* path-include=/usr/share/doc/*/copyright path-exclude=/usr/share/locale/* path-include=/usr/share/locale/locale.alias"
 # Kernel command line the image is meant for; the VMM adds
 # tsc_early_khz=<host TSC kHz> (never hard-coded, see QEMU-NOTES.md).
 CMDLINE="console=ttyS0 quiet panic=-1 8250.nr_uarts=1 cryptomgr.notests mitigations=off audit=0 nokaslr random.trust_cpu=on"
 
 usage() {
     cat <<EOF
-Usage: scripts/build-guest.sh [--out DIR] [--agent PATH] [--rootfs-size SIZE]
+Usage: scripts/build-guest.sh [--small] [--out DIR] [--agent PATH] [--rootfs-size SIZE]
 
 Build the noid guest (vmlinux, vmlinuz, initrd.cpio, rootfs.ext4, build.json)
-from Debian packages ($KERNEL_META, $BUSYBOX_PKG) and the static noid-agent.
+from Debian packages and the static noid-agent.  By default the root file
+system is Debian $DEBIAN_SUITE ($DEBIAN_VARIANT + $DEBIAN_PACKAGES),
+made with mmdebstrap from the Debian archive (needs root); --small makes the
+busybox root instead.  The kernel is Debian's $KERNEL_META in both.
 
+  --small             the small busybox root file system (fast tests)
   --out DIR           output directory (default: \$NOID_GUEST_DIR, else
-                      \${XDG_CACHE_HOME:-\$HOME/.cache}/noid/guest)
+                      \${XDG_CACHE_HOME:-\$HOME/.cache}/noid/guest, or
+                      .../noid/guest-small with --small)
   --agent PATH        the static noid-agent binary
                       (default: build/agent/noid-agent in the repository)
-  --rootfs-size SIZE  size of the sparse rootfs.ext4, e.g. 1G, 512M (default 1G)
+  --rootfs-size SIZE  size of the sparse rootfs.ext4, e.g. 2G, 512M
+                      (default 2G; 1G with --small)
   -h, --help          show this help
 
 Needs apt-get, dpkg-deb, lz4, cpio and mkfs.ext4 (Debian: apt, dpkg, lz4,
-cpio, e2fsprogs). Steps whose inputs did not change are skipped.
+cpio, e2fsprogs), and mmdebstrap for the Debian root. Steps whose inputs did
+not change are skipped; the Debian base is downloaded again only when its
+package list changes (delete work/debian-base.tar to refresh it).
 EOF
 }
 
@@ -74,7 +103,8 @@ die() {
 
 out=
 agent=
-rootfs_size=1G
+rootfs_size=
+flavour=debian
 while [ $# -gt 0 ]; do
     case "$1" in
     --out) [ $# -ge 2 ] || die "--out needs a directory"; out=$2; shift 2 ;;
@@ -83,11 +113,18 @@ while [ $# -gt 0 ]; do
     --agent=*) agent=${1#*=}; shift ;;
     --rootfs-size) [ $# -ge 2 ] || die "--rootfs-size needs a size"; rootfs_size=$2; shift 2 ;;
     --rootfs-size=*) rootfs_size=${1#*=}; shift ;;
+    --small) flavour=small; shift ;;
     -h | --help) usage; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
     esac
 done
-out=${out:-${NOID_GUEST_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/noid/guest}}
+if [ $flavour = small ]; then
+    out=${out:-${NOID_GUEST_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/noid/guest-small}}
+    rootfs_size=${rootfs_size:-1G}
+else
+    out=${out:-${NOID_GUEST_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/noid/guest}}
+    rootfs_size=${rootfs_size:-2G}
+fi
 agent=${agent:-$REPO_ROOT/build/agent/noid-agent}
 [[ $rootfs_size =~ ^[0-9]+[KMG]?$ ]] || die "bad --rootfs-size '$rootfs_size' (want e.g. 1G or 512M)"
 
@@ -102,6 +139,10 @@ need_tool mkfs.ext4 e2fsprogs
 need_tool sha256sum coreutils
 need_tool od coreutils
 need_tool dd coreutils
+if [ $flavour = debian ]; then
+    need_tool mmdebstrap mmdebstrap
+    [ "$(id -u)" = 0 ] || die "the Debian guest needs root (mmdebstrap, and the files' owners in the image); run as root, or build the busybox guest with --small"
+fi
 
 [ -f "$agent" ] || die "agent binary '$agent' not found: build it first (meson setup build && ninja -C build) or pass --agent PATH"
 agent=$(cd "$(dirname "$agent")" && pwd)/$(basename "$agent")
@@ -376,14 +417,45 @@ else
     log "initrd.cpio: up to date"
 fi
 
-# ---- 6. rootfs.ext4 ----
+# ---- 6. the Debian base (mmdebstrap; skipped with --small) ----
 
-agent_sha=$(sha "$agent")
-key=$(keyof "$extract_key" "$modules_key" "$guest_key" "$script_key" "$agent_sha" "$rootfs_size")
-if step_needed rootfs "$key" "$out/rootfs.ext4"; then
-    rstage=$work/rootfs
-    rm -rf "$rstage"
-    mkdir -p "$rstage"
+# Its key is the mmdebstrap command line and version only: the download is
+# the slow part, and nothing else this script does changes what it fetches.
+debian_base=$work/debian-base.tar
+debian_key=
+if [ $flavour = debian ]; then
+    # merged /usr by directory links, as debootstrap makes it: the usrmerge
+    # package would do the same at the price of perl (~50 MiB) in every VM
+    mmdebstrap_args=(--variant="$DEBIAN_VARIANT" --mode=root --format=tar
+        --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr
+        --include="$(printf '%s' "$DEBIAN_PACKAGES" | tr ' ' ,)")
+    for o in $DEBIAN_DPKG_EXCLUDES; do
+        mmdebstrap_args+=(--dpkgopt="$o")
+    done
+    # en_US.UTF-8 for those who ask for it; C.UTF-8 is the default
+    mmdebstrap_args+=(--customize-hook='echo "en_US.UTF-8 UTF-8" >"$1/etc/locale.gen" && chroot "$1" locale-gen >/dev/null'
+        --customize-hook='echo LANG=C.UTF-8 >"$1/etc/default/locale"'
+        "$DEBIAN_SUITE")
+    debian_key=$(keyof "${mmdebstrap_args[@]}" "$(mmdebstrap --version)")
+    if step_needed debian-base "$debian_key" "$debian_base"; then
+        log "debian-base: mmdebstrap $DEBIAN_SUITE ($DEBIAN_VARIANT + $DEBIAN_PACKAGES): downloading and unpacking, a few minutes"
+        rm -f "$debian_base.tmp"
+        # mmdebstrap prints its steps (I: ...) and progress on stderr
+        mmdebstrap "${mmdebstrap_args[@]}" "$debian_base.tmp" ||
+            die "mmdebstrap failed (see above); is the Debian archive reachable?"
+        mv "$debian_base.tmp" "$debian_base"
+        step_done debian-base "$debian_key"
+        log "debian-base: $(($(stat -c %s "$debian_base") / 1024 / 1024)) MiB tarball"
+    else
+        log "debian-base: up to date"
+    fi
+fi
+
+# ---- 7. rootfs.ext4 ----
+
+# The small root: busybox and its applet links, our /etc.
+stage_small_root() {
+    local rstage=$1
     (
         cd "$rstage"
         mkdir -p bin sbin usr/bin usr/sbin usr/local/bin usr/local/sbin etc dev proc sys run \
@@ -399,12 +471,47 @@ if step_needed rootfs "$key" "$out/rootfs.ext4"; then
         mkdir -p "$rstage/$(dirname "$a")"
         ln -sf /bin/busybox "$rstage/$a"
     done
-    install -m 0755 "$agent" "$rstage/usr/sbin/noid-agent"
-    cp -a "$GUEST_DIR/rootfs/." "$rstage/"
+    cp -a "$GUEST_DIR/common/." "$GUEST_DIR/small/." "$rstage/"
     chmod 0640 "$rstage/etc/shadow"
-    chmod 0755 "$rstage/etc/init.d/rcS"
     cp -a "$mdir" "$rstage/lib/modules/"
+}
+
+# The Debian root: the mmdebstrap tarball, our /etc on top, busybox init as
+# /sbin/init, the modules with kmod's index.
+stage_debian_root() {
+    local rstage=$1 f
+    tar -C "$rstage" --numeric-owner -xpf "$debian_base"
+    # our files replace Debian's of the same name (a link may replace a file)
+    (cd "$GUEST_DIR/common" && find . ! -type d) | while IFS= read -r f; do
+        rm -f "$rstage/$f"
+    done
+    cp -a "$GUEST_DIR/common/." "$GUEST_DIR/debian/." "$rstage/"
+    # merged /usr: /sbin is a link to usr/sbin, busybox is /usr/bin/busybox
+    [ -x "$rstage/usr/bin/busybox" ] || die "busybox-static is missing from the Debian base"
+    ln -sf ../bin/busybox "$rstage/usr/sbin/init"
+    mkdir -p "$rstage/usr/lib/modules"
+    cp -a "$mdir" "$rstage/usr/lib/modules/"
+    chroot "$rstage" /sbin/depmod -a "$krel" || die "depmod in the Debian root failed"
+}
+
+agent_sha=$(sha "$agent")
+key=$(keyof "$flavour" "$debian_key" "$extract_key" "$modules_key" "$guest_key" "$script_key" "$agent_sha" "$rootfs_size")
+if step_needed rootfs "$key" "$out/rootfs.ext4"; then
+    rstage=$work/rootfs
+    rm -rf "$rstage"
+    mkdir -p "$rstage"
+    if [ $flavour = small ]; then
+        stage_small_root "$rstage"
+        # 16k inodes are plenty for busybox and keep the image small
+        mkfs_opts=(-N 16384)
+    else
+        stage_debian_root "$rstage"
+        mkfs_opts=()
+    fi
+    install -m 0755 "$agent" "$rstage/usr/sbin/noid-agent"
+    chmod 0755 "$rstage/etc/init.d/rcS"
     cat >"$rstage/etc/noid-guest-release" <<EOF
+flavour=$flavour
 kernel=$krel
 kernel_package=$kpkg $kernel_pkg_ver
 busybox_package=$BUSYBOX_PKG $bb_pkg_ver
@@ -414,9 +521,9 @@ EOF
     truncate -s "$rootfs_size" "$out/rootfs.ext4.tmp"
     # -E root_owner: the root directory belongs to root even when the
     # builder is not root (files keep the builder's ids; see below).
-    # A 4 MiB journal and 16k inodes keep the data part of the sparse image
-    # small: every VM disk (and checkpoint) copies it.
-    mkfs.ext4 -q -F -L noid-root -m 0 -J size=4 -N 16384 -E root_owner=0:0 \
+    # A 4 MiB journal keeps the data part of the sparse image small: every
+    # VM disk (and checkpoint) copies it.
+    mkfs.ext4 -q -F -L noid-root -m 0 -J size=4 "${mkfs_opts[@]}" -E root_owner=0:0 \
         -d "$rstage" "$out/rootfs.ext4.tmp" ||
         die "mkfs.ext4 -d failed (e2fsprogs >= 1.43 needed)"
     if [ "$(id -u)" != 0 ]; then
@@ -430,18 +537,19 @@ EOF
     rm -rf "$rstage" # all of it is in the image now
     step_done rootfs "$key"
     used=$(du -k "$out/rootfs.ext4" | cut -f1)
-    log "rootfs.ext4: $rootfs_size sparse, $((used / 1024)) MiB used, agent $agent"
+    log "rootfs.ext4: $flavour, $rootfs_size sparse, $((used / 1024)) MiB used, agent $agent"
 else
     log "rootfs.ext4: up to date"
 fi
 
-# ---- 7. build.json ----
+# ---- 8. build.json ----
 
 key=$(keyof "$(id_meta "$out/vmlinux" "$out/vmlinuz" "$out/initrd.cpio" "$out/rootfs.ext4")" \
     "$(cat "$out/.stamps/vmlinux" "$out/.stamps/initrd" "$out/.stamps/rootfs")" "$script_key")
 if step_needed manifest "$key" "$out/build.json"; then
     cat >"$out/build.json.tmp" <<EOF
 {
+  "flavour": "$flavour",
   "kernel_release": "$krel",
   "kernel_package": "$kpkg",
   "kernel_package_version": "$kernel_pkg_ver",

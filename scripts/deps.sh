@@ -28,14 +28,14 @@ BUILD=(
 # to run the server and netd, and to build the guest image
 RUN=(
     qemu-system-x86 btrfs-progs e2fsprogs busybox-static iproute2 iptables fuse3
-    lz4 cpio xz-utils zstd procps
+    lz4 cpio xz-utils zstd mmdebstrap procps
 )
-# unit tests, fuzzing, integration tests (mmdebstrap and systemd-container:
-# the throw-away Debian root of test_install.sh)
+# unit tests, fuzzing, integration tests (systemd-container: test_install.sh
+# boots its throw-away Debian root, made with mmdebstrap, with systemd-nspawn)
 TEST=(
     check libsubunit-dev clang libclang-rt-14-dev
     curl sqlite3 python3 python3-yaml python3-websockets wrk tmux file rsync git
-    mmdebstrap systemd-container
+    systemd-container
 )
 [ "${BASH_SOURCE[0]}" = "$0" ] || return 0
 

@@ -2,8 +2,9 @@
 # test.sh — the whole test run, as CI does it on a fresh Debian 12 machine:
 #   1. install missing Debian packages (scripts/deps.sh)
 #   2. build with warnings as errors (build/)
-#   3. build the guest image (scripts/build-guest.sh; cached between runs)
-#      and the Debian root test_install.sh installs into (cached too)
+#   3. build the guest images (scripts/build-guest.sh: the default Debian
+#      guest and the small busybox one; cached between runs) and the
+#      Debian root test_install.sh installs into (cached too)
 #   4. meson test: unit, fuzz-corpus replay, integration (real VMs)
 #   5. the same unit/fuzz/API tests in an ASan+UBSan build (build-asan/)
 #   6. a short bounded libFuzzer run of every fuzz target (build-fuzz/, clang)
@@ -34,8 +35,9 @@ step "build (warnings are errors)"
 setup_dir build -Dwerror=true
 ninja -C build
 
-step "guest image"
+step "guest images"
 scripts/build-guest.sh --agent "$ROOT/build/agent/noid-agent"
+scripts/build-guest.sh --small --agent "$ROOT/build/agent/noid-agent"
 
 step "throw-away Debian root for test_install.sh (cached)"
 tests/integration/install_root.sh ensure

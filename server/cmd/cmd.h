@@ -13,6 +13,10 @@ int cmd_list_users(int argc, char **argv);
 int cmd_rotate_token(int argc, char **argv);
 int cmd_remove_user(int argc, char **argv);
 int cmd_golden(int argc, char **argv);
+/* golden provision (cmd/golden_provision.c), once cmd_golden parsed it:
+ * commands run with sh -c in order; timeout_secs 0 = none. */
+int cmd_golden_provision(struct server_config *cfg, char **commands, int count,
+                         long long timeout_secs);
 
 /* Load the configuration: config_path (or the embedded defaults when NULL),
  * then --data-dir.  With need_vm_files, kernel/rootfs must exist.  Prints the

@@ -27,7 +27,8 @@ struct engine;
 enum engine_mode {
     ENGINE_ADMIN, /* user management from the command line: DB + storage only */
     ENGINE_SERVE, /* the server: also VMM backends, reconcile, agent connections */
-    ENGINE_GOLDEN, /* golden build/promote from the command line: DB, storage, backends */
+    ENGINE_GOLDEN, /* golden build/promote/provision from the command line: DB, storage,
+                    * backends */
 };
 
 /* Open the data dir (created 0700 if missing), the database and storage. */
@@ -245,3 +246,33 @@ bool engine_golden_ready(struct engine *eng);
 /* engine_golden_ensure on a background thread (the server keeps serving;
  * creates cold-boot until the snapshot is ready). */
 void engine_golden_ensure_async(struct engine *eng);
+
+/* ---- golden provisioning (engine/golden_provision.c) ----
+ *
+ * `noid-server golden provision`: a temporary VM from the golden snapshot
+ * (built first when missing or stale), commands run in it, then it is
+ * checkpointed and the checkpoint promoted.  ENGINE_GOLDEN only.  The VM
+ * belongs to a hidden owner named ENGINE_PROVISION_USER (a name no user
+ * can have, left out of user listings). */
+#define ENGINE_PROVISION_USER "(golden-provision)"
+
+struct engine_provision;
+
+/* Take the data dir's provisioning lock (-EBUSY: another runs), remove
+ * what a killed provisioning left, make sure the golden snapshot is there,
+ * and start the temporary VM from it.  Any failure undoes all of it. */
+int engine_provision_begin(struct engine *eng, struct engine_provision **ret, struct nerr *e);
+/* Start `sh -c shell_command` in the temporary VM, stdin /dev/null, its
+ * output streamed as engine_exec_stream_start does; timeout_secs 0 = none
+ * (exec_timeout_secs does not apply: the commands are the admin's). */
+int engine_provision_exec_start(struct engine_provision *p, const char *shell_command,
+                                long long timeout_secs, const struct engine_exec_events *ev,
+                                struct engine_exec_stream **ret, struct nerr *e);
+/* Checkpoint the VM (the golden snapshot is not touched yet). */
+int engine_provision_checkpoint(struct engine_provision *p, struct nerr *e);
+/* Promote that checkpoint: the golden snapshot is replaced at once. */
+int engine_provision_promote(struct engine_provision *p, struct nerr *e);
+/* Destroy the VM with its checkpoint and storage, remove the hidden owner,
+ * release the lock, free p.  What cannot be removed now is logged and
+ * removed by the next provisioning. */
+void engine_provision_end(struct engine_provision *p);

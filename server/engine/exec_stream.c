@@ -27,6 +27,8 @@
 #define EXEC_STREAM_WINDOW          (1u * 1024 * 1024)
 #define EXEC_STREAM_PING_MS         2000
 #define EXEC_STREAM_PING_TIMEOUT_MS 3000
+/* sending a command without a timeout (and its stdin) to the guest */
+#define EXEC_UNTIMED_START_MS 30000
 
 struct engine_exec_stream {
     struct engine *eng;
@@ -43,17 +45,29 @@ int engine_exec_stream_start(struct engine *eng, const struct db_user *u, const 
                              const struct wire_exec_req *req, const struct engine_exec_events *ev,
                              struct engine_exec_stream **ret, struct nerr *e)
 {
-    struct engine_exec_stream *s = NULL;
-    struct agent_exec_sink sink = {ev->on_output, ev->user, EXEC_STREAM_WINDOW};
-    struct ap_exec_req areq;
-    uint8_t *stdin_bytes = NULL;
-    size_t stdin_len = 0;
     long long timeout_secs;
     int r;
 
     r = exec_request_check(eng->cfg, req, &timeout_secs, e);
     if (r < 0)
         return r;
+    /* 0 would mean "none" below: only the golden provisioning asks for that */
+    return exec_stream_start(eng, u, name, req, MAX(timeout_secs, 1), ev, ret, e);
+}
+
+int exec_stream_start(struct engine *eng, const struct db_user *u, const char *name,
+                      const struct wire_exec_req *req, long long timeout_secs,
+                      const struct engine_exec_events *ev, struct engine_exec_stream **ret,
+                      struct nerr *e)
+{
+    struct engine_exec_stream *s = NULL;
+    struct agent_exec_sink sink = {ev->on_output, ev->user, EXEC_STREAM_WINDOW};
+    struct ap_exec_req areq;
+    uint8_t *stdin_bytes = NULL;
+    size_t stdin_len = 0;
+    int64_t start_deadline;
+    int r;
+
     if (req->stdin_b64 &&
         base64_decode(req->stdin_b64, req->stdin_b64_len, &stdin_bytes, &stdin_len) < 0)
         return nerr_set(e, -EINVAL, "field 'stdin_b64' is not valid base64");
@@ -71,17 +85,21 @@ int engine_exec_stream_start(struct engine *eng, const struct db_user *u, const 
     /* stdin stays open for the client's frames unless the request gives
      * its stdin whole or says "stdin": false */
     areq.stdin_open = req->stdin_text || req->stdin_b64 || !req->has_stdin_open || req->stdin_open;
-    s->deadline_ms = time_mono_ms() + timeout_secs * 1000 + EXEC_GRACE_MS;
+    /* no timeout (0): the agent sets none and the host waits for ever, but
+     * sending the request and stdin stays bounded */
+    s->deadline_ms =
+        timeout_secs > 0 ? time_mono_ms() + timeout_secs * 1000 + EXEC_GRACE_MS : INT64_MAX / 2;
+    start_deadline = timeout_secs > 0 ? s->deadline_ms : time_mono_ms() + EXEC_UNTIMED_START_MS;
     s->last_ping_ms = time_mono_ms();
-    r = agent_exec_start(s->conn, &areq, &sink, s->deadline_ms, &s->x, e);
+    r = agent_exec_start(s->conn, &areq, &sink, start_deadline, &s->x, e);
     if (r < 0)
         goto fail;
     if (req->stdin_text || req->stdin_b64) {
         r = agent_exec_write_stdin(
             s->x, req->stdin_text ? (const uint8_t *)req->stdin_text : stdin_bytes,
-            req->stdin_text ? req->stdin_text_len : stdin_len, s->deadline_ms, e);
+            req->stdin_text ? req->stdin_text_len : stdin_len, start_deadline, e);
         if (r >= 0)
-            r = agent_exec_close_stdin(s->x, s->deadline_ms, e);
+            r = agent_exec_close_stdin(s->x, start_deadline, e);
         if (r < 0)
             goto fail;
     }

@@ -241,6 +241,26 @@ bool engine_golden_ready(struct engine *eng)
     return ok;
 }
 
+int golden_size(struct engine *eng, long long *ret_cpus, long long *ret_mem, struct nerr *e)
+{
+    json_object *rec, *c = NULL, *m = NULL;
+    int lock = golden_flock(eng, "lock", LOCK_SH);
+    int r = 0;
+
+    rec = golden_read_config(eng);
+    if (lock >= 0)
+        close(lock);
+    if (!rec || !json_object_object_get_ex(rec, "cpus", &c) ||
+        !json_object_object_get_ex(rec, "mem_mib", &m))
+        r = nerr_set(e, -ENOENT, "no golden snapshot in %s", eng->golden_dir);
+    else {
+        *ret_cpus = json_object_get_int64(c);
+        *ret_mem = json_object_get_int64(m);
+    }
+    json_object_put(rec);
+    return r;
+}
+
 /* Boot a template VM in dir, wait for its agent, pause it and save it. */
 static int build_template(struct engine *eng, const char *dir, bool *ret_nic, struct nerr *e)
 {
@@ -468,7 +488,8 @@ int vm_create_from_golden(struct engine *eng, struct db_vm *vm, struct vm_rt *rt
     bool ignore_shared;
     int lock, r;
 
-    if (!eng->cfg->golden || eng->mode != ENGINE_SERVE)
+    /* the server's creates, and the temporary VM of `golden provision` */
+    if (!eng->cfg->golden || (eng->mode != ENGINE_SERVE && eng->mode != ENGINE_GOLDEN))
         return -ENOENT;
     /* shared until QEMU has read everything: a rebuild (maybe by an admin
      * command in another process) cannot swap the files under us */

@@ -45,10 +45,16 @@ int engine_user_add(struct engine *eng, const char *name, char token_out[TOKEN_L
 
 int engine_user_list(struct engine *eng, struct db_user **ret, size_t *ret_n, struct nerr *e)
 {
+    size_t kept = 0;
     int r = db_user_list(eng->db, ret, ret_n);
 
     if (r < 0)
         return nerr_set(e, r, "cannot list users: %s", db_errmsg(eng->db));
+    /* the owner of a golden provisioning's temporary VM is nobody's to see */
+    for (size_t i = 0; i < *ret_n; i++)
+        if (strcmp((*ret)[i].name, ENGINE_PROVISION_USER) != 0)
+            (*ret)[kept++] = (*ret)[i];
+    *ret_n = kept;
     return 0;
 }
 

@@ -105,6 +105,15 @@ void exec_result_from_exit(const struct ap_exit *ex, bool host_timed_out,
 /* The runtime and agent connection of a ready, running VM (both to put). */
 int exec_vm_agent(struct engine *eng, const struct db_user *u, const char *name,
                   struct vm_rt **ret_rt, struct agent_conn **ret_conn, struct nerr *e);
+/* exec_stream.c: engine_exec_stream_start without the checks of the
+ * request, with the timeout given: timeout_secs 0 = none (the agent sets
+ * none and the host waits until the command ends, the VM stops or its agent
+ * stops answering); for the golden provisioning, whose commands are the
+ * admin's and may run longer than exec_timeout_secs. */
+int exec_stream_start(struct engine *eng, const struct db_user *u, const char *name,
+                      const struct wire_exec_req *req, long long timeout_secs,
+                      const struct engine_exec_events *ev, struct engine_exec_stream **ret,
+                      struct nerr *e);
 /* The host's grace beyond the agent's own timeout before it kills the
  * command itself and reports a timeout. */
 #define EXEC_GRACE_MS 5000
@@ -113,3 +122,6 @@ int exec_vm_agent(struct engine *eng, const struct db_user *u, const char *name,
  * usable one (the caller then cold-boots). */
 int vm_create_from_golden(struct engine *eng, struct db_vm *vm, struct vm_rt *rt,
                           struct nerr *e);
+/* golden.c: the size (cpus, MiB) of the golden snapshot in place; -ENOENT
+ * when there is none. */
+int golden_size(struct engine *eng, long long *ret_cpus, long long *ret_mem, struct nerr *e);

@@ -99,7 +99,8 @@ def mbps(n, secs):
 
 
 # The same shell lines run in the guest and in the host namespace (there
-# with the host's busybox applets).  Upload: nc connects to the outside's
+# with the host's busybox applets; the guest runs busybox's too, which both
+# guests have).  Upload: nc connects to the outside's
 # sink and runs dd on the connection (dd writes 64 KiB at a time; `dd | nc`
 # would measure nc's 1 KiB writes), the sink logs the bytes and the
 # seconds from accept to EOF.  Download: wget of /bytes, timed by the
@@ -145,9 +146,9 @@ def series(run, line, is_upload):
 # ---------- throughput: guest -> outside vs host namespace -> outside ----------
 vm = call("POST", "/v1/vms", {"name": "tp"})
 assert vm.get("ip"), f"the VM has no network: {vm}"
-gu = series(lambda c: guest("tp", c), upload(""), True)
+gu = series(lambda c: guest("tp", c), upload("busybox "), True)
 hu = series(host, upload(busybox + " "), True)
-gd = series(lambda c: guest("tp", c), download(""), False)
+gd = series(lambda c: guest("tp", c), download("busybox "), False)
 hd = series(host, download(busybox + " "), False)
 call("DELETE", "/v1/vms/tp")
 print(f"TCP guest -> outside (dd into a sink, {mib} MiB):     median {gu:.1f} MB/s of {reps}")

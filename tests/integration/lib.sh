@@ -11,6 +11,9 @@ IT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SERVER_BIN="$NOID_BUILD/server/noid-server"
 CLI_BIN="$NOID_BUILD/cli/noid"
 GUEST_DIR="${NOID_GUEST_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/noid/guest}"
+# the small busybox guest (scripts/build-guest.sh --small), for the tests
+# that ask for it; the default guest above is Debian
+SMALL_GUEST_DIR="${NOID_SMALL_GUEST_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/noid/guest-small}"
 
 T=""
 SERVER_PID=""

@@ -63,7 +63,7 @@ fresh_screen() {
 # Whether a line of the guest's ps (busybox: PID USER TIME COMMAND) matches
 guest_has_proc() { # grep -E pattern
     local procs
-    procs=$(noid exec box -- ps)
+    procs=$(noid exec box -- ps -eo args)
     grep -qE -- "$1" <<< "$procs"
 }
 
@@ -147,7 +147,7 @@ ok "timeout -> 124"
 } | head -n 1 > /dev/null
 assert_eq 141 "$(cat "$T/rc")" "exit code of noid writing to a closed pipe"
 for i in $(seq 1 100); do
-    guest_has_proc ' yes$' || break
+    guest_has_proc '^yes$' || break
     [ "$i" -lt 100 ] || fail "the remote yes still runs after its reader went away"
     sleep 0.2
 done

@@ -10,7 +10,7 @@
 #     on eth0 in the guest (and only it) with the MAC of its TAP number
 #     (as for every VM below), default route via the host end, the TAP
 #     noid<N> with the host end in the host namespace, resolv.conf from
-#     guest_dns; `wget http://outside.noid.test/hello` by name works, and
+#     guest_dns; `curl http://outside.noid.test/hello` by name works, and
 #     the outside sees only 192.0.2.2 (MASQUERADE), for HTTP and DNS
 #   * the host reaches a listener in the guest (nc -ll, left running)
 #   * two VMs get different /30s; traffic between them is dropped both ways
@@ -138,8 +138,8 @@ sys.exit(0 if a in ipaddress.ip_network("172.16.0.0/16") and int(a) % 4 == 2 els
 check_outside() {
     local vm=$1 what=$2 before after out rc=0
     before=$(grep -c '^http 192\.0\.2\.2 [0-9]* GET /hello 200$' "$PEER_LOG" || true)
-    out=$(vx "$vm" wget -q -O - http://outside.noid.test/hello) || rc=$?
-    [ "$rc" -eq 0 ] || fail "$what: wget http://outside.noid.test/hello in $vm failed (status $rc)"
+    out=$(vx "$vm" curl -fsS --max-time 20 http://outside.noid.test/hello) || rc=$?
+    [ "$rc" -eq 0 ] || fail "$what: curl http://outside.noid.test/hello in $vm failed (status $rc)"
     assert_eq "$HELLO" "$out" "$what: body fetched by $vm"
     after=$(grep -c '^http 192\.0\.2\.2 [0-9]* GET /hello 200$' "$PEER_LOG" || true)
     [ "$after" -gt "$before" ] || fail "$what: the outside did not log a request from 192.0.2.2: $(tail -n 3 "$PEER_LOG")"
@@ -148,7 +148,7 @@ check_outside() {
 # A listener on port 8080 that answers every connection with TEXT, left
 # running in the guest (fds closed, so the exec ends at once)
 start_listener() { # vm text
-    vx "$1" sh -c "nc -ll -p 8080 -e echo $2 < /dev/null > /dev/null 2>&1 &"
+    vx "$1" sh -c "busybox nc -ll -p 8080 -e echo $2 < /dev/null > /dev/null 2>&1 &"
 }
 
 # What a listener at IP:PORT sends, read from the host namespace (retried
@@ -199,7 +199,7 @@ check_outside a "golden create"
 grep -q '^dns 192\.0\.2\.2 [0-9]* outside\.noid\.test 1 A$' "$PEER_LOG" ||
     fail "the outside answered no A query for outside.noid.test from 192.0.2.2: $(grep '^dns' "$PEER_LOG" | tail -n 3)"
 vx a ping -c 1 -W 5 192.0.2.1 > /dev/null || fail "a cannot ping the outside"
-ok "a golden-created VM has a network at once ($IP_A on $TAP_A); wget by name through NAT"
+ok "a golden-created VM has a network at once ($IP_A on $TAP_A); curl by name through NAT"
 
 start_listener a hi-from-a
 check_listener a "$IP_A" hi-from-a "host to guest"
@@ -217,10 +217,10 @@ start_listener b hi-from-b
 check_listener b "$IP_B" hi-from-b "b's listener up"
 # the same nc line reaches the outside (the sink answers "0 SECONDS" to a
 # connection that sends nothing): its failure below is the drop
-out=$(vx a nc -w 3 192.0.2.1 5001)
+out=$(vx a busybox nc -w 3 192.0.2.1 5001)
 [[ "$out" == "0 "* ]] || fail "nc from a to the outside's sink: got '$out'"
 rc=0
-out=$(vx a nc -w 2 "$IP_B" 8080 2>&1) || rc=$?
+out=$(vx a busybox nc -w 2 "$IP_B" 8080 2>&1) || rc=$?
 assert_not_contains "$out" hi-from-b "a connecting to b's listener"
 [ "$rc" -ne 0 ] || fail "nc from a to b's listener succeeded: $out"
 rc=0

@@ -91,7 +91,7 @@ rest_state() {
     if [ "$HTTP_STATUS" = 200 ]; then json_get state <<< "$HTTP_BODY"; else echo "$HTTP_STATUS"; fi
 }
 rest_exec() { noid exec "$1" -- sh -c "$2"; } # VM SHELL_LINE -> stdout
-guest_runs() { [ "$(rest_exec "$1" "ps | grep -c '$2' || true")" -ge 1 ]; } # VM PS_PATTERN
+guest_runs() { [ "$(rest_exec "$1" "ps -eo args | grep -c '$2' || true")" -ge 1 ]; } # VM PS_PATTERN
 checkpoint_labels() { noid checkpoints "$1" --json | python3 -c 'import json,sys; [print(c.get("label") or "") for c in json.load(sys.stdin)]'; }
 
 write_config vm "noidfs_mount = \"$SM\""
@@ -385,7 +385,7 @@ interrupts() { # DIR PREFIX WHAT
     assert_eq 124 "$rc" "$what: timeout -s INT 2 of echo 'sleep 25' > exec"
     n=error
     for i in $(seq 1 40); do
-        n=$(rest_exec "$vm" 'ps | grep -c "[s]leep 25" || true')
+        n=$(rest_exec "$vm" 'ps -eo args | grep -c "[s]leep 25" || true')
         [ "$n" = 0 ] && break
         sleep 0.2
     done

@@ -58,7 +58,7 @@ ok "timeout_secs applies: 124, timed_out"
 "${WS[@]}" exec-disconnect "$URL" "$A" box '{"command":["sh","-c","echo started; exec sleep 4242"],"stdin":false}' started > /dev/null
 gone=no
 for _ in $(seq 1 100); do
-    n=$(noid exec box -- sh -c 'ps | grep -c "[s]leep 4242" || true' 2>/dev/null || echo error)
+    n=$(noid exec box -- sh -c 'ps -eo args | grep -c "[s]leep 4242" || true' 2>/dev/null || echo error)
     [ "$n" = 0 ] && { gone=yes; break; }
     sleep 0.2
 done
@@ -113,7 +113,7 @@ assert_eq 200 "$HTTP_STATUS" "server alive after bad frames"
 assert_eq ok "$(noid exec box -- echo ok)" "exec works after bad frames"
 left=x
 for _ in $(seq 1 100); do
-    left=$(noid exec box -- sh -c 'ps | grep -c "[s]leep 20$" || true')
+    left=$(noid exec box -- sh -c 'ps -eo args | grep -c "[s]leep 20$" || true')
     [ "$left" = 0 ] && break
     sleep 0.2
 done
@@ -187,7 +187,7 @@ X=$!
 pid=$(q "select pid from vms where name='box2'")
 for _ in $(seq 1 200); do grep -q 'ws exec alice/box2.*open' "$T/server.log" && break; sleep 0.1; done
 # the command runs once its output came; kill the VMM under it
-for _ in $(seq 1 200); do noid exec box2 -- sh -c 'ps | grep -q "[s]leep 1000"' 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 1 200); do noid exec box2 -- sh -c 'ps -eo args | grep -q "[s]leep 1000"' 2>/dev/null && break; sleep 0.1; done
 kill -9 "$pid"
 wait $X
 assert_contains "$(pyj 'd["error"]' < "$T/x")" "agent" "an error frame names what went away"

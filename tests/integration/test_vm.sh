@@ -51,7 +51,7 @@ ok "binary-safe in and out (4 MiB, sha256 equal), stdin"
 
 rc=0; noid exec vm1 --timeout 2 -- sh -c 'sleep 300 & sleep 301' || rc=$?
 assert_eq 124 "$rc" "timeout -> 124"
-left=$(noid exec vm1 -- sh -c 'ps | grep -c "sleep 30[01]" || true')
+left=$(noid exec vm1 -- sh -c 'ps -eo args | grep -c "sleep 30[01]" || true')
 assert_eq 0 "$left" "timed-out process group is gone"
 # the CLI streams (no cap: every byte arrives); the HTTP exec caps at 1 MiB
 rc=0; noid exec vm1 -- head -c 3000000 /dev/zero > "$T/big" 2> "$T/err" || rc=$?

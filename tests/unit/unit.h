@@ -27,6 +27,7 @@ Suite *suite_noidfs_rest(void);
 Suite *suite_timeutil(void);
 Suite *suite_ratelimit(void);
 Suite *suite_routes(void);
+Suite *suite_rtnl(void);
 Suite *suite_textutil(void);
 Suite *suite_token(void);
 Suite *suite_wire(void);

@@ -27,6 +27,7 @@ static const struct {
     {"timeutil", suite_timeutil},
     {"ratelimit", suite_ratelimit},
     {"routes", suite_routes},
+    {"rtnl", suite_rtnl},
     {"textutil", suite_textutil},
     {"token", suite_token},
     {"wire", suite_wire},
