@@ -5,7 +5,7 @@
 # systemd-nspawn --boot in a network namespace of its own (--private-network:
 # netd's iptables rules and the forwarding sysctl land there), over an
 # overlay so the cached root stays pristine.  Inside, install_driver.sh runs
-# the script with the prebuilt guest image (--guest-dir) as an administrator
+# the script with the prebuilt small guest image (--guest-dir) as an administrator
 # would: a dry run, the install, the started services (a VM created and an
 # exec in it), a dry run again, a second run.  Here we check what it made:
 # the user and groups, the programs and man pages, server.toml, the units
@@ -20,6 +20,11 @@ command -v systemd-nspawn > /dev/null ||
     fail "systemd-nspawn missing (Debian: systemd-container; scripts/deps.sh installs it)"
 LOWER=$(bash "$IT_DIR/install_root.sh" path) ||
     fail "the throw-away root is missing: run tests/integration/install_root.sh ensure (scripts/test.sh does)"
+# the small busybox guest: what is installed does not depend on the guest,
+# and its golden snapshot boots fastest under TCG
+[ -f "$SMALL_GUEST_DIR/rootfs.ext4" ] ||
+    fail "small guest missing in $SMALL_GUEST_DIR: run scripts/build-guest.sh --small (scripts/test.sh does)"
+GUEST_DIR=$SMALL_GUEST_DIR
 require_guest
 it_setup
 
