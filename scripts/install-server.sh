@@ -397,7 +397,10 @@ step_units() {
     if [ ${#changed[@]} -eq 0 ] && [ ${#enabled[@]} -eq 0 ]; then
         say units "up to date (${UNITS[*]} in $UNIT_DIR, enabled)"
     else
-        say_did units "$([ ${#changed[@]} -gt 0 ] && echo "install ${changed[*]} ")$([ ${#enabled[@]} -gt 0 ] && echo "enable ${enabled[*]}")"
+        local what=()
+        [ ${#changed[@]} -eq 0 ] || what+=("install ${changed[*]}")
+        [ ${#enabled[@]} -eq 0 ] || what+=("enable ${enabled[*]}")
+        say_did units "${what[*]}"
     fi
 }
 

@@ -123,5 +123,17 @@ for u in noid-netd.service noid-server.service; do
     echo "$u $(systemctl is-enabled "$u" 2>&1) $(systemctl is-active "$u" 2>&1)"
 done > "$OUT/units2"
 
+# an upgrade of sorts: a program gone, a unit edited, the config edited by
+# the administrator; the third run puts back the program and the unit,
+# keeps the config, and restarts both services (which answer again)
+rm /usr/local/bin/noid
+echo "# edited" >> /etc/systemd/system/noid-netd.service
+echo "# the administrator's edit" >> /etc/noid/server.toml
+run_script run3 --guest-dir /guest
+for u in noid-netd.service noid-server.service; do
+    echo "$u $(systemctl is-enabled "$u" 2>&1) $(systemctl is-active "$u" 2>&1)"
+done > "$OUT/units3"
+api GET /v1/capabilities > "$OUT/capabilities3"
+
 step "done"
 touch "$OUT/done"

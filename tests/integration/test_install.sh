@@ -10,8 +10,10 @@
 # exec in it), a dry run again, a second run.  Here we check what it made:
 # the user and groups, the programs and man pages, server.toml, the units
 # (installed, enabled, verified, running), the sysctl, the golden snapshot,
-# that dry runs and the second run change nothing, and that the second run
-# says "up to date" for every step.
+# that dry runs and the second run change nothing, that the second run
+# says "up to date" for every step, and that a third run after changes puts
+# back a missing program and an edited unit (restarting the services) but
+# keeps an edited server.toml.
 . "$(dirname "$0")/lib.sh"
 
 SRC=$(cd "$IT_DIR/../.." && pwd)
@@ -165,4 +167,17 @@ done
 assert_contains "$run2" "install-server: everything up to date, nothing changed" "second run: summary"
 assert_eq "$(cat "$T/out/units")" "$(cat "$T/out/units2")" "units after the second run"
 ok "a dry run and a second run change nothing; every step says up to date"
+
+assert_eq 0 "$(cat "$T/out/run3.rc")" "third run: status"
+run3=$(cat "$T/out/run3.out")
+assert_contains "$run3" "install:  install /usr/local/bin/noid" "third run puts the missing program back"
+assert_contains "$run3" "units:    install noid-netd.service" "third run puts the edited unit back"
+assert_contains "$run3" "config:   up to date" "third run leaves the config alone"
+assert_contains "$run3" "services: restart noid-netd.service restart noid-server.service (listening on" "third run restarts both"
+[ -x "$R/usr/local/bin/noid" ] || fail "/usr/local/bin/noid not put back"
+cmp -s "$SRC/scripts/noid-netd.service" "$R/etc/systemd/system/noid-netd.service" || fail "noid-netd.service not put back"
+assert_eq "# the administrator's edit" "$(tail -n 1 "$conf")" "server.toml keeps the administrator's edit"
+assert_eq "$(cat "$T/out/units")" "$(cat "$T/out/units3")" "units after the third run"
+assert_contains "$(cat "$T/out/capabilities3")" '"golden_ready":true' "the restarted server answers"
+ok "a third run after changes: puts back what differs, keeps server.toml, restarts the services"
 it_done
