@@ -34,9 +34,13 @@ RUN=(
 # boots its throw-away Debian root, made with mmdebstrap, with systemd-nspawn)
 TEST=(
     check libsubunit-dev clang libclang-rt-14-dev
-    curl sqlite3 python3 python3-yaml python3-websockets wrk tmux file rsync git
-    systemd-container
+    curl sqlite3 python3 python3-yaml python3-jsonschema python3-websockets wrk tmux
+    file rsync git prometheus systemd-container
 )
+# node and npm run the OpenAPI validator (tests/openapi, installed by
+# scripts/test.sh with npm ci): Debian's only when none is installed
+command -v node > /dev/null || TEST+=(nodejs)
+command -v npm > /dev/null || TEST+=(npm)
 [ "${BASH_SOURCE[0]}" = "$0" ] || return 0
 
 missing=()

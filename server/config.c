@@ -29,6 +29,7 @@ static const struct config_key keys[] = {
     {"rootfs", K_PATH, OFF(rootfs), 0, 0, NULL},
     {"initrd", K_PATH, OFF(initrd), 0, 0, NULL},
     {"listen", K_STRING, OFF(listen), 0, 0, NULL},
+    {"metrics_listen", K_STRING, OFF(metrics_listen), 0, 0, NULL},
     {"max_ws_sessions", K_INT, OFF(max_ws_sessions), 1, 100000, NULL},
     {"trust_forwarded_for", K_BOOL, OFF(trust_forwarded_for), 0, 0, NULL},
     {"exec_timeout_secs", K_INT, OFF(exec_timeout_secs), 1, 86400, NULL},
@@ -79,6 +80,8 @@ int server_config_init(struct server_config *c)
     memset(c, 0, sizeof(*c));
     c->source = strdup("(embedded defaults)");
     c->listen = strdup("0.0.0.0:7654");
+    /* loopback: the metrics have no authentication (api/metrics_http.h) */
+    c->metrics_listen = strdup("127.0.0.1:7655");
     c->max_ws_sessions = 32;
     c->trust_forwarded_for = false;
     c->exec_timeout_secs = 30;
@@ -104,8 +107,8 @@ int server_config_init(struct server_config *c)
     c->max_checkpoints_per_vm = 64;
     c->max_checkpoints_per_user = 512;
     c->netd_socket = strdup("/run/noid/netd.sock");
-    if (!c->source || !c->listen || !c->data_dir || !c->vmm || !c->accel || !c->qemu_bin ||
-        !c->firecracker_bin || !c->vmm_user || !c->netd_socket)
+    if (!c->source || !c->listen || !c->metrics_listen || !c->data_dir || !c->vmm || !c->accel ||
+        !c->qemu_bin || !c->firecracker_bin || !c->vmm_user || !c->netd_socket)
         return -ENOMEM;
     return 0;
 }

@@ -17,6 +17,7 @@ struct server_config {
     char *rootfs;           /* required: pristine root filesystem image */
     char *initrd;           /* optional initramfs (our guest image needs it) */
     char *listen;           /* "HOST:PORT" */
+    char *metrics_listen;   /* "HOST:PORT" of GET /metrics; "" = no metrics listener */
     long long max_ws_sessions;
     bool trust_forwarded_for;
     long long exec_timeout_secs;    /* default and ceiling for one exec */

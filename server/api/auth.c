@@ -21,6 +21,7 @@
 
 #include "api.h"
 #include "log.h"
+#include "metrics.h"
 #include "timeutil.h"
 #include "token.h"
 
@@ -153,6 +154,7 @@ bool api_authenticate(struct api_request *rq)
     size_t n;
 
     if (!h || strncasecmp(h, "Bearer ", 7) != 0) {
+        metrics_auth_failure(METRICS_AUTH_MISSING_TOKEN);
         api_reply_error(rq, 401, "missing bearer token: send 'Authorization: Bearer noid_tok_...'");
         return false;
     }
@@ -165,12 +167,14 @@ bool api_authenticate(struct api_request *rq)
         rq->authed = true;
         return true;
     }
+    metrics_auth_failure(METRICS_AUTH_INVALID_TOKEN);
     token_rate_key(token, prefix);
     client_rate_key(rq, addr_key, sizeof(addr_key));
     if (is_blocked(rq, addr_key, prefix, &retry_ms)) {
         char secs[16];
         long long wait_s = (retry_ms + 999) / 1000;
         snprintf(secs, sizeof(secs), "%lld", wait_s);
+        metrics_refusal(METRICS_LIMIT_AUTH);
         api_reply_error_hdr(rq, 429, MHD_HTTP_HEADER_RETRY_AFTER, secs,
                             "too many failed authentication attempts with this token "
                             "or from this address; retry in %lld s",

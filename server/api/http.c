@@ -39,6 +39,7 @@
 #include "api.h"
 #include "ws_session.h"
 #include "log.h"
+#include "metrics.h"
 #include "timeutil.h"
 #include "wire.h"
 
@@ -181,6 +182,7 @@ static bool take_load(struct api_request *rq)
     int r = api_load_take(rq->srv, rq->user.id);
 
     if (r == -EDQUOT) {
+        metrics_refusal(METRICS_LIMIT_USER_REQUESTS);
         api_reply_error(rq, 429,
                         "you have %d long requests (exec, create, console, file transfers, "
                         "...) running; wait for one to finish",
@@ -188,6 +190,7 @@ static bool take_load(struct api_request *rq)
         return false;
     }
     if (r < 0) {
+        metrics_refusal(METRICS_LIMIT_SERVER_REQUESTS);
         api_reply_error(rq, 503, "server busy: %d long requests already running",
                         API_MAX_WORKERS);
         return false;
@@ -431,9 +434,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     api_request_free(rq);
 }
 
-/* Split "HOST:PORT" / "[V6]:PORT" and bind a listening socket. */
-static int bind_listen(const char *listen_addr, int *ret_fd, char *bound, size_t bound_size,
-                       struct nerr *e)
+int api_listen_bind(const char *key, const char *listen_addr, int *ret_fd, char *bound,
+                    size_t bound_size, struct nerr *e)
 {
     char host[256], port[16];
     const char *colon;
@@ -446,14 +448,14 @@ static int bind_listen(const char *listen_addr, int *ret_fd, char *bound, size_t
     if (listen_addr[0] == '[') {
         const char *end = strchr(listen_addr, ']');
         if (!end || end[1] != ':')
-            return nerr_set(e, -EINVAL, "listen: cannot parse '%s' (expected [ADDR]:PORT)",
+            return nerr_set(e, -EINVAL, "%s: cannot parse '%s' (expected [ADDR]:PORT)", key,
                             listen_addr);
         snprintf(host, sizeof(host), "%.*s", (int)(end - listen_addr - 1), listen_addr + 1);
         colon = end + 1;
     } else {
         colon = strrchr(listen_addr, ':');
         if (!colon)
-            return nerr_set(e, -EINVAL, "listen: cannot parse '%s' (expected HOST:PORT)",
+            return nerr_set(e, -EINVAL, "%s: cannot parse '%s' (expected HOST:PORT)", key,
                             listen_addr);
         snprintf(host, sizeof(host), "%.*s", (int)(colon - listen_addr), listen_addr);
     }
@@ -463,7 +465,7 @@ static int bind_listen(const char *listen_addr, int *ret_fd, char *bound, size_t
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
     rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &ai);
     if (rc != 0)
-        return nerr_set(e, -EINVAL, "listen: cannot resolve '%s': %s", listen_addr,
+        return nerr_set(e, -EINVAL, "%s: cannot resolve '%s': %s", key, listen_addr,
                         gai_strerror(rc));
     fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
@@ -480,7 +482,7 @@ static int bind_listen(const char *listen_addr, int *ret_fd, char *bound, size_t
         getnameinfo((struct sockaddr *)&ss, sl, hbuf, sizeof(hbuf), pbuf, sizeof(pbuf),
                     NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
         close(fd);
-        return nerr_set(e, -EIO, "listen: cannot read the bound address");
+        return nerr_set(e, -EIO, "%s: cannot read the bound address", key);
     }
     snprintf(bound, bound_size, ss.ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", hbuf, pbuf);
     *ret_fd = fd;
@@ -489,7 +491,7 @@ fail:
     if (fd >= 0)
         close(fd);
     freeaddrinfo(ai);
-    return nerr_set(e, rc, "cannot listen on %s: %s", listen_addr, strerror(-rc));
+    return nerr_set(e, rc, "%s: cannot listen on %s: %s", key, listen_addr, strerror(-rc));
 }
 
 /* How many HTTP connections we can afford in all: below the open-file limit
@@ -531,7 +533,7 @@ int api_server_start(struct engine *eng, const struct server_config *cfg,
         nerr_set(e, r, "out of memory");
         goto fail;
     }
-    r = bind_listen(cfg->listen, &s->listen_fd, s->bound, sizeof(s->bound), e);
+    r = api_listen_bind("listen", cfg->listen, &s->listen_fd, s->bound, sizeof(s->bound), e);
     if (r < 0)
         goto fail;
     nthreads = sysconf(_SC_NPROCESSORS_ONLN);

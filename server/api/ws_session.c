@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "macro.h"
 #include "timeutil.h"
 #include "wire.h"
@@ -136,17 +137,19 @@ static const char *header(struct api_request *rq, const char *name)
     return MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, name);
 }
 
-/* 0 and the accept key, or the reply already given (400, 426). */
-static int check_handshake(struct api_request *rq, char accept[WS_ACCEPT_LEN + 1])
+/* 0 and the accept key, or the reply already given (400, 426).  kind:
+ * "exec" or "console" (only exec has a plain HTTP twin to point to). */
+static int check_handshake(struct api_request *rq, const char *kind, char accept[WS_ACCEPT_LEN + 1])
 {
     const char *upgrade = header(rq, "Upgrade"), *conn = header(rq, "Connection");
     const char *version = header(rq, "Sec-WebSocket-Version"),
                *key = header(rq, "Sec-WebSocket-Key");
 
     if (!upgrade || !header_has_token(upgrade, "websocket")) {
-        api_reply_error(rq, 400,
-                        "this endpoint speaks WebSocket: send 'Upgrade: websocket' "
-                        "(or POST /v1/vms/{name}/exec for a plain HTTP exec)");
+        api_reply_error(rq, 400, "this endpoint speaks WebSocket: send 'Upgrade: websocket'%s",
+                        strcmp(kind, "exec") == 0
+                            ? " (or POST /v1/vms/{name}/exec for a plain HTTP exec)"
+                            : "");
         return -EINVAL;
     }
     if (!conn || !header_has_token(conn, "upgrade")) {
@@ -173,9 +176,13 @@ static void *session_main(void *arg)
 {
     struct api_ws_session *s = arg;
     int64_t t0 = time_mono_ns();
+    enum metrics_ws_kind kind =
+        strcmp(s->kind, "console") == 0 ? METRICS_WS_CONSOLE : METRICS_WS_EXEC;
 
     log_info("ws %s %s/%s from %s: open", s->kind, s->user.name, s->vm_name, s->client_ip);
+    metrics_ws_session_begin(kind);
     s->body(s);
+    metrics_ws_session_end(kind);
     log_info("ws %s %s/%s: closed (sent %u) after %.3f s", s->kind, s->user.name, s->vm_name,
              ws_sent_close_code(s->ws), (double)(time_mono_ns() - t0) / 1e9);
     MHD_upgrade_action(s->urh, MHD_UPGRADE_ACTION_CLOSE);
@@ -249,7 +256,7 @@ void api_ws_upgrade(struct api_request *rq, const char *kind, const char *vm_nam
     bool full, stopping;
     int r;
 
-    if (check_handshake(rq, accept) < 0)
+    if (check_handshake(rq, kind, accept) < 0)
         return;
     pthread_mutex_lock(&srv->ws_lock);
     stopping = srv->ws_stopping;
@@ -263,6 +270,7 @@ void api_ws_upgrade(struct api_request *rq, const char *kind, const char *vm_nam
         return;
     }
     if (full) {
+        metrics_refusal(METRICS_LIMIT_WS_SESSIONS);
         api_reply_error(rq, 503,
                         "too many WebSocket sessions (max_ws_sessions = %lld); try "
                         "again later",
@@ -274,6 +282,7 @@ void api_ws_upgrade(struct api_request *rq, const char *kind, const char *vm_nam
         pthread_mutex_lock(&srv->ws_lock);
         srv->ws_sessions--;
         pthread_mutex_unlock(&srv->ws_lock);
+        metrics_refusal(r == -EDQUOT ? METRICS_LIMIT_USER_REQUESTS : METRICS_LIMIT_SERVER_REQUESTS);
         if (r == -EDQUOT)
             api_reply_error(rq, 429,
                             "you have %d long requests (exec, create, console, ...) "

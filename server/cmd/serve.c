@@ -17,13 +17,14 @@
 #include "fsutil.h"
 #include "http.h"
 #include "log.h"
+#include "metrics_http.h"
 #include "noidfs.h"
 
 static void usage(FILE *f)
 {
     fprintf(f,
             "Usage: noid-server serve [--config FILE] [--data-dir DIR] [--listen ADDR:PORT]\n"
-            "                         [--mount DIR]\n"
+            "                         [--metrics-listen ADDR:PORT] [--mount DIR]\n"
             "\n"
             "Run the noid API server.  Without --config the embedded defaults are used:\n"
             "QEMU, SQLite in ~/.noid, and the guest image built by scripts/build-guest.sh.\n"
@@ -31,6 +32,9 @@ static void usage(FILE *f)
             "  --config FILE      server.toml to read\n"
             "  --data-dir DIR     data directory (default: data_dir from the config, ~/.noid)\n"
             "  --listen ADDR:PORT override the listen address (\"127.0.0.1:0\" = any free port)\n"
+            "  --metrics-listen ADDR:PORT\n"
+            "                     override metrics_listen, where GET /metrics (Prometheus)\n"
+            "                     is served (\"\" = none; default 127.0.0.1:7655)\n"
             "  --mount DIR        mount every user's VMs as directories at DIR (noidfs;\n"
             "                     overrides noidfs_mount from the config)\n"
             "  -h, --help         show this help\n");
@@ -119,14 +123,17 @@ int cmd_serve(int argc, char **argv)
         {"config", required_argument, NULL, 'c'},
         {"data-dir", required_argument, NULL, 'd'},
         {"listen", required_argument, NULL, 'l'},
+        {"metrics-listen", required_argument, NULL, 'M'},
         {"mount", required_argument, NULL, 'm'},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
     const char *config_path = NULL, *data_dir = NULL, *listen_addr = NULL, *mount_dir = NULL;
+    const char *metrics_addr = NULL;
     struct server_config cfg;
     struct engine *eng = NULL;
     struct api_server *api = NULL;
+    struct metrics_http *metrics = NULL;
     struct noidfs *fs = NULL;
     struct nerr e = {0};
     sigset_t set;
@@ -137,6 +144,7 @@ int cmd_serve(int argc, char **argv)
         case 'c': config_path = optarg; break;
         case 'd': data_dir = optarg; break;
         case 'l': listen_addr = optarg; break;
+        case 'M': metrics_addr = optarg; break;
         case 'm': mount_dir = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return EXIT_USAGE;
@@ -152,6 +160,15 @@ int cmd_serve(int argc, char **argv)
     if (listen_addr) {
         free(cfg.listen);
         cfg.listen = strdup(listen_addr);
+    }
+    if (metrics_addr) {
+        free(cfg.metrics_listen);
+        cfg.metrics_listen = strdup(metrics_addr);
+    }
+    if (!cfg.listen || !cfg.metrics_listen) {
+        fprintf(stderr, "noid-server: out of memory\n");
+        server_config_free(&cfg);
+        return 1;
     }
     if (mount_dir) {
         r = mount_dir_absolute(mount_dir, &cfg.noidfs_mount);
@@ -181,6 +198,13 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "noid-server: %s\n", nerr_msg(&e));
         goto out;
     }
+    if (cfg.metrics_listen[0]) {
+        r = metrics_http_start(eng, &cfg, cfg.metrics_listen, &metrics, &e);
+        if (r < 0) {
+            fprintf(stderr, "noid-server: %s\n", nerr_msg(&e));
+            goto out;
+        }
+    }
     if (cfg.noidfs_mount) {
         r = mount_noidfs(eng, cfg.noidfs_mount, &fs, &e);
         if (r < 0) {
@@ -192,6 +216,11 @@ int cmd_serve(int argc, char **argv)
     }
     if (cfg.golden)
         engine_golden_ensure_async(eng);
+    /* before the "listening" line: a test that saw that one finds this */
+    if (metrics) {
+        printf("noid-server metrics on %s\n", metrics_http_address(metrics));
+        log_info("metrics served on http://%s/metrics", metrics_http_address(metrics));
+    }
     printf("noid-server listening on %s\n", api_server_address(api));
     fflush(stdout);
     log_info("noid-server listening on %s (data dir %s, config %s)", api_server_address(api),
@@ -203,8 +232,9 @@ int cmd_serve(int argc, char **argv)
     log_info("received %s; shutting down (VMs keep running)", strsignal(sig));
     status = 0;
 out:
-    /* first: the mount's threads call into the engine */
+    /* first: the mount's threads and the scrapes call into the engine */
     noidfs_free(fs);
+    metrics_http_stop(metrics);
     api_server_stop(api);
     engine_close(eng);
     server_config_free(&cfg);

@@ -39,6 +39,7 @@
 #include "checkpoint-internal.h"
 #include "fsutil.h"
 #include "log.h"
+#include "metrics.h"
 #include "test_hook.h"
 #include "timeutil.h"
 #include "vm-internal.h"
@@ -467,7 +468,7 @@ static int save_vm(struct cp_job *j, struct db_checkpoint *cp, struct nerr *e)
     return 0;
 }
 
-int engine_checkpoint_create(struct engine *eng, const struct db_user *u, const char *vm_name,
+static int checkpoint_create(struct engine *eng, const struct db_user *u, const char *vm_name,
                              const char *label, struct wire_checkpoint *ret, struct nerr *e)
 {
     struct db_checkpoint cp = {0};
@@ -563,6 +564,16 @@ out:
         rm_rf(j.work);
     cp_job_free(&j);
     vm_release(eng, rt, false);
+    return r;
+}
+
+int engine_checkpoint_create(struct engine *eng, const struct db_user *u, const char *vm_name,
+                             const char *label, struct wire_checkpoint *ret, struct nerr *e)
+{
+    int64_t t0 = time_mono_ns();
+    int r = checkpoint_create(eng, u, vm_name, label, ret, e);
+
+    metrics_op_done(METRICS_OP_CHECKPOINT, r, t0);
     return r;
 }
 

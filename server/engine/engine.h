@@ -79,6 +79,13 @@ int engine_vm_exec(struct engine *eng, const struct db_user *u, const char *name
                    struct nerr *e);
 void engine_vm_info_list_free(struct wire_vm_info *list, size_t n);
 
+/* How many VMs of all users are in each state (as VmInfo's "state"), for
+ * the metrics; reads every row and checks each VMM process. */
+struct engine_vm_states {
+    size_t creating, restoring, running, dead;
+};
+int engine_vm_state_counts(struct engine *eng, struct engine_vm_states *ret);
+
 /* ---- live streams: exec (engine/exec_stream.c), console (engine/console_hub.c) ---- */
 
 /* A running command whose output is delivered as it is produced. */

@@ -20,6 +20,7 @@
 #include "encoding.h"
 #include "engine-internal.h"
 #include "log.h"
+#include "metrics.h"
 #include "timeutil.h"
 #include "vm-internal.h"
 
@@ -196,6 +197,7 @@ int engine_vm_exec(struct engine *eng, const struct db_user *u, const char *name
     x = NULL;
 
     exec_result_from_exit(&ex, timed_out, ret);
+    timed_out = ret->timed_out; /* the agent's own kill at the timeout, too */
     ret->truncated = cap.truncated;
     ret->out = (uint8_t *)buf_steal(&cap.out, &ret->out_len);
     ret->err = (uint8_t *)buf_steal(&cap.err, &ret->err_len);
@@ -211,5 +213,6 @@ out:
     buf_free(&cap.out);
     buf_free(&cap.err);
     free(stdin_bytes);
+    metrics_exec_done(METRICS_EXEC_HTTP, r, timed_out, t_begin);
     return r;
 }

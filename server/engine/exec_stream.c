@@ -21,6 +21,7 @@
 #include "encoding.h"
 #include "engine-internal.h"
 #include "log.h"
+#include "metrics.h"
 #include "timeutil.h"
 #include "vm-internal.h"
 
@@ -37,7 +38,9 @@ struct engine_exec_stream {
     struct agent_exec *x;
     int64_t deadline_ms; /* timeout + grace: the host's own bound */
     int64_t last_ping_ms;
-    bool ended; /* EXIT seen or the command was given up */
+    int64_t start_ns; /* for the metrics */
+    bool ended;       /* EXIT seen or the command was given up */
+    bool counted;     /* its end is in the metrics */
     char label[DB_ID_LEN + 80];
 };
 
@@ -49,8 +52,10 @@ int engine_exec_stream_start(struct engine *eng, const struct db_user *u, const 
     int r;
 
     r = exec_request_check(eng->cfg, req, &timeout_secs, e);
-    if (r < 0)
+    if (r < 0) {
+        metrics_exec_done(METRICS_EXEC_STREAM, r, false, time_mono_ns());
         return r;
+    }
     /* 0 would mean "none" below: only the golden provisioning asks for that */
     return exec_stream_start(eng, u, name, req, MAX(timeout_secs, 1), ev, ret, e);
 }
@@ -66,17 +71,22 @@ int exec_stream_start(struct engine *eng, const struct db_user *u, const char *n
     uint8_t *stdin_bytes = NULL;
     size_t stdin_len = 0;
     int64_t start_deadline;
+    int64_t t0 = time_mono_ns();
     int r;
 
     if (req->stdin_b64 &&
-        base64_decode(req->stdin_b64, req->stdin_b64_len, &stdin_bytes, &stdin_len) < 0)
-        return nerr_set(e, -EINVAL, "field 'stdin_b64' is not valid base64");
+        base64_decode(req->stdin_b64, req->stdin_b64_len, &stdin_bytes, &stdin_len) < 0) {
+        r = nerr_set(e, -EINVAL, "field 'stdin_b64' is not valid base64");
+        goto fail;
+    }
     s = calloc(1, sizeof(*s));
     if (!s) {
         r = -ENOMEM;
         goto fail;
     }
     s->eng = eng;
+    s->start_ns = t0;
+    s->counted = true; /* counted here if it fails to start */
     snprintf(s->label, sizeof(s->label), "%s/%s", u->id, name);
     r = exec_vm_agent(eng, u, name, &s->rt, &s->conn, e);
     if (r < 0)
@@ -104,12 +114,23 @@ int exec_stream_start(struct engine *eng, const struct db_user *u, const char *n
             goto fail;
     }
     free(stdin_bytes);
+    s->counted = false;
     *ret = s;
     return 0;
 fail:
+    metrics_exec_done(METRICS_EXEC_STREAM, r, false, t0);
     free(stdin_bytes);
     engine_exec_stream_free(s);
     return r;
+}
+
+/* The stream's end, in the metrics once. */
+static void stream_count(struct engine_exec_stream *s, int r, bool timed_out)
+{
+    if (s->counted)
+        return;
+    s->counted = true;
+    metrics_exec_done(METRICS_EXEC_STREAM, r, timed_out, s->start_ns);
 }
 
 void engine_exec_stream_output_done(struct engine_exec_stream *s, size_t n)
@@ -148,16 +169,20 @@ int engine_exec_stream_wait(struct engine_exec_stream *s, int timeout_ms,
     if (r >= 0) {
         s->ended = true;
         exec_result_from_exit(&ex, false, ret);
+        stream_count(s, 0, ret->timed_out);
         return 1;
     }
-    if (r != -ETIMEDOUT)
+    if (r != -ETIMEDOUT) {
+        stream_count(s, r, false);
         return r;
+    }
     now = time_mono_ms();
     if (now >= s->deadline_ms) {
         log_warn("vm %s: streamed command did not end by its deadline; killing it", s->label);
         agent_exec_kill(s->x, SIGKILL);
         s->ended = true;
         exec_result_from_exit(&ex, true, ret);
+        stream_count(s, 0, true);
         return 1;
     }
     if (now - s->last_ping_ms >= EXEC_STREAM_PING_MS) {
@@ -169,6 +194,7 @@ int engine_exec_stream_wait(struct engine_exec_stream *s, int timeout_ms,
                      nerr_msg(&pe));
             /* the next user reconnects and starts a new agent session */
             agent_conn_shutdown(s->conn);
+            stream_count(s, -ECONNRESET, false);
             return nerr_set(e, -ECONNRESET,
                             "the VM's agent stopped answering (the VM stopped, or the agent "
                             "died): %s",
@@ -191,6 +217,8 @@ void engine_exec_stream_free(struct engine_exec_stream *s)
 {
     if (!s)
         return;
+    if (!s->counted)
+        metrics_exec_cancelled(METRICS_EXEC_STREAM);
     if (s->x && !s->ended)
         agent_exec_kill(s->x, SIGKILL); /* the agent kills the process group */
     agent_exec_free(s->x);

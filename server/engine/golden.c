@@ -37,6 +37,7 @@
 #include "engine-internal.h"
 #include "fsutil.h"
 #include "log.h"
+#include "metrics.h"
 #include "timeutil.h"
 #include "test_hook.h"
 #include "vm-internal.h"
@@ -432,6 +433,7 @@ int engine_golden_ensure(struct engine *eng, bool force, struct nerr *e)
         r = golden_install(eng, dir, cfg, e);
     }
     json_object_put(cfg);
+    metrics_golden_build_done(r);
     if (r < 0) {
         rm_rf(dir);
         return r;

@@ -19,7 +19,9 @@
 #include "console_hub.h"
 #include "fsutil.h"
 #include "log.h"
+#include "metrics.h"
 #include "test_hook.h"
+#include "timeutil.h"
 #include "vm-internal.h"
 
 static int vm_dir_from_checkpoint(struct engine *eng, const char *cp_dir, const char *vm_dir,
@@ -298,7 +300,7 @@ static int clone_checkpoint(struct engine *eng, const struct db_user *u, const s
     return r;
 }
 
-int engine_vm_restore(struct engine *eng, const struct db_user *u, const char *vm_name,
+static int vm_restore(struct engine *eng, const struct db_user *u, const char *vm_name,
                       const char *checkpoint_id, const char *new_name, struct wire_vm_info *ret,
                       bool *ret_created, struct nerr *e)
 {
@@ -331,5 +333,16 @@ int engine_vm_restore(struct engine *eng, const struct db_user *u, const char *v
         *ret_created = false;
     }
     vm_release(eng, rt, false);
+    return r;
+}
+
+int engine_vm_restore(struct engine *eng, const struct db_user *u, const char *vm_name,
+                      const char *checkpoint_id, const char *new_name, struct wire_vm_info *ret,
+                      bool *ret_created, struct nerr *e)
+{
+    int64_t t0 = time_mono_ns();
+    int r = vm_restore(eng, u, vm_name, checkpoint_id, new_name, ret, ret_created, e);
+
+    metrics_op_done(new_name ? METRICS_OP_CLONE : METRICS_OP_RESTORE, r, t0);
     return r;
 }

@@ -29,6 +29,7 @@
 #include "engine-internal.h"
 #include "fsutil.h"
 #include "log.h"
+#include "metrics.h"
 #include "noid-config.h"
 #include "timeutil.h"
 #include "vm-internal.h"
@@ -721,21 +722,22 @@ int engine_vm_create(struct engine *eng, const struct db_user *u,
     struct db_vm vm;
     struct vm_rt *rt;
     long long cpus, mem;
+    int64_t t0 = time_mono_ns();
+    bool golden = true;
     int r;
 
     if (eng->mode != ENGINE_SERVE)
         return nerr_set(e, -EPERM, "VMs are created by the running server");
     r = name_vm_check(req->name, e);
+    if (r >= 0)
+        r = resolve_size(eng->cfg, req, &cpus, &mem, e);
+    if (r >= 0)
+        r = vm_new_begin(eng, u, req->name, cpus, mem, eng->default_vmm, &vm, &rt, e);
     if (r < 0)
-        return r;
-    r = resolve_size(eng->cfg, req, &cpus, &mem, e);
-    if (r < 0)
-        return r;
-    r = vm_new_begin(eng, u, req->name, cpus, mem, eng->default_vmm, &vm, &rt, e);
-    if (r < 0)
-        return r;
+        goto out;
     r = vm_create_from_golden(eng, &vm, rt, e);
     if (r == -ENOENT) { /* no usable golden snapshot: cold boot */
+        golden = false;
         r = vm_prepare_dir(eng, &vm, &dir, e);
         if (r >= 0)
             r = vm_start_and_wait(eng, &vm, rt, dir, NULL, e);
@@ -745,7 +747,34 @@ int engine_vm_create(struct engine *eng, const struct db_user *u,
     r = vm_new_end(eng, &vm, rt, r, e);
     if (r >= 0)
         r = vm_info_from_row(&vm, ret);
+out:
+    metrics_create_done(r, golden, t0);
     return r;
+}
+
+int engine_vm_state_counts(struct engine *eng, struct engine_vm_states *ret)
+{
+    struct db_vm *rows = NULL;
+    size_t n = 0;
+    int r;
+
+    r = db_vm_list_all(eng->db, &rows, &n);
+    if (r < 0)
+        return r;
+    memset(ret, 0, sizeof(*ret));
+    for (size_t i = 0; i < n; i++) {
+        const char *state = vm_state(&rows[i]);
+        if (strcmp(state, "creating") == 0)
+            ret->creating++;
+        else if (strcmp(state, "restoring") == 0)
+            ret->restoring++;
+        else if (strcmp(state, "running") == 0)
+            ret->running++;
+        else
+            ret->dead++;
+    }
+    free(rows);
+    return 0;
 }
 
 int engine_vm_list(struct engine *eng, const struct db_user *u, struct wire_vm_info **ret,

@@ -32,7 +32,7 @@ bench_start_server() {
         : > "$T/r"
         printf 'kernel = "%s"\nrootfs = "%s"\ngolden = false\n' "$T/k" "$T/r" > "$T/server.toml"
     fi
-    printf 'listen = "127.0.0.1:0"\ndata_dir = "%s"\n' "$T/data" >> "$T/server.toml"
+    printf 'listen = "127.0.0.1:0"\nmetrics_listen = "127.0.0.1:0"\ndata_dir = "%s"\n' "$T/data" >> "$T/server.toml"
     local line
     for line in "$@"; do echo "$line" >> "$T/server.toml"; done
     TOKEN=$("$BUILD/server/noid-server" add-user bench --config "$T/server.toml" 2> /dev/null)

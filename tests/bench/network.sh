@@ -50,7 +50,7 @@ for _ in $(seq 100); do [ -S "$T/netd.sock" ] && break; sleep 0.1; done
 # bench_start_server, in the host namespace, with the server's debug log
 printf 'kernel = "%s"\nrootfs = "%s"\ninitrd = "%s"\n' \
     "$GUEST/vmlinux" "$GUEST/rootfs.ext4" "$GUEST/initrd.cpio" > "$T/server.toml"
-printf 'listen = "127.0.0.1:0"\ndata_dir = "%s"\n' "$T/data" >> "$T/server.toml"
+printf 'listen = "127.0.0.1:0"\nmetrics_listen = "127.0.0.1:0"\ndata_dir = "%s"\n' "$T/data" >> "$T/server.toml"
 printf 'netd_socket = "%s"\nguest_dns = "192.0.2.1"\nmax_vms_per_user = 100\n' "$T/netd.sock" >> "$T/server.toml"
 TOKEN=$("$BUILD/server/noid-server" add-user bench --config "$T/server.toml" 2> /dev/null)
 NOID_DEBUG=1 ip netns exec "$NETNS_HOST" "$BUILD/server/noid-server" serve --config "$T/server.toml" \

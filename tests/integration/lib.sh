@@ -24,6 +24,8 @@ IT_NS=()
 # its namespaces, with whatever still runs in them).
 IT_EXTRA_CLEANUP=""
 URL=""
+# http://ADDR of the server's metrics listener; empty when it has none
+METRICS_URL=""
 PASSED=0
 IT_DONE=
 
@@ -61,6 +63,10 @@ it_cleanup() {
         wait "$SERVER_PID" 2>/dev/null
     fi
     [ -n "$IT_EXTRA_CLEANUP" ] && eval "$IT_EXTRA_CLEANUP"
+    if [ -n "$T" ] && ! openapi_check_exchanges; then
+        printf 'FAIL: responses above do not match docs/openapi.yaml\n' >&2
+        [ "$rc" -eq 0 ] && rc=1
+    fi
     if [ -n "$T" ]; then
         # VMs outlive the server by design: kill every VMM started for this test
         pkill -KILL -f -- "$T/" 2>/dev/null
@@ -140,15 +146,20 @@ write_config() { # vm|novm [extra toml lines...]
     } >> "$T/server.toml"
 }
 
-# Start the server on the current config; sets URL.
+# Start the server on the current config; sets URL (and METRICS_URL).
+# Unless the config says where, metrics go to a free port, not to the
+# default 127.0.0.1:7655 that other servers on this machine may hold.
 start_server() {
+    local metrics=()
+    grep -q '^metrics_listen' "$T/server.toml" || metrics=(--metrics-listen 127.0.0.1:0)
     : > "$T/server.out"
-    "${IT_NS[@]}" "$SERVER_BIN" serve --config "$T/server.toml" "$@" > "$T/server.out" 2>> "$T/server.log" &
+    "${IT_NS[@]}" "$SERVER_BIN" serve --config "$T/server.toml" "${metrics[@]}" "$@" > "$T/server.out" 2>> "$T/server.log" &
     SERVER_PID=$!
     local i
     for i in $(seq 1 600); do
         if grep -q '^noid-server listening on ' "$T/server.out"; then
             URL="http://$(sed -n 's/^noid-server listening on //p' "$T/server.out")"
+            METRICS_URL=$(sed -n 's|^noid-server metrics on |http://|p' "$T/server.out")
             return 0
         fi
         kill -0 "$SERVER_PID" 2>/dev/null || fail "server exited during start"
@@ -171,13 +182,44 @@ add_user() { # name -> token on stdout
 }
 
 # curl helpers: http METHOD PATH [TOKEN] [BODY] -> sets HTTP_STATUS, HTTP_BODY
+# (HTTP_ARGS: more curl arguments, e.g. a header).  Every exchange is
+# recorded for the check against docs/openapi.yaml when the test ends.
+# The files are per process: tests run http in the background too.
+HTTP_ARGS=()
 http() {
-    local method=$1 path=$2 token=${3:-} body=${4:-}
-    local args=(-s -o "$T/http.body" -w '%{http_code}' -X "$method")
+    local method=$1 path=$2 token=${3:-} body=${4:-} out f="$T/http.body.$BASHPID"
+    local args=(-s -o "$f" -w '%{http_code}\t%{content_type}' -X "$method")
     [ -n "$token" ] && args+=(-H "Authorization: Bearer $token")
     [ -n "$body" ] && args+=(-H 'Content-Type: application/json' --data-binary "$body")
-    HTTP_STATUS=$("${IT_NS[@]}" curl "${args[@]}" "$URL$path")
-    HTTP_BODY=$(cat "$T/http.body")
+    : > "$f"
+    out=$("${IT_NS[@]}" curl "${args[@]}" "${HTTP_ARGS[@]}" "$URL$path")
+    HTTP_STATUS=${out%%$'\t'*}
+    HTTP_BODY=$(cat "$f")
+    http_record "$method" "$path" "$HTTP_STATUS" "${out#*$'\t'}" "$f"
+    rm -f "$f"
+}
+
+# Record an exchange for openapi_check.py: http_record METHOD PATH STATUS
+# CONTENT-TYPE BODY-FILE (the format is in openapi_check.py).  One append
+# of the whole record, so concurrent calls do not mix their records.
+IT_OPENAPI_CHECK=${IT_OPENAPI_CHECK:-1}
+OPENAPI_DOC="$IT_DIR/../../docs/openapi.yaml"
+http_record() {
+    [ "$IT_OPENAPI_CHECK" = 1 ] || return 0
+    local rec="$T/http.record.$BASHPID"
+    {
+        printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$3" "${4:--}" "$(stat -c %s "$5")" "$2"
+        cat "$5"
+    } > "$rec"
+    cat "$rec" >> "$T/http.exchanges"
+    rm -f "$rec"
+}
+
+# Hold the responses recorded by http() to docs/openapi.yaml (one python
+# run per test); non-zero and the reasons on stderr for any violation.
+openapi_check_exchanges() {
+    [ "$IT_OPENAPI_CHECK" = 1 ] && [ -s "$T/http.exchanges" ] || return 0
+    /usr/bin/python3 "$IT_DIR/openapi_check.py" check "$OPENAPI_DOC" "$T/http.exchanges" >&2
 }
 
 # The CLI, logged in as the user whose token is given

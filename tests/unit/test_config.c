@@ -133,6 +133,45 @@ START_TEST(noidfs_mount)
 }
 END_TEST
 
+START_TEST(metrics_listen)
+{
+    struct server_config c;
+    struct nerr e = {0};
+    char where[128];
+
+    /* default: loopback, the port after the API's */
+    server_config_init(&c);
+    ck_assert_int_eq(server_config_load_string(&c, "f", "kernel = \"/k\"\nrootfs = \"/r\"\n", &e),
+                     0);
+    ck_assert_str_eq(c.metrics_listen, "127.0.0.1:7655");
+    server_config_free(&c);
+
+    server_config_init(&c);
+    ck_assert_int_eq(
+        server_config_load_string(
+            &c, "f", "kernel = \"/k\"\nrootfs = \"/r\"\nmetrics_listen = \"[::1]:0\"\n", &e),
+        0);
+    ck_assert_str_eq(c.metrics_listen, "[::1]:0");
+    server_config_where(&c, "metrics_listen", where, sizeof(where));
+    ck_assert_str_eq(where, "f:3");
+    server_config_free(&c);
+
+    /* "" turns the listener off */
+    server_config_init(&c);
+    ck_assert_int_eq(server_config_load_string(
+                         &c, "f", "kernel = \"/k\"\nrootfs = \"/r\"\nmetrics_listen = \"\"\n", &e),
+                     0);
+    ck_assert_str_eq(c.metrics_listen, "");
+    server_config_free(&c);
+
+    expect_error("kernel = \"/k\"\nrootfs = \"/r\"\nmetrics_listen = 7655\n",
+                 "s.toml:3: metrics_listen: expected a quoted string");
+    expect_error(
+        "kernel = \"/k\"\nrootfs = \"/r\"\nmetrics_listen = \"a\"\nmetrics_listen = \"b\"\n",
+        "s.toml:4: duplicate key 'metrics_listen'");
+}
+END_TEST
+
 START_TEST(missing_file)
 {
     struct server_config c;
@@ -154,6 +193,7 @@ Suite *suite_config(void)
     tcase_add_test(t, all_keys_set);
     tcase_add_test(t, errors);
     tcase_add_test(t, noidfs_mount);
+    tcase_add_test(t, metrics_listen);
     tcase_add_test(t, missing_file);
     suite_add_tcase(s, t);
     return s;
