@@ -4,6 +4,8 @@
 # (vmm_user, default noid-vmm).
 # Idempotent: installs only what is missing (apt-get update only then).
 # Only Debian's archive is used; nothing is downloaded from anywhere else.
+# Sourced (`. scripts/deps.sh`), it only defines the lists: BUILD and RUN
+# are what scripts/install-server.sh installs on a server.
 set -euo pipefail
 
 SUDO=
@@ -17,23 +19,29 @@ ensure_vmm_user() {
         --shell /usr/sbin/nologin "$VMM_USER"
 }
 
+# to build the programs (-Dtests=false)
 BUILD=(
-    meson ninja-build pkg-config gcc clang musl-tools help2man
+    meson ninja-build pkg-config gcc musl-tools help2man
     libmicrohttpd-dev libsqlite3-dev libssl-dev libcurl4-openssl-dev libjson-c-dev
-    libbtrfsutil-dev libinih-dev libfuse3-dev check libsubunit-dev libclang-rt-14-dev
+    libbtrfsutil-dev libinih-dev libfuse3-dev
 )
+# to run the server and netd, and to build the guest image
 RUN=(
     qemu-system-x86 btrfs-progs e2fsprogs busybox-static iproute2 iptables fuse3
-    lz4 cpio xz-utils zstd mmdebstrap
+    lz4 cpio xz-utils zstd mmdebstrap procps
 )
+# unit tests, fuzzing, integration tests (systemd-container: test_install.sh
+# boots its throw-away Debian root, made with mmdebstrap, with systemd-nspawn)
 TEST=(
-    curl sqlite3 python3 python3-yaml python3-jsonschema python3-websockets wrk tmux procps
-    file rsync git prometheus
+    check libsubunit-dev clang libclang-rt-14-dev
+    curl sqlite3 python3 python3-yaml python3-jsonschema python3-websockets wrk tmux
+    file rsync git prometheus systemd-container
 )
 # node and npm run the OpenAPI validator (tests/openapi, installed by
 # scripts/test.sh with npm ci): Debian's only when none is installed
 command -v node > /dev/null || TEST+=(nodejs)
 command -v npm > /dev/null || TEST+=(npm)
+[ "${BASH_SOURCE[0]}" = "$0" ] || return 0
 
 missing=()
 for p in "${BUILD[@]}" "${RUN[@]}" "${TEST[@]}"; do

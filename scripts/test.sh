@@ -3,9 +3,10 @@
 #   1. install missing Debian packages (scripts/deps.sh)
 #   2. build with warnings as errors (build/)
 #   3. build the guest images (scripts/build-guest.sh: the default Debian
-#      guest and the small busybox one; cached between runs)
-#      and install the OpenAPI validator (npm ci in tests/openapi, from the
-#      npm registry, at the versions package-lock.json pins)
+#      guest and the small busybox one; cached between runs), the
+#      Debian root test_install.sh installs into (cached too), and install
+#      the OpenAPI validator (npm ci in tests/openapi, from the npm
+#      registry, at the versions package-lock.json pins)
 #   4. meson test: unit, fuzz-corpus replay, integration (real VMs)
 #   5. the same unit/fuzz/API tests in an ASan+UBSan build (build-asan/)
 #   6. a short bounded libFuzzer run of every fuzz target (build-fuzz/, clang)
@@ -39,6 +40,9 @@ ninja -C build
 step "guest images"
 scripts/build-guest.sh --agent "$ROOT/build/agent/noid-agent"
 scripts/build-guest.sh --small --agent "$ROOT/build/agent/noid-agent"
+
+step "throw-away Debian root for test_install.sh (cached)"
+tests/integration/install_root.sh ensure
 
 step "OpenAPI validator (tests/openapi)"
 (cd tests/openapi && npm ci --no-audit --no-fund --loglevel=error)
