@@ -90,7 +90,7 @@ static void check_forwarding(void)
     else if (!on)
         log_warn("net.ipv4.ip_forward is 0: VMs cannot reach anything beyond this host. Fix: "
                  "sysctl -w net.ipv4.ip_forward=1, and echo net.ipv4.ip_forward=1 > "
-                 "/etc/sysctl.d/99-noid.conf to keep it after a reboot");
+                 "/etc/sysctl.d/90-noid.conf to keep it after a reboot");
 }
 
 static void setup_firewall(void)

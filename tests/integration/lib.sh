@@ -200,8 +200,8 @@ http() {
 }
 
 # Record an exchange for openapi_check.py: http_record METHOD PATH STATUS
-# CONTENT-TYPE BODY-FILE (the format is in openapi_check.py).  One append
-# of the whole record, so concurrent calls do not mix their records.
+# CONTENT-TYPE BODY-FILE (the format is in openapi_check.py).  Appended
+# whole under a lock, so concurrent calls do not mix their records.
 IT_OPENAPI_CHECK=${IT_OPENAPI_CHECK:-1}
 OPENAPI_DOC="$IT_DIR/../../docs/openapi.yaml"
 http_record() {
@@ -211,7 +211,9 @@ http_record() {
         printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$3" "${4:--}" "$(stat -c %s "$5")" "$2"
         cat "$5"
     } > "$rec"
-    cat "$rec" >> "$T/http.exchanges"
+    # one record at a time: cat writes a large record in several chunks,
+    # which a concurrent append could split
+    flock "$T/http.exchanges.lock" sh -c 'cat "$1" >> "$2"' sh "$rec" "$T/http.exchanges"
     rm -f "$rec"
 }
 
