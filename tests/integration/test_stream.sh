@@ -230,7 +230,7 @@ sleepers_on_console() {
 import re, socket, sys, time
 s = socket.socket(socket.AF_UNIX)
 s.connect(sys.argv[1])
-s.sendall(b"\x15echo \"N=$(ps | grep -c '[s]leep 4545')\"\n")
+s.sendall(b"\x15echo \"N=$(ps -eo args | grep -c '[s]leep 4545')\"\n")
 out, end = b"", time.monotonic() + 30
 s.settimeout(1)
 while time.monotonic() < end:
