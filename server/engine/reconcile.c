@@ -3,7 +3,9 @@
  * API serves anyone, with the data dir locked against a second server.
  *
  *   1. checkpoints of older servers get their save format recorded (from
- *      their files: what those servers always wrote);
+ *      their files: what those servers always wrote); the temporary VM of
+ *      a killed `golden provision` is removed with its hidden owner, unless
+ *      a provisioning runs (it holds golden.provision.lock);
  *   2. every VM row is brought to a settled state:
  *        a VMM being started (pending_instance_id) is killed: the operation
  *        that started it never finished;
