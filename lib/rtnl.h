@@ -150,7 +150,8 @@ struct rtnl_ndmsg {
 #define RTNL_NDA_DST   1
 #define RTNL_NUD_NOARP 0x40
 
-#define RTNL_ALIGN(len) (((len) + 3u) & ~3u)
+/* ~(size_t)3: a 32-bit ~3u would clear the high bits of a size_t length */
+#define RTNL_ALIGN(len) (((len) + (size_t)3) & ~(size_t)3)
 
 /* ---- the client ---- */
 

@@ -31,9 +31,23 @@ static volatile sig_atomic_t stop_signal;
 
 static void on_stop_signal(int sig)
 {
-    if (stop_signal) /* the second one: leave at once; the next run sweeps */
+    static const char msg_int[] = "golden provision: stopping after the current step (Ctrl-C "
+                                  "again to quit at once, leaving a VM behind)\n";
+    static const char msg_term[] = "golden provision: stopping after the current step (a "
+                                   "second signal quits at once, leaving a VM behind)\n";
+    int saved_errno = errno;
+    const char *msg = sig == SIGINT ? msg_int : msg_term;
+    size_t len = sig == SIGINT ? sizeof(msg_int) - 1 : sizeof(msg_term) - 1;
+
+    if (stop_signal) /* the second one: leave at once; the server's start or the next run sweeps */
         _exit(128 + sig);
     stop_signal = sig;
+    /* a build or a boot can take a minute before the stop shows: say it
+     * now (write is async-signal-safe, stdio is not) */
+    if (write(STDERR_FILENO, msg, len) < 0) {
+        /* nothing to do: the stop goes on without the notice */
+    }
+    errno = saved_errno;
 }
 
 static void catch_stop_signals(void)
@@ -118,6 +132,27 @@ static void drain(struct out_queue *q, struct engine_exec_stream *s)
     }
 }
 
+/* Free what is queued without writing it or crediting it: output of a
+ * command whose stream is gone (it came after the last drain), which must
+ * not be credited to the next command's stream. */
+static void discard(struct out_queue *q)
+{
+    struct chunk *list;
+
+    pthread_mutex_lock(&q->lock);
+    list = q->head;
+    q->head = NULL;
+    q->tail = &q->head;
+    q->bytes = 0;
+    q->dropped = 0;
+    pthread_mutex_unlock(&q->lock);
+    while (list) {
+        struct chunk *c = list;
+        list = c->next;
+        free(c);
+    }
+}
+
 /* End a line the command's output left open, so what we print next
  * starts a line of its own. */
 static void end_line(struct out_queue *q)
@@ -160,6 +195,7 @@ static int run_command(struct engine_provision *p, struct out_queue *q, const ch
         engine_exec_stream_kill(s);
     drain(q, s);
     engine_exec_stream_free(s);
+    discard(q); /* the reader may have queued more between the drain and the free */
     if (r <= 0)
         return r;
     if (res.exit_code == 0)
@@ -204,7 +240,7 @@ int cmd_golden_provision(struct server_config *cfg, char **commands, int count,
     catch_stop_signals();
     r = engine_open(cfg, ENGINE_GOLDEN, &eng, &e);
     if (r >= 0)
-        r = engine_provision_begin(eng, &p, &e);
+        r = engine_provision_begin(eng, &stop_signal, &p, &e);
     /* ran: 1 every command exited 0, 0 one failed (run_command said so) */
     for (int i = 0; i < count && r >= 0 && ran > 0 && !stop_signal; i++) {
         r = run_command(p, &q, commands[i], i + 1, count, timeout_secs, &e);
@@ -246,5 +282,6 @@ int cmd_golden_provision(struct server_config *cfg, char **commands, int count,
 out:
     engine_provision_end(p);
     engine_close(eng);
+    discard(&q);
     return status;
 }

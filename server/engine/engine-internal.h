@@ -84,6 +84,12 @@ int engine_vms_destroy_all_of_user(struct engine *eng, const char *user_id, stru
 /* Reconcile rows left half-done by a crash (server start only). */
 int engine_reconcile(struct engine *eng);
 
+/* golden_provision.c: remove what a killed `golden provision` left (its
+ * hidden owner with the owner's VMs, checkpoints and storage); 0 when
+ * there is nothing.  The caller holds <golden>.provision.lock, so no
+ * provisioning runs that could still use it. */
+int provision_sweep_leftover(struct engine *eng, struct nerr *e);
+
 /* The pristine copy of src inside storage (so VM disks can be reflinks of
  * it on btrfs); elsewhere src itself.  *ret is malloc'd. */
 int engine_base_copy(struct engine *eng, const char *src, char **ret, struct nerr *e);

@@ -10,6 +10,7 @@
  *   anything else: internal (500). */
 #pragma once
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -267,8 +268,12 @@ struct engine_provision;
 
 /* Take the data dir's provisioning lock (-EBUSY: another runs), remove
  * what a killed provisioning left, make sure the golden snapshot is there,
- * and start the temporary VM from it.  Any failure undoes all of it. */
-int engine_provision_begin(struct engine *eng, struct engine_provision **ret, struct nerr *e);
+ * and start the temporary VM from it.  Any failure undoes all of it.
+ * *stop (may be NULL), set by the caller's signal handler, is looked at
+ * between those steps (a build and a boot can take a minute): once set,
+ * -ECANCELED after undoing what was done. */
+int engine_provision_begin(struct engine *eng, const volatile sig_atomic_t *stop,
+                           struct engine_provision **ret, struct nerr *e);
 /* Start `sh -c shell_command` in the temporary VM, stdin /dev/null, its
  * output streamed as engine_exec_stream_start does; timeout_secs 0 = none
  * (exec_timeout_secs does not apply: the commands are the admin's). */

@@ -422,8 +422,10 @@ int engine_golden_ensure(struct engine *eng, bool force, struct nerr *e)
     log_info("golden: %s snapshot (%s%s)", rec ? "rebuilding the" : "building a",
              force ? "forced" : why, rec && !force ? " changed" : "");
     dir = new_build_dir(eng);
-    if (!dir)
+    if (!dir) {
+        metrics_golden_build_done(-EIO); /* a build that failed, like any other */
         return nerr_set(e, -EIO, "cannot create a build directory next to %s", eng->golden_dir);
+    }
     r = build_template(eng, dir, &nic, e);
     if (r >= 0) {
         cfg = current_inputs(eng, eng->cfg->default_cpus, eng->cfg->default_mem_mib, true);
@@ -503,9 +505,16 @@ int vm_create_from_golden(struct engine *eng, struct db_vm *vm, struct vm_rt *rt
     if (why) {
         close(lock);
         json_object_put(rec);
-        log_info("golden: not usable (%s%s); cold boot, rebuilding in the background", why,
-                 strcmp(why, "missing") ? " changed" : "");
-        engine_golden_ensure_async(eng);
+        /* only a server cold-boots and rebuilds behind it; `golden
+         * provision` (ENGINE_GOLDEN) fails instead, and built the snapshot
+         * itself just before */
+        if (eng->mode == ENGINE_SERVE) {
+            log_info("golden: not usable (%s%s); cold boot, rebuilding in the background", why,
+                     strcmp(why, "missing") ? " changed" : "");
+            engine_golden_ensure_async(eng);
+        } else {
+            log_info("golden: not usable (%s%s)", why, strcmp(why, "missing") ? " changed" : "");
+        }
         return -ENOENT;
     }
     if (!json_object_object_get_ex(rec, "cpus", &v) || json_object_get_int64(v) != vm->cpus ||

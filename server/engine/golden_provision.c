@@ -16,10 +16,11 @@
  * keep the server's creates and the final swap apart, and the server's next
  * create uses the new snapshot.  <golden>.provision.lock lets one
  * provisioning run per data dir; whoever holds it owns the hidden user, so
- * a provisioning that finds one left (it was killed) removes it first.  A
- * server that starts while a provisioning runs reconciles the temporary VM
- * like any VM: one still booting is removed (the provisioning then fails
- * and cleans up). */
+ * a provisioning that finds one left (it was killed) removes it first, and
+ * so does a server at start when it gets the lock (reconcile.c).  A server
+ * that starts while a provisioning runs reconciles the temporary VM like
+ * any VM: one still booting is removed (the provisioning then fails and
+ * cleans up). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -55,12 +56,19 @@ static int provision_lock(struct engine *eng, struct nerr *e)
     int fd;
 
     if (asprintf(&p, "%s.provision.lock", eng->golden_dir) < 0)
-        return -ENOMEM;
+        return nerr_set(e, -ENOMEM, "out of memory");
     fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0)
         return nerr_set(e, -errno, "cannot open %s: %s", p, strerror(errno));
     if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-        ssize_t n = pread(fd, pid, sizeof(pid) - 1, 0);
+        int err = errno;
+        ssize_t n;
+
+        if (err != EWOULDBLOCK) { /* not held by another: a failure to say as it is */
+            close(fd);
+            return nerr_set(e, -err, "cannot lock %s: %s", p, strerror(err));
+        }
+        n = pread(fd, pid, sizeof(pid) - 1, 0);
         pid[n > 0 ? n : 0] = 0;
         pid[strcspn(pid, "\n")] = 0;
         close(fd);
@@ -81,7 +89,7 @@ static int remove_owner(struct engine *eng, const char *user_id, struct nerr *e)
     int r;
 
     if (!dir)
-        return -ENOMEM;
+        return nerr_set(e, -ENOMEM, "out of memory");
     r = engine_vms_destroy_all_of_user(eng, user_id, e);
     if (r < 0)
         return r;
@@ -94,9 +102,7 @@ static int remove_owner(struct engine *eng, const char *user_id, struct nerr *e)
     return 0;
 }
 
-/* What a provisioning that was killed left (the lock is ours now, so
- * nobody else uses it). */
-static int sweep_leftover(struct engine *eng, struct nerr *e)
+int provision_sweep_leftover(struct engine *eng, struct nerr *e)
 {
     struct db_user old;
     int r = db_user_get_by_name(eng->db, ENGINE_PROVISION_USER, &old);
@@ -157,7 +163,16 @@ static int start_vm(struct engine *eng, const struct db_user *u, struct nerr *e)
     return r;
 }
 
-int engine_provision_begin(struct engine *eng, struct engine_provision **ret, struct nerr *e)
+/* -ECANCELED once the caller asked to stop. */
+static int check_stop(const volatile sig_atomic_t *stop, struct nerr *e)
+{
+    if (stop && *stop)
+        return nerr_set(e, -ECANCELED, "interrupted");
+    return 0;
+}
+
+int engine_provision_begin(struct engine *eng, const volatile sig_atomic_t *stop,
+                           struct engine_provision **ret, struct nerr *e)
 {
     struct engine_provision *p;
     int r;
@@ -170,7 +185,7 @@ int engine_provision_begin(struct engine *eng, struct engine_provision **ret, st
                         "from a golden snapshot, so provisioning it changes nothing");
     p = calloc(1, sizeof(*p));
     if (!p)
-        return -ENOMEM;
+        return nerr_set(e, -ENOMEM, "out of memory");
     p->eng = eng;
     p->lock = provision_lock(eng, e);
     if (p->lock < 0) {
@@ -183,9 +198,15 @@ int engine_provision_begin(struct engine *eng, struct engine_provision **ret, st
     eng->cfg->max_vms_per_user = MAX(eng->cfg->max_vms_per_user, 1);
     eng->cfg->max_checkpoints_per_vm = MAX(eng->cfg->max_checkpoints_per_vm, 1);
     eng->cfg->max_checkpoints_per_user = MAX(eng->cfg->max_checkpoints_per_user, 1);
-    r = sweep_leftover(eng, e);
+    r = check_stop(stop, e);
+    if (r >= 0)
+        r = provision_sweep_leftover(eng, e);
+    if (r >= 0)
+        r = check_stop(stop, e);
     if (r >= 0)
         r = engine_golden_ensure(eng, false, e);
+    if (r >= 0)
+        r = check_stop(stop, e);
     if (r >= 0) {
         vm_net_init(eng); /* the guest's resolver, when noid-netd gives it a network */
         r = add_owner(eng, &p->user, e);

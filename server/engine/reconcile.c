@@ -3,7 +3,9 @@
  * API serves anyone, with the data dir locked against a second server.
  *
  *   1. checkpoints of older servers get their save format recorded (from
- *      their files: what those servers always wrote);
+ *      their files: what those servers always wrote); the temporary VM of
+ *      a killed `golden provision` is removed with its hidden owner, unless
+ *      a provisioning runs (it holds golden.provision.lock);
  *   2. every VM row is brought to a settled state:
  *        a VMM being started (pending_instance_id) is killed: the operation
  *        that started it never finished;
@@ -380,6 +382,28 @@ static bool remove_golden_leftovers(struct engine *eng, int *ret_lock)
     return true;
 }
 
+/* The temporary VM of a `golden provision` that was killed (kill -9, or a
+ * second Ctrl-C): its QEMU runs on and its hidden owner is listed nowhere,
+ * so nobody but the next provisioning would remove it.  The provisioning
+ * lock free means no provisioning runs: what its owner has is left over. */
+static void remove_provision_leftover(struct engine *eng)
+{
+    _cleanup_free_ char *lockp = NULL;
+    struct nerr e = {0};
+    int lock;
+
+    if (asprintf(&lockp, "%s.provision.lock", eng->golden_dir) < 0)
+        return;
+    lock = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lock < 0)
+        return;
+    if (flock(lock, LOCK_EX | LOCK_NB) == 0 && provision_sweep_leftover(eng, &e) < 0)
+        log_warn("reconcile: cannot remove what a golden provision left: %s (the next "
+                 "start or provisioning tries again)",
+                 nerr_msg(&e));
+    close(lock); /* releases the lock */
+}
+
 int engine_reconcile(struct engine *eng)
 {
     struct db_vm *rows = NULL;
@@ -389,6 +413,8 @@ int engine_reconcile(struct engine *eng)
     int r;
 
     upgrade_checkpoint_rows(eng);
+    /* first: the steps below then never see the VMs it removes */
+    remove_provision_leftover(eng);
     r = db_vm_list_all(eng->db, &rows, &n);
     if (r < 0) {
         log_error("reconcile: cannot list VMs: %s", db_errmsg(eng->db));

@@ -3,9 +3,10 @@
 # the provisioning flow in one command.  Output streamed after "==>" lines,
 # the new golden snapshot used by creates (also of a server that ran all
 # along), a failing or timed-out command leaving the snapshot as it was,
-# Ctrl-C / SIGTERM stopping cleanly, one provisioning at a time, what a
-# killed one left swept by the next, usage errors; never a temporary VM,
-# checkpoint, user row or directory left behind.
+# Ctrl-C / SIGTERM stopping cleanly (also before the first command), one
+# provisioning at a time, what a killed one left swept by the next
+# provisioning or the server's next start, usage errors; never a temporary
+# VM, checkpoint, user row or directory left behind.
 . "$(dirname "$0")/lib.sh"
 it_setup
 require_guest
@@ -126,33 +127,96 @@ for sig in INT TERM; do
     [ "$sig" = INT ] && want=130 || want=143
     assert_eq "$want" "$rc" "exit status on SIG$sig"
     assert_contains "$(cat "$T/p4.err")" "interrupted (SIG$sig); the golden snapshot is unchanged" "SIG$sig message"
+    assert_contains "$(cat "$T/p4.err")" "golden provision: stopping after the current step" "SIG$sig noticed at once"
     assert_eq "$before" "$(golden_sums)" "golden files after SIG$sig"
     assert_clean "after SIG$sig"
 done
 ok "SIGINT/SIGTERM: 130/143, VM removed, snapshot unchanged; one provisioning at a time"
 
-"${PROVISION[@]}" -- 'echo started; sleep 300' > "$T/p5.out" 2> /dev/null &
+# A provisioning killed with -9 (a second Ctrl-C is the same) while its
+# command runs: its VM stays, QEMU running, under the hidden owner.
+# Sets LEFT_PID (that QEMU).
+kill_provisioning() {
+    "${PROVISION[@]}" -- 'echo started; sleep 300' > "$T/p5.out" 2> /dev/null &
+    P=$!
+    for _ in $(seq 1 1800); do
+        grep -q '^started$' "$T/p5.out" && break
+        kill -0 "$P" 2> /dev/null || break
+        sleep 0.1
+    done
+    grep -q '^started$' "$T/p5.out" || fail "provisioning did not start its command"
+    kill -KILL "$P"
+    wait "$P" 2> /dev/null || true
+    assert_eq 1 "$(q "SELECT count(*) FROM vms WHERE user_id IN (SELECT id FROM users WHERE name = '(golden-provision)')")" "a killed provisioning leaves its VM"
+    LEFT_PID=$(q "SELECT pid FROM vms WHERE user_id IN (SELECT id FROM users WHERE name = '(golden-provision)')")
+    proc_alive "$LEFT_PID" || fail "the killed provisioning's VMM (pid $LEFT_PID) does not run"
+}
+
+# the next provisioning sweeps it first; a Ctrl-C then (before its VM
+# started: right after the sweep) stops it before any command runs
+kill_provisioning
+"${PROVISION[@]}" -- 'echo never' > "$T/p7.out" 2> "$T/p7.err" &
 P=$!
 for _ in $(seq 1 1800); do
-    grep -q '^started$' "$T/p5.out" && break
+    grep -q 'removing what an interrupted provisioning left' "$T/p7.err" && break
     kill -0 "$P" 2> /dev/null || break
     sleep 0.1
 done
-grep -q '^started$' "$T/p5.out" || fail "provisioning did not start its command"
-kill -KILL "$P"
-wait "$P" 2> /dev/null || true
-assert_eq 1 "$(q "SELECT count(*) FROM vms WHERE user_id IN (SELECT id FROM users WHERE name = '(golden-provision)')")" "a killed provisioning leaves its VM"
+grep -q 'removing what an interrupted provisioning left' "$T/p7.err" || fail "the killed provisioning was not swept: $(cat "$T/p7.err")"
+kill -INT "$P"
+rc=0; wait "$P" || rc=$?
+assert_eq 130 "$rc" "exit status on SIGINT before the first command"
+assert_contains "$(cat "$T/p7.err")" "golden provision: stopping after the current step (Ctrl-C again" "SIGINT noticed at once"
+assert_contains "$(cat "$T/p7.err")" "interrupted (SIGINT); the golden snapshot is unchanged" "SIGINT message before the first command"
+assert_not_contains "$(cat "$T/p7.out")" "==>" "no command started after SIGINT during the start"
+proc_alive "$LEFT_PID" && fail "the swept provisioning's VMM (pid $LEFT_PID) still runs"
+assert_eq "$before" "$(golden_sums)" "golden files after SIGINT during the start"
+assert_clean "after sweeping a killed provisioning and a SIGINT during the start"
+ok "a killed provisioning is swept by the next; SIGINT during its start stops it before any command"
+
+# the server's start sweeps it when no provisioning runs
+kill_provisioning
+stop_server
+start_server
+cli_login "$A" # a new port
+proc_alive "$LEFT_PID" && fail "the killed provisioning's VMM (pid $LEFT_PID) still runs after the server's start"
+grep -q 'removing what an interrupted provisioning left' "$T/server.log" || fail "the server's start did not say it swept the killed provisioning"
+assert_clean "after a server start swept a killed provisioning"
+assert_eq running "$(vm_state v1)" "the users' VMs run on across the server's restart"
+ok "a killed provisioning is swept by the server's next start"
 
 # ---- provisioning while the server runs: its next create uses the result ----
 provision -- 'echo three > /root/marker3' > "$T/p6.out" 2> "$T/p6.err"
-grep -q 'removing what an interrupted provisioning left' "$T/p6.err" || fail "the killed provisioning was not swept"
 assert_contains "$(cat "$T/p6.out")" "golden snapshot ready" "provisioning beside the server"
-assert_clean "after sweeping a killed provisioning"
-[ -z "$(pgrep -f -- "$T/data/storage/users/[0-9a-f]*/vms/provision")" ] || fail "the killed provisioning's VMM still runs"
+assert_clean "after a provisioning beside the server"
+[ -z "$(pgrep -f -- "$T/data/storage/users/[0-9a-f]*/vms/provision")" ] || fail "a provisioning's VMM still runs"
 noid create v3 > /dev/null
 assert_eq golden "$(noid info v3 --json | json_get restored_from)" "VM of the running server after provisioning"
 assert_eq "one two three" "$(noid exec v3 -- sh -c 'echo $(cat /root/marker1 /root/marker2 /root/marker3)')" \
     "the running server's next create has the new provisioning (on top of the earlier one)"
 assert_eq running "$(vm_state v1)" "VMs of the older snapshot run on"
-ok "the running server uses the new snapshot at its next create; a killed provisioning is swept"
+ok "the running server uses the new snapshot at its next create"
+
+# ---- Ctrl-C during the golden build that comes first: it stops there ----
+# (an initrd at another path: the snapshot is stale, the provisioning
+# rebuilds it, which takes long enough for the signal to land in the build)
+cp "$GUEST_DIR/initrd.cpio" "$T/initrd-moved.cpio"
+sed "s|^initrd = .*|initrd = \"$T/initrd-moved.cpio\"|" "$T/server.toml" > "$T/moved.toml"
+"$SERVER_BIN" golden provision --config "$T/moved.toml" -- 'echo never' > "$T/p8.out" 2> "$T/p8.err" &
+P=$!
+for _ in $(seq 1 1800); do
+    grep -q 'golden: rebuilding the snapshot' "$T/p8.err" && break
+    kill -0 "$P" 2> /dev/null || break
+    sleep 0.1
+done
+grep -q 'golden: rebuilding the snapshot (initrd changed)' "$T/p8.err" || fail "no rebuild of the stale snapshot: $(cat "$T/p8.err")"
+kill -INT "$P"
+rc=0; wait "$P" || rc=$?
+assert_eq 130 "$rc" "exit status on SIGINT during the build"
+assert_contains "$(cat "$T/p8.err")" "interrupted (SIGINT); the golden snapshot is unchanged" "SIGINT message during the build"
+assert_not_contains "$(cat "$T/p8.err")" "started from the golden snapshot" "no VM started after SIGINT during the build"
+assert_not_contains "$(cat "$T/p8.out")" "==>" "no command run after SIGINT during the build"
+[ -z "$(pgrep -f -- "$T/data/golden.build-")" ] || fail "the build's template VM still runs"
+assert_clean "after SIGINT during the build"
+ok "SIGINT during the golden build: no VM started, nothing left"
 it_done
