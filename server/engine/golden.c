@@ -107,17 +107,16 @@ static json_object *describe_file(const char *path, bool hash)
     o = json_object_new_object();
     json_object_object_add(o, "path", json_object_new_string(path));
     json_object_object_add(o, "size", json_object_new_int64(st.st_size));
-    json_object_object_add(o, "mtime_ns",
-                           json_object_new_int64((int64_t)st.st_mtim.tv_sec * 1000000000LL +
-                                                 st.st_mtim.tv_nsec));
+    json_object_object_add(
+        o, "mtime_ns",
+        json_object_new_int64((int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec));
     if (hash && sparse_sha256(path, sha) == 0)
         json_object_object_add(o, "sha256", json_object_new_string(sha));
     return o;
 }
 
 /* What a golden snapshot built now would be made from. */
-static json_object *current_inputs(struct engine *eng, long long cpus, long long mem,
-                                   bool hash)
+static json_object *current_inputs(struct engine *eng, long long cpus, long long mem, bool hash)
 {
     const struct server_config *c = eng->cfg;
     struct vmm_backend *be = engine_backend(eng, eng->default_vmm);
@@ -262,7 +261,58 @@ int golden_size(struct engine *eng, long long *ret_cpus, long long *ret_mem, str
     return r;
 }
 
-/* Boot a template VM in dir, wait for its agent, pause it and save it. */
+/* The agent starts first thing at boot and answers before the rest of the
+ * guest has settled: the console's login shell (Debian's bash: a dynamic
+ * binary, its profile and bashrc, ~100 ms of CPU under TCG) may still be
+ * starting.  A snapshot taken then would make every VM made from it finish
+ * that work after its restore, on the same vCPU its agent needs (measured:
+ * golden creates of the Debian guest 1.66 x the busybox guest's, 1.2 x with
+ * a shell that starts at once; the template's serial log had no prompt yet).
+ * So wait, at most ~10 s, until every user process but the waiting shell
+ * itself has been asleep (state S, not running or in disk wait) at two
+ * looks 0.1 s apart, then take the snapshot.  Only shell builtins look, so
+ * the check itself does not keep the guest busy.  Best effort: a guest that
+ * never settles is saved anyway. */
+#define TEMPLATE_SETTLE_SCRIPT                                                                     \
+    "n=0; i=0; while [ $i -lt 100 ]; do busy=; "                                                   \
+    "for f in /proc/[0-9]*/stat; do read -r pid comm state ppid rest < \"$f\" || continue; "       \
+    "{ [ \"$pid\" = $$ ] || [ \"$pid\" = 2 ] || [ \"$ppid\" = 2 ]; } && continue; "                \
+    "case $state in R|D) busy=1 ;; esac; done; "                                                   \
+    "if [ -z \"$busy\" ]; then n=$((n + 1)); [ $n -ge 2 ] && exit 0; else n=0; fi; "               \
+    "sleep 0.1; i=$((i + 1)); done; exit 1"
+
+static void settle_discard_output(void *user, bool is_stderr, const uint8_t *data, size_t len)
+{
+    (void)user, (void)is_stderr, (void)data, (void)len;
+}
+
+static void template_settle(struct agent_conn *conn)
+{
+    static char sh[] = "/bin/sh", dash_c[] = "-c", script[] = TEMPLATE_SETTLE_SCRIPT;
+    char *argv[] = {sh, dash_c, script, NULL};
+    char *env[] = {NULL};
+    struct ap_exec_req req = {.argv = argv, .argc = 3, .env = env, .timeout_ms = 15000};
+    struct agent_exec_sink sink = {.on_output = settle_discard_output};
+    struct agent_exec *x = NULL;
+    struct ap_exit ex = {0};
+    struct nerr e = {0};
+    int64_t t0 = time_mono_ms(), deadline = t0 + 20000;
+    int r;
+
+    r = agent_exec_start(conn, &req, &sink, deadline, &x, &e);
+    if (r >= 0)
+        r = agent_exec_wait(x, deadline, &ex, &e);
+    if (r < 0)
+        log_warn("golden: cannot wait for the template to settle (%s); saving it as it is",
+                 nerr_msg(&e));
+    else
+        log_debug("golden: template %s after %lld ms", ex.code == 0 ? "settled" : "still busy",
+                  (long long)(time_mono_ms() - t0));
+    agent_exec_free(x);
+}
+
+/* Boot a template VM in dir, wait for its agent and for the guest to
+ * settle, pause it and save it. */
 static int build_template(struct engine *eng, const char *dir, bool *ret_nic, struct nerr *e)
 {
     struct vmm_backend *be = engine_backend(eng, eng->default_vmm);
@@ -317,6 +367,7 @@ static int build_template(struct engine *eng, const char *dir, bool *ret_nic, st
         nerr_prefix(e, "template VM");
         goto out;
     }
+    template_settle(conn);
     agent_conn_shutdown(conn);
     agent_conn_unref(conn);
     r = be->ops->pause(be, dir, e);
@@ -335,7 +386,7 @@ out:
                 nerr_set(e, r, "cannot flush %s: %s", keep[i], strerror(-r));
         }
         const char *drop[] = {VM_FILE_AGENT_SOCK, VM_FILE_CONSOLE_SOCK, VM_FILE_QMP_SOCK,
-                              VM_FILE_QEMU_PID, VM_FILE_VSOCK, VM_FILE_FC_SOCK};
+                              VM_FILE_QEMU_PID,   VM_FILE_VSOCK,        VM_FILE_FC_SOCK};
         for (size_t i = 0; i < ARRAY_SIZE(drop); i++) {
             _cleanup_free_ char *p = path_join(dir, drop[i]);
             if (p)
@@ -378,11 +429,10 @@ static int golden_install(struct engine *eng, const char *dir, json_object *cfg,
     close(lock);
     if (r < 0)
         return nerr_set(e, r, "cannot put the golden snapshot in place: %s", strerror(-r));
-    rm_rf(old); /* VMs that map the old memory.snap keep its inode alive */
+    rm_rf(old);           /* VMs that map the old memory.snap keep its inode alive */
     disk_pool_clear(eng); /* copies of the old disk */
     return 0;
 }
-
 
 static char *new_build_dir(struct engine *eng)
 {
@@ -412,8 +462,7 @@ int engine_golden_ensure(struct engine *eng, bool force, struct nerr *e)
         return nerr_set(e, -ENODEV, "no VMM backend to build a golden snapshot with");
     lock = golden_flock(eng, "build.lock", LOCK_EX);
     if (lock < 0)
-        return nerr_set(e, lock, "cannot lock %s.build.lock: %s", eng->golden_dir,
-                        strerror(-lock));
+        return nerr_set(e, lock, "cannot lock %s.build.lock: %s", eng->golden_dir, strerror(-lock));
     rec = golden_read_config(eng);
     why = rec ? golden_mismatch(eng, rec) : "missing";
     json_object_put(rec);
@@ -481,8 +530,7 @@ void engine_golden_ensure_async(struct engine *eng)
     pthread_attr_destroy(&attr);
 }
 
-int vm_create_from_golden(struct engine *eng, struct db_vm *vm, struct vm_rt *rt,
-                          struct nerr *e)
+int vm_create_from_golden(struct engine *eng, struct db_vm *vm, struct vm_rt *rt, struct nerr *e)
 {
     _cleanup_free_ char *dir = NULL, *disk = NULL, *gdisk = NULL, *base = NULL;
     _cleanup_free_ char *gstate = NULL, *gmem = NULL, *glog = NULL, *log_copy = NULL;
@@ -525,8 +573,8 @@ int vm_create_from_golden(struct engine *eng, struct db_vm *vm, struct vm_rt *rt
         return -ENOENT; /* another size than the template: cold boot */
     }
     /* snapshots of servers that did not record it were all saved with it */
-    ignore_shared = !json_object_object_get_ex(rec, "ignore_shared", &v) ||
-                    json_object_get_boolean(v);
+    ignore_shared =
+        !json_object_object_get_ex(rec, "ignore_shared", &v) || json_object_get_boolean(v);
     spec.nic = json_object_object_get_ex(rec, "nic", &v) && json_object_get_boolean(v);
     json_object_put(rec);
 
@@ -568,8 +616,8 @@ int vm_create_from_golden(struct engine *eng, struct db_vm *vm, struct vm_rt *rt
             goto fail;
         }
         if (r < 0) {
-            log_warn("golden: starting %s/%s from the snapshot failed (%s); cold boot",
-                     vm->user_id, vm->name, nerr_msg(&ge));
+            log_warn("golden: starting %s/%s from the snapshot failed (%s); cold boot", vm->user_id,
+                     vm->name, nerr_msg(&ge));
             r = -ENOENT;
             goto fail;
         }
@@ -601,8 +649,8 @@ int engine_golden_promote(struct engine *eng, const char *checkpoint_id, struct 
         return nerr_set(e, r, "cannot look up checkpoints: %s", db_errmsg(eng->db));
     if (n != 1) {
         free(list);
-        return nerr_set(e, n ? -EBUSY : -ENOENT, n ? "checkpoint id '%s' is ambiguous"
-                                                   : "no checkpoint '%s'",
+        return nerr_set(e, n ? -EBUSY : -ENOENT,
+                        n ? "checkpoint id '%s' is ambiguous" : "no checkpoint '%s'",
                         checkpoint_id);
     }
     cps = engine_checkpoints_dir(eng, list[0].user_id, list[0].vm_name);
@@ -626,8 +674,8 @@ int engine_golden_promote(struct engine *eng, const char *checkpoint_id, struct 
         }
     }
     if (strcmp(list[0].vmm, eng->default_vmm) != 0) {
-        r = nerr_set(e, -EINVAL, "checkpoint %s was taken under %s, the server runs %s",
-                     list[0].id, list[0].vmm, eng->default_vmm);
+        r = nerr_set(e, -EINVAL, "checkpoint %s was taken under %s, the server runs %s", list[0].id,
+                     list[0].vmm, eng->default_vmm);
         goto out;
     }
     lock = golden_flock(eng, "build.lock", LOCK_EX);
@@ -652,16 +700,17 @@ int engine_golden_promote(struct engine *eng, const char *checkpoint_id, struct 
         cfg = current_inputs(eng, list[0].cpus, list[0].mem_mib, true);
         snprintf(from, sizeof(from), "checkpoint:%s", list[0].id);
         json_object_object_add(cfg, "source", json_object_new_string(from));
-        json_object_object_add(cfg, "ignore_shared", json_object_new_boolean(!list[0].has_format ||
-                                                                 list[0].ignore_shared));
+        json_object_object_add(
+            cfg, "ignore_shared",
+            json_object_new_boolean(!list[0].has_format || list[0].ignore_shared));
         json_object_object_add(cfg, "nic", json_object_new_boolean(list[0].nic));
         r = golden_install(eng, dir, cfg, e);
     }
     if (r < 0)
         rm_rf(dir);
     else
-        log_info("golden: promoted checkpoint %s (%lld cpus, %lld MiB)", list[0].id,
-                 list[0].cpus, list[0].mem_mib);
+        log_info("golden: promoted checkpoint %s (%lld cpus, %lld MiB)", list[0].id, list[0].cpus,
+                 list[0].mem_mib);
 out:
     json_object_put(cfg);
     free(list);
