@@ -99,20 +99,28 @@ static void on_output(void *user, bool is_stderr, const uint8_t *data, size_t le
     pthread_mutex_unlock(&q->lock);
 }
 
-/* Write out what is queued and give the guest its output credit back. */
-static void drain(struct out_queue *q, struct engine_exec_stream *s)
+/* Empty the queue: its chunks (oldest first) and how many bytes it dropped. */
+static struct chunk *queue_take_all(struct out_queue *q, size_t *ret_dropped)
 {
     struct chunk *list;
-    size_t dropped;
 
     pthread_mutex_lock(&q->lock);
     list = q->head;
-    dropped = q->dropped;
+    *ret_dropped = q->dropped;
     q->head = NULL;
     q->tail = &q->head;
     q->bytes = 0;
     q->dropped = 0;
     pthread_mutex_unlock(&q->lock);
+    return list;
+}
+
+/* Write out what is queued and give the guest its output credit back. */
+static void drain(struct out_queue *q, struct engine_exec_stream *s)
+{
+    size_t dropped;
+    struct chunk *list = queue_take_all(q, &dropped);
+
     while (list) {
         struct chunk *c = list;
         FILE *f = c->is_stderr ? stderr : stdout;
@@ -137,15 +145,9 @@ static void drain(struct out_queue *q, struct engine_exec_stream *s)
  * not be credited to the next command's stream. */
 static void discard(struct out_queue *q)
 {
-    struct chunk *list;
+    size_t dropped;
+    struct chunk *list = queue_take_all(q, &dropped);
 
-    pthread_mutex_lock(&q->lock);
-    list = q->head;
-    q->head = NULL;
-    q->tail = &q->head;
-    q->bytes = 0;
-    q->dropped = 0;
-    pthread_mutex_unlock(&q->lock);
     while (list) {
         struct chunk *c = list;
         list = c->next;
