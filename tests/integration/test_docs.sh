@@ -39,6 +39,9 @@ rc=0; /usr/bin/python3 "$IT_DIR/doc_commands.py" "$T/none.md" > /dev/null 2>&1 |
 assert_eq 2 "$rc" "a document without doc-test blocks is an error"
 ok "the doc-test runner fails on a wrong exit status and on a document without marked blocks"
 
+# the embedded defaults keep VM memory in /dev/shm/noid-<hash of ~/.noid>
+IT_EXTRA_CLEANUP='rm -rf "/dev/shm/noid-$(printf "%s" "$HOME/.noid" | sha256sum | cut -c1-16)"'
+
 # the quick start: a first user, the server on the defaults, the golden snapshot
 TOKEN=$(noid-server add-user admin 2>> "$T/server.log")
 noid-server serve > "$T/server.out" 2>> "$T/server.log" &

@@ -46,6 +46,7 @@ console=$(noid exec deb -- ps -t ttyS0 -o pid=,args=)
 assert_contains "$console" "-/bin/bash" "a login bash on the serial console"
 console_pid=$(awk '$2 == "-/bin/bash" {print $1; exit}' <<< "$console")
 [ "$agent_pid" -lt "$console_pid" ] || fail "the agent ($agent_pid) started after the console shell ($console_pid)"
+assert_eq /root "$(noid exec deb -- readlink "/proc/$console_pid/cwd")" "the console's shell starts in root's home"
 ok "busybox init; the agent (pid $agent_pid) before the console's bash (pid $console_pid)"
 
 # a real package install through dpkg/apt, without a network
