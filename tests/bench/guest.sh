@@ -15,7 +15,7 @@
 # next create of a 2-core machine, not on the guest's start).
 # N = NOID_BENCH_REPS (default 5).  Needs both images and root.
 . "$(dirname "$0")/lib.sh"
-SMALL=${NOID_SMALL_GUEST_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/noid/guest-small}
+SMALL=$SMALL_GUEST
 for g in "$GUEST" "$SMALL"; do
     [ -f "$g/rootfs.ext4" ] || { echo "guest image missing in $g (scripts/build-guest.sh, and --small)" >&2; exit 1; }
 done

@@ -6,6 +6,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BUILD=${NOID_BUILD:-$ROOT/build}
 REPS=${NOID_BENCH_REPS:-5}
 GUEST=${NOID_GUEST_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/noid/guest}
+# the small busybox guest (build-guest.sh --small), as tests/integration/lib.sh finds it
+SMALL_GUEST=${NOID_SMALL_GUEST_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/noid/guest-small}
 export PYTHONPATH="$ROOT/tests/bench"
 T=$(mktemp -d /tmp/noid-bench.XXXXXX)
 PID=""

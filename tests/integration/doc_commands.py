@@ -49,7 +49,7 @@ def blocks(path):
     return out
 
 
-def commands(start, lines):
+def commands(path, start, lines):
     """(line number, command, expected status) of each command of a block."""
     cmd, at = "", 0
     for i, line in enumerate(lines):
@@ -65,7 +65,7 @@ def commands(start, lines):
         yield at, cmd, int(m.group(1)) if m else 0
         cmd = ""
     if cmd:
-        raise SystemExit(f"line {at}: a command ends in a backslash at the end of its block")
+        raise SystemExit(f"{path}:{at}: a command ends in a backslash at the end of its block")
 
 
 def main():
@@ -80,7 +80,7 @@ def main():
             print(f"doc_commands.py: {path}: no doc-test block", file=sys.stderr)
             sys.exit(2)
         for start, lines in found:
-            for at, cmd, want in commands(start, lines):
+            for at, cmd, want in commands(path, start, lines):
                 total += 1
                 where = f"{path}:{at}"
                 print(f"printf '\\n$ %s\\n' {shlex.quote(cmd)}")
